@@ -1,0 +1,66 @@
+// The kernel seam: one interface that every executor implements (TS reference, WASM scalar/SIMD/relaxed,
+// and later WebGPU). Kernels are pure functions over flat buffers in one heap; the engine only composes them.
+import type { DType } from '../format/quant';
+import type { Heap } from './heap';
+
+/** Byte offset into the executor's heap. */
+export type Ptr = number;
+
+/**
+ * A weight matrix resident in the heap: W (rows, cols), row-major, y = W x.
+ * `data` points at the values (f32/f16) or quants (q8_0/q4_0); `scales` at rows*cols/32 float32 scales
+ * (0 for float formats). Layouts are those of src/format/quant.ts with scales widened to f32.
+ */
+export interface Mat {
+  readonly dtype: DType;
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Ptr;
+  readonly scales: Ptr;
+}
+
+export type RopeLayout = 'neox' | 'interleaved'; // neox: rotate halves (HF rotate_half); interleaved: adjacent pairs (GPT-J, llama.cpp NORM)
+
+export interface AttentionShape {
+  nHead: number;
+  nKvHead: number; // GQA: query head h reads kv head floor(h / (nHead / nKvHead))
+  headDim: number;
+  scale: number; // usually 1/sqrt(headDim)
+}
+
+/**
+ * All shapes are in elements; all activations are float32 and row-major: a batch of `nTok` vectors of
+ * length n is a (nTok, n) matrix. Quantized matmuls quantize their f32 input per 32-block exactly as ggml
+ * does (q8_0, d = f16(amax/127)) and use integer dot products; f16 matmuls round the input to f16 (as
+ * ggml's F16 vec_dot does); f32 matmuls are plain float dot products.
+ */
+export interface Kernels {
+  readonly name: string;
+  /** The heap every pointer refers to; executors take their own scratch from it too. */
+  readonly heap: Heap;
+
+  /** Y (nTok, w.rows) = X (nTok, w.cols) @ W^T. nTok = 1 is mat-vec (decode), > 1 is mat-mat (prefill). */
+  matmul(w: Mat, x: Ptr, y: Ptr, nTok: number): void;
+  /** out (w.cols) = row `row` of W, dequantized (embedding lookup). */
+  getRow(w: Mat, row: number, out: Ptr): void;
+  /** Fused SwiGLU expert FFN: Y (nTok, H) = down(silu(gate X) * up X); gate/up (I, H), down (H, I). */
+  ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void;
+  /** out (nTok, n) = x / sqrt(mean(x^2) + eps) * w, per row; sum of squares in double as ggml does; out may equal x. */
+  rmsNorm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void;
+  /**
+   * In-place rotary embedding of x (nTok, nHeads * headDim); token t is at position pos0 + t.
+   * Rotates the first `rotDims` dims of each head (rotDims <= headDim, even); theta_i = pos * base^(-2i/rotDims).
+   */
+  rope(x: Ptr, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, base: number, layout: RopeLayout): void;
+  /**
+   * Causal attention for nTok queries at positions pos0..pos0+nTok-1 over a KV cache holding positions
+   * 0..pos0+nTok-1. q, out: (nTok, nHead*headDim); kCache, vCache: (maxCtx, nKvHead*headDim).
+   */
+  attention(q: Ptr, kCache: Ptr, vCache: Ptr, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void;
+  /** In-place softmax over each of `rows` rows of n floats (max-subtracted). */
+  softmax(x: Ptr, n: number, rows: number): void;
+  /** Indices and values of the k largest of x (n floats), in descending order (ties: lower index first). */
+  topK(x: Ptr, n: number, k: number, outIdx: Ptr, outVal: Ptr): void;
+  /** a (n) += s * b (n). */
+  addScaled(a: Ptr, b: Ptr, s: number, n: number): void;
+}
