@@ -121,9 +121,10 @@ export function roundEven(x: number): number {
 }
 
 /**
- * q8_0 of a float vector (length a multiple of 32): d = amax/127 stored as f16, q = round(x * 127/amax)
- * computed in float32 with the unrounded scale, as ggml's x86 path does (this is also how activations
- * are quantized before every q8_0/q4_0 mat-vec).
+ * q8_0 of a float vector (length a multiple of 32): d = amax/127 stored as f16, q = round-half-even(x * (1/d))
+ * computed in float32 with the unrounded d, as ggml's quantize_row_q8_0 does (this is also how activations
+ * are quantized before every q8_0/q4_0 mat-vec). The reciprocal is 1/d, not 127/amax: the two differ in the
+ * last bit and flip ties, which moved llama.cpp fixture logits by ~1e-2.
  */
 export function quantizeQ8_0(x: Float32Array): QuantizedTensor {
   checkBlockable('q8_0', x.length);
@@ -134,8 +135,9 @@ export function quantizeQ8_0(x: Float32Array): QuantizedTensor {
   for (let b = 0; b < nb; b++) {
     let amax = 0;
     for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[b * QK + j]));
-    d[b] = f32ToF16(Math.fround(amax / 127));
-    const id = amax !== 0 ? Math.fround(127 / amax) : 0;
+    const dv = Math.fround(amax / 127);
+    d[b] = f32ToF16(dv);
+    const id = dv !== 0 ? Math.fround(1 / dv) : 0;
     for (let j = 0; j < QK; j++) q[b * QK + j] = roundEven(Math.fround(x[b * QK + j] * id));
   }
   return { dtype: 'q8_0', qs, d };

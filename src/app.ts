@@ -1,0 +1,33 @@
+// The Hono app: OpenAI-compatible routes over one served model, with every error mapped to OpenAI's
+// error shape in one place (onError + notFound).
+import { Hono } from 'hono';
+import type { AppEnv } from './env';
+import { requireApiKey } from './http/auth';
+import { errorResponse, RouteNotFoundError } from './http/errors';
+import { chatCompletions } from './routes/chat';
+import { completions } from './routes/completions';
+import { health } from './routes/health';
+import type { ModelProvider } from './routes/inference';
+import { getModel, listModels } from './routes/models';
+
+export function createApp(provider: ModelProvider) {
+  const app = new Hono<{ Bindings: AppEnv }>();
+
+  app.get('/healthz', health(provider));
+
+  app.use('/v1/*', requireApiKey);
+  app.get('/v1/models', listModels);
+  app.get('/v1/models/:id', getModel);
+  app.post('/v1/chat/completions', chatCompletions(provider));
+  app.post('/v1/completions', completions(provider));
+
+  app.notFound((c) => errorResponse(new RouteNotFoundError(c.req.method, c.req.path)));
+  app.onError((err, c) => {
+    // A client that went away cannot read an answer; 499 keeps it out of the 5xx statistics.
+    if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
+    const res = errorResponse(err);
+    if (res.status >= 500) console.error(`${c.req.method} ${c.req.path} -> ${res.status}:`, err);
+    return res;
+  });
+  return app;
+}

@@ -1,0 +1,206 @@
+// One forward pass for every supported architecture, driven by the flags in Architecture: a batch of
+// tokens (prefill: many, decode: one) goes through the trunk, the routers and the experts, and leaves
+// its keys/values in the sequence's KV cache. Kernels do the arithmetic; this file only composes them.
+import type { Kernels, Ptr } from '../kernels/types';
+import type { ExpertExecutor, ExpertRoute } from './experts';
+import type { ModelWeights } from './model';
+
+/** Tokens per forward call during prefill: bounds scratch memory for long prompts. */
+export const PREFILL_CHUNK = 64;
+
+/**
+ * Per-generation state in the heap: the KV cache for `capacity` positions and scratch activations.
+ * Allocated when a generation starts and released when it ends, so concurrent generations never share.
+ */
+export class Sequence {
+  readonly kCache: Ptr[] = [];
+  readonly vCache: Ptr[] = [];
+  /** Positions already in the cache. */
+  length = 0;
+  private readonly buffers: Ptr[] = [];
+  readonly x: Ptr; // (chunk, H) residual stream
+  readonly h: Ptr; // (chunk, H) normalised
+  readonly q: Ptr; // (chunk, nHead*hd)
+  readonly attn: Ptr; // (chunk, nHead*hd)
+  readonly tmp: Ptr; // (chunk, H)
+  readonly moe: Ptr; // (chunk, H)
+  readonly routerLogits: Ptr; // (chunk, E)
+  readonly topIdx: Ptr; // (K) i32
+  readonly topVal: Ptr; // (K) f32
+  readonly expertOut: Ptr; // (chunk, K, H)
+  readonly gate: Ptr; // (chunk) shared-expert gate logits
+  readonly logits: Ptr; // (chunk, vocab)
+
+  constructor(private readonly k: Kernels, readonly weights: ModelWeights, readonly capacity: number) {
+    const a = weights.arch;
+    const kvDim = a.numKvHeads * a.headDim;
+    const qDim = a.numHeads * a.headDim;
+    const C = PREFILL_CHUNK;
+    const f = (n: number) => {
+      const p = k.heap.alloc(n * 4);
+      this.buffers.push(p);
+      return p;
+    };
+    try {
+      for (let l = 0; l < a.numLayers; l++) {
+        this.kCache.push(f(capacity * kvDim));
+        this.vCache.push(f(capacity * kvDim));
+      }
+      this.x = f(C * a.hiddenSize);
+      this.h = f(C * a.hiddenSize);
+      this.q = f(C * qDim);
+      this.attn = f(C * qDim);
+      this.tmp = f(C * a.hiddenSize);
+      this.moe = f(C * a.hiddenSize);
+      this.routerLogits = f(C * a.numExperts);
+      this.topIdx = f(a.topK);
+      this.topVal = f(a.topK);
+      this.expertOut = f(C * a.topK * a.hiddenSize);
+      this.gate = f(C);
+      this.logits = f(C * a.vocabSize);
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+  }
+
+  release(): void {
+    for (const p of this.buffers.splice(0)) this.k.heap.release(p);
+  }
+}
+
+export interface ForwardOptions {
+  /** Which rows get logits: 'last' (generation) or 'all' (scoring, the CLI's logits). */
+  logits: 'last' | 'all';
+}
+
+/**
+ * Run `tokens` (at most PREFILL_CHUNK) at positions seq.length.. and append them to the cache.
+ * Returns the logits rows requested, copied out of the heap: 'last' -> one row, 'all' -> one per token.
+ */
+export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor, tokens: readonly number[], opts: ForwardOptions): Promise<Float32Array[]> {
+  const w = seq.weights;
+  const a = w.arch;
+  const T = tokens.length;
+  if (T < 1 || T > PREFILL_CHUNK) throw new RangeError(`forward takes 1..${PREFILL_CHUNK} tokens, got ${T}`);
+  if (seq.length + T > seq.capacity) throw new RangeError(`sequence capacity ${seq.capacity} exceeded`);
+  const H = a.hiddenSize;
+  const hd = a.headDim;
+  const qDim = a.numHeads * hd;
+  const kvDim = a.numKvHeads * hd;
+  const pos0 = seq.length;
+  const heap = k.heap;
+
+  // x (T, H) = embedding rows
+  for (let t = 0; t < T; t++) {
+    if (!(tokens[t] >= 0 && tokens[t] < a.vocabSize)) throw new RangeError(`token id ${tokens[t]} outside the vocabulary`);
+    k.getRow(w.embed, tokens[t], seq.x + t * H * 4);
+  }
+  if (a.embeddingMultiplier !== 1) scale(heap.f32(seq.x, T * H), a.embeddingMultiplier);
+
+  const attnScale = a.attentionMultiplier ?? 1 / Math.sqrt(hd);
+  for (let l = 0; l < a.numLayers; l++) {
+    const L = w.layers[l];
+    const kOut = seq.kCache[l] + pos0 * kvDim * 4; // new keys/values land straight in the cache
+    const vOut = seq.vCache[l] + pos0 * kvDim * 4;
+
+    // attention block
+    k.rmsNorm(seq.x, L.attnNorm.data, seq.h, H, T, a.rmsNormEps);
+    k.matmul(L.q, seq.h, seq.q, T);
+    k.matmul(L.k, seq.h, kOut, T);
+    k.matmul(L.v, seq.h, vOut, T);
+    if (L.qBias) addRows(k, seq.q, L.qBias.data, qDim, T);
+    if (L.kBias) addRows(k, kOut, L.kBias.data, kvDim, T);
+    if (L.vBias) addRows(k, vOut, L.vBias.data, kvDim, T);
+    if (a.qkNorm === 'full') {
+      k.rmsNorm(seq.q, L.qNorm!.data, seq.q, qDim, T, a.rmsNormEps);
+      k.rmsNorm(kOut, L.kNorm!.data, kOut, kvDim, T, a.rmsNormEps);
+    } else if (a.qkNorm === 'per_head') {
+      k.rmsNorm(seq.q, L.qNorm!.data, seq.q, hd, T * a.numHeads, a.rmsNormEps);
+      k.rmsNorm(kOut, L.kNorm!.data, kOut, hd, T * a.numKvHeads, a.rmsNormEps);
+    }
+    k.rope(seq.q, T, a.numHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
+    k.rope(kOut, T, a.numKvHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
+    k.attention(seq.q, seq.kCache[l], seq.vCache[l], seq.attn, T, pos0, { nHead: a.numHeads, nKvHead: a.numKvHeads, headDim: hd, scale: attnScale });
+    k.matmul(L.o, seq.attn, seq.tmp, T);
+    k.addScaled(seq.x, seq.tmp, a.residualMultiplier, T * H);
+
+    // MoE block
+    k.rmsNorm(seq.x, L.ffnNorm.data, seq.h, H, T, a.rmsNormEps);
+    const routes = route(k, seq, L.router, T);
+    await experts.run({ layer: l, x: seq.h, nTok: T, routes, out: seq.expertOut });
+    combineExperts(k, seq, routes, T);
+    if (L.shared) {
+      k.ffnSwiglu(L.shared.gate, L.shared.up, L.shared.down, seq.h, seq.tmp, T);
+      if (L.sharedGate) {
+        k.matmul(L.sharedGate, seq.h, seq.gate, T);
+        const g = heap.f32(seq.gate, T);
+        for (let t = 0; t < T; t++) k.addScaled(seq.moe + t * H * 4, seq.tmp + t * H * 4, 1 / (1 + Math.exp(-g[t])), H);
+      } else {
+        k.addScaled(seq.moe, seq.tmp, 1, T * H);
+      }
+    }
+    k.addScaled(seq.x, seq.moe, a.residualMultiplier, T * H);
+  }
+  seq.length += T;
+
+  // logits for the rows asked for: (rows, vocab) = output @ norm(x)
+  const first = opts.logits === 'all' ? 0 : T - 1;
+  const rows = T - first;
+  k.rmsNorm(seq.x + first * H * 4, w.outputNorm.data, seq.h, H, rows, a.rmsNormEps);
+  k.matmul(w.output, seq.h, seq.logits, rows);
+  const all = heap.f32(seq.logits, rows * a.vocabSize);
+  const out: Float32Array[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = all.slice(r * a.vocabSize, (r + 1) * a.vocabSize);
+    if (a.logitsScaling !== 1) scale(row, 1 / a.logitsScaling);
+    out.push(row);
+  }
+  return out;
+}
+
+/** Router: logits (T, E) = router @ h, then per token softmax + top-k (renormalised when configured). */
+function route(k: Kernels, seq: Sequence, router: import('../kernels/types').Mat, T: number): ExpertRoute[][] {
+  const a = seq.weights.arch;
+  const E = a.numExperts;
+  const K = a.topK;
+  k.matmul(router, seq.h, seq.routerLogits, T);
+  if (!a.routerTopKBeforeSoftmax) k.softmax(seq.routerLogits, E, T);
+  const routes: ExpertRoute[][] = [];
+  for (let t = 0; t < T; t++) {
+    k.topK(seq.routerLogits + t * E * 4, E, K, seq.topIdx, seq.topVal);
+    const idx = k.heap.i32(seq.topIdx, K);
+    const val = Array.from(k.heap.f32(seq.topVal, K));
+    let weights = val;
+    if (a.routerTopKBeforeSoftmax) {
+      // softmax over the chosen logits == renormalised top-k probabilities
+      const m = Math.max(...val);
+      const e = val.map((v) => Math.fround(Math.exp(v - m)));
+      const s = e.reduce((x, y) => x + y, 0);
+      weights = e.map((v) => Math.fround(v / s));
+    } else if (a.normTopKProb) {
+      const s = Math.fround(val.reduce((x, y) => Math.fround(x + y), 0));
+      weights = val.map((v) => Math.fround(v / s));
+    }
+    routes.push(Array.from(idx, (expert, i) => ({ expert, weight: weights[i] })));
+  }
+  return routes;
+}
+
+/** moe (T, H) = sum over slots, in slot order, of weight * expertOut[t][slot]. */
+function combineExperts(k: Kernels, seq: Sequence, routes: readonly (readonly ExpertRoute[])[], T: number): void {
+  const H = seq.weights.arch.hiddenSize;
+  const K = seq.weights.arch.topK;
+  k.heap.f32(seq.moe, T * H).fill(0);
+  for (let t = 0; t < T; t++) {
+    for (let s = 0; s < K; s++) k.addScaled(seq.moe + t * H * 4, seq.expertOut + (t * K + s) * H * 4, routes[t][s].weight, H);
+  }
+}
+
+function addRows(k: Kernels, x: Ptr, bias: Ptr, n: number, T: number): void {
+  for (let t = 0; t < T; t++) k.addScaled(x + t * n * 4, bias, 1, n);
+}
+
+function scale(v: Float32Array, s: number): void {
+  for (let i = 0; i < v.length; i++) v[i] *= s;
+}

@@ -1,0 +1,77 @@
+// Typed errors of moe-edge, in one place: each carries the HTTP status, OpenAI error `type` and `code`
+// that the HTTP layer's single error handler turns into `{ "error": { message, type, param, code } }`.
+
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error';
+
+export interface MoeErrorInit {
+  status: number;
+  code: string;
+  type: ErrorType;
+  param?: string | null;
+  cause?: unknown;
+}
+
+export class MoeError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly type: ErrorType;
+  readonly param: string | null;
+
+  constructor(message: string, init: MoeErrorInit) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = new.target.name;
+    this.status = init.status;
+    this.code = init.code;
+    this.type = init.type;
+    this.param = init.param ?? null;
+  }
+}
+
+/** A model object whose size or SHA-256 differs from its manifest entry: the model in storage is corrupt. */
+export class ShardIntegrityError extends MoeError {
+  constructor(
+    readonly object: string,
+    readonly expected: { sha256: string; bytes: number },
+    readonly actual: { sha256: string; bytes: number },
+  ) {
+    super(
+      `model object ${object} failed its integrity check: expected ${expected.bytes} bytes with sha256 ${expected.sha256}, ` +
+        `got ${actual.bytes} bytes with sha256 ${actual.sha256}`,
+      { status: 500, code: 'shard_integrity', type: 'server_error' },
+    );
+  }
+}
+
+/** A model object that the manifest promises (or a reader asked for) is not in storage. */
+export class ObjectNotFoundError extends MoeError {
+  constructor(readonly object: string, where: string, detail = 'not found') {
+    super(`model object ${object} ${detail} in ${where}`, { status: 500, code: 'model_object_missing', type: 'server_error' });
+  }
+}
+
+export class ModelNotFoundError extends MoeError {
+  constructor(readonly model: string) {
+    super(`The model '${model}' does not exist`, { status: 404, code: 'model_not_found', type: 'invalid_request_error', param: 'model' });
+  }
+}
+
+export class ContextOverflowError extends MoeError {
+  constructor(readonly requested: number, readonly contextLength: number, param = 'messages') {
+    super(
+      `This model's maximum context length is ${contextLength} tokens, but ${requested} tokens were requested`,
+      { status: 400, code: 'context_length_exceeded', type: 'invalid_request_error', param },
+    );
+  }
+}
+
+export class InvalidRequestError extends MoeError {
+  constructor(message: string, param: string | null = null, code = 'invalid_request') {
+    super(message, { status: 400, code, type: 'invalid_request_error', param });
+  }
+}

@@ -1,0 +1,48 @@
+// ObjectSource over a local model folder, for Node only (tools, tests, the GPU backend). The Worker must not
+// import this file: it pulls in node:fs.
+import { open, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ObjectNotFoundError } from '../errors';
+import { checkObjectName, checkRange, ShortReadError, type ObjectSource } from './source';
+
+export function fsSource(dir: string): ObjectSource {
+  const root = resolve(dir);
+  const path = (name: string): string => {
+    checkObjectName(name);
+    return join(root, ...name.split('/'));
+  };
+  const missing = (name: string, e: unknown): unknown =>
+    (e as NodeJS.ErrnoException).code === 'ENOENT' ? new ObjectNotFoundError(name, root) : e;
+  return {
+    async get(name) {
+      try {
+        const b = await readFile(path(name));
+        return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+      } catch (e) {
+        throw missing(name, e);
+      }
+    },
+    async getRange(name, offset, length) {
+      checkRange(offset, length);
+      let file;
+      try {
+        file = await open(path(name), 'r');
+      } catch (e) {
+        throw missing(name, e);
+      }
+      try {
+        const out = new Uint8Array(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await file.read(out, got, length - got, offset + got);
+          if (bytesRead === 0) throw new ShortReadError(name, offset, length, got, root);
+          got += bytesRead;
+        }
+        return out;
+      } finally {
+        await file.close();
+      }
+    },
+    describe: () => root,
+  };
+}

@@ -1,0 +1,42 @@
+// ObjectSource over an R2 bucket (the Worker's model store): `<prefix>/<name>` keys, ranged reads via R2's
+// `range`, and `arrayBuffer()` as the fast path (a BYOB reader cannot target WASM memory anyway).
+import { ObjectNotFoundError } from '../errors';
+import { checkObjectName, checkRange, ShortReadError, type ObjectSource } from './source';
+
+export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {
+  const base = prefix.replace(/^\/+|\/+$/g, '');
+  const key = (name: string): string => {
+    checkObjectName(name);
+    return base ? `${base}/${name}` : name;
+  };
+  const where = `r2://${base}`;
+  return {
+    async get(name) {
+      const obj = await bucket.get(key(name));
+      if (!obj) throw new ObjectNotFoundError(name, where);
+      return new Uint8Array(await obj.arrayBuffer());
+    },
+    async getRange(name, offset, length) {
+      checkRange(offset, length);
+      const k = key(name);
+      if (length === 0) {
+        // R2 rejects empty ranges; still report a missing object
+        if (!(await bucket.head(k))) throw new ObjectNotFoundError(name, where);
+        return new Uint8Array(0);
+      }
+      let obj: R2ObjectBody | null;
+      try {
+        obj = await bucket.get(k, { range: { offset, length } });
+      } catch (e) {
+        // R2 refuses an offset past the end (error 10039) instead of returning fewer bytes
+        if (/range is not satisfiable|10039/i.test(String((e as Error)?.message))) throw new ShortReadError(name, offset, length, 0, where);
+        throw e;
+      }
+      if (!obj) throw new ObjectNotFoundError(name, where);
+      const bytes = new Uint8Array(await obj.arrayBuffer());
+      if (bytes.length !== length) throw new ShortReadError(name, offset, length, bytes.length, where);
+      return bytes;
+    },
+    describe: () => where,
+  };
+}

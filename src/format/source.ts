@@ -1,0 +1,63 @@
+// Where a model's objects come from (R2 in the Worker, a folder in Node tools and the backend), and the one
+// place that checks an object against its manifest digest before anything uses it.
+import { MoeError, ObjectNotFoundError, ShardIntegrityError } from '../errors';
+import { sha256Hex } from './digest';
+import { ManifestError, objectNames, parseManifest, type Manifest } from './manifest';
+
+/** Read access to the objects of one model (names relative to the model, e.g. `experts/0/3.bin`). */
+export interface ObjectSource {
+  /** The whole object; ObjectNotFoundError when it is absent. */
+  get(name: string): Promise<Uint8Array>;
+  /** `length` bytes from `offset`; an error when the object is absent or shorter. */
+  getRange(name: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Where the objects live, for error messages (e.g. `r2://models/default`). */
+  describe(): string;
+}
+
+/** Read an object listed in the manifest and check its size and SHA-256; ShardIntegrityError on mismatch. */
+export async function readVerified(source: ObjectSource, manifest: Manifest, name: string): Promise<Uint8Array> {
+  const expected = manifest.objects[name];
+  if (!expected) throw new ObjectNotFoundError(name, `the manifest of ${manifest.name}`, 'is not listed');
+  const bytes = await source.get(name);
+  const sha256 = await sha256Hex(bytes);
+  if (bytes.length !== expected.bytes || sha256 !== expected.sha256) {
+    throw new ShardIntegrityError(name, expected, { bytes: bytes.length, sha256 });
+  }
+  return bytes;
+}
+
+/** Read and validate `manifest.json` (it carries the digests, so it is the one object read unverified). */
+export async function readManifest(source: ObjectSource): Promise<Manifest> {
+  const bytes = await source.get(objectNames.manifest);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new ManifestError(`${source.describe()}/${objectNames.manifest} is not JSON (${(e as Error).message})`);
+  }
+  return parseManifest(json);
+}
+
+/** A ranged read that came back shorter than asked: the object is smaller than the manifest says. */
+export class ShortReadError extends MoeError {
+  constructor(readonly object: string, offset: number, length: number, got: number, where: string) {
+    super(`model object ${object} in ${where}: asked for ${length} bytes at offset ${offset}, got ${got}`, {
+      status: 500,
+      code: 'model_object_short',
+      type: 'server_error',
+    });
+  }
+}
+
+/** Reject names that could escape the model's prefix or folder (they come from a manifest we may not trust). */
+export function checkObjectName(name: string): void {
+  if (name === '' || name.startsWith('/') || name.includes('\\') || name.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    throw new ManifestError(`object name ${JSON.stringify(name)} is not a plain relative path`);
+  }
+}
+
+export function checkRange(offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`invalid byte range: offset ${offset}, length ${length}`);
+  }
+}

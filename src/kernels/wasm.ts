@@ -1,0 +1,162 @@
+// The WebAssembly executor: instantiates a kernels-*.wasm module over a JS-owned WebAssembly.Memory and exposes
+// it as `Kernels` (variant scalar = the *_scalar twins; simd / relaxed = the SIMD exports of the module given).
+import { QK, quantBytes, memoryBytes, type DType } from '../format/quant';
+import { Heap } from './heap';
+import type { AttentionShape, Kernels, Mat, Ptr, RopeLayout } from './types';
+
+export type WasmVariant = 'scalar' | 'simd' | 'relaxed';
+
+export interface WasmKernelOptions {
+  initialPages?: number; // default 16 (1 MiB)
+  maximumPages?: number; // default 65536 (4 GiB); workerd callers pass less
+}
+
+type MatmulFn = (w: Ptr, rows: number, cols: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
+type QMatmulFn = (wq: Ptr, ws: Ptr, rows: number, cols: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
+type FfnFn = (dtGU: number, gq: Ptr, gs: Ptr, uq: Ptr, us: Ptr, dtD: number, dq: Ptr, ds: Ptr,
+  hidden: number, inter: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
+type AttentionFn = (q: Ptr, k: Ptr, v: Ptr, out: Ptr, nTok: number, pos0: number, nHead: number, nKvHead: number,
+  headDim: number, scale: number, scratch: Ptr) => void;
+
+/** The module's exports (see wasm/assembly/index.ts). */
+export interface WasmKernelExports {
+  QK: WebAssembly.Global;
+  Q8_0_BLOCK_QUANT_BYTES: WebAssembly.Global;
+  Q4_0_BLOCK_QUANT_BYTES: WebAssembly.Global;
+  SCALE_BYTES: WebAssembly.Global;
+  IS_RELAXED: WebAssembly.Global;
+  heap_base(): number;
+  matmul_scratch(dt: number, cols: number, nTok: number): number;
+  ffn_scratch(dtGU: number, dtD: number, hidden: number, inter: number, nTok: number): number;
+  attention_scratch(nCtx: number): number;
+  matmul_f32: MatmulFn; matmul_f32_scalar: MatmulFn;
+  matmul_f16: MatmulFn; matmul_f16_scalar: MatmulFn;
+  matmul_q8_0: QMatmulFn; matmul_q8_0_scalar: QMatmulFn;
+  matmul_q4_0: QMatmulFn; matmul_q4_0_scalar: QMatmulFn;
+  ffn_swiglu: FfnFn; ffn_swiglu_scalar: FfnFn;
+  attention: AttentionFn; attention_scalar: AttentionFn;
+  get_row(dt: number, data: Ptr, scales: Ptr, cols: number, row: number, out: Ptr): void;
+  rms_norm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void;
+  rope(x: Ptr, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, base: number, layout: number): void;
+  softmax(x: Ptr, n: number, rows: number): void;
+  top_k(x: Ptr, n: number, k: number, outIdx: Ptr, outVal: Ptr): void;
+  add_scaled(a: Ptr, b: Ptr, s: number, n: number): void;
+  stream_read(ptr: Ptr, bytes: number): number;
+}
+
+export const DTYPE_CODE: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
+
+/** Instantiates `module` (synchronously: workerd forbids compiling at run time) with its own memory and heap. */
+export function instantiateKernels(module: WebAssembly.Module, opts: WasmKernelOptions = {}): { ex: WasmKernelExports; heap: Heap } {
+  const memory = new WebAssembly.Memory({ initial: opts.initialPages ?? 16, maximum: opts.maximumPages ?? 65536 });
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const ex = instance.exports as unknown as WasmKernelExports;
+  checkConstants(ex);
+  const base = ex.heap_base();
+  if (base > memory.buffer.byteLength) throw new Error(`wasm kernels: static data ends at ${base}, past the initial memory`);
+  return { ex, heap: new Heap(memory, base) };
+}
+
+// The module's block layout must be quant.ts's: a mismatch would silently corrupt every quantized matmul.
+function checkConstants(ex: WasmKernelExports): void {
+  const want: [string, number, number][] = [
+    ['QK', ex.QK.value, QK],
+    ['Q8_0_BLOCK_QUANT_BYTES', ex.Q8_0_BLOCK_QUANT_BYTES.value, quantBytes('q8_0', QK)],
+    ['Q4_0_BLOCK_QUANT_BYTES', ex.Q4_0_BLOCK_QUANT_BYTES.value, quantBytes('q4_0', QK)],
+    ['SCALE_BYTES', ex.SCALE_BYTES.value, memoryBytes('q8_0', QK) - quantBytes('q8_0', QK)],
+  ];
+  for (const [name, got, expected] of want) {
+    if (got !== expected) throw new Error(`wasm kernels: ${name} is ${got}, src/format/quant.ts says ${expected}`);
+  }
+}
+
+export function createWasmKernels(module: WebAssembly.Module, variant: WasmVariant, opts: WasmKernelOptions = {}): Kernels {
+  const { ex, heap } = instantiateKernels(module, opts);
+  if (variant === 'relaxed' && ex.IS_RELAXED.value !== 1) throw new Error('wasm kernels: variant relaxed needs kernels-relaxed.wasm');
+  if (variant === 'simd' && ex.IS_RELAXED.value !== 0) throw new Error('wasm kernels: variant simd needs kernels-simd.wasm');
+  const scalar = variant === 'scalar';
+  const pick = <K extends keyof WasmKernelExports>(simdName: K, scalarName: K): WasmKernelExports[K] => ex[scalar ? scalarName : simdName];
+  const mm = {
+    f32: pick('matmul_f32', 'matmul_f32_scalar'),
+    f16: pick('matmul_f16', 'matmul_f16_scalar'),
+    q8_0: pick('matmul_q8_0', 'matmul_q8_0_scalar'),
+    q4_0: pick('matmul_q4_0', 'matmul_q4_0_scalar'),
+  };
+  const ffn = pick('ffn_swiglu', 'ffn_swiglu_scalar');
+  const attn = pick('attention', 'attention_scalar');
+
+  // Scratch is taken from the heap for one call and given back: the heap is shared by concurrent generations,
+  // so a kernel must not keep memory it no longer needs (an alloc/release pair costs well under a microsecond).
+  const withScratch = (bytes: number, run: (scratch: Ptr) => void): void => {
+    const s = heap.alloc(bytes);
+    try { run(s); } finally { heap.release(s); }
+  };
+
+  const matmul = (w: Mat, x: Ptr, y: Ptr, nTok: number): void => {
+    withScratch(ex.matmul_scratch(DTYPE_CODE[w.dtype], w.cols, nTok), (s) => {
+      if (w.dtype === 'f32' || w.dtype === 'f16') mm[w.dtype](w.data, w.rows, w.cols, x, y, nTok, s);
+      else mm[w.dtype](w.data, w.scales, w.rows, w.cols, x, y, nTok, s);
+    });
+  };
+
+  return {
+    name: `wasm-${variant}`,
+    heap,
+    matmul,
+    getRow(w: Mat, row: number, out: Ptr): void {
+      ex.get_row(DTYPE_CODE[w.dtype], w.data, w.scales, w.cols, row, out);
+    },
+    ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
+      const hidden = gate.cols;
+      const inter = gate.rows;
+      if (up.rows !== inter || up.cols !== hidden || down.rows !== hidden || down.cols !== inter) {
+        throw new RangeError(`ffnSwiglu: shapes gate ${gate.rows}x${gate.cols}, up ${up.rows}x${up.cols}, down ${down.rows}x${down.cols} do not fit`);
+      }
+      if (gate.dtype !== up.dtype) return composedFfn(gate, up, down, x, y, nTok);
+      const dtGU = DTYPE_CODE[gate.dtype];
+      const dtD = DTYPE_CODE[down.dtype];
+      withScratch(ex.ffn_scratch(dtGU, dtD, hidden, inter, nTok), (s) =>
+        ffn(dtGU, gate.data, gate.scales, up.data, up.scales, dtD, down.data, down.scales, hidden, inter, x, y, nTok, s));
+    },
+    rmsNorm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void {
+      ex.rms_norm(x, w, out, n, nTok, eps);
+    },
+    rope(x: Ptr, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, base: number, layout: RopeLayout): void {
+      if (rotDims > headDim || rotDims % 2 !== 0) throw new RangeError(`rope: rotDims ${rotDims} must be even and <= headDim ${headDim}`);
+      ex.rope(x, nTok, nHeads, headDim, rotDims, pos0, base, layout === 'neox' ? 0 : 1);
+    },
+    attention(q: Ptr, kCache: Ptr, vCache: Ptr, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void {
+      if (shape.nHead % shape.nKvHead !== 0) throw new RangeError(`attention: nHead ${shape.nHead} is not a multiple of nKvHead ${shape.nKvHead}`);
+      withScratch(ex.attention_scratch(pos0 + nTok), (s) =>
+        attn(q, kCache, vCache, out, nTok, pos0, shape.nHead, shape.nKvHead, shape.headDim, shape.scale, s));
+    },
+    softmax(x: Ptr, n: number, rows: number): void {
+      ex.softmax(x, n, rows);
+    },
+    topK(x: Ptr, n: number, k: number, outIdx: Ptr, outVal: Ptr): void {
+      if (k > n) throw new RangeError(`topK: k ${k} > n ${n}`);
+      ex.top_k(x, n, k, outIdx, outVal);
+    },
+    addScaled(a: Ptr, b: Ptr, s: number, n: number): void {
+      ex.add_scaled(a, b, s, n);
+    },
+  };
+
+  // gate and up of different dtypes (never produced by our converter): matmuls composed in JS, same values.
+  function composedFfn(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
+    const n = gate.rows * nTok;
+    const g = heap.alloc(n * 4);
+    const u = heap.alloc(n * 4);
+    try {
+      matmul(gate, x, g, nTok);
+      matmul(up, x, u, nTok);
+      const gv = heap.f32(g, n);
+      const uv = heap.f32(u, n);
+      for (let i = 0; i < n; i++) gv[i] = Math.fround(Math.fround(gv[i] / Math.fround(1 + Math.fround(Math.exp(-gv[i])))) * uv[i]);
+      matmul(down, g, y, nTok);
+    } finally {
+      heap.release(u);
+      heap.release(g);
+    }
+  }
+}

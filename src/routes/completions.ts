@@ -1,0 +1,60 @@
+// POST /v1/completions: OpenAI (legacy) text completions, whole or streamed.
+import { appConfig } from '../env';
+import { readJsonBody } from '../http/body';
+import { sseResponse } from '../http/sse';
+import { parseRequest } from '../schemas/common';
+import { CompletionRequestSchema, promptText } from '../schemas/completion';
+import {
+  cancellation,
+  collect,
+  generateRequest,
+  newId,
+  resolveModel,
+  startGeneration,
+  unixSeconds,
+  usageOf,
+  type AppContext,
+  type ModelProvider,
+} from './inference';
+
+export function completions(provider: ModelProvider) {
+  return async (c: AppContext): Promise<Response> => {
+    const cfg = appConfig(c.env);
+    const body = parseRequest(CompletionRequestSchema, await readJsonBody(c.req.raw, cfg.maxBodyBytes));
+    const model = await resolveModel(c, provider, body.model);
+    const abort = cancellation(c);
+    const req = generateRequest(model, model.encode(promptText(body)), body, 'prompt', abort.signal);
+    const { gen, first } = await startGeneration(model, req);
+    const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
+
+    if (!body.stream) {
+      const { text, result } = await collect(gen, first);
+      return c.json({
+        ...meta,
+        choices: [{ text, index: 0, logprobs: null, finish_reason: result.finishReason }],
+        usage: usageOf(result),
+      });
+    }
+
+    const includeUsage = body.stream_options?.include_usage === true;
+    const chunk = (text: string, finish: string | null) => ({
+      ...meta,
+      choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
+    async function* events() {
+      try {
+        let r = first;
+        while (!r.done) {
+          yield chunk(r.value.text, null);
+          r = await gen.next();
+        }
+        yield chunk('', r.value.finishReason);
+        if (includeUsage) yield { ...meta, choices: [], usage: usageOf(r.value) };
+      } finally {
+        await gen.return(undefined as never);
+      }
+    }
+    return sseResponse(events(), (reason) => abort.abort(reason));
+  };
+}

@@ -1,0 +1,25 @@
+// Request schema of POST /v1/chat/completions.
+import { z } from 'zod';
+import { generationFields } from './common';
+
+const TextPart = z.object({ type: z.literal('text'), text: z.string() });
+
+export const ChatMessageSchema = z.object({
+  role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
+  // Text only: a string, or an array of text parts as the SDKs send for multi-part content.
+  content: z.union([z.string(), z.array(TextPart)]).nullish(),
+  name: z.string().optional(),
+});
+
+export const ChatCompletionRequestSchema = z.object({
+  ...generationFields,
+  messages: z.array(ChatMessageSchema).min(1, 'messages must contain at least one message'),
+});
+
+export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
+export type ChatMessageInput = z.infer<typeof ChatMessageSchema>;
+
+export function messageText(m: ChatMessageInput): string {
+  if (m.content == null) return '';
+  return typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('');
+}

@@ -1,0 +1,3 @@
+import { createReferenceKernels } from './reference';
+import { describeExecutor } from '../describe-executor';
+describeExecutor('mutant', async () => createReferenceKernels());

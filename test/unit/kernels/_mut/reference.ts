@@ -1,0 +1,235 @@
+// The TypeScript reference executor: the readable definition of every kernel, ggml-compatible in value.
+// Slow on purpose; the conformance suite holds every other executor (WASM, WebGPU) to it.
+import { QK, f16ToF32, quantizeQ8_0, roundF16 } from '../../../../src/format/quant';
+import { Heap } from '../../../../src/kernels/heap';
+import type { AttentionShape, Kernels, Mat, Ptr, RopeLayout } from '../../../../src/kernels/types';
+
+const fr = Math.fround;
+const PAGE = 65536;
+
+export interface ReferenceOptions {
+  /** Upper bound of the heap in 64 KiB pages (default 65536 = 4 GiB; Node only reserves it). */
+  maximumPages?: number;
+}
+
+export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: opts.maximumPages ?? PAGE });
+  const heap = new Heap(memory, 1024);
+  const buf = () => memory.buffer; // re-read after every alloc: grow() detaches the old buffer
+
+  /** Dot of one q8_0-quantized activation row with weight row r: sum over blocks of isum * (dw * dx), in f32. */
+  function quantRowDot(w: Mat, r: number, qx: Int8Array, dx: Float32Array): number {
+    const nb = w.cols / QK;
+    const scales = new Float32Array(buf(), w.scales + r * nb * 4, nb);
+    let acc = 0;
+    if (w.dtype === 'q8_0') {
+      const qw = new Int8Array(buf(), w.data + r * w.cols, w.cols);
+      for (let b = 0; b < nb; b++) {
+        let isum = 0;
+        for (let j = 0; j < QK; j++) isum += qw[b * QK + j] * qx[b * QK + j];
+        acc = fr(acc + fr(isum * fr(scales[b] * dx[b])));
+      }
+    } else {
+      // q4_0: byte j of a block holds element j (low nibble) and j+16 (high nibble); value = nibble - 8
+      const qw = new Uint8Array(buf(), w.data + (r * w.cols) / 2, w.cols / 2);
+      for (let b = 0; b < nb; b++) {
+        let isum = 0;
+        for (let j = 0; j < QK / 2; j++) {
+          const byte = qw[b * (QK / 2) + j];
+          isum += ((byte & 0x0f) - 8) * qx[b * QK + j] + ((byte >> 4) - 8) * qx[b * QK + j + QK / 2];
+        }
+        acc = fr(acc + fr(isum * fr(scales[b] * dx[b])));
+      }
+    }
+    return acc;
+  }
+
+  // Y (nTok, rows) = X (nTok, cols) @ W^T
+  function matmul(w: Mat, x: Ptr, y: Ptr, nTok: number): void {
+    const { rows, cols } = w;
+    const X = new Float32Array(buf(), x, nTok * cols).slice(); // own copy: y may overlap x
+    const Y = new Float32Array(nTok * rows);
+    for (let t = 0; t < nTok; t++) {
+      const xt = X.subarray(t * cols, (t + 1) * cols);
+      if (w.dtype === 'q8_0' || w.dtype === 'q4_0') {
+        const q = quantizeQ8_0(xt);
+        const qx = new Int8Array(q.qs.buffer);
+        const dx = Float32Array.from(q.d, f16ToF32);
+        for (let r = 0; r < rows; r++) Y[t * rows + r] = quantRowDot(w, r, qx, dx);
+      } else if (w.dtype === 'f16') {
+        const xh = Float64Array.from(xt, roundF16);
+        const W = new Uint16Array(buf(), w.data, rows * cols);
+        for (let r = 0; r < rows; r++) {
+          let s = 0; // f16*f16 products are exact in f32; the sum is in double as ggml's generic vec_dot_f16
+          for (let c = 0; c < cols; c++) s += f16ToF32(W[r * cols + c]) * xh[c];
+          Y[t * rows + r] = s;
+        }
+      } else {
+        const W = new Float32Array(buf(), w.data, rows * cols);
+        for (let r = 0; r < rows; r++) {
+          let s = 0;
+          for (let c = 0; c < cols; c++) s += W[r * cols + c] * xt[c];
+          Y[t * rows + r] = s;
+        }
+      }
+    }
+    new Float32Array(buf(), y, nTok * rows).set(Y);
+  }
+
+  // out (cols) = W[row, :]
+  function getRow(w: Mat, row: number, out: Ptr): void {
+    const { cols } = w;
+    const o = new Float32Array(buf(), out, cols);
+    if (w.dtype === 'f32') {
+      o.set(new Float32Array(buf(), w.data + row * cols * 4, cols));
+    } else if (w.dtype === 'f16') {
+      const h = new Uint16Array(buf(), w.data + row * cols * 2, cols);
+      for (let c = 0; c < cols; c++) o[c] = f16ToF32(h[c]);
+    } else {
+      const nb = cols / QK;
+      const d = new Float32Array(buf(), w.scales + row * nb * 4, nb);
+      if (w.dtype === 'q8_0') {
+        const q = new Int8Array(buf(), w.data + row * cols, cols);
+        for (let c = 0; c < cols; c++) o[c] = q[c] * d[(c / QK) | 0];
+      } else {
+        const q = new Uint8Array(buf(), w.data + (row * cols) / 2, cols / 2);
+        for (let b = 0; b < nb; b++) {
+          for (let j = 0; j < QK / 2; j++) {
+            const byte = q[b * (QK / 2) + j];
+            o[b * QK + j] = ((byte & 0x0f) - 8) * d[b];
+            o[b * QK + j + QK / 2] = ((byte >> 4) - 8) * d[b];
+          }
+        }
+      }
+    }
+  }
+
+  // Y (nTok, H) = down(silu(gate X) * up X); the hidden (nTok, I) goes through matmul, so a quantized
+  // down re-quantizes it to q8_0 exactly as a separate ggml mul_mat would.
+  function ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
+    const I = gate.rows;
+    const g = heap.alloc(nTok * I * 4);
+    const u = heap.alloc(nTok * I * 4);
+    try {
+      matmul(gate, x, g, nTok);
+      matmul(up, x, u, nTok);
+      const G = new Float32Array(buf(), g, nTok * I);
+      const U = new Float32Array(buf(), u, nTok * I);
+      for (let i = 0; i < nTok * I; i++) G[i] = fr(silu(G[i]) * U[i]);
+      matmul(down, g, y, nTok);
+    } finally {
+      heap.release(u);
+      heap.release(g);
+    }
+  }
+
+  // out (nTok, n) = x * (1/sqrt(mean(x^2) + eps)) * w, as ggml's rms_norm followed by mul
+  function rmsNorm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void {
+    const X = new Float32Array(buf(), x, nTok * n);
+    const W = new Float32Array(buf(), w, n);
+    const O = new Float32Array(buf(), out, nTok * n);
+    for (let t = 0; t < nTok; t++) {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += X[t * n + i] * X[t * n + i];
+      const scale = fr(1 / fr(Math.sqrt(fr(fr(sum / n) + fr(eps)))));
+      for (let i = 0; i < n; i++) O[t * n + i] = fr(fr(X[t * n + i] * scale) * W[i]);
+    }
+  }
+
+  // x (nTok, nHeads*headDim) in place; pair (a, b) of head dim i rotates by theta_i = pos * invFreq_i
+  function rope(x: Ptr, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, base: number, layout: RopeLayout): void {
+    const X = new Float32Array(buf(), x, nTok * nHeads * headDim);
+    const half = rotDims / 2;
+    // HF: inv_freq = 1 / base^(arange(0, rot, 2) / rot), all in float32
+    const invFreq = new Float32Array(half);
+    for (let i = 0; i < half; i++) invFreq[i] = fr(1 / fr(Math.pow(base, fr((2 * i) / rotDims))));
+    for (let t = 0; t < nTok; t++) {
+      const pos = pos0 + t;
+      for (let h = 0; h < nHeads; h++) {
+        const o = (t * nHeads + h) * headDim;
+        for (let i = 0; i < half; i++) {
+          const theta = fr(pos * invFreq[i]);
+          const c = fr(Math.cos(theta));
+          const s = fr(Math.sin(theta));
+          const ia = layout === 'neox' ? o + i : o + 2 * i;
+          const ib = layout === 'neox' ? o + i + half : o + 2 * i + 1;
+          const a = X[ia];
+          const b = X[ib];
+          X[ia] = fr(fr(a * c) - fr(b * s));
+          X[ib] = fr(fr(a * s) + fr(b * c));
+        }
+      }
+    }
+  }
+
+  // out[t, h] = sum_j softmax_j(scale * q[t,h] . k[j, kvh]) v[j, kvh] over j <= pos0 + t
+  function attention(q: Ptr, kCache: Ptr, vCache: Ptr, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void {
+    const { nHead, nKvHead, headDim, scale } = shape;
+    const group = nHead / nKvHead;
+    const qStride = nHead * headDim;
+    const kvStride = nKvHead * headDim;
+    const nPos = pos0 + nTok;
+    const Q = new Float32Array(buf(), q, nTok * qStride).slice(); // out may alias q
+    const K = new Float32Array(buf(), kCache, nPos * kvStride);
+    const V = new Float32Array(buf(), vCache, nPos * kvStride);
+    const O = new Float32Array(buf(), out, nTok * qStride);
+    const p = new Float64Array(nPos);
+    const acc = new Float64Array(headDim);
+    for (let t = 0; t < nTok; t++) {
+      const last = pos0 + t + (t === nTok - 1 ? 1 : 0);
+      for (let h = 0; h < nHead; h++) {
+        const qo = t * qStride + h * headDim;
+        const kvo = Math.floor(h / group) * headDim;
+        let max = -Infinity;
+        for (let j = 0; j <= last; j++) {
+          let s = 0;
+          for (let d = 0; d < headDim; d++) s += Q[qo + d] * K[j * kvStride + kvo + d];
+          p[j] = fr(fr(s) * scale);
+          if (p[j] > max) max = p[j];
+        }
+        let sum = 0;
+        for (let j = 0; j <= last; j++) { p[j] = Math.exp(p[j] - max); sum += p[j]; }
+        acc.fill(0);
+        for (let j = 0; j <= last; j++) {
+          const pj = p[j] / sum;
+          for (let d = 0; d < headDim; d++) acc[d] += pj * V[j * kvStride + kvo + d];
+        }
+        for (let d = 0; d < headDim; d++) O[qo + d] = acc[d];
+      }
+    }
+  }
+
+  function softmax(x: Ptr, n: number, rows: number): void {
+    const X = new Float32Array(buf(), x, n * rows);
+    for (let r = 0; r < rows; r++) {
+      const row = X.subarray(r * n, (r + 1) * n);
+      let max = -Infinity;
+      for (let i = 0; i < n; i++) if (row[i] > max) max = row[i];
+      let sum = 0;
+      for (let i = 0; i < n; i++) { row[i] = Math.exp(row[i] - max); sum += row[i]; }
+      for (let i = 0; i < n; i++) row[i] = row[i] / sum;
+    }
+  }
+
+  function topK(x: Ptr, n: number, k: number, outIdx: Ptr, outVal: Ptr): void {
+    const X = new Float32Array(buf(), x, n);
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort((a, b) => (X[b] - X[a]) || (a - b)); // descending value, then ascending index
+    const I = new Int32Array(buf(), outIdx, k);
+    const V = new Float32Array(buf(), outVal, k);
+    for (let i = 0; i < k; i++) { I[i] = order[i]; V[i] = X[order[i]]; }
+  }
+
+  function addScaled(a: Ptr, b: Ptr, s: number, n: number): void {
+    const A = new Float32Array(buf(), a, n);
+    const B = new Float32Array(buf(), b, n);
+    const sf = fr(s);
+    for (let i = 0; i < n; i++) A[i] = fr(A[i] + fr(sf * B[i]));
+  }
+
+  return { name: 'ts-ref', heap, matmul, getRow, ffnSwiglu, rmsNorm, rope, attention, softmax, topK, addScaled };
+}
+
+function silu(v: number): number {
+  return fr(v / fr(1 + fr(Math.exp(-v))));
+}

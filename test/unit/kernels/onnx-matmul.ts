@@ -1,0 +1,60 @@
+// onnxruntime-web as an outside numeric reference: a one-node fp32 ONNX MatMul model, encoded by hand
+// (a few protobuf fields of onnx.proto suffice, so no protobuf dependency), run on the 'wasm' provider.
+import * as ort from 'onnxruntime-web';
+
+// ---- minimal protobuf writer: varint, length-delimited and fixed fields only ----
+type Bytes = number[];
+const varint = (v: number): Bytes => {
+  const out: Bytes = [];
+  while (v >= 0x80) { out.push((v & 0x7f) | 0x80); v = Math.floor(v / 128); }
+  out.push(v);
+  return out;
+};
+const key = (field: number, wire: number) => varint(field * 8 + wire);
+const int = (field: number, v: number): Bytes => [...key(field, 0), ...varint(v)];
+const msg = (field: number, body: Bytes): Bytes => [...key(field, 2), ...varint(body.length), ...body];
+const str = (field: number, s: string): Bytes => msg(field, [...new TextEncoder().encode(s)]);
+
+const FLOAT = 1; // onnx TensorProto.DataType.FLOAT
+
+// ValueInfoProto { name = 1; type = 2 { tensor_type = 1 { elem_type = 1; shape = 2 { dim = 1 { dim_value = 1 } } } } }
+function valueInfo(name: string, dims: number[]): Bytes {
+  const shape = dims.flatMap((d) => msg(1, int(1, d)));
+  return [...str(1, name), ...msg(2, msg(1, [...int(1, FLOAT), ...msg(2, shape)]))];
+}
+
+/** ModelProto (ir_version 7, opset 13) of Y (m, n) = X (m, k) @ B (k, n), both inputs. */
+export function matmulModel(m: number, k: number, n: number): Uint8Array {
+  // NodeProto { input = 1; output = 2; name = 3; op_type = 4 }
+  const node = [...str(1, 'X'), ...str(1, 'B'), ...str(2, 'Y'), ...str(3, 'mm'), ...str(4, 'MatMul')];
+  // GraphProto { node = 1; name = 2; input = 11; output = 12 }
+  const graph = [
+    ...msg(1, node), ...str(2, 'g'),
+    ...msg(11, valueInfo('X', [m, k])), ...msg(11, valueInfo('B', [k, n])),
+    ...msg(12, valueInfo('Y', [m, n])),
+  ];
+  // ModelProto { ir_version = 1; producer_name = 2; graph = 7; opset_import = 8 { domain = 1; version = 2 } }
+  const model = [...int(1, 7), ...str(2, 'moe-edge-test'), ...msg(7, graph), ...msg(8, [...str(1, ''), ...int(2, 13)])];
+  return new Uint8Array(model);
+}
+
+let configured = false;
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+/** Y (m, n) = X (m, k) @ W^T where W is (n, k) row-major, computed by onnxruntime-web in fp32 on one thread. */
+export async function ortMatmul(x: Float32Array, w: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
+  if (!configured) {
+    ort.env.wasm.numThreads = 1; // deterministic, no worker threads
+    configured = true;
+  }
+  const id = `${m}x${k}x${n}`;
+  let s = sessions.get(id);
+  if (!s) {
+    s = ort.InferenceSession.create(matmulModel(m, k, n), { executionProviders: ['wasm'] });
+    sessions.set(id, s);
+  }
+  const wt = new Float32Array(k * n); // B = W^T
+  for (let r = 0; r < n; r++) for (let c = 0; c < k; c++) wt[c * n + r] = w[r * k + c];
+  const out = await (await s).run({ X: new ort.Tensor('float32', x, [m, k]), B: new ort.Tensor('float32', wt, [k, n]) });
+  return out.Y.data as Float32Array;
+}

@@ -1,0 +1,116 @@
+// Quick sanity checks of the WASM executors (the cross-executor conformance suite is conformance.test.ts):
+// block constants agree with quant.ts, quantized matmuls match dequantize + f32 dot, SIMD equals its scalar twin.
+import { describe, expect, it } from 'vitest';
+import { QK, dequantize, f16ToF32, quantize, quantizeQ8_0 } from '../../../src/format/quant';
+import { loadNodeKernelModules, loadNodeKernels } from '../../../src/kernels/load-node';
+import type { Kernels, Mat } from '../../../src/kernels/types';
+import { instantiateKernels } from '../../../src/kernels/wasm';
+import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function put(k: Kernels, v: Float32Array): number {
+  const p = k.heap.alloc(v.length * 4);
+  k.heap.f32(p, v.length).set(v);
+  return p;
+}
+
+function putQuant(k: Kernels, dtype: 'q8_0' | 'q4_0', rows: number, cols: number, values: Float32Array): { mat: Mat; deq: Float32Array } {
+  const q = quantize(dtype, values);
+  const data = k.heap.alloc(q.qs.length);
+  k.heap.u8(data, q.qs.length).set(q.qs);
+  const scales = put(k, Float32Array.from(q.d, f16ToF32));
+  return { mat: { dtype, rows, cols, data, scales }, deq: dequantize(q) };
+}
+
+/** y = W x in float64 from the dequantized weights and the q8_0-quantized-then-dequantized input. */
+function referenceMatvec(deq: Float32Array, rows: number, cols: number, x: Float32Array): Float64Array {
+  const xq = dequantize(quantizeQ8_0(x));
+  const y = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += deq[r * cols + c] * xq[c];
+    y[r] = s;
+  }
+  return y;
+}
+
+const variants = ['scalar', 'simd', ...(supportsRelaxedSimd() ? ['relaxed' as const] : [])] as const;
+
+describe('wasm kernels', () => {
+  it('export the block constants of src/format/quant.ts', async () => {
+    const m = await loadNodeKernelModules();
+    for (const mod of [m.simd, m.relaxed]) {
+      if (!mod) continue;
+      const { ex } = instantiateKernels(mod);
+      expect(ex.QK.value).toBe(QK);
+      expect(ex.Q8_0_BLOCK_QUANT_BYTES.value).toBe(QK);
+      expect(ex.Q4_0_BLOCK_QUANT_BYTES.value).toBe(QK / 2);
+    }
+  });
+
+  for (const dtype of ['q8_0', 'q4_0'] as const) {
+    it(`${dtype} matmul matches dequantize + dot, and SIMD equals its scalar twin bit for bit`, async () => {
+      const rows = 48, cols = 224, nTok = 3; // cols / 32 = 7 blocks: exercises the SIMD tail
+      const w = rand(rows * cols, 1);
+      const x = rand(nTok * cols, 2);
+      const results: Float32Array[] = [];
+      for (const variant of variants) {
+        const k = await loadNodeKernels(variant);
+        expect(k.name).toBe(`wasm-${variant}`);
+        const { mat, deq } = putQuant(k, dtype, rows, cols, w);
+        const xp = put(k, x);
+        const yp = k.heap.alloc(nTok * rows * 4);
+        const used = k.heap.usedBytes;
+        k.matmul(mat, xp, yp, nTok);
+        expect(k.heap.usedBytes).toBe(used); // scratch given back
+        const y = k.heap.f32(yp, nTok * rows).slice();
+        for (let t = 0; t < nTok; t++) {
+          const ref = referenceMatvec(deq, rows, cols, x.subarray(t * cols, (t + 1) * cols));
+          for (let r = 0; r < rows; r++) expect(Math.abs(y[t * rows + r] - ref[r])).toBeLessThan(1e-4 * (1 + Math.abs(ref[r])));
+        }
+        results.push(y);
+      }
+      for (const y of results.slice(1)) expect(y).toEqual(results[0]);
+    });
+  }
+
+  it('ffnSwiglu equals down(silu(gate x) * up x) composed from matmuls', async () => {
+    const hidden = 64, inter = 96, nTok = 2;
+    for (const variant of variants) {
+      const k = await loadNodeKernels(variant);
+      const gate = putQuant(k, 'q4_0', inter, hidden, rand(inter * hidden, 3)).mat;
+      const up = putQuant(k, 'q4_0', inter, hidden, rand(inter * hidden, 4)).mat;
+      const down = putQuant(k, 'q8_0', hidden, inter, rand(hidden * inter, 5)).mat;
+      const x = put(k, rand(nTok * hidden, 6));
+      const y = k.heap.alloc(nTok * hidden * 4);
+      k.ffnSwiglu(gate, up, down, x, y, nTok);
+      const g = k.heap.alloc(nTok * inter * 4), u = k.heap.alloc(nTok * inter * 4), y2 = k.heap.alloc(nTok * hidden * 4);
+      k.matmul(gate, x, g, nTok);
+      k.matmul(up, x, u, nTok);
+      const gv = k.heap.f32(g, nTok * inter), uv = k.heap.f32(u, nTok * inter);
+      for (let i = 0; i < gv.length; i++) gv[i] = Math.fround(gv[i] / (1 + Math.exp(-gv[i]))) * uv[i];
+      k.matmul(down, g, y2, nTok);
+      const a = k.heap.f32(y, nTok * hidden), b = k.heap.f32(y2, nTok * hidden);
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(2e-3 * (1 + Math.abs(b[i])));
+    }
+  });
+
+  it('attention of one query over one position returns that position\'s value', async () => {
+    const k = await loadNodeKernels();
+    const shape = { nHead: 4, nKvHead: 2, headDim: 8, scale: 1 / Math.sqrt(8) };
+    const q = put(k, rand(32, 7)), kc = put(k, rand(16, 8)), vc = put(k, rand(16, 9));
+    const out = k.heap.alloc(32 * 4);
+    k.attention(q, kc, vc, out, 1, 0, shape);
+    const o = k.heap.f32(out, 32), v = k.heap.f32(vc, 16);
+    for (let h = 0; h < 4; h++) for (let d = 0; d < 8; d++) expect(o[h * 8 + d]).toBe(v[(h >> 1) * 8 + d]);
+  });
+});

@@ -1,0 +1,125 @@
+// The OpenAI-compatible API through the Worker's fetch, in workerd, over the real model in local R2.
+import { describe, expect, inject, it } from 'vitest';
+import { call, MODEL, postJson, readSse } from './helpers';
+
+describe('discovery', () => {
+  it('GET /healthz says the model loads', async () => {
+    const res = await call('/healthz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ok', model: { id: MODEL, loaded: true, context_length: expect.any(Number) } });
+  });
+
+  it('GET /v1/models lists the served model in OpenAI shape', async () => {
+    const res = await call('/v1/models');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ object: 'list', data: [{ id: MODEL, object: 'model', created: expect.any(Number), owned_by: 'moe-edge' }] });
+    const one = await call(`/v1/models/${MODEL}`);
+    expect(await one.json()).toMatchObject({ id: MODEL, object: 'model' });
+  });
+});
+
+describe('POST /v1/completions', () => {
+  it('answers a whole completion with usage', async () => {
+    const res = await postJson('/v1/completions', { model: MODEL, prompt: 'Once upon a time', max_tokens: 8, temperature: 0 });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as any;
+    expect(body).toMatchObject({ object: 'text_completion', model: MODEL, created: expect.any(Number) });
+    expect(body.id).toMatch(/^cmpl-/);
+    expect(body.choices).toHaveLength(1);
+    expect(body.choices[0]).toMatchObject({ index: 0, text: expect.any(String), finish_reason: expect.stringMatching(/^(stop|length)$/) });
+    const u = body.usage;
+    expect(u.prompt_tokens).toBeGreaterThan(0);
+    expect(u.completion_tokens).toBeGreaterThan(0);
+    expect(u.completion_tokens).toBeLessThanOrEqual(8);
+    expect(u.total_tokens).toBe(u.prompt_tokens + u.completion_tokens);
+    if (u.completion_tokens === 8) expect(body.choices[0].finish_reason).toBe('length');
+  });
+
+  it('accepts the prompt as an array of one string, and streams the same text', async () => {
+    const whole = (await (await postJson('/v1/completions', { model: MODEL, prompt: ['Hello'], max_tokens: 6, temperature: 0 })).json()) as any;
+    const events = await readSse(await postJson('/v1/completions', { model: MODEL, prompt: 'Hello', max_tokens: 6, temperature: 0, stream: true }));
+    expect(events.every((e) => e.object === 'text_completion' && e.id === events[0].id)).toBe(true);
+    expect(events.map((e) => e.choices[0].text).join('')).toBe(whole.choices[0].text);
+    expect(events.at(-1).choices[0].finish_reason).toBe(whole.choices[0].finish_reason);
+    expect(events.slice(0, -1).every((e) => e.choices[0].finish_reason === null)).toBe(true);
+  });
+});
+
+describe('POST /v1/chat/completions', () => {
+  const messages = [
+    { role: 'system', content: 'You are terse.' },
+    { role: 'user', content: 'Hi there' },
+  ];
+
+  it('answers a whole chat completion', async () => {
+    const res = await postJson('/v1/chat/completions', { model: MODEL, messages, max_completion_tokens: 8, temperature: 0 });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as any;
+    expect(body.id).toMatch(/^chatcmpl-/);
+    expect(body).toMatchObject({ object: 'chat.completion', model: MODEL });
+    expect(body.choices[0]).toMatchObject({ index: 0, message: { role: 'assistant', content: expect.any(String) }, finish_reason: expect.stringMatching(/^(stop|length)$/) });
+    expect(body.usage.total_tokens).toBe(body.usage.prompt_tokens + body.usage.completion_tokens);
+  });
+
+  it('streams chunks: role first, content deltas, finish_reason, usage chunk, [DONE]', async () => {
+    const body = { model: MODEL, messages, max_tokens: 8, temperature: 0 };
+    const whole = (await (await postJson('/v1/chat/completions', body)).json()) as any;
+    const events = await readSse(await postJson('/v1/chat/completions', { ...body, stream: true, stream_options: { include_usage: true } }));
+    expect(events.every((e) => e.object === 'chat.completion.chunk' && e.id === events[0].id && e.id.startsWith('chatcmpl-'))).toBe(true);
+    expect(events[0].choices[0].delta.role).toBe('assistant');
+    const usage = events.at(-1);
+    expect(usage.choices).toEqual([]);
+    expect(usage.usage).toEqual(whole.usage);
+    const choiceEvents = events.slice(0, -1);
+    expect(choiceEvents.every((e) => e.usage === null)).toBe(true);
+    const last = choiceEvents.at(-1);
+    expect(last.choices[0].finish_reason).toBe(whole.choices[0].finish_reason);
+    expect(choiceEvents.map((e) => e.choices[0].delta.content ?? '').join('')).toBe(whole.choices[0].message.content);
+  });
+
+  it('accepts text content parts and the moe extension', async () => {
+    const res = await postJson('/v1/chat/completions', {
+      model: MODEL,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi ' }, { type: 'text', text: 'there' }] }],
+      max_tokens: 4,
+      moe: { policy: 'drop', profile: 'prose' },
+      seed: 7,
+      top_k: 5,
+      top_p: 0.9,
+      temperature: 0.8,
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it('is reproducible with a seed', async () => {
+    const body = { model: MODEL, messages, max_tokens: 10, temperature: 1.5, seed: 1234 };
+    const a = (await (await postJson('/v1/chat/completions', body)).json()) as any;
+    const b = (await (await postJson('/v1/chat/completions', body)).json()) as any;
+    expect(a.choices[0].message.content).toBe(b.choices[0].message.content);
+  });
+});
+
+describe('greedy output equals the CLI', () => {
+  for (const g of inject('greedy')) {
+    it(`${g.kind}: ${JSON.stringify(g.input)}`, async () => {
+      const res =
+        g.kind === 'chat'
+          ? await postJson('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: g.input }], max_tokens: g.maxTokens, temperature: 0 })
+          : await postJson('/v1/completions', { model: MODEL, prompt: g.input, max_tokens: g.maxTokens, temperature: 0 });
+      const body = (await res.json()) as any;
+      expect(g.kind === 'chat' ? body.choices[0].message.content : body.choices[0].text).toBe(g.text);
+    });
+  }
+
+  it('two concurrent generations in one isolate each match their solo output', async () => {
+    const chat = inject('greedy').find((g) => g.kind === 'chat');
+    const completion = inject('greedy').find((g) => g.kind === 'completion');
+    const [a, b] = await Promise.all([
+      postJson('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: chat!.input }], max_tokens: chat!.maxTokens, temperature: 0, stream: true }),
+      postJson('/v1/completions', { model: MODEL, prompt: completion!.input, max_tokens: completion!.maxTokens, temperature: 0, stream: true }),
+    ]);
+    const [ea, eb] = await Promise.all([readSse(a), readSse(b)]);
+    expect(ea.map((e) => e.choices[0].delta.content ?? '').join('')).toBe(chat!.text);
+    expect(eb.map((e) => e.choices[0].text).join('')).toBe(completion!.text);
+  });
+});

@@ -1,0 +1,54 @@
+// Node side of the worker tests: reads models/default for seeding the local R2 (test/worker/seed.ts) and runs the CLI (`npm run cli -- generate ... --temperature 0 --json`) for the greedy outputs the
+// Worker must reproduce exactly.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { TestProject } from 'vitest/node';
+import { GREEDY_CASES, type GreedyExpectation } from './cases';
+
+const MODEL_DIR = 'models/default';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** relative object name -> base64 bytes */
+    modelFiles: Record<string, string>;
+    greedy: GreedyExpectation[];
+  }
+}
+
+/** The model's objects: its manifest and everything the manifest lists (not the folder's README etc.). */
+async function modelObjects(dir: string): Promise<string[]> {
+  let manifest: { objects?: Record<string, unknown> };
+  try {
+    manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${dir}/manifest.json (${(e as Error).message}): run \`npm run make:tiny-model\``);
+  }
+  return ['manifest.json', ...Object.keys(manifest.objects ?? {})];
+}
+
+async function cliGenerate(root: string, args: string[]): Promise<{ text: string }> {
+  const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+  const { stdout } = await promisify(execFile)(process.execPath, [tsx, 'tools/cli.ts', 'generate', ...args], { cwd: root, maxBuffer: 1 << 24 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!);
+}
+
+export default async function setup(project: TestProject): Promise<void> {
+  const root = project.config.root;
+  const files: Record<string, string> = {};
+  for (const name of await modelObjects(join(root, MODEL_DIR))) {
+    files[name] = (await readFile(join(root, MODEL_DIR, name))).toString('base64');
+  }
+  project.provide('modelFiles', files);
+
+  const greedy: GreedyExpectation[] = await Promise.all(
+    GREEDY_CASES.map(async (c) => {
+      const flag = c.kind === 'chat' ? '--chat' : '--prompt';
+      const out = await cliGenerate(root, ['--model', MODEL_DIR, flag, c.input, '--max-tokens', String(c.maxTokens), '--temperature', '0', '--json']);
+      return { ...c, text: out.text };
+    }),
+  );
+  project.provide('greedy', greedy);
+}

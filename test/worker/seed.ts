@@ -1,0 +1,23 @@
+// Runs in workerd before each test file: puts models/default into the local R2 under the served prefix,
+// and a copy with one flipped byte in its trunk under `models/corrupt/` (for the integrity test).
+import { env } from 'cloudflare:workers';
+import { inject } from 'vitest';
+
+export const CORRUPT_MODEL_ID = 'corrupt';
+export const CORRUPT_OBJECT = 'trunk.bin';
+
+function fromBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+const files = inject('modelFiles');
+const prefix = `${env.MODEL_PREFIX}/`;
+for (const [name, b64] of Object.entries(files)) {
+  const bytes = fromBase64(b64);
+  await env.MODELS.put(`${prefix}${env.MODEL_ID}/${name}`, bytes);
+  if (name === CORRUPT_OBJECT) bytes[bytes.length >> 1] ^= 0x01;
+  await env.MODELS.put(`${prefix}${CORRUPT_MODEL_ID}/${name}`, bytes);
+}

@@ -1,0 +1,96 @@
+// `npm run cli -- <command>`: convert checkpoints, print logits, generate text — all with the Worker's engine.
+import { parseArgs } from 'node:util';
+import { loadTextModel } from '../src/engine/load';
+import { fsSource } from '../src/format/source-fs';
+import { EXECUTORS, makeKernels, type ExecutorName } from './kernels-node';
+import { scoreTokens } from './score';
+
+const USAGE = `usage: npm run cli -- <command> [options]
+
+  convert  --in <hf-folder> --out <model-folder> --quant f32|f16|q8_0|q4_0
+           [--trunk-quant q] [--expert-quant q] [--name n]
+  logits   --model <model-folder> --tokens 1,2,3 [--mode prefill|decode] [--json]
+           [--executor ${EXECUTORS.join('|')}]
+  generate --model <model-folder> (--prompt <text> | --chat <text>) [--max-tokens n]
+           [--temperature t] [--top-p p] [--top-k k] [--seed s] [--json] [--executor e]
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'convert': {
+      const { convertCommand } = await import('./convert');
+      return convertCommand(rest);
+    }
+    case 'logits': return logitsCommand(rest);
+    case 'generate': return generateCommand(rest);
+    default:
+      process.stderr.write(USAGE);
+      process.exitCode = command ? 2 : 0;
+  }
+}
+
+function executorOf(v: string | undefined): ExecutorName {
+  const name = (v ?? 'wasm') as ExecutorName;
+  if (!EXECUTORS.includes(name)) throw new Error(`unknown --executor ${v}; one of ${EXECUTORS.join(', ')}`);
+  return name;
+}
+
+async function logitsCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { model: { type: 'string' }, tokens: { type: 'string' }, mode: { type: 'string', default: 'prefill' }, json: { type: 'boolean', default: false }, executor: { type: 'string' } } });
+  if (!values.model || !values.tokens) throw new Error('logits needs --model and --tokens');
+  const tokens = values.tokens.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n < 0) throw new Error(`bad token id "${s}"`);
+    return n;
+  });
+  if (values.mode !== 'prefill' && values.mode !== 'decode') throw new Error('--mode is prefill or decode');
+  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)));
+  const logits = await scoreTokens(model, tokens, values.mode);
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ tokens, logits: logits.map((r) => Array.from(r)) }) + '\n');
+  } else {
+    logits.forEach((row, i) => {
+      let best = 0;
+      for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
+      process.stdout.write(`pos ${i} token ${tokens[i]} -> argmax ${best} (${row[best].toFixed(4)})\n`);
+    });
+  }
+}
+
+async function generateCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'string' },
+      'max-tokens': { type: 'string', default: '64' }, temperature: { type: 'string', default: '0' },
+      'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' }, seed: { type: 'string' },
+      json: { type: 'boolean', default: false }, executor: { type: 'string' },
+    },
+  });
+  if (!values.model || (values.prompt === undefined) === (values.chat === undefined)) throw new Error('generate needs --model and one of --prompt / --chat');
+  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)));
+  const promptTokens = values.chat !== undefined ? model.encodeChat([{ role: 'user', content: values.chat }]) : model.encode(values.prompt!);
+  const it = model.generate({
+    promptTokens,
+    maxTokens: Number(values['max-tokens']),
+    sampling: { temperature: Number(values.temperature), topP: Number(values['top-p']), topK: Number(values['top-k']), seed: values.seed === undefined ? undefined : Number(values.seed) },
+    stop: [],
+  });
+  let text = '';
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      if (values.json) process.stdout.write(JSON.stringify({ text, ...r.value }) + '\n');
+      else process.stdout.write(`\n[${r.value.finishReason}, ${r.value.completionTokens} tokens]\n`);
+      return;
+    }
+    text += r.value.text;
+    if (!values.json) process.stdout.write(r.value.text);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,76 @@
+// Constants and helpers shared by every kernel: dtype codes, block sizes (checked against src/format/quant.ts
+// when an executor loads the module) and the f16 conversions that must round exactly like quant.ts.
+
+export const QK: i32 = 32; // elements per quant block (ggml QK8_0 == QK4_0)
+export const Q8_0_BLOCK_QUANT_BYTES: i32 = 32;
+export const Q4_0_BLOCK_QUANT_BYTES: i32 = 16;
+export const SCALE_BYTES: i32 = 4; // scales are widened to f32 in kernel memory
+
+// dtype codes passed from JS (src/kernels/wasm.ts maps DType -> code)
+export const DT_F32: i32 = 0;
+export const DT_F16: i32 = 1;
+export const DT_Q8_0: i32 = 2;
+export const DT_Q4_0: i32 = 3;
+
+/** True in kernels-relaxed.wasm: its SIMD kernels use relaxed integer dot products. */
+export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
+
+@inline export function align64(n: i32): i32 {
+  return (n + 63) & ~63;
+}
+
+/** Bytes of one weight row of `cols` elements (quants or values). */
+export function rowBytes(dt: i32, cols: i32): i32 {
+  if (dt == DT_F32) return cols << 2;
+  if (dt == DT_F16) return cols << 1;
+  if (dt == DT_Q8_0) return cols;
+  return cols >> 1;
+}
+
+/** f32 -> f16 bits, round to nearest even; a line-by-line port of f32ToF16 in quant.ts. */
+export function f32ToF16(value: f32): u32 {
+  const x = reinterpret<u32>(value);
+  const sign = (x >>> 16) & 0x8000;
+  const exp = <i32>((x >>> 23) & 0xff);
+  let mant = x & 0x7fffff;
+  if (exp == 0xff) return sign | 0x7c00 | (mant != 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = <u32>(14 - e);
+    const half: u32 = 1 << (shift - 1);
+    let r = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest == half && (r & 1) != 0)) r++;
+    return sign | r;
+  }
+  let r = (<u32>e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (r & 1) != 0)) r++; // may carry into the exponent: still correct
+  return sign | r;
+}
+
+// 2^112: moves an f16 exponent (bias 15) placed in f32 position (bias 127) to its value; exact, also for subnormals.
+export const F16_MAGIC: f32 = 5.192296858534828e33;
+
+/** f16 bits -> f32, exact. The same bit trick as the SIMD version (f16x8ToF32x4) so both agree on every input. */
+@inline export function f16ToF32(h: u32): f32 {
+  let bits = reinterpret<u32>(reinterpret<f32>((h & 0x7fff) << 13) * F16_MAGIC);
+  if ((h & 0x7c00) == 0x7c00) bits |= 0x7f800000; // inf / nan
+  return reinterpret<f32>(bits | ((h & 0x8000) << 16));
+}
+
+/** Four f16 values, zero-extended into the i32 lanes of `h`, to f32x4. */
+@inline export function f16x4ToF32x4(h: v128): v128 {
+  let v = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(F16_MAGIC));
+  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
+  v = v128.or(v, v128.and(special, i32x4.splat(0x7f800000)));
+  return v128.or(v, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+/** Round-trip through f16 (what ggml's F16 matmul does to its f32 input). */
+@inline export function roundF16(x: f32): f32 {
+  return f16ToF32(f32ToF16(x));
+}

@@ -1,0 +1,122 @@
+// O(n) kernels with a single (scalar) version: embedding row lookup, RMSNorm, RoPE, softmax, top-k, add-scaled.
+// Their cost is negligible next to the matmuls, so they have no SIMD twin.
+import { QK, DT_F32, DT_F16, DT_Q8_0, rowBytes, f16ToF32 } from './common';
+
+/** out (cols) = row `row` of W, dequantized. */
+export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void {
+  const w = data + <usize>row * <usize>rowBytes(dt, cols);
+  if (dt == DT_F32) { memory.copy(out, w, <usize>cols << 2); return; }
+  if (dt == DT_F16) {
+    for (let i = 0; i < cols; i++) store<f32>(out + (<usize>i << 2), f16ToF32(load<u16>(w + (<usize>i << 1))));
+    return;
+  }
+  const nb = cols / QK;
+  const s = scales + (<usize>(row * nb) << 2);
+  for (let b = 0; b < nb; b++) {
+    const d = load<f32>(s + (<usize>b << 2));
+    const o = out + (<usize>(b * QK) << 2);
+    if (dt == DT_Q8_0) {
+      for (let j = 0; j < QK; j++) store<f32>(o + (<usize>j << 2), <f32>load<i8>(w + <usize>(b * QK + j)) * d);
+    } else {
+      for (let j = 0; j < 16; j++) {
+        const byte = <i32>load<u8>(w + <usize>(b * 16 + j));
+        store<f32>(o + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * d);
+        store<f32>(o + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * d);
+      }
+    }
+  }
+}
+
+/** out (nTok, n) = x / sqrt(mean(x^2) + eps) * w; squares summed in f64 as ggml_compute_forward_rms_norm. */
+export function rmsNorm(x: usize, w: usize, out: usize, n: i32, nTok: i32, eps: f32): void {
+  for (let t = 0; t < nTok; t++) {
+    const xr = x + (<usize>(t * n) << 2);
+    const or = out + (<usize>(t * n) << 2);
+    let sum: f64 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = load<f32>(xr + (<usize>i << 2));
+      sum += <f64>(v * v);
+    }
+    const mean = <f32>(sum / <f64>n);
+    const scale: f32 = <f32>1 / Mathf.sqrt(mean + eps);
+    for (let i = 0; i < n; i++) {
+      const at = <usize>i << 2;
+      store<f32>(or + at, (load<f32>(xr + at) * scale) * load<f32>(w + at));
+    }
+  }
+}
+
+/**
+ * In place: x (nTok, nHeads*headDim), token t at position pos0 + t. Rotates the first rotDims of each head by
+ * theta_i = pos * base^(-2i/rotDims), computed in f64. layout 0 = neox (pairs i, i + rotDims/2), 1 = interleaved
+ * (pairs 2i, 2i+1).
+ */
+export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, rotDims: i32, pos0: i32, base: f64, layout: i32): void {
+  const half = rotDims >> 1;
+  for (let t = 0; t < nTok; t++) {
+    const pos = <f64>(pos0 + t);
+    const row = x + (<usize>(t * nHeads * headDim) << 2);
+    for (let i = 0; i < half; i++) {
+      const theta = pos * Math.pow(base, -2.0 * <f64>i / <f64>rotDims);
+      const c = <f32>Math.cos(theta);
+      const s = <f32>Math.sin(theta);
+      const i0 = layout == 0 ? i : 2 * i;
+      const i1 = layout == 0 ? i + half : 2 * i + 1;
+      for (let h = 0; h < nHeads; h++) {
+        const p0 = row + (<usize>(h * headDim + i0) << 2);
+        const p1 = row + (<usize>(h * headDim + i1) << 2);
+        const a = load<f32>(p0);
+        const b = load<f32>(p1);
+        store<f32>(p0, a * c - b * s);
+        store<f32>(p1, a * s + b * c);
+      }
+    }
+  }
+}
+
+/** In place, per row of n: exp(x - max) / sum, the sum in f64 (ggml's soft_max). */
+export function softmax(x: usize, n: i32, rows: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const p = x + (<usize>(r * n) << 2);
+    let mx = -Infinity as f32;
+    for (let i = 0; i < n; i++) mx = max<f32>(mx, load<f32>(p + (<usize>i << 2)));
+    let sum: f64 = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Mathf.exp(load<f32>(p + (<usize>i << 2)) - mx);
+      store<f32>(p + (<usize>i << 2), e);
+      sum += <f64>e;
+    }
+    const inv = <f32>(1.0 / sum);
+    for (let i = 0; i < n; i++) store<f32>(p + (<usize>i << 2), load<f32>(p + (<usize>i << 2)) * inv);
+  }
+}
+
+/**
+ * The k largest of x (n floats), descending, ties by lower index: k selection passes, each taking the best
+ * element that comes after the previous pick in that order. O(n k) and no scratch; n is an expert count.
+ */
+export function topK(x: usize, n: i32, k: i32, outIdx: usize, outVal: usize): void {
+  let prevV: f32 = Infinity;
+  let prevI = -1;
+  for (let m = 0; m < k; m++) {
+    let bi = -1;
+    let bv: f32 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = load<f32>(x + (<usize>i << 2));
+      const after = v < prevV || (v == prevV && i > prevI);
+      if (after && (bi < 0 || v > bv)) { bi = i; bv = v; }
+    }
+    store<i32>(outIdx + (<usize>m << 2), bi);
+    store<f32>(outVal + (<usize>m << 2), bv);
+    prevV = bv;
+    prevI = bi;
+  }
+}
+
+/** a (n) += s * b (n). */
+export function addScaled(a: usize, b: usize, s: f32, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(a + at, load<f32>(a + at) + s * load<f32>(b + at));
+  }
+}

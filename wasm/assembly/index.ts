@@ -1,0 +1,73 @@
+// Entry of kernels-simd.wasm and kernels-relaxed.wasm: the exported ABI. Every pointer is a byte offset into the
+// imported memory (owned by JS, managed by src/kernels/heap.ts); every SIMD kernel `name` has its scalar twin
+// `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0.
+import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
+import { matmul, matmulScratch, ffnSwiglu, ffnScratch } from './matmul';
+import { attention as attn, attentionScratch } from './attention';
+import { getRow, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
+
+export const QK: i32 = QK_;
+export const Q8_0_BLOCK_QUANT_BYTES: i32 = Q8B;
+export const Q4_0_BLOCK_QUANT_BYTES: i32 = Q4B;
+export const SCALE_BYTES: i32 = SB;
+export const IS_RELAXED: i32 = REL ? 1 : 0;
+
+/** End of this module's static data: the JS heap must start at or above it. */
+export function heap_base(): usize {
+  return __heap_base;
+}
+
+// ---- scratch sizes (bytes) the caller provides ----
+export function matmul_scratch(dt: i32, cols: i32, nTok: i32): i32 { return matmulScratch(dt, cols, nTok); }
+export function ffn_scratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, nTok: i32): i32 { return ffnScratch(dtGateUp, dtDown, hidden, inter, nTok); }
+export function attention_scratch(nCtx: i32): i32 { return attentionScratch(nCtx); }
+
+// ---- matmul: Y (nTok, rows) = X (nTok, cols) @ W^T; scratch >= matmul_scratch(dt, cols, nTok) ----
+export function matmul_f32(w: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(0, w, 0, rows, cols, x, y, nTok, scratch, true); }
+export function matmul_f32_scalar(w: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(0, w, 0, rows, cols, x, y, nTok, scratch, false); }
+export function matmul_f16(w: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(1, w, 0, rows, cols, x, y, nTok, scratch, true); }
+export function matmul_f16_scalar(w: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(1, w, 0, rows, cols, x, y, nTok, scratch, false); }
+export function matmul_q8_0(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(2, wq, ws, rows, cols, x, y, nTok, scratch, true); }
+export function matmul_q8_0_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(2, wq, ws, rows, cols, x, y, nTok, scratch, false); }
+export function matmul_q4_0(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(3, wq, ws, rows, cols, x, y, nTok, scratch, true); }
+export function matmul_q4_0_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(3, wq, ws, rows, cols, x, y, nTok, scratch, false); }
+
+// ---- fused SwiGLU FFN: Y (nTok, hidden) = down(silu(gate X) * up X); gate and up share one dtype ----
+export function ffn_swiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
+  hidden: i32, inter: i32, x: usize, y: usize, nTok: i32, scratch: usize): void {
+  ffnSwiglu(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, x, y, nTok, scratch, true);
+}
+export function ffn_swiglu_scalar(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
+  hidden: i32, inter: i32, x: usize, y: usize, nTok: i32, scratch: usize): void {
+  ffnSwiglu(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, x, y, nTok, scratch, false);
+}
+
+// ---- attention; scratch >= attention_scratch(pos0 + nTok) ----
+export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, pos0: i32, nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize): void {
+  attn(q, k, v, out, nTok, pos0, nHead, nKvHead, headDim, scale, scratch, true);
+}
+export function attention_scalar(q: usize, k: usize, v: usize, out: usize, nTok: i32, pos0: i32, nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize): void {
+  attn(q, k, v, out, nTok, pos0, nHead, nKvHead, headDim, scale, scratch, false);
+}
+
+// ---- single-version O(n) kernels ----
+export function get_row(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void { getRow(dt, data, scales, cols, row, out); }
+export function rms_norm(x: usize, w: usize, out: usize, n: i32, nTok: i32, eps: f32): void { rmsNorm(x, w, out, n, nTok, eps); }
+export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, rotDims: i32, pos0: i32, base: f64, layout: i32): void { ropeImpl(x, nTok, nHeads, headDim, rotDims, pos0, base, layout); }
+export function softmax(x: usize, n: i32, rows: i32): void { softmaxImpl(x, n, rows); }
+export function top_k(x: usize, n: i32, k: i32, outIdx: usize, outVal: usize): void { topK(x, n, k, outIdx, outVal); }
+export function add_scaled(a: usize, b: usize, s: f32, n: i32): void { addScaled(a, b, s, n); }
+
+/** Sum of `bytes` (a multiple of 64) read with v128 loads: the memory-bandwidth yardstick for the matmuls. */
+export function stream_read(ptr: usize, bytes: usize): i32 {
+  let a = i32x4.splat(0), b = i32x4.splat(0), c = i32x4.splat(0), d = i32x4.splat(0);
+  const end = ptr + bytes;
+  for (let p = ptr; p < end; p += 64) {
+    a = i32x4.add(a, v128.load(p));
+    b = i32x4.add(b, v128.load(p, 16));
+    c = i32x4.add(c, v128.load(p, 32));
+    d = i32x4.add(d, v128.load(p, 48));
+  }
+  const s = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+}

@@ -1,0 +1,87 @@
+// Matmul and the fused SwiGLU expert FFN over prepared activations. Mat-vec (nTok = 1) streams each weight row
+// once; mat-mat walks the tokens in tiles whose prepared activations stay in L2, and reuses each weight row
+// (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
+import { QK, DT_F32, DT_F16, rowBytes, align64 } from './common';
+import { actBytes, prepare } from './activation';
+import { dotRow } from './dot';
+
+const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
+
+@inline function tileTokens(stride: i32, nTok: i32): i32 {
+  const t = TILE_BYTES / stride;
+  return t < 1 ? 1 : t > nTok ? nTok : t;
+}
+
+@inline function scaleRowBytes(dt: i32, cols: i32): i32 {
+  return dt == DT_F32 || dt == DT_F16 ? 0 : (cols / QK) << 2;
+}
+
+/** Y (nTok, rows) = act (nTok, cols) @ W^T for an already prepared activation. */
+export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: usize, stride: i32, y: usize, nTok: i32, simd: bool): void {
+  const rb = <usize>rowBytes(dt, cols);
+  const sb = <usize>scaleRowBytes(dt, cols);
+  const tile = tileTokens(stride, nTok);
+  for (let t0 = 0; t0 < nTok; t0 += tile) {
+    const t1 = min(t0 + tile, nTok);
+    for (let r = 0; r < rows; r++) {
+      const w = wq + <usize>r * rb;
+      const s = ws + <usize>r * sb;
+      for (let t = t0; t < t1; t++) {
+        store<f32>(y + (<usize>(t * rows + r) << 2), dotRow(dt, w, s, act + <usize>(t * stride), cols, simd));
+      }
+    }
+  }
+}
+
+/** Scratch bytes matmul() needs. */
+export function matmulScratch(dt: i32, cols: i32, nTok: i32): i32 {
+  return actBytes(dt, cols) * nTok;
+}
+
+/** Y (nTok, rows) = X (nTok, cols) @ W^T. */
+export function matmul(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize, simd: bool): void {
+  const stride = actBytes(dt, cols);
+  prepare(dt, x, nTok, cols, scratch, stride, simd);
+  matmulPrepared(dt, wq, ws, rows, cols, scratch, stride, y, nTok, simd);
+}
+
+/** Scratch bytes ffnSwiglu() needs: prepared X, the intermediate H (f32), prepared H. */
+export function ffnScratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, nTok: i32): i32 {
+  return actBytes(dtGateUp, hidden) * nTok + align64((inter * nTok) << 2) + actBytes(dtDown, inter) * nTok;
+}
+
+@inline function silu(g: f32): f32 {
+  return g / (<f32>1 + Mathf.exp(-g)); // ggml_silu_f32
+}
+
+/**
+ * Y (nTok, hidden) = down(silu(gate X) * up X). gate/up: (inter, hidden) of dtype dtGU; down: (hidden, inter) of
+ * dtype dtD. X is prepared once for gate and up; the intermediate is re-prepared (re-quantized) for down, as ggml.
+ */
+export function ffnSwiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
+  hidden: i32, inter: i32, x: usize, y: usize, nTok: i32, scratch: usize, simd: bool): void {
+  const strideX = actBytes(dtGU, hidden);
+  const actX = scratch;
+  const h = actX + <usize>(strideX * nTok);
+  const actH = h + <usize>align64((inter * nTok) << 2);
+  const strideH = actBytes(dtD, inter);
+  prepare(dtGU, x, nTok, hidden, actX, strideX, simd);
+
+  // H (nTok, inter): gate and up rows are read together so each pair is reused across the token tile
+  const rb = <usize>rowBytes(dtGU, hidden);
+  const sb = <usize>scaleRowBytes(dtGU, hidden);
+  const tile = tileTokens(strideX, nTok);
+  for (let t0 = 0; t0 < nTok; t0 += tile) {
+    const t1 = min(t0 + tile, nTok);
+    for (let r = 0; r < inter; r++) {
+      for (let t = t0; t < t1; t++) {
+        const a = actX + <usize>(t * strideX);
+        const g = dotRow(dtGU, gq + <usize>r * rb, gs + <usize>r * sb, a, hidden, simd);
+        const u = dotRow(dtGU, uq + <usize>r * rb, us + <usize>r * sb, a, hidden, simd);
+        store<f32>(h + (<usize>(t * inter + r) << 2), silu(g) * u);
+      }
+    }
+  }
+  prepare(dtD, h, nTok, inter, actH, strideH, simd);
+  matmulPrepared(dtD, dq, ds, hidden, inter, actH, strideH, y, nTok, simd);
+}
