@@ -166,6 +166,12 @@ function runBytes(pass: Pass, bytes: number): void {
   for (let done = 0; done < bytes; ) done += pass();
 }
 
+// Correctness is the conformance suite's job; this only catches a kernel that wrote nothing (a fast no-op).
+function checkOutput(k: Kernels, pool: MatvecPool, spec: CaseSpec): void {
+  const y = k.heap.f32(pool.y, spec.rows);
+  if (!y.every(Number.isFinite) || y.every((v) => v === 0)) throw new Error(`${spec.executor} ${spec.quant} ${spec.rows}x${spec.cols}: mat-vec output is zero or not finite`);
+}
+
 /** Times one case: opts.rounds rounds, each alternating streaming-read and mat-vec slices (see timePair). */
 export function measureCase(
   spec: CaseSpec,
@@ -180,6 +186,7 @@ export function measureCase(
     const mv = matvecPass(k, pool);
     const st = streamPass(stream, streamPtr, opts.streamBytes);
     runBytes(mv, pool.mats.length * pool.matBytes);
+    checkOutput(k, pool, spec);
     runBytes(st, opts.streamBytes);
     const gbps: number[] = [];
     const streamGbps: number[] = [];

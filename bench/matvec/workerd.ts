@@ -1,7 +1,6 @@
 // workerd half of the mat-vec benchmark: starts bench/matvec/worker.ts in local workerd through wrangler's
 // unstable_startWorker (no inspector, random port) and sends it one request per case.
 import { fileURLToPath } from 'node:url';
-import { unstable_startWorker } from 'wrangler';
 import { buildCases, type ExpertDims } from './cases';
 import { describe } from './node';
 import type { CaseResult, Executor, MeasureOptions } from './measure';
@@ -18,6 +17,8 @@ const OFFLINE_ENV = {
 
 export async function runWorkerd(models: readonly ExpertDims[], opts: MeasureOptions, log: (line: string) => void): Promise<CaseResult[]> {
   Object.assign(process.env, OFFLINE_ENV);
+  // imported only now: the Node half runs without wrangler loaded, and wrangler reads the env above
+  const { unstable_startWorker } = await import('wrangler');
   const worker = await unstable_startWorker({
     config: CONFIG,
     dev: { inspector: false, server: { hostname: '127.0.0.1', port: 0 }, watch: false, logLevel: 'warn' },

@@ -121,24 +121,27 @@ export function roundEven(x: number): number {
 }
 
 /**
- * q8_0 of a float vector (length a multiple of 32): d = amax/127 stored as f16, q = round-half-even(x * (1/d))
- * computed in float32 with the unrounded d, as ggml's quantize_row_q8_0 does (this is also how activations
- * are quantized before every q8_0/q4_0 mat-vec). The reciprocal is 1/d, not 127/amax: the two differ in the
+ * q8_0 of a float vector (length a multiple of 32): d = amax/127 stored as f16, q = round(x * (1/d)) computed
+ * in float32 with the unrounded d, as ggml does. The reciprocal is 1/d, not 127/amax: the two differ in the
  * last bit and flip ties, which moved llama.cpp fixture logits by ~1e-2.
+ * Rounding: 'even' (default) is how ggml's SIMD path quantizes activations before every q8_0/q4_0 matmul;
+ * 'away' (C roundf) is how ggml and gguf-py quantize weights into model files (quantize_row_q8_0_ref), so a
+ * converted model holds exactly the weights of llama.cpp's Q8_0 GGUF (verified on the mixtral fixture).
  */
-export function quantizeQ8_0(x: Float32Array): QuantizedTensor {
+export function quantizeQ8_0(x: Float32Array, rounding: 'even' | 'away' = 'even'): QuantizedTensor {
   checkBlockable('q8_0', x.length);
   const nb = x.length / QK;
   const qs = new Uint8Array(x.length);
   const q = new Int8Array(qs.buffer);
   const d = new Uint16Array(nb);
+  const round = rounding === 'even' ? roundEven : (v: number) => Math.sign(v) * Math.floor(Math.abs(v) + 0.5);
   for (let b = 0; b < nb; b++) {
     let amax = 0;
     for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[b * QK + j]));
     const dv = Math.fround(amax / 127);
     d[b] = f32ToF16(dv);
     const id = dv !== 0 ? Math.fround(1 / dv) : 0;
-    for (let j = 0; j < QK; j++) q[b * QK + j] = roundEven(Math.fround(x[b * QK + j] * id));
+    for (let j = 0; j < QK; j++) q[b * QK + j] = round(Math.fround(x[b * QK + j] * id));
   }
   return { dtype: 'q8_0', qs, d };
 }
@@ -170,8 +173,9 @@ export function quantizeQ4_0(x: Float32Array): QuantizedTensor {
   return { dtype: 'q4_0', qs, d };
 }
 
+/** Quantize weights the way ggml writes them into model files. */
 export function quantize(dtype: 'q8_0' | 'q4_0', x: Float32Array): QuantizedTensor {
-  return dtype === 'q8_0' ? quantizeQ8_0(x) : quantizeQ4_0(x);
+  return dtype === 'q8_0' ? quantizeQ8_0(x, 'away') : quantizeQ4_0(x);
 }
 
 export function dequantize(t: QuantizedTensor): Float32Array {
@@ -193,7 +197,7 @@ export function dequantize(t: QuantizedTensor): Float32Array {
   return out;
 }
 
-/** Serialise values of `dtype` into shard bytes (see the layout above). */
+/** Serialise weights of `dtype` into shard bytes (see the layout above), quantized as ggml quantizes model files. */
 export function encodeTensor(dtype: DType, values: Float32Array): Uint8Array {
   if (dtype === 'f32') return new Uint8Array(values.slice().buffer);
   if (dtype === 'f16') {

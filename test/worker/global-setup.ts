@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { GREEDY_CASES, type GreedyExpectation } from './cases';
@@ -35,8 +36,9 @@ async function cliGenerate(root: string, args: string[]): Promise<{ text: string
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
 
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
 export default async function setup(project: TestProject): Promise<void> {
-  const root = project.config.root;
   const files: Record<string, string> = {};
   for (const name of await modelObjects(join(root, MODEL_DIR))) {
     files[name] = (await readFile(join(root, MODEL_DIR, name))).toString('base64');

@@ -1,19 +1,19 @@
 // The "worker" test project: tests run inside workerd (Cloudflare vitest integration) against the real
 // Worker (wrangler.toml, src/worker.ts) with a local Miniflare R2 seeded from models/default.
+// Vitest roots a project at its config file's folder, so the paths below are relative to test/worker.
 import { fileURLToPath } from 'node:url';
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineProject } from 'vitest/config';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
+const wranglerToml = fileURLToPath(new URL('../../wrangler.toml', import.meta.url));
 
 export default defineProject({
-  root,
-  plugins: [cloudflareTest({ wrangler: { configPath: `${root}/wrangler.toml` } })],
+  plugins: [cloudflareTest({ wrangler: { configPath: wranglerToml } })],
   test: {
     name: 'worker',
-    include: ['test/worker/**/*.test.ts'],
-    globalSetup: ['test/worker/global-setup.ts'],
-    setupFiles: ['test/worker/seed.ts'],
+    include: ['**/*.test.ts'],
+    globalSetup: ['./global-setup.ts'],
+    setupFiles: ['./seed.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -25,6 +25,30 @@ import { extOff, xsOff, xsumOff } from './activation';
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
 }
 
+// ---- software prefetch ----
+// WASM has no prefetch instruction. The quantized SIMD dots load one v128 per 64-byte line PF_DIST bytes ahead of
+// the weights they are reading (clamped to the matrix end) and fold it into `sink`, so memory requests are issued
+// while the current lines are being computed on. Without this the mat-vec is limited by load latency well below
+// the streaming bandwidth. Reading past a matrix into other heap data is harmless; only the memory end is a limit.
+const PF_DIST: usize = 2048;
+let pfLimit: usize = 0; // last 16 readable bytes of memory
+let sink: v128 = i32x4.splat(0);
+
+/** Call before a run of dots: memory may have grown since the last call. */
+export function prefetchInit(): void {
+  pfLimit = (<usize>memory.size() << 16) - 16;
+}
+
+/** Keeps the prefetch loads alive (their values must reach something observable). */
+export function prefetchSink(): i32 {
+  return i32x4.extract_lane(sink, 0);
+}
+
+@inline function touch(p: usize, acc: v128): v128 {
+  const q = p < pfLimit ? p : pfLimit;
+  return v128.or(acc, v128.load(q));
+}
+
 // ---- q8_0: w (cols i8), ws (nb f32) ----
 
 /** i32x4 whose lanes sum to block w . x (32 elements); `e`: the block's ext activation (see activation.ts). */
@@ -55,15 +79,18 @@ export function dotQ8Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   const e = a + extOff(cols);
   const ones = i16x8.splat(1);
   let acc = f32x4.splat(0);
+  let pf = sink;
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const o = <usize>(b * QK);
+    pf = touch(w + o + PF_DIST + 64, touch(w + o + PF_DIST, pf));
     const eo = e + <usize>(b * EXT_BLOCK);
     const s = reduce4(blockQ8(w + o, eo, cols, ones), blockQ8(w + o + 32, eo + EXT_BLOCK, cols, ones),
       blockQ8(w + o + 64, eo + 2 * EXT_BLOCK, cols, ones), blockQ8(w + o + 96, eo + 3 * EXT_BLOCK, cols, ones));
     const sc = f32x4.mul(v128.load(ws + (<usize>b << 2)), v128.load(xs + (<usize>b << 2)));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), sc));
   }
+  sink = pf;
   if (b == nb) return hsumF32(acc);
   let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2);
   for (; b < nb; b++) {
@@ -117,10 +144,12 @@ export function dotQ4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   const e = a + extOff(cols);
   const ones = i16x8.splat(1);
   let acc = f32x4.splat(0);
+  let pf = sink;
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const o = <usize>(b * QK);
     const wo = w + <usize>(b * 16);
+    pf = touch(wo + PF_DIST, pf); // 4 blocks = 64 weight bytes = one line
     const eo = e + <usize>(b * 64);
     let s = reduce4(blockQ4(wo, a + o, eo, ones), blockQ4(wo + 16, a + o + 32, eo + 64, ones),
       blockQ4(wo + 32, a + o + 64, eo + 128, ones), blockQ4(wo + 48, a + o + 96, eo + 192, ones));
@@ -128,6 +157,7 @@ export function dotQ4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
     const sc = f32x4.mul(v128.load(ws + (<usize>b << 2)), v128.load(xs + (<usize>b << 2)));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), sc));
   }
+  sink = pf;
   if (b == nb) return hsumF32(acc);
   let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2);
   for (; b < nb; b++) {

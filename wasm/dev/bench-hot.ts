@@ -9,7 +9,7 @@ const cases: [string, WebAssembly.Module, string][] = [
 ];
 function time(fn: () => void, iters: number): number {
   let b = Infinity;
-  for (let r = 0; r < 7; r++) { const t0 = performance.now(); for (let i = 0; i < iters; i++) fn(); b = Math.min(b, (performance.now() - t0) / iters); }
+  for (let r = 0; r < 60; r++) { const t0 = performance.now(); for (let i = 0; i < iters; i++) fn(); b = Math.min(b, (performance.now() - t0) / iters); }
   return b * 1000; // us
 }
 for (const [name, mod, suffix] of cases) {
@@ -24,9 +24,9 @@ for (const [name, mod, suffix] of cases) {
       const code = dt === 'q8_0' ? 2 : 3;
       const sc = heap.alloc(ex.matmul_scratch(code, cols, 1));
       const f = (ex as unknown as Record<string, Function>)[`matmul_${dt}${suffix}`];
-      const it = suffix ? 20 : 300;
+      const it = suffix ? 3 : 25;
       const us = time(() => f(w, s, rows, cols, x, y, 1, sc), it);
-      const q = time(() => f(w, s, 1, cols, x, y, 1, sc), 3000);
+      const q = time(() => f(w, s, 1, cols, x, y, 1, sc), 300);
       console.log(`${name.padEnd(8)} ${dt} ${rows}x${cols}: ${us.toFixed(1)} us = ${((qb + n / 8) / us / 1e3).toFixed(1)} GB/s hot; quantize+1 row: ${q.toFixed(2)} us`);
     }
   }

@@ -177,10 +177,8 @@ describe('convert (mixtral fixture)', () => {
       });
     }
     expect(compared).toBe(Object.keys(m.tensors).length);
-    // quant.ts's quantizeQ8_0 rounds like ggml's activation path (127/amax, ties to even); ggml's model files use
-    // quantize_row_q8_0_ref (1/d, ties away from zero): 1 of 156,160 quants of this fixture differs by one step.
-    // Tighten to 0 once encodeTensor quantises weights with the reference rounding.
-    expect(quantDiffs).toBeLessThanOrEqual(1);
+    // weights are quantized as ggml writes model files (quantize_row_q8_0_ref: 1/d, ties away from zero)
+    expect(quantDiffs).toBe(0);
   });
 
   it('honours separate trunk and expert formats', async () => {
