@@ -121,27 +121,31 @@ export function roundEven(x: number): number {
 }
 
 /**
- * q8_0 of a float vector (length a multiple of 32): d = amax/127 stored as f16, q = round(x * (1/d)) computed
- * in float32 with the unrounded d, as ggml does. The reciprocal is 1/d, not 127/amax: the two differ in the
- * last bit and flip ties, which moved llama.cpp fixture logits by ~1e-2.
- * Rounding: 'even' (default) is how ggml's SIMD path quantizes activations before every q8_0/q4_0 matmul;
- * 'away' (C roundf) is how ggml and gguf-py quantize weights into model files (quantize_row_q8_0_ref), so a
- * converted model holds exactly the weights of llama.cpp's Q8_0 GGUF (verified on the mixtral fixture).
+ * q8_0 of a float vector (length a multiple of 32): d = amax/127 stored as f16, q = round(x * id) computed in
+ * float32 with the unrounded d. ggml has two flavours that differ in the last bit, and ties flip with them
+ * (~1e-2 on the llama.cpp fixture logits), so both are kept exactly:
+ *   'activation' — ggml's x86 SIMD quantize_row_q8_0, used on the input of every q8_0/q4_0 matmul:
+ *                  id = 127/amax, ties to even;
+ *   'weight'     — quantize_row_q8_0_ref (and gguf-py), used to write model files: id = 1/d, ties away from
+ *                  zero, so a converted model holds exactly the weights of llama.cpp's Q8_0 GGUF.
  */
-export function quantizeQ8_0(x: Float32Array, rounding: 'even' | 'away' = 'even'): QuantizedTensor {
+export function quantizeQ8_0(x: Float32Array, flavour: 'activation' | 'weight' = 'activation'): QuantizedTensor {
   checkBlockable('q8_0', x.length);
   const nb = x.length / QK;
   const qs = new Uint8Array(x.length);
   const q = new Int8Array(qs.buffer);
   const d = new Uint16Array(nb);
-  const round = rounding === 'even' ? roundEven : (v: number) => Math.sign(v) * Math.floor(Math.abs(v) + 0.5);
+  const weight = flavour === 'weight';
   for (let b = 0; b < nb; b++) {
     let amax = 0;
     for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[b * QK + j]));
     const dv = Math.fround(amax / 127);
     d[b] = f32ToF16(dv);
-    const id = dv !== 0 ? Math.fround(1 / dv) : 0;
-    for (let j = 0; j < QK; j++) q[b * QK + j] = round(Math.fround(x[b * QK + j] * id));
+    const id = amax === 0 ? 0 : weight ? Math.fround(1 / dv) : Math.fround(127 / amax);
+    for (let j = 0; j < QK; j++) {
+      const v = Math.fround(x[b * QK + j] * id);
+      q[b * QK + j] = weight ? Math.sign(v) * Math.floor(Math.abs(v) + 0.5) : roundEven(v);
+    }
   }
   return { dtype: 'q8_0', qs, d };
 }
@@ -175,7 +179,7 @@ export function quantizeQ4_0(x: Float32Array): QuantizedTensor {
 
 /** Quantize weights the way ggml writes them into model files. */
 export function quantize(dtype: 'q8_0' | 'q4_0', x: Float32Array): QuantizedTensor {
-  return dtype === 'q8_0' ? quantizeQ8_0(x, 'away') : quantizeQ4_0(x);
+  return dtype === 'q8_0' ? quantizeQ8_0(x, 'weight') : quantizeQ4_0(x);
 }
 
 export function dequantize(t: QuantizedTensor): Float32Array {

@@ -8,10 +8,13 @@ import { extOff, xsOff, xsumOff } from './activation';
 
 // ---- horizontal helpers ----
 
-/** [sum(a), sum(b), sum(c), sum(d)] of four i32x4. */
-@inline function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 1, 4, 5), v128.shuffle<i32>(c, d, 2, 3, 6, 7));
+/** [a0+a2, a1+a3, b0+b2, b1+b3]: half of the horizontal sums of two i32x4. */
+@inline function pairSum(a: v128, b: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
+}
+
+/** [sum(a), sum(b), sum(c), sum(d)] from pairSum(a, b) and pairSum(c, d). */
+@inline function finishSum(ab: v128, cd: v128): v128 {
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
 }
 
@@ -25,28 +28,15 @@ import { extOff, xsOff, xsumOff } from './activation';
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
 }
 
-// ---- software prefetch ----
-// WASM has no prefetch instruction. The quantized SIMD dots load one v128 per 64-byte line PF_DIST bytes ahead of
-// the weights they are reading (clamped to the matrix end) and fold it into `sink`, so memory requests are issued
-// while the current lines are being computed on. Without this the mat-vec is limited by load latency well below
-// the streaming bandwidth. Reading past a matrix into other heap data is harmless; only the memory end is a limit.
-const PF_DIST: usize = 2048;
-let pfLimit: usize = 0; // last 16 readable bytes of memory
-let sink: v128 = i32x4.splat(0);
+// ---- scheduling fences ----
+// V8's TurboFan hoists every load of a loop body to its top (loads are ordered effects, the arithmetic floats down
+// to its uses), so a 4-block body keeps ~24 vectors live and spills. A store of an intermediate result between
+// half-bodies is an effect the next loads must follow, which bounds the live vectors. The bytes are never read.
+const FENCES: bool = true;
+const FENCE: usize = memory.data(16, 16);
 
-/** Call before a run of dots: memory may have grown since the last call. */
-export function prefetchInit(): void {
-  pfLimit = (<usize>memory.size() << 16) - 16;
-}
-
-/** Keeps the prefetch loads alive (their values must reach something observable). */
-export function prefetchSink(): i32 {
-  return i32x4.extract_lane(sink, 0);
-}
-
-@inline function touch(p: usize, acc: v128): v128 {
-  const q = p < pfLimit ? p : pfLimit;
-  return v128.or(acc, v128.load(q));
+@inline function fence(v: v128): void {
+  if (FENCES) v128.store(FENCE, v);
 }
 
 // ---- q8_0: w (cols i8), ws (nb f32) ----
@@ -79,18 +69,18 @@ export function dotQ8Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   const e = a + extOff(cols);
   const ones = i16x8.splat(1);
   let acc = f32x4.splat(0);
-  let pf = sink;
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const o = <usize>(b * QK);
-    pf = touch(w + o + PF_DIST + 64, touch(w + o + PF_DIST, pf));
     const eo = e + <usize>(b * EXT_BLOCK);
-    const s = reduce4(blockQ8(w + o, eo, cols, ones), blockQ8(w + o + 32, eo + EXT_BLOCK, cols, ones),
-      blockQ8(w + o + 64, eo + 2 * EXT_BLOCK, cols, ones), blockQ8(w + o + 96, eo + 3 * EXT_BLOCK, cols, ones));
+    const ab = pairSum(blockQ8(w + o, eo, cols, ones), blockQ8(w + o + 32, eo + EXT_BLOCK, cols, ones));
+    fence(ab);
+    const cd = pairSum(blockQ8(w + o + 64, eo + 2 * EXT_BLOCK, cols, ones), blockQ8(w + o + 96, eo + 3 * EXT_BLOCK, cols, ones));
+    const s = finishSum(ab, cd);
     const sc = f32x4.mul(v128.load(ws + (<usize>b << 2)), v128.load(xs + (<usize>b << 2)));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), sc));
+    fence(acc);
   }
-  sink = pf;
   if (b == nb) return hsumF32(acc);
   let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2);
   for (; b < nb; b++) {
@@ -144,20 +134,19 @@ export function dotQ4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   const e = a + extOff(cols);
   const ones = i16x8.splat(1);
   let acc = f32x4.splat(0);
-  let pf = sink;
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
     const o = <usize>(b * QK);
     const wo = w + <usize>(b * 16);
-    pf = touch(wo + PF_DIST, pf); // 4 blocks = 64 weight bytes = one line
     const eo = e + <usize>(b * 64);
-    let s = reduce4(blockQ4(wo, a + o, eo, ones), blockQ4(wo + 16, a + o + 32, eo + 64, ones),
-      blockQ4(wo + 32, a + o + 64, eo + 128, ones), blockQ4(wo + 48, a + o + 96, eo + 192, ones));
+    const ab = pairSum(blockQ4(wo, a + o, eo, ones), blockQ4(wo + 16, a + o + 32, eo + 64, ones));
+    fence(ab);
+    let s = finishSum(ab, pairSum(blockQ4(wo + 32, a + o + 64, eo + 128, ones), blockQ4(wo + 48, a + o + 96, eo + 192, ones)));
     s = i32x4.sub(s, i32x4.shl(v128.load(xsum + (<usize>b << 2)), 3));
     const sc = f32x4.mul(v128.load(ws + (<usize>b << 2)), v128.load(xs + (<usize>b << 2)));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), sc));
+    fence(acc);
   }
-  sink = pf;
   if (b == nb) return hsumF32(acc);
   let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2);
   for (; b < nb; b++) {

@@ -4,7 +4,6 @@
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
 import { matmul, matmulScratch, ffnSwiglu, ffnScratch } from './matmul';
 import { attention as attn, attentionScratch } from './attention';
-import { prefetchSink } from './dot';
 import { getRow, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
 
 export const QK: i32 = QK_;
@@ -58,9 +57,6 @@ export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, rotDims: i3
 export function softmax(x: usize, n: i32, rows: i32): void { softmaxImpl(x, n, rows); }
 export function top_k(x: usize, n: i32, k: i32, outIdx: usize, outVal: usize): void { topK(x, n, k, outIdx, outVal); }
 export function add_scaled(a: usize, b: usize, s: f32, n: i32): void { addScaled(a, b, s, n); }
-
-/** Keeps the dots' software-prefetch loads observable, so no optimiser drops them; callers need not use it. */
-export function prefetch_sink(): i32 { return prefetchSink(); }
 
 /** Sum of `bytes` (a multiple of 64) read with v128 loads: the memory-bandwidth yardstick for the matmuls. */
 export function stream_read(ptr: usize, bytes: usize): i32 {

@@ -3,7 +3,7 @@
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
 import { QK, DT_F32, DT_F16, rowBytes, align64 } from './common';
 import { actBytes, prepare } from './activation';
-import { dotRow, prefetchInit } from './dot';
+import { dotRow } from './dot';
 
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 
@@ -21,7 +21,6 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
   const rb = <usize>rowBytes(dt, cols);
   const sb = <usize>scaleRowBytes(dt, cols);
   const tile = tileTokens(stride, nTok);
-  prefetchInit();
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
     for (let r = 0; r < rows; r++) {
@@ -72,7 +71,6 @@ export function ffnSwiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize,
   const rb = <usize>rowBytes(dtGU, hidden);
   const sb = <usize>scaleRowBytes(dtGU, hidden);
   const tile = tileTokens(strideX, nTok);
-  prefetchInit();
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
     for (let r = 0; r < inter; r++) {

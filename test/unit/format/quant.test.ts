@@ -118,7 +118,7 @@ describe('roundEven', () => {
 });
 
 describe('q8_0', () => {
-  it('matches hand-computed ggml values (amax 127: id = 1, ties to even)', () => {
+  it('matches hand-computed ggml values (amax 127: 1/d = 1, ties to even)', () => {
     const x = new Float32Array(QK);
     x.set([127, 2.5, 3.5, -2.5, 0.5, 1.5, -126.6, 0.49]);
     const q = quantizeQ8_0(x);
@@ -126,14 +126,33 @@ describe('q8_0', () => {
     expect(Array.from(new Int8Array(q.qs.buffer).slice(0, 8))).toEqual([127, 2, 4, -2, 0, 2, -127, 0]);
   });
 
-  it('matches hand-computed ggml values on 1..32 (d = f16(32/127), q = round(x * 127/32))', () => {
+  it('matches hand-computed ggml values on 1..32 (d = f16(32/127), activations q = round(x * 127/amax))', () => {
     const x = Float32Array.from({ length: QK }, (_, i) => i + 1);
     const q = quantizeQ8_0(x);
     expect(q.d[0]).toBe(f32ToF16(Math.fround(32 / 127)));
     expect(f16ToF32(q.d[0])).toBe(0.251953125); // 0x3408
     const qs = new Int8Array(q.qs.buffer);
-    // 127/32 = 3.96875 exactly, so x * id is exact: 1 -> 3.96875 -> 4, 8 -> 31.75 -> 32, 16 -> 63.5 -> 64 (even)
+    // 127/32 = 3.96875 exactly, so x * id is exact: 1 -> 4, 8 -> 31.75 -> 32, 16 -> 63.5 -> 64 (even)
     expect([qs[0], qs[7], qs[15], qs[23], qs[31]]).toEqual([4, 32, 64, 95, 127]);
+  });
+
+  it('activations multiply by 127/amax (ggml x86 SIMD), weights by 1/d (ggml ref): they differ in the last bit and flip ties', () => {
+    // amax 0.6875: x * (127/amax) is 2.5000002 (-> 3) while x * (1/d) is exactly 2.5 (-> 3 away from zero)
+    const x = new Float32Array(QK);
+    x.set([0.6875, 0.013533465564250946, -0.013533465564250946, 0.006766732782125473]);
+    expect(Math.fround(x[1] * Math.fround(127 / 0.6875))).not.toBe(2.5);
+    expect(Math.fround(x[1] * Math.fround(1 / Math.fround(0.6875 / 127)))).toBe(2.5);
+    expect(Array.from(new Int8Array(quantizeQ8_0(x).qs.buffer).slice(0, 3))).toEqual([127, 3, -3]);
+    expect(Array.from(new Int8Array(quantizeQ8_0(x, 'weight').qs.buffer).slice(0, 3))).toEqual([127, 3, -3]);
+  });
+
+  it('weights round ties away from zero as ggml model files do; activations to even', () => {
+    const x = new Float32Array(QK);
+    x.set([127, 2.5, 3.5, -2.5, 0.5, -0.5, 1.4]);
+    expect(Array.from(new Int8Array(quantizeQ8_0(x, 'weight').qs.buffer).slice(0, 7))).toEqual([127, 3, 4, -3, 1, -1, 1]);
+    expect(Array.from(new Int8Array(quantizeQ8_0(x).qs.buffer).slice(0, 7)).map((v) => v + 0)).toEqual([127, 2, 4, -2, 0, 0, 1]);
+    // encodeTensor writes weights: its quants are the 'weight' ones
+    expect(Array.from(new Int8Array(encodeTensor('q8_0', x).buffer).slice(0, 7))).toEqual([127, 3, 4, -3, 1, -1, 1]);
   });
 
   it('an all-zero block has scale 0 and zero quants', () => {
@@ -230,7 +249,7 @@ describe('encodeTensor / decodeTensor and sizes', () => {
       const bytes = encodeTensor(dt, x);
       expect(bytes.length).toBe(shardBytes(dt, x.length));
       const y = decodeTensor(dt, bytes, x.length);
-      const ref = dequantize(dt === 'q8_0' ? quantizeQ8_0(x) : quantizeQ4_0(x));
+      const ref = dequantize(dt === 'q8_0' ? quantizeQ8_0(x, 'weight') : quantizeQ4_0(x));
       expect(Array.from(y)).toEqual(Array.from(ref));
       // decoding is a fixed point: re-encoding the decoded values gives the same bytes for q8_0
       if (dt === 'q8_0') expect(Array.from(encodeTensor(dt, y))).toEqual(Array.from(bytes));

@@ -1,6 +1,6 @@
 // Conformance cases for the weight kernels: matmul (every dtype, mat-vec and mat-mat, odd shapes),
 // getRow and the fused SwiGLU FFN, checked against ts-ref, a float64 definition and onnxruntime-web.
-import { QK, type DType } from '../../../src/format/quant';
+import { QK, f16ToF32, f32ToF16, type DType } from '../../../src/format/quant';
 import type { Kernels } from '../../../src/kernels/types';
 import { Arena, expectClose, expectExact } from './harness';
 import { effectiveInput, matmulF64, reroundAllowance, silu, storedWeights } from './naive';
@@ -62,17 +62,22 @@ function matmulCase(dtype: DType, rows: number, cols: number, nTok: number, seed
 }
 
 // Identity W (q = 1 on the diagonal, scale 1) exposes the activation quants themselves: y = q(x) * d(x).
-// Block 0 has amax 127, so d = 1 and x * 127/amax = x: ties must round to even as ggml's x86 path does.
-// Block 1 is all zeros: d = 0 and no NaN. Token 1 is -x (rounding is symmetric).
+// Block 0 has amax 127, so d = 1 and x * (127/amax) = x: ties must round to even as ggml's x86 path does.
+// Block 1 is all zeros: d = 0 and no NaN. Block 2 pins the reciprocal: with amax 0.6875, x * (127/amax) is
+// 2.5000002 (-> 3, as ggml's x86 quantize_row_q8_0 gives) while x * (1/d) would be exactly 2.5 (-> 2).
+// Token 1 is -x (rounding is symmetric).
 function activationQuantCase(dtype: 'q8_0' | 'q4_0'): Case {
-  const n = 2 * QK;
+  const n = 3 * QK;
   const head = [127, 2.5, 3.5, -2.5, 0.5, 1.5, -126.6, 0.49, 64.5, 65.5, -0.5];
   const q = [127, 2, 4, -2, 0, 2, -127, 0, 64, 66, -0];
   const x = new Float32Array(2 * n);
   x.set(head);
+  x.set([0.6875, 0.013533465564250946], 2 * QK);
   for (let i = 0; i < n; i++) x[n + i] = -x[i];
+  const d2 = f16ToF32(f32ToF16(Math.fround(0.6875 / 127)));
   const want = new Float32Array(2 * n);
   want.set(q);
+  want.set([127 * d2, 3 * d2], 2 * QK);
   for (let i = 0; i < n; i++) want[n + i] = -want[i] + 0;
   return {
     name: `matmul ${dtype} activation quantization (ties to even, zero block)`,

@@ -41,7 +41,7 @@ export const silu = (v: number) => v / (1 + Math.exp(-v));
 
 /**
  * How far the input of a matmul of `dtype` may legitimately move when its f32 input h (nTok, n) is known
- * only to within tolH per element: an element within tolH of a rounding boundary (q8_0: x*127/amax at
+ * only to within tolH per element: an element within tolH of a rounding boundary (q8_0: x/d at
  * k + 1/2; f16: a midpoint between halves) may land one step either way, and a block whose f16 scale
  * amax/127 sits within reach of an f16 midpoint may change every quant by one ulp of the scale (2^-10).
  * Elsewhere re-rounding is deterministic. Returned per element of h; multiply by |W| for the output.

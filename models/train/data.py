@@ -1,0 +1,158 @@
+# Step 1 of the pipeline: the three domains as train / held-out text files (the last 5% of each domain is
+# held out and never trained on), the seeded arithmetic generator, and chat-formatted examples built from
+# the training splits only. Usage: python3 data.py --corpus ../shared/corpus --out models/train/out/data
+import argparse
+import json
+import os
+import random
+import re
+
+HELDOUT_FRACTION = 0.05
+ARITH_SEED = 20261123
+ARITH_LINES = 60_000
+CHAT_SEED = 7
+# greedy continuations compared between PyTorch and the engine, and shown in the model card
+SAMPLE_PROMPTS = {
+    'verse': 'ROMEO:\nWhat light is this',
+    'code': 'def read_lines(path):\n',
+    'arith': '127 + 58 = 185\n46 + 39 =',
+}
+
+
+def split_text(text: str) -> tuple[str, str]:
+    """Cut at the last line start at or before 95%: the held-out part is the last >= 5%, whole lines."""
+    cut = int(len(text) * (1 - HELDOUT_FRACTION))
+    cut = text.rfind('\n', 0, cut) + 1
+    return text[:cut], text[cut:]
+
+
+def arithmetic_problem(rng: random.Random) -> tuple[str, str, str]:
+    """(a, op, b): sums of 1-3 digit numbers (half), differences a - b with a >= b, products of 1-2 digits."""
+    def operand(max_digits: int) -> int:
+        digits = rng.randint(1, max_digits)
+        return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits - 1)
+    r = rng.random()
+    if r < 0.5:
+        return str(operand(3)), '+', str(operand(3))
+    if r < 0.75:
+        a, b = operand(3), operand(3)
+        return str(max(a, b)), '-', str(min(a, b))
+    return str(operand(2)), '*', str(operand(2))
+
+
+def arithmetic_lines(n: int, seed: int) -> list[str]:
+    """n distinct problems `a op b = c` in generation order, so no held-out problem repeats in training."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    lines: list[str] = []
+    while len(lines) < n:
+        a, op, b = arithmetic_problem(rng)
+        q = f'{a} {op} {b}'
+        if q in seen:
+            continue
+        seen.add(q)
+        value = {'+': int(a) + int(b), '-': int(a) - int(b), '*': int(a) * int(b)}[op]
+        lines.append(f'{q} = {value}')
+    return lines
+
+
+# ---- chat examples (training splits only): teach the chat template's turn structure ----
+
+def chat(user: str, assistant: str) -> str:
+    # the chat template's rendering of one exchange, minus the BOS the template writes first
+    return f'<|user|>\n{user}<|end|>\n<|assistant|>\n{assistant}<|end|>\n'
+
+
+def verse_chats(train: str, rng: random.Random, n: int) -> list[str]:
+    """A speech as the user's turn, the speech that follows it in the play as the reply."""
+    speeches = [s.strip('\n') for s in train.split('\n\n') if s.strip()]
+    out = []
+    for _ in range(n):
+        i = rng.randrange(len(speeches) - 1)
+        user, reply = speeches[i], speeches[i + 1]
+        # a user types words, not a speaker heading: drop the `NAME:` line from their turn
+        head, _, rest = user.partition('\n')
+        if head.endswith(':') and rest:
+            user = rest
+        if len(user) + len(reply) < 1200:
+            out.append(chat(user, reply))
+    return out
+
+
+DEF_LINE = re.compile(r'^( *)def (\w+)\(.*$', re.M)
+
+
+def code_chats(train: str, rng: random.Random, n: int) -> list[str]:
+    """`write a function NAME` -> the function's source (dedented)."""
+    funcs = []
+    for m in DEF_LINE.finditer(train):
+        indent = len(m.group(1))
+        lines = train[m.start():].split('\n')
+        body = [lines[0][indent:]]
+        for line in lines[1:]:
+            if line.strip() and len(line) - len(line.lstrip(' ')) <= indent:
+                break
+            body.append(line[indent:])
+        src = '\n'.join(body).rstrip() + '\n'
+        if len(src) < 1000:
+            funcs.append((m.group(2), src))
+    out = []
+    for _ in range(n):
+        name, src = funcs[rng.randrange(len(funcs))]
+        out.append(chat(f'Write a Python function {name}.', src))
+    return out
+
+
+def sum_chats(train_lines: list[str], rng: random.Random, n: int) -> list[str]:
+    out = []
+    for _ in range(n):
+        line = train_lines[rng.randrange(len(train_lines))]
+        q = line.split(' = ')[0]
+        out.append(chat(f'What is {q}?', line))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--corpus', required=True)
+    ap.add_argument('--out', required=True)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    splits: dict[str, tuple[str, str]] = {}
+    for domain, file in [('verse', 'shakespeare.txt'), ('code', 'python.txt')]:
+        with open(os.path.join(args.corpus, file), encoding='utf-8', newline='') as f:
+            splits[domain] = split_text(f.read())
+    lines = arithmetic_lines(ARITH_LINES, ARITH_SEED)
+    n_held = int(len(lines) * HELDOUT_FRACTION)
+    arith_train, arith_held = lines[:-n_held], lines[-n_held:]
+    splits['arith'] = ('\n'.join(arith_train) + '\n', '\n'.join(arith_held) + '\n')
+
+    rng = random.Random(CHAT_SEED)
+    chats = verse_chats(splits['verse'][0], rng, 3000) + code_chats(splits['code'][0], rng, 2000) + sum_chats(arith_train, rng, 3000)
+    rng.shuffle(chats)
+
+    stats = {}
+    for domain, (train, held) in splits.items():
+        for name, text in [('train', train), ('heldout', held)]:
+            with open(os.path.join(args.out, f'{domain}.{name}.txt'), 'w', encoding='utf-8', newline='') as f:
+                f.write(text)
+        stats[domain] = {'train_chars': len(train), 'heldout_chars': len(held), 'heldout_share': round(len(held) / (len(train) + len(held)), 4)}
+    with open(os.path.join(args.out, 'chat.train.txt'), 'w', encoding='utf-8', newline='') as f:
+        f.write(''.join(chats))
+    # the 100 held-out sums the card reports: the first 100 additions of the held-out arithmetic split
+    sums = [l for l in arith_held if ' + ' in l][:100]
+    with open(os.path.join(args.out, 'sums.heldout.json'), 'w') as f:
+        json.dump([{'prompt': l.split(' = ')[0] + ' =', 'answer': ' ' + l.split(' = ')[1]} for l in sums], f, indent=0)
+    with open(os.path.join(args.out, 'prompts.json'), 'w') as f:
+        json.dump(list(SAMPLE_PROMPTS.values()) + [s['prompt'] for s in json.load(open(os.path.join(args.out, 'sums.heldout.json')))], f)
+    with open(os.path.join(args.out, 'samples.json'), 'w') as f:
+        json.dump(SAMPLE_PROMPTS, f, indent=2)
+    stats['chat'] = {'examples': len(chats), 'train_chars': sum(len(c) for c in chats)}
+    with open(os.path.join(args.out, 'stats.json'), 'w') as f:
+        json.dump(stats, f, indent=2)
+    print(json.dumps(stats))
+
+
+if __name__ == '__main__':
+    main()
