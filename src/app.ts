@@ -26,7 +26,7 @@ export function createApp(provider: ModelProvider) {
     // A client that went away cannot read an answer; 499 keeps it out of the 5xx statistics.
     if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
     const res = errorResponse(err);
-    if (res.status >= 500) console.error(`${c.req.method} ${c.req.path} -> ${res.status}:`, err);
+    if (res.status >= 500) console.error(`${c.req.method} ${c.req.path} -> ${res.status}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return res;
   });
   return app;

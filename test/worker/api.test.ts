@@ -111,6 +111,16 @@ describe('greedy output equals the CLI', () => {
     });
   }
 
+  it('a stop string ends the text before it, with finish_reason stop', async () => {
+    const g = inject('greedy').find((x) => x.kind === 'completion')!;
+    const stop = [...g.text].slice(3, 5).join(''); // two characters from inside the greedy text
+    expect(stop.length).toBeGreaterThan(0);
+    const res = await postJson('/v1/completions', { model: MODEL, prompt: g.input, max_tokens: g.maxTokens, temperature: 0, stop: [stop] });
+    const body = (await res.json()) as any;
+    expect(body.choices[0].text).toBe(g.text.slice(0, g.text.indexOf(stop)));
+    expect(body.choices[0].finish_reason).toBe('stop');
+  });
+
   it('two concurrent generations in one isolate each match their solo output', async () => {
     const chat = inject('greedy').find((g) => g.kind === 'chat');
     const completion = inject('greedy').find((g) => g.kind === 'completion');

@@ -3,7 +3,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { call, callWithEnv, expectOpenAIError, MODEL, postJson } from './helpers';
-import { CORRUPT_MODEL_ID, CORRUPT_OBJECT } from './seed';
+import { CORRUPT_MODEL_ID, CORRUPT_OBJECT } from './cases';
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, ...extra });
 

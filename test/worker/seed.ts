@@ -1,10 +1,8 @@
 // Runs in workerd before each test file: puts models/default into the local R2 under the served prefix,
-// and a copy with one flipped byte in its trunk under `models/corrupt/` (for the integrity test).
+// and a copy with one flipped byte in CORRUPT_OBJECT under CORRUPT_MODEL_ID (for the integrity tests).
 import { env } from 'cloudflare:workers';
 import { inject } from 'vitest';
-
-export const CORRUPT_MODEL_ID = 'corrupt';
-export const CORRUPT_OBJECT = 'trunk.bin';
+import { CORRUPT_MODEL_ID, CORRUPT_OBJECT } from './cases';
 
 function fromBase64(s: string): Uint8Array {
   const bin = atob(s);

@@ -2,15 +2,16 @@
 // token-by-token decode, every kernel executor) and compare with the logits llama.cpp computed.
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
 import { fsSource } from '../../../src/format/source-fs';
 import { convert } from '../../../tools/convert';
 import { makeKernels, type ExecutorName } from '../../../tools/kernels-node';
 import { scoreTokens } from '../../../tools/score';
+import { sharedPath } from '../../shared-dir';
 
-const FIXTURES = resolve(__dirname, '../../../../shared/fixtures');
+const FIXTURES = sharedPath('fixtures');
 
 interface Reference { tokens: number[]; logits: number[][] }
 

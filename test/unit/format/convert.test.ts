@@ -14,9 +14,10 @@ import { encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../..
 import { readManifest, readVerified } from '../../../src/format/source';
 import { fsSource } from '../../../src/format/source-fs';
 import { chooseDtype, convert } from '../../../tools/convert';
+import { sharedPath } from '../../shared-dir';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const FIXTURE = join(ROOT, '../shared/fixtures/mixtral');
+const FIXTURE = sharedPath('fixtures', 'mixtral');
 const quiet = { warn: () => {} };
 
 let tmp: string;

@@ -3,7 +3,6 @@
 import { appendFile, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectNotFoundError, ShardIntegrityError } from '../../../src/errors';
 import { sha256Hex } from '../../../src/format/digest';
@@ -11,8 +10,9 @@ import { ManifestError, type Manifest } from '../../../src/format/manifest';
 import { readManifest, readVerified, ShortReadError } from '../../../src/format/source';
 import { fsSource } from '../../../src/format/source-fs';
 import { convert } from '../../../tools/convert';
+import { sharedPath } from '../../shared-dir';
 
-const FIXTURE = fileURLToPath(new URL('../../../../shared/fixtures/mixtral', import.meta.url));
+const FIXTURE = sharedPath('fixtures', 'mixtral');
 
 let dir: string;
 let manifest: Manifest;
