@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { seededRandom } from '../src/engine/sampler';
 import { encodeSafetensors, type TensorToWrite } from '../src/format/safetensors';
 import { convert } from '../tools/convert';
 
@@ -86,17 +87,6 @@ export function tinyTokenizer(): { json: Record<string, unknown>; config: Record
 
 // ---- weights ----
 
-/** mulberry32: small, seeded, good enough for random weights. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function tinyCheckpoint(vocabSize: number): { config: Record<string, unknown>; tensors: TensorToWrite[] } {
   const hidden = 64, layers = 2, heads = 4, kvHeads = 2, headDim = 16, experts = 8, ffn = 64;
@@ -123,7 +113,7 @@ function tinyCheckpoint(vocabSize: number): { config: Record<string, unknown>; t
     sliding_window: null,
     torch_dtype: 'float32',
   };
-  const rand = rng(SEED);
+  const rand = seededRandom(SEED); // mulberry32, the sampler's PRNG
   const normal = (): number => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()); // Box-Muller
   const tensors: TensorToWrite[] = [];
   const mat = (name: string, rows: number, cols: number, std = config.initializer_range): void => {
