@@ -8,7 +8,7 @@
 //   simd build, q8_0:    qx widened to i16, in order (64 bytes per block)
 //   simd build, q4_0:    qx widened to i16 and permuted per block to [x0,x2..x14][x16,x18..x30][x1,x3..x15][x17..x31],
 //                        the order in which 16-bit lanes of packed nibbles yield their four nibbles
-//   relaxed build, q8_0: [xp: cols u8 = max(qx,0)][xn: cols u8 = max(-qx,0)], 7-bit operands for relaxed dot
+//   relaxed build, q8_0: per block [xp: 32 u8 = max(qx,0)][xn: 32 u8 = max(-qx,0)], 7-bit operands for relaxed dot
 //   relaxed build, q4_0: unused (qx is the signed operand, the nibbles the 7-bit one)
 import { QK, DT_F32, DT_F16, DT_Q8_0, RELAXED, align64, f32ToF16, f16ToF32, roundF16 } from './common';
 
@@ -94,12 +94,11 @@ function quantizeRowQ8Simd(src: usize, dst: usize, cols: i32, forQ8: bool): void
     if (RELAXED) {
       if (forQ8) {
         const z = i8x16.splat(0);
-        const xp = dst + extOff(cols) + <usize>(b * QK);
-        const xn = xp + <usize>cols;
+        const xp = dst + extOff(cols) + <usize>(b * 64);
         v128.store(xp, i8x16.max_s(q0, z));
         v128.store(xp, i8x16.max_s(q1, z), 16);
-        v128.store(xn, i8x16.max_s(i8x16.neg(q0), z));
-        v128.store(xn, i8x16.max_s(i8x16.neg(q1), z), 16);
+        v128.store(xp, i8x16.max_s(i8x16.neg(q0), z), 32);
+        v128.store(xp, i8x16.max_s(i8x16.neg(q1), z), 48);
       }
     } else {
       const e = dst + extOff(cols) + <usize>(b * QK * 2);

@@ -1,8 +1,53 @@
 // Causal multi-head attention with GQA over an f32 KV cache, for decode (nTok = 1) and prefill (nTok > 1).
-// The q.k dot and the p*v accumulation have SIMD versions and scalar twins with the same float order.
+// Keys and values are taken four positions at a time (independent accumulators for the q.k dots, one register
+// pass of the output per four values). Every SIMD loop has a scalar twin with the same float order per element.
 import { dotF32Simd, dotF32Scalar } from './dot';
+import { hsumF32 } from './simd-util';
 
-/** o (n) += p * v (n); element-wise, so SIMD and scalar agree bit for bit. */
+/** s[0..3] = q . k_j * scale for keys k0, k0 + ks, k0 + 2ks, k0 + 3ks; each dot in dotF32Simd's order. */
+function dot4Simd(q: usize, k0: usize, ks: usize, n: i32, scale: f32, s: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const k1 = k0 + ks, k2 = k1 + ks, k3 = k2 + ks;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const qv = v128.load(q + o);
+    a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(k0 + o)));
+    a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(k1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(k2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(k3 + o)));
+  }
+  let s0 = hsumF32(a0), s1 = hsumF32(a1), s2 = hsumF32(a2), s3 = hsumF32(a3);
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const qi = load<f32>(q + o);
+    s0 += qi * load<f32>(k0 + o); s1 += qi * load<f32>(k1 + o); s2 += qi * load<f32>(k2 + o); s3 += qi * load<f32>(k3 + o);
+  }
+  store<f32>(s, s0 * scale); store<f32>(s, s1 * scale, 4); store<f32>(s, s2 * scale, 8); store<f32>(s, s3 * scale, 12);
+}
+
+/** o (n) = (((o + p0 v0) + p1 v1) + p2 v2) + p3 v3 element-wise, v_m = v0 + m*vs; p = 4 floats at `p`. */
+function axpy4(o: usize, v0: usize, vs: usize, p: usize, n: i32, simd: bool): void {
+  const p0 = load<f32>(p), p1 = load<f32>(p, 4), p2 = load<f32>(p, 8), p3 = load<f32>(p, 12);
+  const v1 = v0 + vs, v2 = v1 + vs, v3 = v2 + vs;
+  let i = 0;
+  if (simd) {
+    const q0 = f32x4.splat(p0), q1 = f32x4.splat(p1), q2 = f32x4.splat(p2), q3 = f32x4.splat(p3);
+    for (; i + 4 <= n; i += 4) {
+      const at = <usize>i << 2;
+      let acc = f32x4.add(v128.load(o + at), f32x4.mul(q0, v128.load(v0 + at)));
+      acc = f32x4.add(acc, f32x4.mul(q1, v128.load(v1 + at)));
+      acc = f32x4.add(acc, f32x4.mul(q2, v128.load(v2 + at)));
+      v128.store(o + at, f32x4.add(acc, f32x4.mul(q3, v128.load(v3 + at))));
+    }
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(o + at, (((load<f32>(o + at) + p0 * load<f32>(v0 + at)) + p1 * load<f32>(v1 + at)) + p2 * load<f32>(v2 + at)) + p3 * load<f32>(v3 + at));
+  }
+}
+
+/** o (n) += p * v (n). */
 function axpy(o: usize, v: usize, p: f32, n: i32, simd: bool): void {
   let i = 0;
   if (simd) {
@@ -19,7 +64,7 @@ function axpy(o: usize, v: usize, p: f32, n: i32, simd: bool): void {
 }
 
 export function attentionScratch(nCtx: i32): i32 {
-  return nCtx << 2;
+  return (nCtx + 3) << 2;
 }
 
 /**
@@ -32,30 +77,34 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
   const group = nHead / nKvHead;
   const qStride = nHead * headDim;
   const kvStride = nKvHead * headDim;
+  const rowBytes = <usize>kvStride << 2;
   for (let t = 0; t < nTok; t++) {
     const n = pos0 + t + 1;
     for (let h = 0; h < nHead; h++) {
       const kvOff = <usize>((h / group) * headDim) << 2;
       const qrow = q + (<usize>(t * qStride + h * headDim) << 2);
-      let mx = -Infinity as f32;
-      for (let j = 0; j < n; j++) {
-        const kr = k + (<usize>(j * kvStride) << 2) + kvOff;
-        const s = (simd ? dotF32Simd(qrow, kr, headDim) : dotF32Scalar(qrow, kr, headDim)) * scale;
-        store<f32>(scores + (<usize>j << 2), s);
-        mx = max<f32>(mx, s);
+      let j = 0;
+      if (simd) {
+        for (; j + 4 <= n; j += 4) dot4Simd(qrow, k + <usize>j * rowBytes + kvOff, rowBytes, headDim, scale, scores + (<usize>j << 2));
       }
+      for (; j < n; j++) {
+        const kr = k + <usize>j * rowBytes + kvOff;
+        store<f32>(scores + (<usize>j << 2), (simd ? dotF32Simd(qrow, kr, headDim) : dotF32Scalar(qrow, kr, headDim)) * scale);
+      }
+      let mx = -Infinity as f32;
+      for (j = 0; j < n; j++) mx = max<f32>(mx, load<f32>(scores + (<usize>j << 2)));
       let sum: f64 = 0;
-      for (let j = 0; j < n; j++) {
+      for (j = 0; j < n; j++) {
         const e = Mathf.exp(load<f32>(scores + (<usize>j << 2)) - mx);
         store<f32>(scores + (<usize>j << 2), e);
         sum += <f64>e;
       }
       const inv = <f32>(1.0 / sum);
+      for (j = 0; j < n; j++) store<f32>(scores + (<usize>j << 2), load<f32>(scores + (<usize>j << 2)) * inv);
       const o = out + (<usize>(t * qStride + h * headDim) << 2);
       memory.fill(o, 0, <usize>headDim << 2); // after the q row was read: out may alias q
-      for (let j = 0; j < n; j++) {
-        axpy(o, v + (<usize>(j * kvStride) << 2) + kvOff, load<f32>(scores + (<usize>j << 2)) * inv, headDim, simd);
-      }
+      for (j = 0; j + 4 <= n; j += 4) axpy4(o, v + <usize>j * rowBytes + kvOff, rowBytes, scores + (<usize>j << 2), headDim, simd);
+      for (; j < n; j++) axpy(o, v + <usize>j * rowBytes + kvOff, load<f32>(scores + (<usize>j << 2)), headDim, simd);
     }
   }
 }

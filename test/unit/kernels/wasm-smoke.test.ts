@@ -1,7 +1,7 @@
 // Quick sanity checks of the WASM executors (the cross-executor conformance suite is conformance.test.ts):
 // block constants agree with quant.ts, quantized matmuls match dequantize + f32 dot, SIMD equals its scalar twin.
 import { describe, expect, it } from 'vitest';
-import { QK, dequantize, f16ToF32, quantize, quantizeQ8_0 } from '../../../src/format/quant';
+import { QK, dequantize, f16ToF32, f32ToF16, quantize, quantizeQ8_0 } from '../../../src/format/quant';
 import { loadNodeKernelModules, loadNodeKernels } from '../../../src/kernels/load-node';
 import type { Kernels, Mat } from '../../../src/kernels/types';
 import { instantiateKernels } from '../../../src/kernels/wasm';
@@ -102,6 +102,40 @@ describe('wasm kernels', () => {
       const a = k.heap.f32(y, nTok * hidden), b = k.heap.f32(y2, nTok * hidden);
       for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(2e-3 * (1 + Math.abs(b[i])));
     }
+  });
+
+  it('every other SIMD kernel equals its scalar twin bit for bit (f32/f16 matmul, FFN, attention)', async () => {
+    const outs: Float32Array[][] = [];
+    for (const variant of variants) {
+      const k = await loadNodeKernels(variant);
+      const got: Float32Array[] = [];
+      for (const dtype of ['f32', 'f16'] as const) {
+        const rows = 5, cols = 70, w = rand(rows * cols, 11);
+        let data: number;
+        if (dtype === 'f32') data = put(k, w);
+        else {
+          data = k.heap.alloc(rows * cols * 2);
+          new Uint16Array(k.heap.memory.buffer, data, rows * cols).set(Array.from(w, (v) => f32ToF16(v)));
+        }
+        const x = put(k, rand(2 * cols, 12)), y = k.heap.alloc(2 * rows * 4);
+        k.matmul({ dtype, rows, cols, data, scales: 0 }, x, y, 2);
+        got.push(k.heap.f32(y, 2 * rows).slice());
+      }
+      const hidden = 96, inter = 160, nTok = 3;
+      const gate = putQuant(k, 'q8_0', inter, hidden, rand(inter * hidden, 13)).mat;
+      const up = putQuant(k, 'q8_0', inter, hidden, rand(inter * hidden, 14)).mat;
+      const down = putQuant(k, 'q4_0', hidden, inter, rand(hidden * inter, 15)).mat;
+      const x = put(k, rand(nTok * hidden, 16)), y = k.heap.alloc(nTok * hidden * 4);
+      k.ffnSwiglu(gate, up, down, x, y, nTok);
+      got.push(k.heap.f32(y, nTok * hidden).slice());
+      const shape = { nHead: 4, nKvHead: 2, headDim: 36, scale: 1 / 6 };
+      const q = put(k, rand(3 * 144, 17)), kc = put(k, rand(8 * 72, 18)), vc = put(k, rand(8 * 72, 19));
+      const out = k.heap.alloc(3 * 144 * 4);
+      k.attention(q, kc, vc, out, 3, 5, shape);
+      got.push(k.heap.f32(out, 3 * 144).slice());
+      outs.push(got);
+    }
+    for (const o of outs.slice(1)) o.forEach((a, i) => expect(a).toEqual(outs[0][i]));
   });
 
   it('attention of one query over one position returns that position\'s value', async () => {

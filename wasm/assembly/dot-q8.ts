@@ -1,0 +1,127 @@
+// q8_0 row dots: weights w (cols i8) with f32 scales ws (one per 32-block) against a prepared activation.
+// Block b's exact int sum times (ws[b] * xs[b]) goes to lane b % 4 of an f32 accumulator, in every twin.
+import { QK, RELAXED } from './common';
+import { extOff, xsOff } from './activation';
+import { pairSum, finishSum, hsumI32, hsumF32, fence, fence2 } from './simd-util';
+
+/**
+ * i32x4 whose lanes sum to block w . x. x0..x3 are the block's 64 ext bytes (activation.ts), loaded once and shared
+ * by every row dotted with it: in the SIMD build x as i16 in order; in the relaxed build xp (x0, x1), xn (x2, x3).
+ */
+@inline function blockQ8(w: usize, x0: v128, x1: v128, x2: v128, x3: v128, ones: v128): v128 {
+  const w0 = v128.load(w);
+  const w1 = v128.load(w, 16);
+  if (RELAXED) {
+    // dot(w, x) = dot(w, xp) - dot(w, xn) with xp, xn in 0..127: a valid 7-bit operand, so the relaxed dot is exact.
+    // An i16 lane (a pair of products, |.| <= 2*127*128) of either dot and of their difference does not overflow.
+    const d0 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w0, x0), i16x8.relaxed_dot_i8x16_i7x16_s(w0, x2));
+    const d1 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w1, x1), i16x8.relaxed_dot_i8x16_i7x16_s(w1, x3));
+    return i32x4.add(i32x4.dot_i16x8_s(d0, ones), i32x4.dot_i16x8_s(d1, ones));
+  } else {
+    const s0 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w0), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w0), x1));
+    const s1 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w1), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w1), x3));
+    return i32x4.add(s0, s1);
+  }
+}
+
+@inline function blockQ8At(w: usize, e: usize, ones: v128): v128 {
+  return blockQ8(w, v128.load(e), v128.load(e, 16), v128.load(e, 32), v128.load(e, 48), ones);
+}
+
+/** Blocks from `b` to nb of one row, added to the lanes (l0, l1, l2) of `acc` (b % 4 == 0, nb - b < 4). */
+@inline function tailQ8(w: usize, ws: usize, e: usize, xs: usize, b: i32, nb: i32, acc: v128, ones: v128): f32 {
+  let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2);
+  for (; b < nb; b++) {
+    const v = <f32>hsumI32(blockQ8At(w + <usize>(b * QK), e + <usize>(b * 64), ones)) *
+      (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
+    if ((b & 3) == 0) l0 += v; else if ((b & 3) == 1) l1 += v; else l2 += v;
+  }
+  return (l0 + l2) + (l1 + f32x4.extract_lane(acc, 3));
+}
+
+export function dotQ8Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
+  const nb = cols / QK;
+  const xs = a + xsOff(cols);
+  const e = a + extOff(cols);
+  const ones = i16x8.splat(1);
+  let acc = f32x4.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const wp = w + <usize>(b * QK);
+    const ep = e + <usize>(b * 64);
+    const ab = pairSum(blockQ8At(wp, ep, ones), blockQ8At(wp + 32, ep + 64, ones));
+    fence(ab);
+    const s = finishSum(ab, pairSum(blockQ8At(wp + 64, ep + 128, ones), blockQ8At(wp + 96, ep + 192, ones)));
+    const sc = f32x4.mul(v128.load(ws + (<usize>b << 2)), v128.load(xs + (<usize>b << 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), sc));
+    fence(acc);
+  }
+  return b == nb ? hsumF32(acc) : tailQ8(w, ws, e, xs, b, nb, acc, ones);
+}
+
+/** Block w . x from the block's weight vectors w0, w1 (see blockQ8). */
+@inline function blockQ8v(w0: v128, w1: v128, x0: v128, x1: v128, x2: v128, x3: v128, ones: v128): v128 {
+  if (RELAXED) {
+    const d0 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w0, x0), i16x8.relaxed_dot_i8x16_i7x16_s(w0, x2));
+    const d1 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w1, x1), i16x8.relaxed_dot_i8x16_i7x16_s(w1, x3));
+    return i32x4.add(i32x4.dot_i16x8_s(d0, ones), i32x4.dot_i16x8_s(d1, ones));
+  } else {
+    const s0 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w0), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w0), x1));
+    const s1 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w1), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w1), x3));
+    return i32x4.add(s0, s1);
+  }
+}
+
+/**
+ * Two rows (wA, wB) against one activation: *yA, *yB; each value is exactly dotQ8Simd's. Pointers advance per
+ * 4 blocks and every load uses a constant offset, which V8 folds into the address (a wasm i32 add it cannot).
+ */
+export function dot2Q8Simd(wA: usize, wB: usize, wsA: usize, wsB: usize, a: usize, cols: i32, yA: usize, yB: usize): void {
+  const nb = cols / QK;
+  const xs = a + xsOff(cols);
+  const e = a + extOff(cols);
+  const ones = i16x8.splat(1);
+  let accA = f32x4.splat(0);
+  let accB = f32x4.splat(0);
+  let pA = wA, pB = wB, pe = e, pwsA = wsA, pwsB = wsB, pxs = xs;
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    let x0 = v128.load(pe), x1 = v128.load(pe, 16), x2 = v128.load(pe, 32), x3 = v128.load(pe, 48);
+    const a0 = blockQ8v(v128.load(pA), v128.load(pA, 16), x0, x1, x2, x3, ones);
+    const b0 = blockQ8v(v128.load(pB), v128.load(pB, 16), x0, x1, x2, x3, ones);
+    fence2(a0, b0);
+    x0 = v128.load(pe, 64); x1 = v128.load(pe, 80); x2 = v128.load(pe, 96); x3 = v128.load(pe, 112);
+    const abA = pairSum(a0, blockQ8v(v128.load(pA, 32), v128.load(pA, 48), x0, x1, x2, x3, ones));
+    const abB = pairSum(b0, blockQ8v(v128.load(pB, 32), v128.load(pB, 48), x0, x1, x2, x3, ones));
+    fence2(abA, abB);
+    x0 = v128.load(pe, 128); x1 = v128.load(pe, 144); x2 = v128.load(pe, 160); x3 = v128.load(pe, 176);
+    const a2 = blockQ8v(v128.load(pA, 64), v128.load(pA, 80), x0, x1, x2, x3, ones);
+    const b2 = blockQ8v(v128.load(pB, 64), v128.load(pB, 80), x0, x1, x2, x3, ones);
+    fence2(a2, b2);
+    x0 = v128.load(pe, 192); x1 = v128.load(pe, 208); x2 = v128.load(pe, 224); x3 = v128.load(pe, 240);
+    const sA = finishSum(abA, pairSum(a2, blockQ8v(v128.load(pA, 96), v128.load(pA, 112), x0, x1, x2, x3, ones)));
+    const sB = finishSum(abB, pairSum(b2, blockQ8v(v128.load(pB, 96), v128.load(pB, 112), x0, x1, x2, x3, ones)));
+    const xsv = v128.load(pxs);
+    accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sA), f32x4.mul(v128.load(pwsA), xsv)));
+    accB = f32x4.add(accB, f32x4.mul(f32x4.convert_i32x4_s(sB), f32x4.mul(v128.load(pwsB), xsv)));
+    fence2(accA, accB);
+    pA += 128; pB += 128; pe += 256; pwsA += 16; pwsB += 16; pxs += 16;
+  }
+  store<f32>(yA, b == nb ? hsumF32(accA) : tailQ8(wA, wsA, e, xs, b, nb, accA, ones));
+  store<f32>(yB, b == nb ? hsumF32(accB) : tailQ8(wB, wsB, e, xs, b, nb, accB, ones));
+}
+
+export function dotQ8Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
+  const nb = cols / QK;
+  const xs = a + xsOff(cols);
+  let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>(b * QK);
+    let s = 0;
+    for (let j = 0; j < QK; j++) s += <i32>load<i8>(w + o + j) * <i32>load<i8>(a + o + j);
+    const v = <f32>s * (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
+    const lane = b & 3;
+    if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
+  }
+  return (l0 + l2) + (l1 + l3);
+}

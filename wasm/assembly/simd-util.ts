@@ -1,0 +1,37 @@
+// Small SIMD helpers shared by the dot kernels: horizontal sums in the lane order the scalar twins copy, and the
+// scheduling fence that keeps V8 from spilling.
+
+/** [a0+a2, a1+a3, b0+b2, b1+b3]: half of the horizontal sums of two i32x4. */
+@inline export function pairSum(a: v128, b: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
+}
+
+/** [sum(a), sum(b), sum(c), sum(d)] from pairSum(a, b) and pairSum(c, d). */
+@inline export function finishSum(ab: v128, cd: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+}
+
+@inline export function hsumI32(a: v128): i32 {
+  return i32x4.extract_lane(a, 0) + i32x4.extract_lane(a, 1) + i32x4.extract_lane(a, 2) + i32x4.extract_lane(a, 3);
+}
+
+/** (l0 + l2) + (l1 + l3), the lane order every twin uses. */
+@inline export function hsumF32(a: v128): f32 {
+  const t = f32x4.add(a, v128.shuffle<f32>(a, a, 2, 3, 0, 1));
+  return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
+}
+
+// V8's TurboFan hoists every load of a loop body to its top (loads are ordered effects; the arithmetic floats down
+// to its uses), so an unrolled body keeps all its loaded vectors live at once and spills. Storing an intermediate
+// result is an effect the next loads must follow, which bounds the live vectors. The bytes are never read.
+const FENCES: bool = true;
+const FENCE: usize = memory.data(32, 16);
+
+@inline export function fence(v: v128): void {
+  if (FENCES) v128.store(FENCE, v);
+}
+
+@inline export function fence2(a: v128, b: v128): void {
+  if (FENCES) { v128.store(FENCE, a); v128.store(FENCE, b, 16); }
+}
+
