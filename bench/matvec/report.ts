@@ -75,7 +75,7 @@ export function renderMarkdown(doc: MatvecDoc): string {
   const byKey = new Map<string, Partial<Record<Runtime, MatvecRecord>>>();
   for (const r of doc.records) byKey.set(key(r), { ...byKey.get(key(r)), [r.runtime]: r });
   const cell = (r: MatvecRecord | undefined) =>
-    r ? `${r.gbps.toFixed(2)} | ${r.ratio_to_stream.toFixed(2)} (${r.ratio_range[0].toFixed(2)}-${r.ratio_range[1].toFixed(2)})` : '- | -';
+    r ? `${r.gbps.toFixed(2)} | ${r.stream_gbps.toFixed(1)} | ${r.ratio_to_stream.toFixed(2)} (${r.ratio_range[0].toFixed(2)}-${r.ratio_range[1].toFixed(2)})` : '- | - | -';
   const rows = [...byKey.values()].map((v) => {
     const r = (v.node ?? v.workerd)!;
     return `| ${r.name} | ${r.shape.join('x')} | ${r.quant} | ${r.executor} | ${cell(v.node)} | ${cell(v.workerd)} |`;
@@ -98,11 +98,12 @@ export function renderMarkdown(doc: MatvecDoc): string {
     '',
     ...targetLines(doc.records),
     '',
-    'GB/s = weight bytes in kernel memory (quants + f32 scales) per second, median of rounds. Ratio = median of',
-    'per-round (mat-vec GB/s / streaming-read GB/s), with the lowest-highest per-round ratio in brackets.',
+    'GB/s = weight bytes in kernel memory (quants + f32 scales) per second, median of rounds; stream = the',
+    'streaming read timed in the same rounds (median). Ratio = median of per-round (mat-vec GB/s / stream GB/s),',
+    'with the lowest-highest per-round ratio in brackets.',
     '',
-    '| shape | rows x cols | quant | executor | Node GB/s | Node ratio | workerd GB/s | workerd ratio |',
-    '|---|---|---|---|---:|---:|---:|---:|',
+    '| shape | rows x cols | quant | executor | Node GB/s | stream | ratio | workerd GB/s | stream | ratio |',
+    '|---|---|---|---|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
     'Streaming read (stream_read of kernels-simd.wasm), over all rounds of all cases:',
