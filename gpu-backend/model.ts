@@ -1,0 +1,101 @@
+// The backend's view of a model: manifest, model tag, and this replica's layer/expert range loaded onto the
+// device from verified objects. Replicas split a model by ranges (expert parallelism); each loads only its own.
+import { objectNames, parseManifest, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../src/format/manifest';
+import { readVerified, type ObjectSource } from '../src/format/source';
+import { modelTagOf } from '../src/protocol/expert-wire';
+import type { ExpertDevice, ExpertEntries } from './devices/device';
+
+/** Inclusive range of ids. */
+export interface IdRange {
+  readonly lo: number;
+  readonly hi: number;
+}
+
+export interface LoadModelOptions {
+  layers?: IdRange; // default: every layer
+  experts?: IdRange; // default: every expert
+  /** Objects read at once (R2 latency hides behind parallel reads). */
+  concurrency?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface BackendModel {
+  readonly name: string;
+  readonly manifest: Manifest;
+  readonly tag: Uint8Array; // first 8 bytes of SHA-256(manifest.json)
+  readonly hidden: number;
+  readonly layers: IdRange;
+  readonly experts: IdRange;
+  readonly loadedExperts: number;
+  readonly objectBytes: number; // bytes of expert objects read
+}
+
+export async function loadBackendModel(source: ObjectSource, device: ExpertDevice, opts: LoadModelOptions = {}): Promise<BackendModel> {
+  const raw = await source.get(objectNames.manifest);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(raw));
+  } catch (e) {
+    throw new ManifestError(`${source.describe()}/${objectNames.manifest} is not JSON (${(e as Error).message})`);
+  }
+  const manifest = parseManifest(json);
+  const a = manifest.architecture;
+  const layers = checkRange('layers', opts.layers ?? { lo: 0, hi: a.numLayers - 1 }, a.numLayers);
+  const experts = checkRange('experts', opts.experts ?? { lo: 0, hi: a.numExperts - 1 }, a.numExperts);
+
+  const todo: [number, number][] = [];
+  for (let l = layers.lo; l <= layers.hi; l++) for (let e = experts.lo; e <= experts.hi; e++) todo.push([l, e]);
+  let done = 0;
+  let objectBytes = 0;
+  await forEachLimited(todo, opts.concurrency ?? 8, async ([l, e]) => {
+    const entries = expertEntries(manifest, l, e);
+    const bytes = await readVerified(source, manifest, objectNames.expert(l, e));
+    objectBytes += bytes.length;
+    await device.loadExpert(l, e, entries, bytes);
+    opts.onProgress?.(++done, todo.length);
+  });
+  return Object.freeze({
+    name: manifest.name,
+    manifest,
+    tag: await modelTagOf(raw),
+    hidden: a.hiddenSize,
+    layers,
+    experts,
+    loadedExperts: todo.length,
+    objectBytes,
+  });
+}
+
+/** True when (layer, expert) is in this replica's range. */
+export function serves(m: BackendModel, layer: number, expert: number): boolean {
+  return layer >= m.layers.lo && layer <= m.layers.hi && expert >= m.experts.lo && expert <= m.experts.hi;
+}
+
+function expertEntries(m: Manifest, l: number, e: number): ExpertEntries {
+  const { hiddenSize: H, expertFfnSize: I } = m.architecture;
+  const get = (name: string, shape: [number, number]): TensorEntry => {
+    const t = m.tensors[name];
+    if (!t) throw new ManifestError(`no tensor ${name}`);
+    if (t.object !== objectNames.expert(l, e)) throw new ManifestError(`tensor ${name} lives in ${t.object}, expected ${objectNames.expert(l, e)}`);
+    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) {
+      throw new ManifestError(`tensor ${name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
+    }
+    return t;
+  };
+  return { gate: get(tensorNames.expertGate(l, e), [I, H]), up: get(tensorNames.expertUp(l, e), [I, H]), down: get(tensorNames.expertDown(l, e), [H, I]) };
+}
+
+function checkRange(what: string, r: IdRange, count: number): IdRange {
+  if (!Number.isInteger(r.lo) || !Number.isInteger(r.hi) || r.lo < 0 || r.hi < r.lo || r.hi >= count) {
+    throw new RangeError(`--${what} ${r.lo}-${r.hi} is outside the model's 0-${count - 1}`);
+  }
+  return Object.freeze({ lo: r.lo, hi: r.hi });
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
