@@ -18,8 +18,10 @@ import { pairSum, finishSum, hsumI32, hsumF32, fence, fence2 } from './simd-util
 @inline function blockQ4v(v: v128, x0: v128, x1: v128, x2: v128, x3: v128, ones: v128): v128 {
   if (RELAXED) {
     // nibbles (0..15) are a valid 7-bit operand; a pair of products is within +-3810, so the i16 sums are exact
-    const lo = v128.and(v, i8x16.splat(0x0f)); // elements 0..15
-    const hi = i8x16.shr_u(v, 4); // elements 16..31
+    const m = i8x16.splat(0x0f);
+    const lo = v128.and(v, m); // elements 0..15
+    // elements 16..31; i16 shift + the hoisted mask: V8 lowers i8x16.shr_u to a shift plus a mask it rebuilds each time
+    const hi = v128.and(i16x8.shr_u(v, 4), m);
     return i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)), ones);
   } else {
     // a 16-bit lane L of the packed bytes holds elements 2L | 2L+16 << 4 | 2L+1 << 8 | 2L+17 << 12
@@ -134,4 +136,69 @@ export function dotQ4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
     if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
   }
   return (l0 + l2) + (l1 + l3);
+}
+
+// The four rows' f32x4 accumulators of matvec4Q4Simd live in memory (see dot-q8.ts).
+const ACC4: usize = memory.data(64, 16);
+
+/** Mat-vec y (4q) = W (4q, cols) @ a, rows r, r + q, r + 2q, r + 3q together, as matvec4Q8Simd. */
+export function matvec4Q4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
+  const off = <usize>q * <usize>(cols >> 1); // bytes between the four rows' quants; their scales are off / 4 apart
+  for (let r = 0; r < q; r++) {
+    const o = <usize>r * <usize>(cols >> 1);
+    dot4Q4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2);
+  }
+}
+
+/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`: stored at y + k*ystep. */
+@inline function dot4Q4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
+  const nb = cols / QK;
+  const xs = a + xsOff(cols);
+  const xsum = a + xsumOff(cols);
+  const e = a + extOff(cols);
+  const ones = i16x8.splat(1);
+  const z = f32x4.splat(0);
+  v128.store(ACC4, z); v128.store(ACC4, z, 16); v128.store(ACC4, z, 32); v128.store(ACC4, z, 48);
+  // one pointer per stream: the other three rows are constant offsets away (fewer registers, no spills)
+  const off2 = off << 1, off3 = off * 3, soff2 = soff << 1, soff3 = soff * 3;
+  let pA = w, px = RELAXED ? a : e, pxs = xs, pxsum = xsum, sA = ws;
+  const XB: i32 = RELAXED ? 32 : 64; // activation bytes per block
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const pB = pA + off, pC = pA + off2, pD = pA + off3, sB = sA + soff, sC = sA + soff2, sD = sA + soff3;
+    let x0 = v128.load(px), x1 = v128.load(px, 16), x2 = RELAXED ? x0 : v128.load(px, 32), x3 = RELAXED ? x1 : v128.load(px, 48);
+    let rA = blockQ4v(v128.load(pA), x0, x1, x2, x3, ones), rB = blockQ4v(v128.load(pB), x0, x1, x2, x3, ones);
+    let rC = blockQ4v(v128.load(pC), x0, x1, x2, x3, ones), rD = blockQ4v(v128.load(pD), x0, x1, x2, x3, ones);
+    fence2(rA, rB); fence2(rC, rD);
+    x0 = v128.load(px, XB); x1 = v128.load(px, XB + 16);
+    x2 = RELAXED ? x0 : v128.load(px, XB + 32); x3 = RELAXED ? x1 : v128.load(px, XB + 48);
+    const abA = pairSum(rA, blockQ4v(v128.load(pA, 16), x0, x1, x2, x3, ones));
+    const abB = pairSum(rB, blockQ4v(v128.load(pB, 16), x0, x1, x2, x3, ones));
+    const abC = pairSum(rC, blockQ4v(v128.load(pC, 16), x0, x1, x2, x3, ones));
+    const abD = pairSum(rD, blockQ4v(v128.load(pD, 16), x0, x1, x2, x3, ones));
+    fence2(abA, abB); fence2(abC, abD);
+    x0 = v128.load(px, 2 * XB); x1 = v128.load(px, 2 * XB + 16);
+    x2 = RELAXED ? x0 : v128.load(px, 2 * XB + 32); x3 = RELAXED ? x1 : v128.load(px, 2 * XB + 48);
+    rA = blockQ4v(v128.load(pA, 32), x0, x1, x2, x3, ones); rB = blockQ4v(v128.load(pB, 32), x0, x1, x2, x3, ones);
+    rC = blockQ4v(v128.load(pC, 32), x0, x1, x2, x3, ones); rD = blockQ4v(v128.load(pD, 32), x0, x1, x2, x3, ones);
+    fence2(rA, rB); fence2(rC, rD);
+    x0 = v128.load(px, 3 * XB); x1 = v128.load(px, 3 * XB + 16);
+    x2 = RELAXED ? x0 : v128.load(px, 3 * XB + 32); x3 = RELAXED ? x1 : v128.load(px, 3 * XB + 48);
+    const tA = offsetQ4at(finishSum(abA, pairSum(rA, blockQ4v(v128.load(pA, 48), x0, x1, x2, x3, ones))), pxsum);
+    const tB = offsetQ4at(finishSum(abB, pairSum(rB, blockQ4v(v128.load(pB, 48), x0, x1, x2, x3, ones))), pxsum);
+    fence2(tA, tB);
+    const tC = offsetQ4at(finishSum(abC, pairSum(rC, blockQ4v(v128.load(pC, 48), x0, x1, x2, x3, ones))), pxsum);
+    const tD = offsetQ4at(finishSum(abD, pairSum(rD, blockQ4v(v128.load(pD, 48), x0, x1, x2, x3, ones))), pxsum);
+    const xsv = v128.load(pxs);
+    v128.store(ACC4, f32x4.add(v128.load(ACC4), f32x4.mul(f32x4.convert_i32x4_s(tA), f32x4.mul(v128.load(sA), xsv))));
+    v128.store(ACC4, f32x4.add(v128.load(ACC4, 16), f32x4.mul(f32x4.convert_i32x4_s(tB), f32x4.mul(v128.load(sB), xsv))), 16);
+    v128.store(ACC4, f32x4.add(v128.load(ACC4, 32), f32x4.mul(f32x4.convert_i32x4_s(tC), f32x4.mul(v128.load(sC), xsv))), 32);
+    v128.store(ACC4, f32x4.add(v128.load(ACC4, 48), f32x4.mul(f32x4.convert_i32x4_s(tD), f32x4.mul(v128.load(sD), xsv))), 48);
+    pA += 64; px += 4 * XB; pxs += 16; pxsum += 16; sA += 16;
+  }
+  for (let k = 0; k < 4; k++) {
+    const acc = v128.load(ACC4 + (<usize>k << 4));
+    const wk = w + <usize>k * off, sk = ws + <usize>k * soff;
+    store<f32>(y + <usize>k * ystep, b == nb ? hsumF32(acc) : tailQ4(wk, sk, a, e, xs, xsum, b, nb, acc, ones));
+  }
 }

@@ -125,3 +125,70 @@ export function dotQ8Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
   }
   return (l0 + l2) + (l1 + l3);
 }
+
+// The four rows' f32x4 accumulators of matvec4Q8Simd live in memory: with 16 xmm registers they would spill anyway.
+const ACC4: usize = memory.data(64, 16);
+
+/**
+ * Mat-vec y (4q) = W (4q, cols) @ a, rows r, r + q, r + 2q, r + 3q together (r < q): four sequential streams the
+ * hardware prefetchers follow, and each activation load feeds four rows. Each value is exactly dotQ8Simd's.
+ */
+export function matvec4Q8Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
+  const off = <usize>q * <usize>cols; // bytes between the four rows' quants; their scales are off / 8 apart
+  for (let r = 0; r < q; r++) {
+    const o = <usize>r * <usize>cols;
+    dot4Q8(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
+  }
+}
+
+/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`: stored at y + k*ystep. */
+@inline function dot4Q8(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
+  const nb = cols / QK;
+  const xs = a + xsOff(cols);
+  const e = a + extOff(cols);
+  const ones = i16x8.splat(1);
+  const z = f32x4.splat(0);
+  v128.store(ACC4, z); v128.store(ACC4, z, 16); v128.store(ACC4, z, 32); v128.store(ACC4, z, 48);
+  // one pointer per stream: the other three rows are constant offsets away (fewer registers, no spills)
+  const off2 = off << 1, off3 = off * 3, soff2 = soff << 1, soff3 = soff * 3;
+  let pA = w, pe = e, pxs = xs, sA = ws;
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const pB = pA + off, pC = pA + off2, pD = pA + off3, sB = sA + soff, sC = sA + soff2, sD = sA + soff3;
+    let x0 = v128.load(pe), x1 = v128.load(pe, 16), x2 = v128.load(pe, 32), x3 = v128.load(pe, 48);
+    let rA = blockQ8v(v128.load(pA), v128.load(pA, 16), x0, x1, x2, x3, ones);
+    let rB = blockQ8v(v128.load(pB), v128.load(pB, 16), x0, x1, x2, x3, ones);
+    let rC = blockQ8v(v128.load(pC), v128.load(pC, 16), x0, x1, x2, x3, ones);
+    let rD = blockQ8v(v128.load(pD), v128.load(pD, 16), x0, x1, x2, x3, ones);
+    fence2(rA, rB); fence2(rC, rD);
+    x0 = v128.load(pe, 64); x1 = v128.load(pe, 80); x2 = v128.load(pe, 96); x3 = v128.load(pe, 112);
+    const abA = pairSum(rA, blockQ8v(v128.load(pA, 32), v128.load(pA, 48), x0, x1, x2, x3, ones));
+    const abB = pairSum(rB, blockQ8v(v128.load(pB, 32), v128.load(pB, 48), x0, x1, x2, x3, ones));
+    const abC = pairSum(rC, blockQ8v(v128.load(pC, 32), v128.load(pC, 48), x0, x1, x2, x3, ones));
+    const abD = pairSum(rD, blockQ8v(v128.load(pD, 32), v128.load(pD, 48), x0, x1, x2, x3, ones));
+    fence2(abA, abB); fence2(abC, abD);
+    x0 = v128.load(pe, 128); x1 = v128.load(pe, 144); x2 = v128.load(pe, 160); x3 = v128.load(pe, 176);
+    rA = blockQ8v(v128.load(pA, 64), v128.load(pA, 80), x0, x1, x2, x3, ones);
+    rB = blockQ8v(v128.load(pB, 64), v128.load(pB, 80), x0, x1, x2, x3, ones);
+    rC = blockQ8v(v128.load(pC, 64), v128.load(pC, 80), x0, x1, x2, x3, ones);
+    rD = blockQ8v(v128.load(pD, 64), v128.load(pD, 80), x0, x1, x2, x3, ones);
+    fence2(rA, rB); fence2(rC, rD);
+    x0 = v128.load(pe, 192); x1 = v128.load(pe, 208); x2 = v128.load(pe, 224); x3 = v128.load(pe, 240);
+    const tA = finishSum(abA, pairSum(rA, blockQ8v(v128.load(pA, 96), v128.load(pA, 112), x0, x1, x2, x3, ones)));
+    const tB = finishSum(abB, pairSum(rB, blockQ8v(v128.load(pB, 96), v128.load(pB, 112), x0, x1, x2, x3, ones)));
+    fence2(tA, tB);
+    const tC = finishSum(abC, pairSum(rC, blockQ8v(v128.load(pC, 96), v128.load(pC, 112), x0, x1, x2, x3, ones)));
+    const tD = finishSum(abD, pairSum(rD, blockQ8v(v128.load(pD, 96), v128.load(pD, 112), x0, x1, x2, x3, ones)));
+    const xsv = v128.load(pxs);
+    v128.store(ACC4, f32x4.add(v128.load(ACC4), f32x4.mul(f32x4.convert_i32x4_s(tA), f32x4.mul(v128.load(sA), xsv))));
+    v128.store(ACC4, f32x4.add(v128.load(ACC4, 16), f32x4.mul(f32x4.convert_i32x4_s(tB), f32x4.mul(v128.load(sB), xsv))), 16);
+    v128.store(ACC4, f32x4.add(v128.load(ACC4, 32), f32x4.mul(f32x4.convert_i32x4_s(tC), f32x4.mul(v128.load(sC), xsv))), 32);
+    v128.store(ACC4, f32x4.add(v128.load(ACC4, 48), f32x4.mul(f32x4.convert_i32x4_s(tD), f32x4.mul(v128.load(sD), xsv))), 48);
+    pA += 128; pe += 256; pxs += 16; sA += 16;
+  }
+  for (let k = 0; k < 4; k++) {
+    const acc = v128.load(ACC4 + (<usize>k << 4));
+    const wk = w + <usize>k * off, sk = ws + <usize>k * soff;
+    store<f32>(y + <usize>k * ystep, b == nb ? hsumF32(acc) : tailQ8(wk, sk, e, xs, b, nb, acc, ones));
+  }
+}

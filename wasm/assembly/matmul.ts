@@ -1,9 +1,11 @@
 // Matmul and the fused SwiGLU expert FFN over prepared activations. Mat-vec (nTok = 1) streams each weight row
 // once; mat-mat walks the tokens in tiles whose prepared activations stay in L2, and reuses each weight row
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
-import { QK, DT_F32, DT_F16, rowBytes, align64 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, rowBytes, align64 } from './common';
 import { actBytes, prepare } from './activation';
 import { dotRow, dotRows2 } from './dot';
+import { matvec4Q8Simd } from './dot-q8';
+import { matvec4Q4Simd } from './dot-q4';
 
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 
@@ -20,6 +22,14 @@ const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: usize, stride: i32, y: usize, nTok: i32, simd: bool): void {
   const rb = <usize>rowBytes(dt, cols);
   const sb = <usize>scaleRowBytes(dt, cols);
+  if (simd && nTok == 1 && rows >= 4 && (dt == DT_Q8_0 || dt == DT_Q4_0)) {
+    // quantized mat-vec: four rows a quarter apart per pass (matvec4Q8Simd), the last rows % 4 one by one
+    const q = rows >> 2;
+    if (dt == DT_Q8_0) matvec4Q8Simd(wq, ws, q, cols, act, y);
+    else matvec4Q4Simd(wq, ws, q, cols, act, y);
+    for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(dt, wq + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
+    return;
+  }
   const tile = tileTokens(stride, nTok);
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
