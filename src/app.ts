@@ -1,25 +1,39 @@
-// The Hono app: OpenAI-compatible routes over one served model, with every error mapped to OpenAI's
-// error shape in one place (onError + notFound).
+// The Hono app: OpenAI-compatible routes over one served model, the admin hot-set routes and /metrics,
+// with every error mapped to OpenAI's error shape in one place (onError + notFound).
 import { Hono } from 'hono';
 import type { AppEnv } from './env';
 import { requireApiKey } from './http/auth';
 import { errorResponse, RouteNotFoundError } from './http/errors';
+import { metrics } from './runtime/metrics';
+import { getHotSet, putHotSet, requireAdmin } from './routes/admin';
 import { chatCompletions } from './routes/chat';
 import { completions } from './routes/completions';
 import { health } from './routes/health';
 import type { ModelProvider } from './routes/inference';
+import { getMetrics } from './routes/metrics';
 import { getModel, listModels } from './routes/models';
+
+const COUNTED = new Set(['/v1/chat/completions', '/v1/completions', '/v1/models', '/healthz', '/admin/hot-set']);
 
 export function createApp(provider: ModelProvider) {
   const app = new Hono<{ Bindings: AppEnv }>();
 
+  app.use('*', async (c, next) => {
+    await next();
+    metrics.request(COUNTED.has(c.req.path) ? c.req.path : 'other', c.res.status);
+  });
   app.get('/healthz', health(provider));
+  app.get('/metrics', getMetrics);
 
   app.use('/v1/*', requireApiKey);
   app.get('/v1/models', listModels);
   app.get('/v1/models/:id', getModel);
   app.post('/v1/chat/completions', chatCompletions(provider));
   app.post('/v1/completions', completions(provider));
+
+  app.use('/admin/*', requireAdmin);
+  app.get('/admin/hot-set', getHotSet(provider));
+  app.put('/admin/hot-set', putHotSet(provider));
 
   app.notFound((c) => errorResponse(new RouteNotFoundError(c.req.method, c.req.path)));
   app.onError((err, c) => {

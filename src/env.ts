@@ -2,10 +2,24 @@
 // Regenerate src/worker-configuration.d.ts with:
 //   npx wrangler types src/worker-configuration.d.ts --include-runtime=false --strict-vars=false
 
-/** Bindings and vars as the runtime hands them over; API_KEYS is a secret, so it is not in wrangler.toml. */
-export type AppEnv = Env & {
+import { COLD_POLICIES, DEGRADED_POLICIES, type BackendTarget, type ColdPolicy, type DegradedPolicy } from './engine/api';
+import { MoeError } from './errors';
+
+/** Bindings and vars as the runtime hands them over; secrets (API_KEYS, BACKEND_TOKEN, ADMIN_TOKEN) are not in wrangler.toml. */
+export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKEND_TIMEOUT_MS'> & {
   /** Comma-separated bearer keys accepted on /v1/*; unset or empty means no authentication. */
   API_KEYS?: string;
+  HOT_EXPERTS?: string;
+  HOT_BUDGET_MB?: string;
+  HOT_SET_REFRESH_MS?: string;
+  COLD_POLICY?: string;
+  DEGRADED_POLICY?: string;
+  BACKEND_URL?: string;
+  /** Bearer token the backend expects (a secret). */
+  BACKEND_TOKEN?: string;
+  BACKEND_TIMEOUT_MS?: string;
+  /** Bearer token for /admin/*; unset disables the admin routes. */
+  ADMIN_TOKEN?: string;
 };
 
 export interface AppConfig {
@@ -15,6 +29,39 @@ export interface AppConfig {
   readonly modelKeyPrefix: string;
   readonly apiKeys: readonly string[];
   readonly maxBodyBytes: number;
+  /** HOT_EXPERTS as written (parsed when the model loads, against its manifest). */
+  readonly hotExperts: string;
+  /** HOT_BUDGET_MB in bytes; null: no limit. */
+  readonly hotBudgetBytes: number | null;
+  /** How often an isolate looks for a new hot-set.json (on requests). */
+  readonly hotSetRefreshMs: number;
+  /** COLD_POLICY; default remote when a backend is configured, else substitute. */
+  readonly coldPolicy: ColdPolicy;
+  readonly degradedPolicy: DegradedPolicy;
+  readonly backend: BackendTarget | null;
+  readonly adminToken: string | null;
+}
+
+/** A var in wrangler.toml (or a secret) with a value the Worker cannot use: every route answers 500 naming it. */
+export class ConfigError extends MoeError {
+  constructor(name: string, value: string, expected: string) {
+    super(`configuration ${name}=${JSON.stringify(value)} is invalid: expected ${expected}`, { status: 500, code: 'invalid_config', type: 'server_error' });
+  }
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  const v = (value ?? '').trim();
+  if (v === '') return fallback;
+  if (!(allowed as readonly string[]).includes(v)) throw new ConfigError(name, v, allowed.join(' | '));
+  return v as T;
+}
+
+function positive(name: string, value: string | undefined, fallback: number | null): number | null {
+  const v = (value ?? '').trim();
+  if (v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(name, v, 'a positive number');
+  return n;
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1 << 20;
@@ -27,12 +74,25 @@ export function appConfig(env: AppEnv): AppConfig {
   const modelPrefix = (env.MODEL_PREFIX ?? 'models').replace(/^\/+|\/+$/g, '');
   const modelId = env.MODEL_ID || 'default';
   const maxBodyBytes = Number(env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
+  const backendUrl = (env.BACKEND_URL ?? '').trim();
+  const budgetMb = positive('HOT_BUDGET_MB', env.HOT_BUDGET_MB, null);
+  const backend: BackendTarget | null = backendUrl
+    ? { url: backendUrl, token: env.BACKEND_TOKEN ?? '', timeoutMs: positive('BACKEND_TIMEOUT_MS', env.BACKEND_TIMEOUT_MS, 2000)! }
+    : null;
+  if (backendUrl && !/^(https?|wss?):\/\/[^/]/i.test(backendUrl)) throw new ConfigError('BACKEND_URL', backendUrl, 'an http(s):// URL');
   cfg = Object.freeze({
     modelPrefix,
     modelId,
     modelKeyPrefix: modelPrefix ? `${modelPrefix}/${modelId}/` : `${modelId}/`,
     apiKeys: Object.freeze((env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k.length > 0)),
     maxBodyBytes: Number.isFinite(maxBodyBytes) && maxBodyBytes > 0 ? maxBodyBytes : DEFAULT_MAX_BODY_BYTES,
+    hotExperts: (env.HOT_EXPERTS ?? '').trim() || 'all',
+    hotBudgetBytes: budgetMb === null ? null : Math.floor(budgetMb * 1024 * 1024),
+    hotSetRefreshMs: positive('HOT_SET_REFRESH_MS', env.HOT_SET_REFRESH_MS, 2000)!,
+    coldPolicy: oneOf('COLD_POLICY', env.COLD_POLICY, COLD_POLICIES, backend ? 'remote' : 'substitute'),
+    degradedPolicy: oneOf('DEGRADED_POLICY', env.DEGRADED_POLICY, DEGRADED_POLICIES, 'substitute'),
+    backend,
+    adminToken: env.ADMIN_TOKEN ? env.ADMIN_TOKEN : null,
   });
   parsed.set(env, cfg);
   return cfg;

@@ -24,6 +24,47 @@ export interface GenerateRequest {
   stop: string[];
   /** Aborting stops the generation at the next token and frees its memory. */
   signal?: AbortSignal;
+  /** How cold experts are handled; absent: every expert must be resident (the CLI's all-local model). */
+  moe?: MoeOptions;
+}
+
+/** Cold-expert policies (design §4): exact on the backend, replaced by a hot expert, or left out. */
+export type ColdPolicy = 'remote' | 'substitute' | 'drop';
+export const COLD_POLICIES: readonly ColdPolicy[] = ['remote', 'substitute', 'drop'];
+/** What a generation does once the backend fails it: a local policy, or fail the request (502/504). */
+export type DegradedPolicy = 'substitute' | 'drop' | 'error';
+export const DEGRADED_POLICIES: readonly DegradedPolicy[] = ['substitute', 'drop', 'error'];
+
+/** Where the GPU backend is (plain data; the transport lives in src/remote). */
+export interface BackendTarget {
+  /** Base URL, e.g. http://127.0.0.1:8788 */
+  url: string;
+  token: string;
+  /** Longest wait for one reply (and for the connection) before the generation degrades. */
+  timeoutMs: number;
+}
+
+export interface MoeOptions {
+  policy: ColdPolicy;
+  degradedPolicy: DegradedPolicy;
+  backend: BackendTarget | null;
+}
+
+/** Why a generation stopped using the backend (x-moe-degraded, usage.moe.degraded, metrics). */
+export type DegradedReason = 'no_backend' | 'unavailable' | 'timeout' | 'protocol' | 'unauthorized' | 'backend_error';
+
+/** usage.moe: where this generation's routed (token, expert) pairs were computed. */
+export interface MoeUsage {
+  /** Router picks served by a resident (hot) expert. */
+  hot_hits: number;
+  /** Router picks of cold experts (computed remotely, or substituted / dropped by the policy). */
+  cold_calls: number;
+  /** Sum of round trips of the remote requests (send -> reply), ms. */
+  remote_ms: number;
+  /** Of that, time spent waiting after the hot experts were done: the part the overlap did not hide, ms. */
+  remote_wait_ms: number;
+  degraded: DegradedReason | null;
+  policy: ColdPolicy;
 }
 
 /** One streamed piece of output: text that is final (never retracted by stop-sequence handling). */
@@ -37,7 +78,12 @@ export interface GenerateResult {
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
+  /** Present when the model splits experts between here and a backend. */
+  moe?: MoeUsage;
 }
+
+/** A running generation; `moe` (when present) is live: readable after any step, e.g. for a header. */
+export type Generation = AsyncGenerator<GenerateChunk, GenerateResult, void> & { readonly moe?: MoeUsage };
 
 export interface TextModel {
   /** The model id clients pass as `model`. */
@@ -52,5 +98,5 @@ export interface TextModel {
    * Generate; yields text chunks as they become final and returns the summary.
    * Throws ContextOverflowError (see src/errors.ts) when prompt + maxTokens exceed the context.
    */
-  generate(req: GenerateRequest): AsyncGenerator<GenerateChunk, GenerateResult, void>;
+  generate(req: GenerateRequest): Generation;
 }

@@ -22,33 +22,50 @@ export interface ExpertExecutor {
   run(batch: ExpertBatch): Promise<void> | void;
 }
 
+/** One expert applied to one token, written to out[token][slot] (an executor's unit of work). */
+export interface ExpertJob {
+  readonly token: number;
+  readonly slot: number;
+  readonly expert: number;
+}
+
 /** Every expert resident in this heap: tokens grouped by expert so each weight is read once per batch. */
 export class LocalExperts implements ExpertExecutor {
   constructor(private readonly k: Kernels, private readonly weights: ModelWeights) {}
 
   run(b: ExpertBatch): void {
+    const jobs: ExpertJob[] = [];
+    b.routes.forEach((slots, token) => slots.forEach((r, slot) => jobs.push({ token, slot, expert: r.expert })));
+    this.runJobs(b, jobs);
+  }
+
+  /** Compute the given (token, slot, expert) jobs of a batch; slots not listed are left untouched. */
+  runJobs(b: ExpertBatch, jobs: readonly ExpertJob[]): void {
+    if (jobs.length === 0) return;
     const H = this.weights.arch.hiddenSize;
     const K = this.weights.arch.topK;
     const heap = this.k.heap;
-    const byExpert = new Map<number, number[]>(); // expert -> flat (t*K + slot) indices
-    b.routes.forEach((slots, t) => slots.forEach((r, s) => {
-      const list = byExpert.get(r.expert) ?? [];
-      list.push(t * K + s);
-      byExpert.set(r.expert, list);
-    }));
-    const gathered = heap.alloc(b.nTok * H * 4);
-    const result = heap.alloc(b.nTok * H * 4);
+    const byExpert = new Map<number, ExpertJob[]>(); // in order of first use, as the router listed them
+    for (const j of jobs) {
+      const list = byExpert.get(j.expert) ?? [];
+      list.push(j);
+      byExpert.set(j.expert, list);
+    }
+    let most = 0;
+    for (const list of byExpert.values()) most = Math.max(most, list.length);
+    const gathered = heap.alloc(most * H * 4);
+    const result = heap.alloc(most * H * 4);
     try {
-      for (const [e, slots] of byExpert) {
+      for (const [e, list] of byExpert) {
         const w = this.weights.experts[b.layer][e];
         if (!w) throw new Error(`expert ${b.layer}/${e} is not resident`);
-        const g = heap.f32(gathered, slots.length * H);
+        const g = heap.f32(gathered, list.length * H);
         const x = heap.f32(b.x, b.nTok * H);
-        slots.forEach((ts, i) => g.set(x.subarray(Math.floor(ts / K) * H, Math.floor(ts / K) * H + H), i * H));
-        this.k.ffnSwiglu(w.gate, w.up, w.down, gathered, result, slots.length);
-        const y = heap.f32(result, slots.length * H);
+        list.forEach((j, i) => g.set(x.subarray(j.token * H, j.token * H + H), i * H));
+        this.k.ffnSwiglu(w.gate, w.up, w.down, gathered, result, list.length);
+        const y = heap.f32(result, list.length * H);
         const out = heap.f32(b.out, b.nTok * K * H);
-        slots.forEach((ts, i) => out.set(y.subarray(i * H, i * H + H), ts * H));
+        list.forEach((j, i) => out.set(y.subarray(i * H, i * H + H), (j.token * K + j.slot) * H));
       }
     } finally {
       heap.release(result);

@@ -3,7 +3,7 @@
 import { parseManifest, type Manifest } from '../format/manifest';
 import { readManifest, readVerified, type ObjectSource } from '../format/source';
 import type { Kernels } from '../kernels/types';
-import type { ChatMessage, GenerateChunk, GenerateRequest, GenerateResult, TextModel } from './api';
+import type { ChatMessage, Generation, GenerateRequest, TextModel } from './api';
 import { LocalExperts, type ExpertExecutor } from './experts';
 import { checkContext, generateTokens } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
@@ -50,14 +50,14 @@ export async function loadFromManifest(source: ObjectSource, manifest: Manifest,
     expertExecutor: experts,
     encode: (text: string) => needCodec().encode(text),
     encodeChat: (messages: ChatMessage[]) => needCodec().encodeChat(messages),
-    generate(req: GenerateRequest): AsyncGenerator<GenerateChunk, GenerateResult, void> {
+    generate(req: GenerateRequest): Generation {
       checkContext(a.contextLength, req.promptTokens.length, req.maxTokens); // eager: errors before any byte is sent
       return generateTokens({ kernels, weights, experts, codec: codec ?? { decode: () => '' }, eosTokenIds: g.eosTokenIds }, req);
     },
   };
 }
 
-async function loadCodec(source: ObjectSource, manifest: Manifest): Promise<TextCodec> {
+export async function loadCodec(source: ObjectSource, manifest: Manifest): Promise<TextCodec> {
   const files = manifest.tokenizer!;
   const text = async (name: string) => JSON.parse(new TextDecoder().decode(await readVerified(source, manifest, name)));
   const g = manifest.generation;

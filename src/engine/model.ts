@@ -1,7 +1,8 @@
 // The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts).
-// Loaded once per isolate, read-only afterwards; replaced only as a whole.
+// Loaded once per isolate, read-only afterwards; a hot-set change builds a new ModelWeights over the same trunk.
 import { objectNames, tensorNames, type Architecture, type Manifest, type TensorEntry } from '../format/manifest';
 import { readVerified, type ObjectSource } from '../format/source';
+import { memoryBytes } from '../format/quant';
 import type { Kernels, Mat } from '../kernels/types';
 import { releaseMat, uploadMat, uploadVec, type Vec } from './weights';
 
@@ -43,7 +44,30 @@ export interface ModelWeights {
 /** Which experts to load: all of them, or a per-layer list. */
 export type ExpertSelection = 'all' | ReadonlyMap<number, readonly number[]>;
 
+/** Everything but the routed experts: loaded once per isolate and shared by every hot-set version. */
+export type TrunkWeights = Omit<ModelWeights, 'experts'>;
+
 export async function loadWeights(k: Kernels, source: ObjectSource, manifest: Manifest, experts: ExpertSelection = 'all'): Promise<ModelWeights> {
+  const trunk = await loadTrunk(k, source, manifest);
+  const arch = manifest.architecture;
+  const resident: (ExpertWeights | undefined)[][] = [];
+  for (let l = 0; l < arch.numLayers; l++) {
+    const row: (ExpertWeights | undefined)[] = new Array(arch.numExperts).fill(undefined);
+    const wanted = experts === 'all' ? [...row.keys()] : (experts.get(l) ?? []);
+    for (const e of wanted) row[e] = await loadExpert(k, source, manifest, l, e);
+    resident.push(row);
+  }
+  return withExperts(trunk, resident);
+}
+
+/** A weights object over a shared trunk and a set of resident experts (a hot-set version). */
+export function withExperts(trunk: TrunkWeights, experts: readonly (readonly (ExpertWeights | undefined)[])[]): ModelWeights {
+  let bytes = trunk.bytes;
+  for (const row of experts) for (const e of row) if (e) bytes += expertBytes(e);
+  return Object.freeze({ ...trunk, experts, bytes });
+}
+
+export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Manifest): Promise<TrunkWeights> {
   const arch = manifest.architecture;
   const before = k.heap.usedBytes;
   const objects = new Map<string, Uint8Array>();
@@ -55,13 +79,8 @@ export async function loadWeights(k: Kernels, source: ObjectSource, manifest: Ma
     }
     return b;
   };
-  const entry = (name: string): TensorEntry => {
-    const e = manifest.tensors[name];
-    if (!e) throw new Error(`manifest has no tensor ${name}`);
-    return e;
-  };
-  const mat = async (name: string) => uploadMat(k, entry(name), await bytesOf(entry(name).object));
-  const vec = async (name: string) => uploadVec(k, entry(name), await bytesOf(entry(name).object));
+  const mat = async (name: string) => uploadMat(k, entryOf(manifest, name), await bytesOf(entryOf(manifest, name).object));
+  const vec = async (name: string) => uploadVec(k, entryOf(manifest, name), await bytesOf(entryOf(manifest, name).object));
   const optVec = async (name: string) => (manifest.tensors[name] ? vec(name) : undefined);
   const t = tensorNames;
 
@@ -90,31 +109,45 @@ export async function loadWeights(k: Kernels, source: ObjectSource, manifest: Ma
     });
   }
   objects.clear(); // trunk bytes are in the heap now; let the copy go before experts arrive
+  return Object.freeze({ arch, embed, outputNorm, output, layers, bytes: k.heap.usedBytes - before });
+}
 
-  const resident: (ExpertWeights | undefined)[][] = [];
-  for (let l = 0; l < arch.numLayers; l++) {
-    const row: (ExpertWeights | undefined)[] = new Array(arch.numExperts).fill(undefined);
-    const wanted = experts === 'all' ? [...row.keys()] : (experts.get(l) ?? []);
-    for (const e of wanted) {
-      const bytes = await readVerified(source, manifest, objectNames.expert(l, e));
-      row[e] = {
-        gate: uploadMat(k, entry(t.expertGate(l, e)), bytes),
-        up: uploadMat(k, entry(t.expertUp(l, e)), bytes),
-        down: uploadMat(k, entry(t.expertDown(l, e)), bytes),
-      };
-    }
-    resident.push(row);
-  }
-  return Object.freeze({ arch, embed, outputNorm, output, layers, experts: resident, bytes: k.heap.usedBytes - before });
+/** One routed expert's gate/up/down from its verified object. */
+export async function loadExpert(k: Kernels, source: ObjectSource, manifest: Manifest, layer: number, expert: number): Promise<ExpertWeights> {
+  const t = tensorNames;
+  const bytes = await readVerified(source, manifest, objectNames.expert(layer, expert));
+  const gate = uploadMat(k, entryOf(manifest, t.expertGate(layer, expert)), bytes);
+  const up = uploadMat(k, entryOf(manifest, t.expertUp(layer, expert)), bytes);
+  const down = uploadMat(k, entryOf(manifest, t.expertDown(layer, expert)), bytes);
+  return { gate, up, down };
+}
+
+/** Heap bytes of one expert's three matrices (values plus f32 scales). */
+export function expertBytes(e: ExpertWeights): number {
+  return [e.gate, e.up, e.down].reduce((s, m) => s + memoryBytes(m.dtype, m.rows * m.cols), 0);
+}
+
+export function releaseExpert(k: Kernels, e: ExpertWeights): void {
+  for (const m of [e.gate, e.up, e.down]) releaseMat(k, m);
+}
+
+function entryOf(manifest: Manifest, name: string): TensorEntry {
+  const e = manifest.tensors[name];
+  if (!e) throw new Error(`manifest has no tensor ${name}`);
+  return e;
 }
 
 /** Give every weight's heap memory back (model replaced or dropped). */
 export function releaseWeights(k: Kernels, w: ModelWeights): void {
+  releaseTrunk(k, w);
+  for (const row of w.experts) for (const e of row) if (e) releaseExpert(k, e);
+}
+
+export function releaseTrunk(k: Kernels, w: TrunkWeights): void {
   const all: (Mat | Vec | undefined)[] = [w.embed, w.outputNorm, w.arch.tieWordEmbeddings ? undefined : w.output];
   for (const L of w.layers) {
     all.push(L.attnNorm, L.q, L.k, L.v, L.o, L.qBias, L.kBias, L.vBias, L.qNorm, L.kNorm, L.ffnNorm, L.router, L.sharedGate);
     if (L.shared) all.push(L.shared.gate, L.shared.up, L.shared.down);
   }
-  for (const row of w.experts) for (const e of row) if (e) all.push(e.gate, e.up, e.down);
   for (const m of all) if (m) releaseMat(k, m);
 }

@@ -8,7 +8,9 @@ import { parseRequest } from '../schemas/common';
 import {
   cancellation,
   collect,
+  degradedHeaders,
   generateRequest,
+  moeOptions,
   newId,
   resolveModel,
   startGeneration,
@@ -25,7 +27,7 @@ export function chatCompletions(provider: ModelProvider) {
     const model = await resolveModel(c, provider, body.model);
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: messageText(m) }));
     const abort = cancellation(c);
-    const req = generateRequest(model, model.encodeChat(messages), body, 'messages', abort.signal);
+    const req = generateRequest(model, model.encodeChat(messages), body, 'messages', abort.signal, moeOptions(cfg, body));
     const { gen, first } = await startGeneration(model, req);
     const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
 
@@ -36,7 +38,7 @@ export function chatCompletions(provider: ModelProvider) {
         object: 'chat.completion',
         choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: result.finishReason }],
         usage: usageOf(result),
-      });
+      }, 200, degradedHeaders(gen));
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
@@ -61,6 +63,9 @@ export function chatCompletions(provider: ModelProvider) {
         await gen.return(undefined as never); // frees the generation's memory if we stopped early
       }
     }
-    return sseResponse(events(), (reason) => abort.abort(reason));
+    // x-moe-degraded as known after the first step (prefill); later degradation shows in the usage chunk
+    const res = sseResponse(events(), (reason) => abort.abort(reason));
+    for (const [k, v] of Object.entries(degradedHeaders(gen))) res.headers.set(k, v);
+    return res;
   };
 }

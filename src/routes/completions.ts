@@ -7,7 +7,9 @@ import { CompletionRequestSchema, promptText } from '../schemas/completion';
 import {
   cancellation,
   collect,
+  degradedHeaders,
   generateRequest,
+  moeOptions,
   newId,
   resolveModel,
   startGeneration,
@@ -23,7 +25,7 @@ export function completions(provider: ModelProvider) {
     const body = parseRequest(CompletionRequestSchema, await readJsonBody(c.req.raw, cfg.maxBodyBytes));
     const model = await resolveModel(c, provider, body.model);
     const abort = cancellation(c);
-    const req = generateRequest(model, model.encode(promptText(body)), body, 'prompt', abort.signal);
+    const req = generateRequest(model, model.encode(promptText(body)), body, 'prompt', abort.signal, moeOptions(cfg, body));
     const { gen, first } = await startGeneration(model, req);
     const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
 
@@ -33,7 +35,7 @@ export function completions(provider: ModelProvider) {
         ...meta,
         choices: [{ text, index: 0, logprobs: null, finish_reason: result.finishReason }],
         usage: usageOf(result),
-      });
+      }, 200, degradedHeaders(gen));
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
@@ -55,6 +57,9 @@ export function completions(provider: ModelProvider) {
         await gen.return(undefined as never);
       }
     }
-    return sseResponse(events(), (reason) => abort.abort(reason));
+    // x-moe-degraded as known after the first step (prefill); later degradation shows in the usage chunk
+    const res = sseResponse(events(), (reason) => abort.abort(reason));
+    for (const [k, v] of Object.entries(degradedHeaders(gen))) res.headers.set(k, v);
+    return res;
   };
 }

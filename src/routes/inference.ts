@@ -1,8 +1,8 @@
 // What the two completion routes share: resolving the served model, turning request fields into a
 // GenerateRequest with OpenAI's context rules, cancellation, and running the generation.
 import type { Context } from 'hono';
-import type { GenerateChunk, GenerateRequest, GenerateResult, TextModel } from '../engine/api';
-import { appConfig, type AppEnv } from '../env';
+import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
+import { appConfig, type AppConfig, type AppEnv } from '../env';
 import { InvalidRequestError, ModelNotFoundError } from '../errors';
 import type { GenerationFields } from '../schemas/common';
 
@@ -13,13 +13,18 @@ export interface ModelProvider {
 
 export type AppContext = Context<{ Bindings: AppEnv }>;
 
-export type Generation = AsyncGenerator<GenerateChunk, GenerateResult, void>;
+export type { Generation };
 
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** where the routed experts ran (models that split experts with a backend) */
+  moe?: MoeUsage;
 }
+
+/** The response header that says a generation ran without the backend, and why. */
+export const DEGRADED_HEADER = 'x-moe-degraded';
 
 /** Checks `model` against the served id (404 before any loading), then loads it. */
 export async function resolveModel(c: AppContext, provider: ModelProvider, requested: string): Promise<TextModel> {
@@ -48,6 +53,7 @@ export function generateRequest(
   f: GenerationFields,
   promptParam: 'messages' | 'prompt',
   signal: AbortSignal,
+  moe?: MoeOptions,
 ): GenerateRequest {
   const ctx = model.contextLength;
   const n = promptTokens.length;
@@ -81,7 +87,19 @@ export function generateRequest(
     },
     stop,
     signal,
+    ...(moe ? { moe } : {}),
   };
+}
+
+/** The deployment's cold-expert settings with the request's `moe.policy` on top. */
+export function moeOptions(cfg: AppConfig, f: GenerationFields): MoeOptions {
+  return { policy: f.moe?.policy ?? cfg.coldPolicy, degradedPolicy: cfg.degradedPolicy, backend: cfg.backend };
+}
+
+/** x-moe-degraded when the generation has degraded so far (for streams: as of its first step). */
+export function degradedHeaders(gen: Generation): Record<string, string> {
+  const reason = gen.moe?.degraded;
+  return reason ? { [DEGRADED_HEADER]: reason } : {};
 }
 
 /** An AbortController that fires when the client disconnects (request.signal) or cancels the stream. */
@@ -114,7 +132,13 @@ export async function collect(gen: Generation, first: IteratorResult<GenerateChu
 }
 
 export function usageOf(r: GenerateResult): Usage {
-  return { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, total_tokens: r.promptTokens + r.completionTokens };
+  const u: Usage = { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, total_tokens: r.promptTokens + r.completionTokens };
+  if (r.moe) u.moe = { ...r.moe, remote_ms: round(r.moe.remote_ms), remote_wait_ms: round(r.moe.remote_wait_ms) };
+  return u;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 export function newId(prefix: 'chatcmpl' | 'cmpl'): string {

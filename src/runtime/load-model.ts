@@ -1,11 +1,15 @@
 // Loads the served model from R2 into WASM kernels: the relaxed-SIMD build where the runtime validates it,
-// the SIMD build otherwise. The .wasm files are imported as compiled modules (wrangler's CompiledWasm rule);
-// workerd forbids compiling bytes at run time.
-import { loadTextModel, type LoadedModel } from '../engine/load';
+// the SIMD build otherwise. Only the trunk and the hot experts are read (HOT_EXPERTS, or hot-set.json
+// beside the model when one is stored). The .wasm files are imported as compiled modules (wrangler's
+// CompiledWasm rule); workerd forbids compiling bytes at run time.
 import { appConfig, type AppEnv } from '../env';
 import { r2Source } from '../format/source-r2';
+import { parseHotExperts } from '../hotset/spec';
+import { r2HotSetStore } from '../hotset/store';
 import { createWasmKernels } from '../kernels/wasm';
 import { supportsRelaxedSimd } from '../kernels/wasm-features';
+import { metrics } from './metrics';
+import { ServedModel } from './served-model';
 import relaxedModule from '../../wasm/build/kernels-relaxed.wasm';
 import simdModule from '../../wasm/build/kernels-simd.wasm';
 
@@ -13,9 +17,16 @@ import simdModule from '../../wasm/build/kernels-simd.wasm';
 // instead of the isolate being killed.
 const MAX_HEAP_PAGES = (128 << 20) >> 16;
 
-export async function loadModelFromR2(env: AppEnv): Promise<LoadedModel> {
+export async function loadModelFromR2(env: AppEnv): Promise<ServedModel> {
   const cfg = appConfig(env);
   const opts = { maximumPages: MAX_HEAP_PAGES };
   const kernels = supportsRelaxedSimd() ? createWasmKernels(relaxedModule, 'relaxed', opts) : createWasmKernels(simdModule, 'simd', opts);
-  return loadTextModel(r2Source(env.MODELS, cfg.modelKeyPrefix), kernels, { id: cfg.modelId });
+  return ServedModel.load(r2Source(env.MODELS, cfg.modelKeyPrefix), kernels, {
+    id: cfg.modelId,
+    hotExperts: parseHotExperts(cfg.hotExperts),
+    budgetBytes: cfg.hotBudgetBytes,
+    store: r2HotSetStore(env.MODELS, cfg.modelKeyPrefix),
+    refreshMs: cfg.hotSetRefreshMs,
+    onGenerationEnd: (usage, result) => metrics.generation(usage, result),
+  });
 }

@@ -1,10 +1,11 @@
 // Request fields shared by /v1/chat/completions and /v1/completions (OpenAI semantics plus the `top_k`
 // and `moe` extensions), and the one place zod issues become 400 errors naming the offending param.
 import { z } from 'zod';
+import { COLD_POLICIES } from '../engine/api';
 import { InvalidRequestError } from '../errors';
 
-/** Cold-expert policies (design §4); accepted and validated now, acted on once remote experts exist. */
-export const MOE_POLICIES = ['remote', 'substitute', 'drop'] as const;
+/** Cold-expert policies (design §4): `moe.policy` overrides the deployment's COLD_POLICY for one request. */
+export const MOE_POLICIES = COLD_POLICIES as readonly ['remote', 'substitute', 'drop'];
 
 // `null` means "use the default", as the OpenAI API treats it.
 export const generationFields = {

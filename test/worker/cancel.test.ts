@@ -4,7 +4,7 @@ import { env } from 'cloudflare:workers';
 import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
-import type { LoadedModel } from '../../src/engine/load';
+import type { ServedModel } from '../../src/runtime/served-model';
 import { loadModelFromR2 } from '../../src/runtime/load-model';
 import { ModelCache } from '../../src/runtime/model-cache';
 import { MODEL } from './helpers';
@@ -12,8 +12,8 @@ import { MODEL } from './helpers';
 const cache = new ModelCache(loadModelFromR2);
 const app = createApp(cache);
 
-async function modelHeap(): Promise<LoadedModel['kernels']['heap']> {
-  return ((await cache.getModel(env, () => {})) as LoadedModel).kernels.heap;
+async function modelHeap(): Promise<ServedModel['kernels']['heap']> {
+  return (await cache.getModel(env, () => {})).kernels.heap;
 }
 
 function send(body: unknown, signal?: AbortSignal): Promise<Response> {

@@ -1,5 +1,7 @@
-// Node side of the worker tests: reads models/default for seeding the local R2 (test/worker/seed.ts) and runs the CLI (`npm run cli -- generate ... --temperature 0 --json`) for the greedy outputs the
-// Worker must reproduce exactly.
+// Node side of the worker tests: reads models/default for seeding the local R2 (test/worker/seed.ts), runs the
+// CLI (`npm run cli -- generate ... --temperature 0 --json`) for the greedy outputs the Worker must reproduce
+// exactly, and starts the real GPU backend on loopback (plus a second one that the fault tests kill, and a
+// fault proxy in front of both); their URLs reach the Worker's bindings through vitest.config.ts.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -7,7 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
-import { GREEDY_CASES, type GreedyExpectation } from './cases';
+import { closedPort, startBackendProcess, type BackendProcess } from '../helpers/backend-process';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
+import { ADMIN_TOKEN, BACKEND_TOKEN, GREEDY_CASES, type BackendInfo, type GreedyExpectation } from './cases';
 
 const MODEL_DIR = 'models/default';
 
@@ -16,6 +20,7 @@ declare module 'vitest' {
     /** relative object name -> base64 bytes */
     modelFiles: Record<string, string>;
     greedy: GreedyExpectation[];
+    backend: BackendInfo;
   }
 }
 
@@ -38,7 +43,7 @@ async function cliGenerate(root: string, args: string[]): Promise<{ text: string
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-export default async function setup(project: TestProject): Promise<void> {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const files: Record<string, string> = {};
   for (const name of await modelObjects(join(root, MODEL_DIR))) {
     files[name] = (await readFile(join(root, MODEL_DIR, name))).toString('base64');
@@ -53,4 +58,22 @@ export default async function setup(project: TestProject): Promise<void> {
     }),
   );
   project.provide('greedy', greedy);
+
+  const started: BackendProcess[] = [];
+  let proxy: FaultProxy | undefined;
+  const teardown = async () => {
+    await proxy?.close();
+    await Promise.all(started.map((b) => b.stop()));
+  };
+  try {
+    const [main, victim] = await Promise.all([startBackendProcess({ token: BACKEND_TOKEN }), startBackendProcess({ token: BACKEND_TOKEN })]);
+    started.push(main, victim);
+    // kill-after/<n> goes to the victim, which dies for good; every other mode to the main backend
+    proxy = await startFaultProxy({ upstream: (mode) => (mode === 'kill-after' ? victim.url : main.url), kill: () => victim.kill() });
+    project.provide('backend', { url: main.url, token: BACKEND_TOKEN, proxyUrl: proxy.url, deadUrl: `http://127.0.0.1:${await closedPort()}`, adminToken: ADMIN_TOKEN });
+  } catch (e) {
+    await teardown();
+    throw e;
+  }
+  return teardown;
 }

@@ -50,3 +50,12 @@ export async function expectOpenAIError(res: Response, status: number, match: { 
   });
   return body.error as { message: string; type: string; param: string | null; code: string | null };
 }
+
+/** usage without the timings (remote_ms, remote_wait_ms), which differ from run to run. */
+export function countsOf(usage: any): any {
+  if (!usage?.moe) return usage;
+  const { remote_ms, remote_wait_ms, ...moe } = usage.moe;
+  expect(remote_ms).toBeGreaterThanOrEqual(0);
+  expect(remote_wait_ms).toBeGreaterThanOrEqual(0);
+  return { ...usage, moe };
+}

@@ -1,5 +1,5 @@
-// End to end: the server exactly as `npm start` runs it (tools/start.ts: seed local R2 + wrangler dev),
-// driven by the official `openai` SDK over loopback HTTP.
+// End to end: the server exactly as `npm start` runs it (tools/start.ts: seed local R2, the GPU backend,
+// wrangler dev with half the experts hot), driven by the official `openai` SDK over loopback HTTP.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -106,7 +106,17 @@ describe('openai SDK against npm start', () => {
     expect(role).toBe('assistant');
     expect(text).toBe(whole.choices[0]!.message.content);
     expect(finish).toBe(whole.choices[0]!.finish_reason);
-    expect(usage).toEqual(whole.usage);
+    const counts = (u: any) => ({ ...u, moe: { ...u.moe, remote_ms: 0, remote_wait_ms: 0 } });
+    expect(counts(usage)).toEqual(counts(whole.usage));
+  });
+
+  it('runs the hot/cold split: cold experts on the GPU backend, nothing degraded', async () => {
+    const { data, response } = await client.completions.create({ model: MODEL, prompt: 'Once upon a time', max_tokens: 8, temperature: 0 }).withResponse();
+    expect(response.headers.get('x-moe-degraded')).toBeNull();
+    const moe = (data.usage as unknown as { moe: Record<string, unknown> }).moe;
+    expect(moe).toMatchObject({ policy: 'remote', degraded: null });
+    expect(moe.hot_hits).toBeGreaterThan(0);
+    expect(moe.cold_calls).toBeGreaterThan(0);
   });
 
   it('text completion', async () => {

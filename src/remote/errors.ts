@@ -1,0 +1,34 @@
+// Typed errors of the backend client. Each names why the generation stopped using the backend (its
+// DegradedReason) and maps to 502 (backend failed) or 504 (backend too slow) when DEGRADED_POLICY=error.
+import type { DegradedReason } from '../engine/api';
+import { MoeError } from '../errors';
+
+/** The error `code` clients see for each reason. */
+export const BACKEND_ERROR_CODES: Readonly<Record<DegradedReason, string>> = {
+  no_backend: 'backend_not_configured',
+  unavailable: 'backend_unavailable',
+  timeout: 'backend_timeout',
+  protocol: 'backend_protocol_error',
+  unauthorized: 'backend_unauthorized',
+  backend_error: 'backend_error',
+};
+
+export class BackendError extends MoeError {
+  constructor(readonly reason: DegradedReason, message: string, status: 502 | 504, cause?: unknown) {
+    super(`GPU backend: ${message}`, { status, code: BACKEND_ERROR_CODES[reason], type: 'server_error', cause });
+  }
+}
+
+/** Unreachable, closed, refused our token, answered an error frame or garbage: 502. */
+export class BackendUnavailableError extends BackendError {
+  constructor(reason: Exclude<DegradedReason, 'timeout'>, message: string, cause?: unknown) {
+    super(reason, message, 502, cause);
+  }
+}
+
+/** No answer (or no connection) within BACKEND_TIMEOUT_MS: 504. */
+export class BackendTimeoutError extends BackendError {
+  constructor(message: string) {
+    super('timeout', message, 504);
+  }
+}

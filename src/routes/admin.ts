@@ -1,0 +1,84 @@
+// GET|PUT /admin/hot-set: read and change the hot set at run time. PUT validates against the manifest and
+// HOT_BUDGET_MB (400), writes hot-set.json in R2 as the next version, and swaps it into this isolate at once;
+// other isolates pick it up within HOT_SET_REFRESH_MS. Bearer ADMIN_TOKEN, compared in constant time.
+import type { MiddlewareHandler } from 'hono';
+import { appConfig, type AppEnv } from '../env';
+import { MoeError } from '../errors';
+import { readJsonBody } from '../http/body';
+import { AuthenticationError } from '../http/errors';
+import { hotSetLayersJson } from '../hotset/resolve';
+import { parseHotSetBody } from '../hotset/spec';
+import { r2HotSetStore } from '../hotset/store';
+import { ServedModel } from '../runtime/served-model';
+import { waitUntilOf, type AppContext, type ModelProvider } from './inference';
+
+class AdminDisabledError extends MoeError {
+  constructor() {
+    super('The admin routes are disabled: set the ADMIN_TOKEN secret to enable them', { status: 403, code: 'admin_disabled', type: 'permission_error' });
+  }
+}
+
+export const requireAdmin: MiddlewareHandler<{ Bindings: AppEnv }> = async (c, next) => {
+  const token = appConfig(c.env).adminToken;
+  if (!token) throw new AdminDisabledError();
+  const match = /^Bearer\s+(.+)$/i.exec((c.req.header('authorization') ?? '').trim());
+  if (!match) throw new AuthenticationError('The admin routes need Authorization: Bearer <ADMIN_TOKEN>');
+  if (!(await constantTimeEqual(match[1]!.trim(), token))) throw new AuthenticationError('Incorrect admin token provided.');
+  return next();
+};
+
+// Digests first: equal lengths whatever the inputs, so neither length nor a matching prefix shows in the time.
+async function constantTimeEqual(a: string, b: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [da, db] = await Promise.all([a, b].map((s) => crypto.subtle.digest('SHA-256', enc.encode(s))));
+  const x = new Uint8Array(da!);
+  const y = new Uint8Array(db!);
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
+  return diff === 0;
+}
+
+async function servedModel(c: AppContext, provider: ModelProvider): Promise<ServedModel> {
+  const model = await provider.getModel(c.env, waitUntilOf(c));
+  if (!(model instanceof ServedModel)) throw new Error('this model has no hot set');
+  return model;
+}
+
+function describe(model: ServedModel, stored: { version: number; updatedAt: string } | null) {
+  const v = model.hotVersion;
+  const a = model.manifest.architecture;
+  return {
+    model: model.id,
+    // what R2 holds (null: none stored, HOT_EXPERTS applies)
+    stored: stored ? { version: stored.version, updated_at: stored.updatedAt } : null,
+    // what this isolate runs
+    version: v.id,
+    source: v.source,
+    layers: hotSetLayersJson(v.hotSet),
+    experts: v.hotSet.count,
+    experts_total: a.numLayers * a.numExperts,
+    bytes: v.hotSet.bytes,
+    budget_bytes: model.budgetBytes,
+  };
+}
+
+export function getHotSet(provider: ModelProvider) {
+  return async (c: AppContext): Promise<Response> => {
+    const model = await servedModel(c, provider);
+    await model.refreshIfDue(true);
+    const stored = await r2HotSetStore(c.env.MODELS, appConfig(c.env).modelKeyPrefix).read().catch(() => null);
+    return c.json(describe(model, stored?.doc ?? null));
+  };
+}
+
+export function putHotSet(provider: ModelProvider) {
+  return async (c: AppContext): Promise<Response> => {
+    const cfg = appConfig(c.env);
+    const spec = parseHotSetBody(await readJsonBody(c.req.raw, cfg.maxBodyBytes));
+    const model = await servedModel(c, provider);
+    const hotSet = model.resolveHotSet(spec); // 400 on unknown layers/experts, duplicates, over budget
+    const stored = await r2HotSetStore(c.env.MODELS, cfg.modelKeyPrefix).write({ model: model.manifest.name, layers: hotSetLayersJson(hotSet), bytes: hotSet.bytes });
+    await model.applyStored(stored);
+    return c.json(describe(model, stored.doc));
+  };
+}

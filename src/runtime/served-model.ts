@@ -1,0 +1,242 @@
+// The model as the Worker serves it: the trunk and the hot experts resident here, cold experts by policy
+// (the GPU backend over one WebSocket per generation, or substitute / drop), the hot set picked up from
+// hot-set.json within seconds and swapped without disturbing running generations.
+// Runtime-agnostic (no WASM imports): the Worker builds it over R2, Node tests and benchmarks over a folder.
+import type { ChatMessage, GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
+import { checkContext, generateTokens } from '../engine/generate';
+import { loadCodec } from '../engine/load';
+import { loadTrunk, type ModelWeights } from '../engine/model';
+import type { TextCodec } from '../engine/tokenizer';
+import { objectNames, parseManifest, tensorNames, type Manifest } from '../format/manifest';
+import type { ObjectSource } from '../format/source';
+import { HotSetError, parseHotSetValue, type HotSetSpec } from '../hotset/spec';
+import { resolveHotSet, type HotSet } from '../hotset/resolve';
+import type { HotSetStore, StoredHotSet } from '../hotset/store';
+import { HotWeights, type HotVersion } from '../hotset/versions';
+import type { Kernels } from '../kernels/types';
+import { activationDTypeFor } from '../protocol/activations';
+import { modelTagOf } from '../protocol/expert-wire';
+import { ExpertSession } from '../remote/session';
+import { newMoeUsage, SplitExperts, type SplitOptions } from '../remote/split-experts';
+
+export interface GenerationExperts {
+  readonly version: HotVersion;
+  readonly weights: ModelWeights;
+  readonly experts: SplitExperts;
+  readonly usage: MoeUsage;
+  end(): void;
+}
+
+export interface ServedModelOptions {
+  /** The id clients use; defaults to the manifest's name. */
+  id?: string;
+  /** The deployment's hot set (HOT_EXPERTS) when no hot-set.json is stored. */
+  hotExperts: HotSetSpec;
+  /** HOT_BUDGET_MB in bytes; null: no limit. */
+  budgetBytes: number | null;
+  /** Where hot-set.json lives (R2); null: the hot set never changes. */
+  store?: HotSetStore | null;
+  /** Look for a new hot-set.json at most this often (on requests). */
+  refreshMs?: number;
+  /** Called once per generation when it ends, however it ends (metrics). */
+  onGenerationEnd?: (usage: MoeUsage, result: GenerateResult | null) => void;
+  log?: (line: string) => void;
+}
+
+/** Without `moe` in the request: exact or nothing (every cold pick fails the request with 502). */
+const STRICT: MoeOptions = { policy: 'remote', degradedPolicy: 'error', backend: null };
+
+export class ServedModel implements TextModel {
+  readonly id: string;
+  readonly contextLength: number;
+  readonly defaults: TextModel['defaults'];
+  private etag: string | null = null;
+  private newestSeen = 0;
+  private lastCheck = 0;
+  private refreshing: Promise<void> | null = null;
+
+  private constructor(
+    readonly manifest: Manifest,
+    readonly kernels: Kernels,
+    readonly codec: TextCodec | null,
+    /** First 8 bytes of SHA-256(manifest.json): the backend refuses calls for another model. */
+    readonly modelTag: Uint8Array,
+    readonly hot: HotWeights,
+    private readonly opts: ServedModelOptions,
+  ) {
+    this.id = opts.id ?? manifest.name;
+    this.contextLength = manifest.architecture.contextLength;
+    const g = manifest.generation;
+    this.defaults = { temperature: g.temperature, topP: g.topP, maxTokens: g.maxTokens };
+  }
+
+  static async load(source: ObjectSource, kernels: Kernels, opts: ServedModelOptions): Promise<ServedModel> {
+    const manifestBytes = await source.get(objectNames.manifest);
+    const manifest = parseManifest(JSON.parse(new TextDecoder().decode(manifestBytes)));
+    const budget = opts.budgetBytes;
+    // validate the deployment's hot set before reading megabytes of weights
+    const envHotSet = resolveHotSet(opts.hotExperts, manifest, budget);
+    const stored = opts.store ? await readStored(opts.store, opts.log) : null;
+    const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
+    const trunk = await loadTrunk(kernels, source, manifest);
+    const model = new ServedModel(manifest, kernels, codec, await modelTagOf(manifestBytes), new HotWeights(kernels, source, manifest, trunk), opts);
+    model.lastCheck = Date.now();
+    if (stored) {
+      try {
+        await model.applyStored(stored);
+        return model;
+      } catch (e) {
+        model.warn(`stored hot set ignored, using HOT_EXPERTS: ${(e as Error).message}`);
+      }
+    }
+    await model.hot.install(envHotSet, 0, 'env');
+    return model;
+  }
+
+  /** The current version's weights (tools and tests; generations take a lease instead). */
+  get weights(): ModelWeights {
+    return this.hot.version.weights;
+  }
+
+  get hotVersion(): HotVersion {
+    return this.hot.version;
+  }
+
+  /** Validates a hot set for this model and the deployment's budget (HotSetError: 400). */
+  resolveHotSet(spec: HotSetSpec): HotSet {
+    return resolveHotSet(spec, this.manifest, this.opts.budgetBytes);
+  }
+
+  get budgetBytes(): number | null {
+    return this.opts.budgetBytes;
+  }
+
+  encode(text: string): number[] {
+    return this.needCodec().encode(text);
+  }
+
+  encodeChat(messages: ChatMessage[]): number[] {
+    return this.needCodec().encodeChat(messages);
+  }
+
+  generate(req: GenerateRequest): Generation {
+    checkContext(this.contextLength, req.promptTokens.length, req.maxTokens); // eager: errors before any byte is sent
+    const moe = req.moe ?? STRICT;
+    const usage = newMoeUsage(moe.policy);
+    return Object.assign(this.run(req, moe, usage), { moe: usage });
+  }
+
+  private async *run(req: GenerateRequest, moe: MoeOptions, usage: MoeUsage): AsyncGenerator<GenerateChunk, GenerateResult, void> {
+    let result: GenerateResult | null = null;
+    try {
+      await this.refreshIfDue();
+      const g = this.beginExperts(moe, usage);
+      try {
+        const codec = this.codec ?? { decode: () => '' };
+        result = yield* generateTokens({ kernels: this.kernels, weights: g.weights, experts: g.experts, codec, eosTokenIds: this.manifest.generation.eosTokenIds }, req);
+        return { ...result, moe: { ...usage } };
+      } finally {
+        g.end();
+      }
+    } finally {
+      this.opts.onGenerationEnd?.(usage, result);
+    }
+  }
+
+  /**
+   * What one generation computes with: a lease on the current hot-set version and the split executor over
+   * it (with its backend session when cold experts go remote). `end()` closes the session and the lease.
+   * generate() uses it; scoring tests and benchmarks drive forward() with it directly.
+   */
+  beginExperts(moe: MoeOptions, usage: MoeUsage = newMoeUsage(moe.policy), tuning: Pick<SplitOptions, 'serialize'> = {}): GenerationExperts {
+    const lease = this.hot.acquire();
+    const v = lease.version;
+    const a = this.manifest.architecture;
+    const needsBackend = moe.policy === 'remote' && moe.backend !== null && v.hotSet.count < a.numLayers * a.numExperts;
+    const remote = needsBackend ? new ExpertSession(moe.backend!, this.modelTag) : null;
+    const experts = new SplitExperts({
+      kernels: this.kernels,
+      weights: v.weights,
+      policy: moe.policy,
+      degradedPolicy: moe.degradedPolicy,
+      remote,
+      actDType: activationDTypeFor(this.manifest.tensors[tensorNames.expertGate(0, 0)]!.dtype),
+      usage,
+      ...tuning,
+    });
+    return {
+      version: v,
+      weights: v.weights,
+      experts,
+      usage,
+      end: () => {
+        remote?.close();
+        lease.release();
+      },
+    };
+  }
+
+  /** Look for a new hot-set.json when the last look is older than refreshMs; never fails a request. */
+  refreshIfDue(force = false): Promise<void> {
+    const store = this.opts.store;
+    if (!store) return Promise.resolve();
+    if (this.refreshing) return this.refreshing;
+    if (!force && Date.now() - this.lastCheck < (this.opts.refreshMs ?? 2000)) return Promise.resolve();
+    this.lastCheck = Date.now();
+    this.refreshing = this.refresh(store)
+      .catch((e) => this.warn(`hot-set refresh failed, keeping version ${this.hot.version.id}: ${(e as Error)?.message ?? e}`))
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  private async refresh(store: HotSetStore): Promise<void> {
+    const etag = await store.etag();
+    if (etag === this.etag) return;
+    if (etag === null) {
+      // hot-set.json was deleted: back to HOT_EXPERTS
+      this.etag = null;
+      await this.hot.install(resolveHotSet(this.opts.hotExperts, this.manifest, this.opts.budgetBytes), 0, 'env');
+      return;
+    }
+    const stored = await store.read();
+    if (stored) await this.applyStored(stored);
+  }
+
+  /** Install a stored hot set (from R2, or just written by PUT /admin/hot-set) unless a newer one was seen. */
+  async applyStored(stored: StoredHotSet): Promise<HotVersion> {
+    const { doc } = stored;
+    if (doc.model !== this.manifest.name) throw new HotSetError(`hot-set.json is for model ${doc.model}, not ${this.manifest.name}`);
+    if (doc.version <= this.newestSeen) return this.hot.version;
+    const hotSet = resolveHotSet(parseHotSetValue({ layers: doc.layers }), this.manifest, this.opts.budgetBytes);
+    const before = this.newestSeen;
+    this.newestSeen = doc.version; // before the await: an older read finishing later must not win
+    try {
+      const v = await this.hot.install(hotSet, doc.version, 'r2');
+      this.etag = stored.etag;
+      return v;
+    } catch (e) {
+      if (this.newestSeen === doc.version) this.newestSeen = before;
+      throw e;
+    }
+  }
+
+  private needCodec(): TextCodec {
+    if (!this.codec) throw new Error(`model ${this.manifest.name} has no tokenizer: feed token ids`);
+    return this.codec;
+  }
+
+  private warn(line: string): void {
+    (this.opts.log ?? console.warn)(line);
+  }
+}
+
+async function readStored(store: HotSetStore, log?: (l: string) => void): Promise<StoredHotSet | null> {
+  try {
+    return await store.read();
+  } catch (e) {
+    (log ?? console.warn)(`stored hot set ignored: ${(e as Error).message}`);
+    return null;
+  }
+}
