@@ -6,7 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { sha256Hex } from '../src/format/digest';
-import { architectureFromHf, hfTensorSources, type TensorSource } from '../src/format/hf-config';
+import { architectureFromHf, hfElementRange, hfShape, hfTensorSources, type TensorSource } from '../src/format/hf-config';
 import { MANIFEST_FORMAT, objectNames, parseManifest, type Manifest, type TensorEntry } from '../src/format/manifest';
 import { canQuantizeRows, DTYPES, encodeTensor, shardBytes, type DType } from '../src/format/quant';
 import { openCheckpoint } from './convert/checkpoint';
@@ -78,7 +78,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
       const packer = new ObjectPacker();
       for (const src of group) {
         const dtype = chooseDtype(src, src.expert ? expertQuant : trunkQuant, warn);
-        const values = await ckpt.read(src.hf);
+        const values = await ckpt.read(src.hf, src.slice ? hfElementRange(src) : undefined);
         const bytes = encodeTensor(dtype, values);
         if (bytes.length !== shardBytes(dtype, values.length)) throw new Error(`internal: ${src.name} encoded to ${bytes.length} bytes`);
         tensors[src.name] = { object, offset: packer.add(bytes), bytes: bytes.length, dtype, shape: src.shape };
@@ -137,13 +137,14 @@ function groupByObject(sources: TensorSource[]): Map<string, TensorSource[]> {
 }
 
 function checkCheckpoint(ckpt: Awaited<ReturnType<typeof openCheckpoint>>, sources: TensorSource[], warn: (msg: string) => void): void {
-  const problems: string[] = [];
+  const problems = new Set<string>(); // a set: a merged tensor is named once per slice
   for (const s of sources) {
     const e = ckpt.entry(s.hf);
-    if (!e) problems.push(`${s.hf} is missing`);
-    else if (e.shape.join(',') !== s.shape.join(',')) problems.push(`${s.hf} has shape [${e.shape}], expected [${s.shape}]`);
+    if (!e) problems.add(`${s.hf} is missing`);
+    else if (e.shape.join(',') !== hfShape(s).join(',')) problems.add(`${s.hf} has shape [${e.shape}], expected [${hfShape(s)}]`);
   }
-  if (problems.length) throw new Error(`checkpoint does not match config.json: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}`);
+  const list = [...problems];
+  if (list.length) throw new Error(`checkpoint does not match config.json: ${list.slice(0, 10).join('; ')}${list.length > 10 ? ` (+${list.length - 10} more)` : ''}`);
   const used = new Set(sources.map((s) => s.hf));
   const unused = ckpt.names().filter((n) => !used.has(n) && !IGNORED.test(n));
   if (unused.length) warn(`${unused.length} checkpoint tensors are not used: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);

@@ -1,6 +1,9 @@
 // One forward pass for every supported architecture, driven by the flags in Architecture: a batch of
 // tokens (prefill: many, decode: one) goes through the trunk, the routers and the experts, and leaves
 // its keys/values in the sequence's KV cache. Kernels do the arithmetic; this file only composes them.
+// Flags by architecture: qwen2_moe qkvBias + shared expert with sigmoid gate; olmoe qkNorm 'full';
+// qwen3_moe qkNorm 'per_head' with headDim != hidden/heads; granitemoe the four multipliers and
+// routerTopKBeforeSoftmax; normTopKProb per config. Each is checked in test/unit/engine/.
 import type { Kernels, Ptr } from '../kernels/types';
 import type { ExpertExecutor, ExpertRoute } from './experts';
 import type { ModelWeights } from './model';

@@ -81,7 +81,12 @@ export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Mani
   };
   const mat = async (name: string) => uploadMat(k, entryOf(manifest, name), await bytesOf(entryOf(manifest, name).object));
   const vec = async (name: string) => uploadVec(k, entryOf(manifest, name), await bytesOf(entryOf(manifest, name).object));
-  const optVec = async (name: string) => (manifest.tensors[name] ? vec(name) : undefined);
+  // present exactly when the architecture's flag says so: a manifest that disagrees fails here, not mid-forward
+  // and not by silently skipping a tensor
+  const flagged = async (on: boolean, name: string) => {
+    if (!on && manifest.tensors[name]) throw new Error(`manifest has tensor ${name}, which its architecture flags do not use`);
+    return on ? vec(name) : undefined;
+  };
   const t = tensorNames;
 
   const embed = await mat(t.tokenEmbedding);
@@ -95,11 +100,11 @@ export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Mani
       k: await mat(t.attnK(l)),
       v: await mat(t.attnV(l)),
       o: await mat(t.attnOutput(l)),
-      qBias: await optVec(t.attnQBias(l)),
-      kBias: await optVec(t.attnKBias(l)),
-      vBias: await optVec(t.attnVBias(l)),
-      qNorm: await optVec(t.attnQNorm(l)),
-      kNorm: await optVec(t.attnKNorm(l)),
+      qBias: await flagged(arch.qkvBias, t.attnQBias(l)),
+      kBias: await flagged(arch.qkvBias, t.attnKBias(l)),
+      vBias: await flagged(arch.qkvBias, t.attnVBias(l)),
+      qNorm: await flagged(arch.qkNorm !== 'none', t.attnQNorm(l)),
+      kNorm: await flagged(arch.qkNorm !== 'none', t.attnKNorm(l)),
       ffnNorm: await vec(t.ffnNorm(l)),
       router: await mat(t.router(l)),
       shared: arch.sharedExpertFfnSize > 0

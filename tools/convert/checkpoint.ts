@@ -3,14 +3,14 @@
 // so shards larger than memory or than Node's 2 GB readFile limit convert fine.
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseHeader, readHeaderLength, SafetensorsError, toFloat32, type SafetensorsHeader, type SafetensorsTensor } from '../../src/format/safetensors';
+import { parseHeader, readHeaderLength, SAFETENSORS_DTYPE_BYTES, SafetensorsError, toFloat32, type SafetensorsHeader, type SafetensorsTensor } from '../../src/format/safetensors';
 
 export interface Checkpoint {
   /** every tensor name in the checkpoint */
   names(): string[];
   entry(name: string): SafetensorsTensor | undefined;
-  /** one tensor as float32 values */
-  read(name: string): Promise<Float32Array>;
+  /** one tensor as float32 values, or elements [start, start + count) of it (a slice of a merged tensor) */
+  read(name: string, range?: { start: number; count: number }): Promise<Float32Array>;
   close(): Promise<void>;
 }
 
@@ -44,10 +44,15 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   return {
     names: () => [...where.keys()],
     entry: (name) => where.get(name)?.t,
-    async read(name) {
+    async read(name, range) {
       const w = where.get(name);
       if (!w) throw new Error(`tensor ${name} is not in the checkpoint`);
-      return toFloat32(w.t, await readAt(w.file, w.t.offset, w.t.bytes));
+      if (!range) return toFloat32(w.t, await readAt(w.file, w.t.offset, w.t.bytes));
+      // only the slice's bytes: a merged expert tensor is read once per expert, not whole each time
+      const size = SAFETENSORS_DTYPE_BYTES[w.t.dtype];
+      if (range.start < 0 || range.count < 0 || (range.start + range.count) * size > w.t.bytes) throw new Error(`elements [${range.start}, ${range.start + range.count}) are outside ${name}`);
+      const part = { ...w.t, bytes: range.count * size };
+      return toFloat32(part, await readAt(w.file, w.t.offset + range.start * size, part.bytes));
     },
     async close() {
       await Promise.all(handles.map((h) => h.close()));

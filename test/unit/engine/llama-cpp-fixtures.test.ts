@@ -1,5 +1,5 @@
-// Correctness against llama.cpp: convert the shared tiny checkpoints, run our engine (prefill and
-// token-by-token decode, every kernel executor) and compare with the logits llama.cpp computed.
+// Correctness against llama.cpp: convert the shared tiny checkpoints (mixtral, qwen2_moe, olmoe, granitemoe),
+// run our engine (prefill and token-by-token decode, every kernel executor) and compare with llama.cpp's logits.
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,8 +22,8 @@ function maxAbsDiff(ours: Float32Array[], ref: number[][]): number {
 }
 const argmax = (r: ArrayLike<number>) => { let b = 0; for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i; return b; };
 
-// the architectures this engine converts today; later issues add qwen2_moe, olmoe, granitemoe
-const ARCHS = ['mixtral'];
+// every fixture (../shared/fixtures/README.md says what each exercises); qwen3_moe has none: qwen3-moe.test.ts
+const ARCHS = ['mixtral', 'qwen2_moe', 'olmoe', 'granitemoe'];
 // ts-ref is the readable definition; the wasm builds are what the Worker runs
 const EXECUTORS: ExecutorName[] = ['ts-ref', 'wasm-scalar', 'wasm-simd', 'wasm-relaxed'];
 
