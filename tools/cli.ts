@@ -13,6 +13,13 @@ const USAGE = `usage: npm run cli -- <command> [options]
            [--executor ${EXECUTORS.join('|')}]
   generate --model <model-folder> (--prompt <text> | --chat <text>) [--max-tokens n]
            [--temperature t] [--top-p p] [--top-k k] [--seed s] [--json] [--executor e]
+  perplexity --model <model-folder> --file <text-file> [--max-tokens n] [--window n] [--json]
+  profile  --model <model-folder> --prompts <file.jsonl> [--out stats.json]
+           (JSONL lines {"domain": "...", "text": "..."}; routing counts per layer x expert + skill map)
+  plan-hot-set --model <model-folder> --stats <stats.json> --budget-mb <n> [--profile <domain>]
+           [--profiles] [--mixed-precision] [--out hot-set.json]
+  export-gguf --model <model-folder> --out <file.gguf> [--name n]
+           (llama.cpp's GGUF: mixtral as arch llama, q8_0/q4_0 blocks kept, tokenizer included)
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -24,6 +31,22 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'logits': return logitsCommand(rest);
     case 'generate': return generateCommand(rest);
+    case 'perplexity': {
+      const { perplexityCommand } = await import('./perplexity');
+      return perplexityCommand(rest);
+    }
+    case 'profile': {
+      const { profileCommand } = await import('./profile');
+      return profileCommand(rest);
+    }
+    case 'plan-hot-set': {
+      const { planHotSetCommand } = await import('./plan-hot-set');
+      return planHotSetCommand(rest);
+    }
+    case 'export-gguf': {
+      const { exportGgufCommand } = await import('./export-gguf');
+      return exportGgufCommand(rest);
+    }
     default:
       process.stderr.write(USAGE);
       process.exitCode = command ? 2 : 0;
