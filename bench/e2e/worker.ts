@@ -1,0 +1,35 @@
+// The e2e benchmark's Worker (never deployed): receives a model's objects (PUT /object/<name>), loads it with
+// the Worker's kernels (relaxed SIMD where validated, as src/runtime/load-model.ts does) and runs timed
+// rounds (POST /round). Driven by bench/e2e/workerd.ts.
+import { loadTextModel, type LoadedModel } from '../../src/engine/load';
+import { createWasmKernels } from '../../src/kernels/wasm';
+import { supportsRelaxedSimd } from '../../src/kernels/wasm-features';
+import { engineRound, memorySource } from './engine-round';
+import relaxedModule from '../../wasm/build/kernels-relaxed.wasm';
+import simdModule from '../../wasm/build/kernels-simd.wasm';
+
+const objects = new Map<string, Uint8Array>();
+let model: LoadedModel | null = null;
+
+export default {
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith('/object/') && request.method === 'PUT') {
+      objects.set(decodeURIComponent(url.pathname.slice('/object/'.length)), new Uint8Array(await request.arrayBuffer()));
+      return new Response('ok');
+    }
+    if (url.pathname === '/load' && request.method === 'POST') {
+      const relaxed = supportsRelaxedSimd();
+      const kernels = relaxed ? createWasmKernels(relaxedModule, 'relaxed') : createWasmKernels(simdModule, 'simd');
+      model = await loadTextModel(memorySource(objects), kernels);
+      return Response.json({ kernels: kernels.name });
+    }
+    if (url.pathname === '/round' && request.method === 'POST') {
+      if (!model) return new Response('load first', { status: 409 });
+      const { prompt, decode } = (await request.json()) as { prompt: number[]; decode: number };
+      // local workerd's clock advances in whole ms during execution: rounds are tens to hundreds of ms
+      return Response.json(await engineRound(model, prompt, decode, () => performance.now()));
+    }
+    return new Response('not found', { status: 404 });
+  },
+} satisfies ExportedHandler;

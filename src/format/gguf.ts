@@ -1,0 +1,366 @@
+// GGUF v3 (llama.cpp's model file): reader and writer for metadata, tensor infos and data, plus the lossless
+// conversion between our shard layout of q8_0/q4_0 (quants and f16 scales in separate arrays, quant.ts) and
+// ggml's interleaved blocks. Used by the GGUF exporter (tools/export-gguf.ts) and its tests.
+import { QK, shardBytes, type DType } from './quant';
+
+export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
+export const GGUF_VERSION = 3;
+export const GGUF_DEFAULT_ALIGNMENT = 32;
+
+/** Metadata value types (gguf_type), by name; ids are the enum values of gguf.h. */
+export const GGUF_VALUE_TYPES = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64'] as const;
+export type GgufValueType = (typeof GGUF_VALUE_TYPES)[number];
+export type GgufScalarType = Exclude<GgufValueType, 'array'>;
+export type GgufScalar = number | bigint | boolean | string;
+
+/** One metadata value with its exact GGUF type, so a read file writes back byte for byte. 64-bit ints are bigints. */
+export type GgufValue =
+  | { type: 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64'; value: number }
+  | { type: 'u64' | 'i64'; value: bigint }
+  | { type: 'bool'; value: boolean }
+  | { type: 'string'; value: string }
+  | { type: 'array'; itemType: GgufScalarType; value: GgufScalar[] };
+
+/** ggml tensor types this project reads and writes (ids of enum ggml_type). */
+export const GGML_TYPE_IDS = { f32: 0, f16: 1, q4_0: 2, q8_0: 8 } as const satisfies Record<DType, number>;
+/** general.file_type (enum llama_ftype) for a model whose matrices are mostly `dtype`. */
+export const LLAMA_FTYPE = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 } as const satisfies Record<DType, number>;
+
+// ggml block layouts: block_q8_0 { ggml_half d; int8_t qs[32]; }, block_q4_0 { ggml_half d; uint8_t qs[16]; }
+const BLOCK = {
+  f32: { elems: 1, bytes: 4 },
+  f16: { elems: 1, bytes: 2 },
+  q8_0: { elems: QK, bytes: 2 + QK },
+  q4_0: { elems: QK, bytes: 2 + QK / 2 },
+} as const satisfies Record<DType, { elems: number; bytes: number }>;
+
+/** Bytes of `n` elements of `dtype` in ggml's layout (same total as our shard layout: a block is its quants plus one f16). */
+export function ggmlBytes(dtype: DType, n: number): number {
+  const b = BLOCK[dtype];
+  if (n % b.elems !== 0) throw new RangeError(`${dtype} needs a multiple of ${b.elems} elements, got ${n}`);
+  return (n / b.elems) * b.bytes;
+}
+
+/** A tensor in a GGUF file. dims are ggml's ne: dims[0] is the contiguous (column) dimension. */
+export interface GgufTensor {
+  name: string;
+  dims: number[];
+  dtype: DType;
+  /** ggml-layout bytes (interleaved blocks for q8_0/q4_0). */
+  data: Uint8Array;
+}
+
+export interface GgufFile {
+  version: number;
+  /** In file order; general.alignment is kept here as written. */
+  metadata: Map<string, GgufValue>;
+  tensors: GgufTensor[];
+}
+
+export class GgufError extends Error {
+  constructor(detail: string) {
+    super(`GGUF: ${detail}`);
+    this.name = 'GgufError';
+  }
+}
+
+const elementCount = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+
+// ---- our shard layout <-> ggml blocks (lossless: the same quants and the same f16 scale bits) ----
+
+/** Shard bytes of `n` elements (quants, then f16 scales) -> ggml bytes (per block: f16 d, then its quants). */
+export function shardToGgml(dtype: DType, shard: Uint8Array, n: number): Uint8Array {
+  if (shard.length < shardBytes(dtype, n)) throw new RangeError(`${dtype}: ${shard.length} bytes hold fewer than ${n} elements`);
+  if (dtype === 'f32' || dtype === 'f16') return shard.slice(0, shardBytes(dtype, n));
+  const nb = n / QK;
+  const qPerBlock = BLOCK[dtype].bytes - 2;
+  const scales = nb * qPerBlock; // start of the f16 scales in the shard
+  const out = new Uint8Array(nb * BLOCK[dtype].bytes);
+  for (let b = 0; b < nb; b++) {
+    const o = b * BLOCK[dtype].bytes;
+    out[o] = shard[scales + 2 * b];
+    out[o + 1] = shard[scales + 2 * b + 1];
+    out.set(shard.subarray(b * qPerBlock, (b + 1) * qPerBlock), o + 2);
+  }
+  return out;
+}
+
+/** ggml bytes of `n` elements -> shard bytes (the inverse of shardToGgml). */
+export function ggmlToShard(dtype: DType, ggml: Uint8Array, n: number): Uint8Array {
+  if (ggml.length < ggmlBytes(dtype, n)) throw new RangeError(`${dtype}: ${ggml.length} bytes hold fewer than ${n} elements`);
+  if (dtype === 'f32' || dtype === 'f16') return ggml.slice(0, ggmlBytes(dtype, n));
+  const nb = n / QK;
+  const qPerBlock = BLOCK[dtype].bytes - 2;
+  const scales = nb * qPerBlock;
+  const out = new Uint8Array(shardBytes(dtype, n));
+  for (let b = 0; b < nb; b++) {
+    const o = b * BLOCK[dtype].bytes;
+    out[scales + 2 * b] = ggml[o];
+    out[scales + 2 * b + 1] = ggml[o + 1];
+    out.set(ggml.subarray(o + 2, o + 2 + qPerBlock), b * qPerBlock);
+  }
+  return out;
+}
+
+// ---- reader ----
+
+class Reader {
+  private pos = 0;
+  private readonly view: DataView;
+  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
+  constructor(readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  get offset(): number { return this.pos; }
+  private need(n: number): number {
+    if (this.pos + n > this.bytes.length) throw new GgufError(`truncated at byte ${this.pos} (need ${n} more)`);
+    const p = this.pos;
+    this.pos += n;
+    return p;
+  }
+  u32(): number { return this.view.getUint32(this.need(4), true); }
+  u64(): bigint { return this.view.getBigUint64(this.need(8), true); }
+  /** A u64 count or size that must fit a JS number. */
+  size(): number {
+    const v = this.u64();
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new GgufError(`size ${v} too large`);
+    return Number(v);
+  }
+  string(): string {
+    const n = this.size();
+    const p = this.need(n);
+    return this.utf8.decode(this.bytes.subarray(p, p + n));
+  }
+  scalar(type: GgufScalarType): GgufScalar {
+    const v = this.view;
+    switch (type) {
+      case 'u8': return v.getUint8(this.need(1));
+      case 'i8': return v.getInt8(this.need(1));
+      case 'u16': return v.getUint16(this.need(2), true);
+      case 'i16': return v.getInt16(this.need(2), true);
+      case 'u32': return v.getUint32(this.need(4), true);
+      case 'i32': return v.getInt32(this.need(4), true);
+      case 'f32': return v.getFloat32(this.need(4), true);
+      case 'bool': {
+        const b = v.getUint8(this.need(1));
+        if (b > 1) throw new GgufError(`bool value ${b}`);
+        return b === 1;
+      }
+      case 'string': return this.string();
+      case 'u64': return v.getBigUint64(this.need(8), true);
+      case 'i64': return v.getBigInt64(this.need(8), true);
+      case 'f64': return v.getFloat64(this.need(8), true);
+    }
+  }
+  valueType(): GgufValueType {
+    const id = this.u32();
+    const t = GGUF_VALUE_TYPES[id];
+    if (!t) throw new GgufError(`unknown value type ${id}`);
+    return t;
+  }
+  value(): GgufValue {
+    const type = this.valueType();
+    if (type !== 'array') return { type, value: this.scalar(type) } as GgufValue;
+    const itemType = this.valueType();
+    if (itemType === 'array') throw new GgufError('nested arrays are not supported');
+    const n = this.size();
+    const value: GgufScalar[] = new Array(n);
+    for (let i = 0; i < n; i++) value[i] = this.scalar(itemType);
+    return { type, itemType, value };
+  }
+}
+
+const DTYPE_OF_ID = new Map<number, DType>(Object.entries(GGML_TYPE_IDS).map(([k, v]) => [v, k as DType]));
+
+/** Parses a whole GGUF v3 file; tensor data are views into `bytes` (no copy). */
+export function readGguf(bytes: Uint8Array): GgufFile {
+  const r = new Reader(bytes);
+  const magic = r.u32();
+  if (magic !== GGUF_MAGIC) throw new GgufError(`bad magic 0x${magic.toString(16)} (not a GGUF file)`);
+  const version = r.u32();
+  if (version !== GGUF_VERSION) throw new GgufError(`version ${version} (only ${GGUF_VERSION} is supported)`);
+  const nTensors = r.size();
+  const nKv = r.size();
+  const metadata = new Map<string, GgufValue>();
+  for (let i = 0; i < nKv; i++) {
+    const key = r.string();
+    if (metadata.has(key)) throw new GgufError(`duplicate key ${key}`);
+    metadata.set(key, r.value());
+  }
+  const align = alignmentOf(metadata);
+  const infos: { name: string; dims: number[]; dtype: DType; offset: number }[] = [];
+  for (let i = 0; i < nTensors; i++) {
+    const name = r.string();
+    const nDims = r.u32();
+    if (nDims < 1 || nDims > 4) throw new GgufError(`${name}: ${nDims} dims`);
+    const dims = Array.from({ length: nDims }, () => r.size());
+    const typeId = r.u32();
+    const dtype = DTYPE_OF_ID.get(typeId);
+    if (!dtype) throw new GgufError(`${name}: ggml type ${typeId} is not one of ${Object.keys(GGML_TYPE_IDS).join(', ')}`);
+    const offset = r.size();
+    if (offset % align !== 0) throw new GgufError(`${name}: data offset ${offset} not aligned to ${align}`);
+    infos.push({ name, dims, dtype, offset });
+  }
+  const dataStart = alignUp(r.offset, align);
+  const tensors = infos.map(({ name, dims, dtype, offset }) => {
+    const start = dataStart + offset;
+    const len = ggmlBytes(dtype, elementCount(dims));
+    if (start + len > bytes.length) throw new GgufError(`${name}: data runs past the end of the file`);
+    return { name, dims, dtype, data: bytes.subarray(start, start + len) };
+  });
+  return { version, metadata, tensors };
+}
+
+function alignmentOf(metadata: Map<string, GgufValue>): number {
+  const a = metadata.get('general.alignment');
+  if (!a) return GGUF_DEFAULT_ALIGNMENT;
+  if (a.type !== 'u32' || a.value === 0 || (a.value & (a.value - 1)) !== 0) throw new GgufError('general.alignment must be a u32 power of two');
+  return a.value;
+}
+
+const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
+
+// ---- writer ----
+
+class Writer {
+  private chunks: Uint8Array[] = [];
+  private cur = new Uint8Array(1 << 16);
+  private view = new DataView(this.cur.buffer);
+  private pos = 0;
+  private flushed = 0;
+  private readonly utf8 = new TextEncoder();
+  get length(): number { return this.flushed + this.pos; }
+  private flush(size: number): void {
+    this.chunks.push(this.cur.subarray(0, this.pos));
+    this.flushed += this.pos;
+    this.cur = new Uint8Array(Math.max(1 << 16, size));
+    this.view = new DataView(this.cur.buffer);
+    this.pos = 0;
+  }
+  private room(n: number): void {
+    if (this.pos + n > this.cur.length) this.flush(n);
+  }
+  bytes(b: Uint8Array): void {
+    if (b.length > 1 << 16) {
+      this.flush(0); // big blocks (tensor data) stay chunks of their own, uncopied until finish()
+      this.chunks.push(b);
+      this.flushed += b.length;
+      return;
+    }
+    this.room(b.length);
+    this.cur.set(b, this.pos);
+    this.pos += b.length;
+  }
+  u32(v: number): void { this.room(4); this.view.setUint32(this.pos, v, true); this.pos += 4; }
+  u64(v: number | bigint): void { this.room(8); this.view.setBigUint64(this.pos, BigInt(v), true); this.pos += 8; }
+  string(s: string): void {
+    const b = this.utf8.encode(s);
+    this.u64(b.length);
+    this.bytes(b);
+  }
+  pad(align: number): void {
+    const n = alignUp(this.length, align) - this.length;
+    if (n) this.bytes(new Uint8Array(n));
+  }
+  scalar(type: GgufScalarType, v: GgufScalar): void {
+    const num = () => {
+      if (typeof v !== 'number') throw new GgufError(`${type} value must be a number, got ${typeof v}`);
+      return v;
+    };
+    const size = { u8: 1, i8: 1, bool: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, u64: 8, i64: 8, f64: 8, string: 0 }[type];
+    if (type === 'string') {
+      if (typeof v !== 'string') throw new GgufError(`string value must be a string, got ${typeof v}`);
+      return this.string(v);
+    }
+    this.room(size);
+    const d = this.view;
+    const p = this.pos;
+    switch (type) {
+      case 'u8': d.setUint8(p, num()); break;
+      case 'i8': d.setInt8(p, num()); break;
+      case 'u16': d.setUint16(p, num(), true); break;
+      case 'i16': d.setInt16(p, num(), true); break;
+      case 'u32': d.setUint32(p, num(), true); break;
+      case 'i32': d.setInt32(p, num(), true); break;
+      case 'f32': d.setFloat32(p, num(), true); break;
+      case 'f64': d.setFloat64(p, num(), true); break;
+      case 'bool': d.setUint8(p, v ? 1 : 0); break;
+      case 'u64': d.setBigUint64(p, BigInt(v as number | bigint), true); break;
+      case 'i64': d.setBigInt64(p, BigInt(v as number | bigint), true); break;
+    }
+    this.pos += size;
+  }
+  value(v: GgufValue): void {
+    this.u32(GGUF_VALUE_TYPES.indexOf(v.type));
+    if (v.type !== 'array') return this.scalar(v.type, v.value);
+    this.u32(GGUF_VALUE_TYPES.indexOf(v.itemType));
+    this.u64(v.value.length);
+    for (const x of v.value) this.scalar(v.itemType, x);
+  }
+  finish(): Uint8Array {
+    this.chunks.push(this.cur.subarray(0, this.pos));
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+}
+
+/** Serialises a GGUF v3 file: header, metadata in map order, tensor infos, then data aligned to general.alignment. */
+export function writeGguf(file: Pick<GgufFile, 'metadata' | 'tensors'>): Uint8Array {
+  const align = alignmentOf(file.metadata);
+  const w = new Writer();
+  w.u32(GGUF_MAGIC);
+  w.u32(GGUF_VERSION);
+  w.u64(file.tensors.length);
+  w.u64(file.metadata.size);
+  for (const [key, v] of file.metadata) {
+    w.string(key);
+    w.value(v);
+  }
+  let offset = 0;
+  const names = new Set<string>();
+  for (const t of file.tensors) {
+    if (names.has(t.name)) throw new GgufError(`duplicate tensor ${t.name}`);
+    names.add(t.name);
+    const len = ggmlBytes(t.dtype, elementCount(t.dims));
+    if (t.data.length !== len) throw new GgufError(`${t.name}: ${t.data.length} bytes, ${t.dtype} ${t.dims.join('x')} needs ${len}`);
+    if (t.dtype !== 'f32' && t.dtype !== 'f16' && t.dims[0] % QK !== 0) throw new GgufError(`${t.name}: rows of ${t.dims[0]} are not whole ${t.dtype} blocks`);
+    w.string(t.name);
+    w.u32(t.dims.length);
+    for (const d of t.dims) w.u64(d);
+    w.u32(GGML_TYPE_IDS[t.dtype]);
+    w.u64(offset);
+    offset = alignUp(offset + len, align);
+  }
+  w.pad(align);
+  for (const t of file.tensors) {
+    w.bytes(t.data);
+    w.pad(align);
+  }
+  return w.finish();
+}
+
+// ---- metadata helpers ----
+
+export const gguf = {
+  u32: (value: number): GgufValue => ({ type: 'u32', value }),
+  i32: (value: number): GgufValue => ({ type: 'i32', value }),
+  f32: (value: number): GgufValue => ({ type: 'f32', value }),
+  bool: (value: boolean): GgufValue => ({ type: 'bool', value }),
+  string: (value: string): GgufValue => ({ type: 'string', value }),
+  strings: (value: string[]): GgufValue => ({ type: 'array', itemType: 'string', value }),
+  i32s: (value: number[]): GgufValue => ({ type: 'array', itemType: 'i32', value }),
+  f32s: (value: number[]): GgufValue => ({ type: 'array', itemType: 'f32', value }),
+};
+
+/** A metadata value as a plain JS value (bigints that fit become numbers), or undefined when absent. */
+export function metaValue(file: Pick<GgufFile, 'metadata'>, key: string): GgufScalar | GgufScalar[] | undefined {
+  const v = file.metadata.get(key);
+  if (!v) return undefined;
+  const plain = (x: GgufScalar) => (typeof x === 'bigint' && x <= BigInt(Number.MAX_SAFE_INTEGER) && x >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x);
+  return v.type === 'array' ? v.value.map(plain) : plain(v.value);
+}
