@@ -4,9 +4,10 @@
 
 import { COLD_POLICIES, DEGRADED_POLICIES, type BackendTarget, type ColdPolicy, type DegradedPolicy } from './engine/api';
 import { MoeError } from './errors';
+import { parseReplicas } from './remote/replicas';
 
 /** Bindings and vars as the runtime hands them over; secrets (API_KEYS, BACKEND_TOKEN, ADMIN_TOKEN) are not in wrangler.toml. */
-export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKEND_TIMEOUT_MS'> & {
+export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS'> & {
   /** Comma-separated bearer keys accepted on /v1/*; unset or empty means no authentication. */
   API_KEYS?: string;
   HOT_EXPERTS?: string;
@@ -15,11 +16,17 @@ export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRES
   COLD_POLICY?: string;
   DEGRADED_POLICY?: string;
   BACKEND_URL?: string;
+  /** Expert parallelism: JSON [{"url", "layers", "experts"}, ...]; replaces BACKEND_URL (see src/remote/replicas.ts). */
+  BACKENDS?: string;
   /** Bearer token the backend expects (a secret). */
   BACKEND_TOKEN?: string;
   BACKEND_TIMEOUT_MS?: string;
   /** Bearer token for /admin/*; unset disables the admin routes. */
   ADMIN_TOKEN?: string;
+  MAX_PROMPT_TOKENS?: string;
+  MAX_COMPLETION_TOKENS?: string;
+  MAX_CONCURRENT_GENERATIONS?: string;
+  ISOLATE_MEMORY_MB?: string;
 };
 
 export interface AppConfig {
@@ -40,6 +47,12 @@ export interface AppConfig {
   readonly degradedPolicy: DegradedPolicy;
   readonly backend: BackendTarget | null;
   readonly adminToken: string | null;
+  /** Request limits (wrangler.toml; see src/runtime/admission.ts for the last two). */
+  readonly maxPromptTokens: number;
+  readonly maxCompletionTokens: number;
+  readonly maxConcurrentGenerations: number;
+  /** ISOLATE_MEMORY_MB in bytes: weights + KV caches + scratch of running generations stay within it. */
+  readonly isolateMemoryBytes: number;
 }
 
 /** A var in wrangler.toml (or a secret) with a value the Worker cannot use: every route answers 500 naming it. */
@@ -64,7 +77,30 @@ function positive(name: string, value: string | undefined, fallback: number | nu
   return n;
 }
 
+/** BACKEND_URL (one backend serves every expert) or BACKENDS (replicas by layer/expert range; one token for all). */
+function backendTarget(env: AppEnv): BackendTarget | null {
+  const url = (env.BACKEND_URL ?? '').trim();
+  const sharded = (env.BACKENDS ?? '').trim();
+  const common = () => ({ token: env.BACKEND_TOKEN ?? '', timeoutMs: positive('BACKEND_TIMEOUT_MS', env.BACKEND_TIMEOUT_MS, 2000)! });
+  if (sharded) {
+    if (url) throw new ConfigError('BACKEND_URL', url, 'empty when BACKENDS is set (BACKENDS lists every replica)');
+    const replicas = Object.freeze(parseReplicas(sharded));
+    return { url: replicas[0].url, ...common(), replicas };
+  }
+  if (!url) return null;
+  if (!/^(https?|wss?):\/\/[^/]/i.test(url)) throw new ConfigError('BACKEND_URL', url, 'an http(s):// URL');
+  return { url, ...common() };
+}
+
 const DEFAULT_MAX_BODY_BYTES = 1 << 20;
+// Defaults when a limit's var is absent or empty: the same values wrangler.toml ships with.
+const DEFAULT_LIMITS = { MAX_PROMPT_TOKENS: 4096, MAX_COMPLETION_TOKENS: 2048, MAX_CONCURRENT_GENERATIONS: 16, ISOLATE_MEMORY_MB: 96 } as const;
+
+function positiveInt(name: keyof typeof DEFAULT_LIMITS, value: string | undefined): number {
+  const n = positive(name, value, DEFAULT_LIMITS[name])!;
+  if (!Number.isSafeInteger(n)) throw new ConfigError(name, String(value), 'a positive integer');
+  return n;
+}
 const parsed = new WeakMap<object, AppConfig>();
 
 /** Parses the env once per env object (workerd hands the same object to every request of an isolate). */
@@ -74,12 +110,8 @@ export function appConfig(env: AppEnv): AppConfig {
   const modelPrefix = (env.MODEL_PREFIX ?? 'models').replace(/^\/+|\/+$/g, '');
   const modelId = env.MODEL_ID || 'default';
   const maxBodyBytes = Number(env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
-  const backendUrl = (env.BACKEND_URL ?? '').trim();
   const budgetMb = positive('HOT_BUDGET_MB', env.HOT_BUDGET_MB, null);
-  const backend: BackendTarget | null = backendUrl
-    ? { url: backendUrl, token: env.BACKEND_TOKEN ?? '', timeoutMs: positive('BACKEND_TIMEOUT_MS', env.BACKEND_TIMEOUT_MS, 2000)! }
-    : null;
-  if (backendUrl && !/^(https?|wss?):\/\/[^/]/i.test(backendUrl)) throw new ConfigError('BACKEND_URL', backendUrl, 'an http(s):// URL');
+  const backend = backendTarget(env);
   cfg = Object.freeze({
     modelPrefix,
     modelId,
@@ -93,6 +125,10 @@ export function appConfig(env: AppEnv): AppConfig {
     degradedPolicy: oneOf('DEGRADED_POLICY', env.DEGRADED_POLICY, DEGRADED_POLICIES, 'substitute'),
     backend,
     adminToken: env.ADMIN_TOKEN ? env.ADMIN_TOKEN : null,
+    maxPromptTokens: positiveInt('MAX_PROMPT_TOKENS', env.MAX_PROMPT_TOKENS),
+    maxCompletionTokens: positiveInt('MAX_COMPLETION_TOKENS', env.MAX_COMPLETION_TOKENS),
+    maxConcurrentGenerations: positiveInt('MAX_CONCURRENT_GENERATIONS', env.MAX_CONCURRENT_GENERATIONS),
+    isolateMemoryBytes: Math.floor(positive('ISOLATE_MEMORY_MB', env.ISOLATE_MEMORY_MB, DEFAULT_LIMITS.ISOLATE_MEMORY_MB)! * 1024 * 1024),
   });
   parsed.set(env, cfg);
   return cfg;

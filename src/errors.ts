@@ -55,6 +55,20 @@ export class ObjectNotFoundError extends MoeError {
   }
 }
 
+/**
+ * No manifest.json where the model should be: never uploaded, or an upload still under way (upload writes the
+ * manifest last, so a half-uploaded model is never served). 503: it may appear soon.
+ */
+export class ModelNotUploadedError extends MoeError {
+  constructor(readonly model: string, where: string) {
+    super(`model ${model} is not uploaded: ${where}/manifest.json does not exist (an upload writes it last, after every other object)`, {
+      status: 503,
+      code: 'model_not_uploaded',
+      type: 'server_error',
+    });
+  }
+}
+
 export class ModelNotFoundError extends MoeError {
   constructor(readonly model: string) {
     super(`The model '${model}' does not exist`, { status: 404, code: 'model_not_found', type: 'invalid_request_error', param: 'model' });

@@ -20,6 +20,11 @@ const USAGE = `usage: npm run cli -- <command> [options]
            [--profiles] [--mixed-precision] [--out hot-set.json]
   export-gguf --model <model-folder> --out <file.gguf> [--name n]
            (llama.cpp's GGUF: mixtral as arch llama, q8_0/q4_0 blocks kept, tokenizer included)
+  plan     (--model <model-folder> | --config <hf-config.json>) [--budget-mb 100] [--context n]
+           [--quant q8_0,q4_0,f16] [--json]   (what the 128 MB isolate holds; hot experts that fit)
+  upload   --model <model-folder> --bucket <b> [--prefix models/<name>] [--concurrency n]
+           (to R2 over the S3 API: env R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY;
+           resumable, manifest.json last)
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -46,6 +51,14 @@ async function main(argv: string[]): Promise<void> {
     case 'export-gguf': {
       const { exportGgufCommand } = await import('./export-gguf');
       return exportGgufCommand(rest);
+    }
+    case 'plan': {
+      const { planCommand } = await import('./plan');
+      return planCommand(rest);
+    }
+    case 'upload': {
+      const { uploadCommand } = await import('./upload');
+      return uploadCommand(rest);
     }
     default:
       process.stderr.write(USAGE);

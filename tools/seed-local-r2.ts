@@ -34,7 +34,8 @@ export async function seedLocalR2(opts: SeedOptions = {}): Promise<{ written: nu
     const prefix = `${MODEL_PREFIX ? `${MODEL_PREFIX}/` : ''}${opts.modelId ?? proxy.env.MODEL_ID}/`;
     let written = 0;
     let skipped = 0;
-    for (const name of names) {
+    // the manifest last, as an upload does: until it lands, a running Worker sees the old model or none
+    for (const name of [...names.filter((n) => n !== 'manifest.json'), 'manifest.json']) {
       const bytes = await readFile(join(dir, name));
       const sha256 = createHash('sha256').update(bytes).digest('hex');
       const key = prefix + name;

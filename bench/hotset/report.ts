@@ -1,5 +1,6 @@
 // The hot-set benchmark's record (bench/results/hotset.json) and its Markdown (bench/results/hotset.md).
 import type { BudgetRow, SkillResult } from './measure';
+import type { QualityResults } from './quality';
 
 export interface MixedRow {
   share: number;
@@ -40,6 +41,8 @@ export interface HotsetResults {
   /** per budget and domain: the domain's own profile beats the global hot set on that domain's held-out prompts */
   checks: { share: number; domain: string; ownProfile: number; global: number; ok: boolean }[];
   mixedPrecision?: { pplTokens: number; rows: MixedRow[] };
+  /** held-out perplexity under each cold policy with only a plan's experts resident */
+  quality?: QualityResults;
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -107,6 +110,33 @@ export function renderMarkdown(r: HotsetResults): string {
         return p ? `${p.exact.toFixed(3)} -> ${p.mixed.toFixed(3)} (${((100 * (p.mixed - p.exact)) / p.exact).toFixed(2)}%)` : '';
       });
       out.push(`| ${pct(x.share)} | ${x.hotFull} | ${pct(x.hitFull)} | ${x.hotMixed} | ${x.q4Experts} | ${pct(x.hitMixed)} | ${ppl.join(' | ')} |`);
+    }
+  }
+  if (r.quality) {
+    const q = r.quality;
+    const rel = (x: number, ref: number) => `${x.toFixed(3)} (${x >= ref ? '+' : ''}${((100 * (x - ref)) / ref).toFixed(1)}%)`;
+    out.push(
+      '',
+      '## Quality of the cold policies (held-out perplexity)',
+      '',
+      `Perplexity on the first ${q.pplTokens} held-out tokens of each domain with only the planned experts resident, cold`,
+      'picks handled as the Worker handles them (`ServedModel.beginExperts` -> `SplitExperts`, policies from',
+      '`src/remote/policies.ts`): *remote* computes them on the real GPU backend over loopback (exact), *substitute*',
+      'replaces each by the best-scoring resident expert the router did not pick, *drop* leaves it out and renormalises.',
+      '*Global*: the global hot set for every domain; *own profile*: each domain under its own domain\'s profile (the',
+      'skill map picks it for every held-out prompt here). In parentheses: the change from all experts resident.',
+      `*remote* equals the all-local perplexity: largest relative difference ${q.remoteMaxRelDiff.toExponential(1)}.`,
+      '',
+      `| expert budget | hot set | experts hot | domain | all local | remote | substitute | drop |`,
+      '|---|---|---:|---|---:|---:|---:|---:|',
+    );
+    for (const row of q.rows) {
+      for (const d of domains) {
+        const p = row.perplexity[d];
+        if (!p) continue;
+        const ref = q.allLocal[d];
+        out.push(`| ${pct(row.share)} | ${row.set === 'global' ? 'global' : 'own profile'} | ${Number.isInteger(row.hot) ? row.hot : row.hot.toFixed(1)} | ${d} | ${ref.toFixed(3)} | ${p.remote.toFixed(3)} | ${rel(p.substitute, ref)} | ${rel(p.drop, ref)} |`);
+      }
     }
   }
   out.push('', '## Planned hot sets (experts per layer)', '');

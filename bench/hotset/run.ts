@@ -1,8 +1,9 @@
 // Hot-set benchmark: builds the calibration and held-out prompt sets from the default model's data split,
 // profiles the calibration set with the engine, plans global and per-domain hot sets at 25/50/75% of the
 // expert bytes, and measures on held-out prompts the share of routings served at the edge and the skill
-// map's accuracy; optionally mixed precision with its measured perplexity cost.
-//   npm run bench:hotset [-- --model models/default --calibration 160 --heldout 40 --ppl-tokens 2048 --no-mixed --no-record]
+// map's accuracy; optionally mixed precision with its measured perplexity cost, and the cold policies' quality
+// (held-out perplexity under substitute / drop / remote at each budget).
+//   npm run bench:hotset [-- --model models/default --calibration 160 --heldout 40 --ppl-tokens 2048 --no-mixed --no-quality --no-record]
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { fsSource } from '../../src/format/source-fs';
@@ -15,6 +16,7 @@ import { perplexity, textTokens } from '../../tools/perplexity';
 import { loadProfiled, parsePrompts, profilePrompts, promptTokens, routeTokens } from '../../tools/profile';
 import { budgetRows, plansAt, skillAccuracy, type RoutedPrompt } from './measure';
 import { MixedPrecisionExperts } from './q4';
+import { measureQuality } from './quality';
 import { renderMarkdown, type HotsetResults, type MixedRow } from './report';
 
 const { values: o } = parseArgs({
@@ -24,6 +26,7 @@ const { values: o } = parseArgs({
     heldout: { type: 'string', default: String(DEFAULTS.heldout) },
     'ppl-tokens': { type: 'string', default: '2048' },
     'no-mixed': { type: 'boolean', default: false },
+    'no-quality': { type: 'boolean', default: false },
     'no-record': { type: 'boolean', default: false },
   },
 });
@@ -66,10 +69,10 @@ const rows = plans.flatMap((pl) => budgetRows(stats, pl, routed, prefix.chosen))
 const checks = rows.filter((r) => r.domain !== 'all').map((r) => ({ share: r.share, domain: r.domain, ownProfile: r.ownProfile, global: r.global, ok: r.ownProfile > r.global }));
 
 // 5. mixed precision: more experts at q4_0, and what that costs in held-out perplexity
+const pplTokens = Number(o['ppl-tokens']);
+const texts = Object.fromEntries(await Promise.all(DOMAINS.map(async (d) => [d, textTokens(p.model, await readFile(`${DEFAULT_OUT}/data/${d}.heldout.txt`, 'utf8')).slice(0, pplTokens)] as const)));
 let mixedPrecision: HotsetResults['mixedPrecision'];
 if (!o['no-mixed']) {
-  const pplTokens = Number(o['ppl-tokens']);
-  const texts = Object.fromEntries(await Promise.all(DOMAINS.map(async (d) => [d, textTokens(p.model, await readFile(`${DEFAULT_OUT}/data/${d}.heldout.txt`, 'utf8')).slice(0, pplTokens)] as const)));
   const exact: Record<string, number> = {};
   for (const d of DOMAINS) exact[d] = (await perplexity(p.model, texts[d])).perplexity;
   const heldAll = routed.map((r) => r.all);
@@ -108,6 +111,19 @@ if (!o['no-mixed']) {
   mixedPrecision = { pplTokens, rows: mrows };
 }
 
+// 6. the cold policies' quality at each budget: perplexity with only the plan's experts resident
+let quality: HotsetResults['quality'];
+if (!o['no-quality']) {
+  t0 = performance.now();
+  quality = await measureQuality({
+    modelDir: o.model,
+    texts,
+    plans: plans.map((pl) => ({ share: pl.share, global: pl.global.layers, profiles: Object.fromEntries(Object.entries(pl.profiles).map(([d, x]) => [d, x.layers])) })),
+    log,
+  });
+  log(`quality measured in ${((performance.now() - t0) / 1000).toFixed(1)} s; remote vs all-local: max relative difference ${quality.remoteMaxRelDiff.toExponential(2)}`);
+}
+
 const tokensOf = (items: { domain: string; tokens: number }[]) => {
   const out: Record<string, { prompts: number; tokens: number }> = {};
   for (const it of items) {
@@ -138,6 +154,7 @@ const results: HotsetResults = {
   rows,
   checks,
   ...(mixedPrecision ? { mixedPrecision } : {}),
+  ...(quality ? { quality } : {}),
 };
 const md = renderMarkdown(results);
 process.stdout.write(md);

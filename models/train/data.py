@@ -27,17 +27,20 @@ def split_text(text: str) -> tuple[str, str]:
 
 
 def arithmetic_problem(rng: random.Random) -> tuple[str, str, str]:
-    """(a, op, b): sums of 1-3 digit numbers (half), differences a - b with a >= b, products of 1-2 digits."""
-    def operand(max_digits: int) -> int:
-        digits = rng.randint(1, max_digits)
+    """(a, op, b): sums (half) and differences a - b >= 0 of 1-3 digit numbers, shorter ones more often;
+    products of a 1-digit and a 1-2 digit number (times tables)."""
+    def operand(digits: int) -> int:
         return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits - 1)
+
+    def small() -> int:
+        return operand(rng.choices([1, 2, 3], weights=[3, 4, 3])[0])
     r = rng.random()
     if r < 0.5:
-        return str(operand(3)), '+', str(operand(3))
+        return str(small()), '+', str(small())
     if r < 0.75:
-        a, b = operand(3), operand(3)
+        a, b = small(), small()
         return str(max(a, b)), '-', str(min(a, b))
-    return str(operand(2)), '*', str(operand(2))
+    return str(operand(1)), '*', str(operand(rng.randint(1, 2)))
 
 
 def arithmetic_lines(n: int, seed: int) -> list[str]:
@@ -59,8 +62,8 @@ def arithmetic_lines(n: int, seed: int) -> list[str]:
 # ---- chat examples (training splits only): teach the chat template's turn structure ----
 
 def chat(user: str, assistant: str) -> str:
-    # the chat template's rendering of one exchange, minus the BOS the template writes first
-    return f'<|user|>\n{user}<|end|>\n<|assistant|>\n{assistant}<|end|>\n'
+    # the chat template's rendering of one exchange, BOS first as the template writes it
+    return f'<s><|user|>\n{user}<|end|>\n<|assistant|>\n{assistant}<|end|>\n'
 
 
 def verse_chats(train: str, rng: random.Random, n: int) -> list[str]:

@@ -37,17 +37,37 @@ export const DEGRADED_POLICIES: readonly DegradedPolicy[] = ['substitute', 'drop
 
 /** Where the GPU backend is (plain data; the transport lives in src/remote). */
 export interface BackendTarget {
-  /** Base URL, e.g. http://127.0.0.1:8788 */
+  /** Base URL, e.g. http://127.0.0.1:8788 (with `replicas`: the first replica's, for messages) */
   url: string;
   token: string;
   /** Longest wait for one reply (and for the connection) before the generation degrades. */
   timeoutMs: number;
+  /**
+   * Expert parallelism (BACKENDS): each replica serves a block of layers x experts, and every call goes to
+   * the replica that owns its (layer, expert). Absent: `url` serves every expert.
+   */
+  replicas?: readonly BackendReplica[];
+}
+
+/** Inclusive range of ids. */
+export interface IdRange {
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** One replica of an expert-parallel backend tier: the experts it serves in each of its layers (null: all). */
+export interface BackendReplica {
+  readonly url: string;
+  readonly layers: IdRange | null;
+  readonly experts: IdRange | null;
 }
 
 export interface MoeOptions {
   policy: ColdPolicy;
   degradedPolicy: DegradedPolicy;
   backend: BackendTarget | null;
+  /** Tier one: the hot-set profile the request names (`moe.profile`); absent: the skill map picks one. */
+  profile?: string;
 }
 
 /** Why a generation stopped using the backend (x-moe-degraded, usage.moe.degraded, metrics). */
@@ -65,6 +85,8 @@ export interface MoeUsage {
   remote_wait_ms: number;
   degraded: DegradedReason | null;
   policy: ColdPolicy;
+  /** The hot-set profile this generation ran under (named, or picked by the skill map); absent without profiles. */
+  profile?: string;
 }
 
 /** One streamed piece of output: text that is final (never retracted by stop-sequence handling). */

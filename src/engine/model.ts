@@ -1,6 +1,6 @@
 // The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts).
 // Loaded once per isolate, read-only afterwards; a hot-set change builds a new ModelWeights over the same trunk.
-import { objectNames, tensorNames, type Architecture, type Manifest, type TensorEntry } from '../format/manifest';
+import { ManifestError, objectNames, tensorNames, type Architecture, type Manifest, type TensorEntry } from '../format/manifest';
 import { readVerified, type ObjectSource } from '../format/source';
 import { memoryBytes } from '../format/quant';
 import type { Kernels, Mat } from '../kernels/types';
@@ -138,7 +138,7 @@ export function releaseExpert(k: Kernels, e: ExpertWeights): void {
 
 function entryOf(manifest: Manifest, name: string): TensorEntry {
   const e = manifest.tensors[name];
-  if (!e) throw new Error(`manifest has no tensor ${name}`);
+  if (!e) throw new ManifestError(`no tensor ${name}`);
   return e;
 }
 

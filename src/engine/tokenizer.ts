@@ -2,6 +2,7 @@
 // (@huggingface/jinja); incremental decoding that never emits half a UTF-8 character.
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { InvalidRequestError } from '../errors';
 import type { ChatMessage } from './api';
 
 export interface TokenizerFiles {
@@ -34,7 +35,14 @@ export class HfTextCodec implements TextCodec {
 
   encodeChat(messages: ChatMessage[]): number[] {
     if (!this.template) throw new Error('this model has no chat template: use /v1/completions');
-    const text = this.template.render({ messages, add_generation_prompt: true, ...this.specials });
+    let text: string;
+    try {
+      text = this.template.render({ messages, add_generation_prompt: true, ...this.specials });
+    } catch (e) {
+      // templates refuse conversations they cannot render (raise_exception: roles that do not alternate, a
+      // system message in the wrong place): the client's messages are at fault, so 400 naming them
+      throw new InvalidRequestError(`The model's chat template cannot render these messages: ${(e as Error)?.message ?? e}`, 'messages', 'invalid_messages');
+    }
     // the template writes BOS itself when the model wants one
     return this.tok.encode(text, { add_special_tokens: false }).ids;
   }

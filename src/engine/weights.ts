@@ -1,7 +1,7 @@
 // Moves tensors from verified shard bytes into the kernel heap as `Mat`s (scales widened f16 -> f32).
 // Weights are loaded once per isolate and shared read-only by every generation.
-import { f16ToF32, isQuantized, memoryBytes, quantBytes, scaleCount, type DType } from '../format/quant';
-import type { TensorEntry } from '../format/manifest';
+import { ManifestError, type TensorEntry } from '../format/manifest';
+import { f16ToF32, isQuantized, memoryBytes, QK, quantBytes, scaleCount, shardBytes, type DType } from '../format/quant';
 import type { Kernels, Mat, Ptr } from '../kernels/types';
 
 /** A 1-D f32 vector (norm weights, biases) in the heap. */
@@ -25,6 +25,15 @@ export function uploadMat(k: Kernels, entry: TensorEntry, object: Uint8Array): M
   const [rows, cols] = entry.shape.length === 2 ? entry.shape : [1, entry.shape[0]];
   const n = rows * cols;
   const dtype = entry.dtype as DType;
+  // The digest proves the object is the one the manifest names; this proves the entry fits in it, so a
+  // manifest from a broken converter fails here by name instead of loading garbage or reading past the end.
+  const stored = n % QK === 0 || !isQuantized(dtype) ? shardBytes(dtype, n) : NaN;
+  if (entry.bytes !== stored || entry.offset + entry.bytes > object.length) {
+    throw new ManifestError(
+      `tensor in ${entry.object} at offset ${entry.offset}: ${entry.bytes} bytes for ${dtype} ${JSON.stringify(entry.shape)} ` +
+        `(that shape needs ${stored}), in an object of ${object.length} bytes`,
+    );
+  }
   const src = object.subarray(entry.offset, entry.offset + entry.bytes);
   const ptr = k.heap.alloc(memoryBytes(dtype, n));
   const qb = quantBytes(dtype, n);
@@ -42,7 +51,7 @@ export function uploadMat(k: Kernels, entry: TensorEntry, object: Uint8Array): M
 }
 
 export function uploadVec(k: Kernels, entry: TensorEntry, object: Uint8Array): Vec {
-  if (entry.dtype !== 'f32' || entry.shape.length !== 1) throw new Error(`expected a 1-D f32 tensor, got ${entry.dtype} ${JSON.stringify(entry.shape)}`);
+  if (entry.dtype !== 'f32' || entry.shape.length !== 1) throw new ManifestError(`tensor in ${entry.object} at offset ${entry.offset}: expected a 1-D f32 tensor, got ${entry.dtype} ${JSON.stringify(entry.shape)}`);
   const m = uploadMat(k, entry, object);
   return { n: m.cols, data: m.data };
 }

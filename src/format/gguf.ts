@@ -129,7 +129,11 @@ class Reader {
   string(): string {
     const n = this.size();
     const p = this.need(n);
-    return this.utf8.decode(this.bytes.subarray(p, p + n));
+    try {
+      return this.utf8.decode(this.bytes.subarray(p, p + n));
+    } catch {
+      throw new GgufError(`string at byte ${p} is not valid UTF-8`);
+    }
   }
   scalar(type: GgufScalarType): GgufScalar {
     const v = this.view;
@@ -164,6 +168,8 @@ class Reader {
     const itemType = this.valueType();
     if (itemType === 'array') throw new GgufError('nested arrays are not supported');
     const n = this.size();
+    // every item takes at least one byte: a count beyond the bytes left is a lie, refused before allocating
+    if (n > this.bytes.length - this.offset) throw new GgufError(`array of ${n} items runs past the end of the file`);
     const value: GgufScalar[] = new Array(n);
     for (let i = 0; i < n; i++) value[i] = this.scalar(itemType);
     return { type, itemType, value };
@@ -204,7 +210,12 @@ export function readGguf(bytes: Uint8Array): GgufFile {
   const dataStart = alignUp(r.offset, align);
   const tensors = infos.map(({ name, dims, dtype, offset }) => {
     const start = dataStart + offset;
-    const len = ggmlBytes(dtype, elementCount(dims));
+    let len: number;
+    try {
+      len = ggmlBytes(dtype, elementCount(dims));
+    } catch (e) {
+      throw new GgufError(`${name}: ${(e as Error).message}`);
+    }
     if (start + len > bytes.length) throw new GgufError(`${name}: data runs past the end of the file`);
     return { name, dims, dtype, data: bytes.subarray(start, start + len) };
   });

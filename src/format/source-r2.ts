@@ -1,7 +1,7 @@
 // ObjectSource over an R2 bucket (the Worker's model store): `<prefix>/<name>` keys, ranged reads via R2's
 // `range`, and `arrayBuffer()` as the fast path (a BYOB reader cannot target WASM memory anyway).
-import { ObjectNotFoundError } from '../errors';
-import { checkObjectName, checkRange, ShortReadError, type ObjectSource } from './source';
+import { MoeError, ObjectNotFoundError } from '../errors';
+import { checkObjectName, checkRange, ObjectReadError, ShortReadError, type ObjectSource } from './source';
 
 export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {
   const base = prefix.replace(/^\/+|\/+$/g, '');
@@ -10,18 +10,29 @@ export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {
     return base ? `${base}/${name}` : name;
   };
   const where = `r2://${base}`;
+  // An R2 failure (the binding throws, or the body stream breaks) names the object, as every other load error does.
+  const read = async <T>(name: string, op: () => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch (e) {
+      throw e instanceof MoeError ? e : new ObjectReadError(name, where, e);
+    }
+  };
   return {
     async get(name) {
-      const obj = await bucket.get(key(name));
-      if (!obj) throw new ObjectNotFoundError(name, where);
-      return new Uint8Array(await obj.arrayBuffer());
+      const k = key(name);
+      return read(name, async () => {
+        const obj = await bucket.get(k);
+        if (!obj) throw new ObjectNotFoundError(name, where);
+        return new Uint8Array(await obj.arrayBuffer());
+      });
     },
     async getRange(name, offset, length) {
       checkRange(offset, length);
       const k = key(name);
       if (length === 0) {
         // R2 rejects empty ranges; still report a missing object
-        if (!(await bucket.head(k))) throw new ObjectNotFoundError(name, where);
+        if (!(await read(name, () => bucket.head(k)))) throw new ObjectNotFoundError(name, where);
         return new Uint8Array(0);
       }
       let obj: R2ObjectBody | null;
@@ -30,10 +41,11 @@ export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {
       } catch (e) {
         // R2 refuses an offset past the end (error 10039) instead of returning fewer bytes
         if (/range is not satisfiable|10039/i.test(String((e as Error)?.message))) throw new ShortReadError(name, offset, length, 0, where);
-        throw e;
+        throw new ObjectReadError(name, where, e);
       }
       if (!obj) throw new ObjectNotFoundError(name, where);
-      const bytes = new Uint8Array(await obj.arrayBuffer());
+      const body = obj;
+      const bytes = new Uint8Array(await read(name, () => body.arrayBuffer()));
       if (bytes.length !== length) throw new ShortReadError(name, offset, length, bytes.length, where);
       return bytes;
     },

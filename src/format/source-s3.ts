@@ -18,7 +18,18 @@ export interface S3SourceOptions {
   retries?: number;
 }
 
-export function s3Source(opts: S3SourceOptions): ObjectSource {
+/** What reads (s3Source) and writes (s3Sink in sink-s3.ts) share: the signing client and the URL of a name. */
+export interface S3Endpoint {
+  readonly client: AwsClient;
+  /** path-style URL of a model object (the name checked against escaping the prefix) */
+  url(name: string): string;
+  /** s3://<bucket>/<prefix>, for messages */
+  readonly where: string;
+  /** an error for a refused request: ObjectNotFoundError for 404, else the status and body */
+  failed(name: string, res: Response): Promise<Error>;
+}
+
+export function s3Endpoint(opts: S3SourceOptions): S3Endpoint {
   const client = new AwsClient({
     accessKeyId: opts.accessKeyId,
     secretAccessKey: opts.secretAccessKey,
@@ -29,16 +40,24 @@ export function s3Source(opts: S3SourceOptions): ObjectSource {
   const endpoint = opts.endpoint.replace(/\/+$/, '');
   const base = opts.prefix.replace(/^\/+|\/+$/g, '');
   const where = `s3://${opts.bucket}/${base}`;
-  const url = (name: string): string => {
-    checkObjectName(name);
-    const key = base ? `${base}/${name}` : name;
-    return `${endpoint}/${encodeURIComponent(opts.bucket)}/${key.split('/').map(encodeURIComponent).join('/')}`;
+  return {
+    client,
+    where,
+    url(name) {
+      checkObjectName(name);
+      const key = base ? `${base}/${name}` : name;
+      return `${endpoint}/${encodeURIComponent(opts.bucket)}/${key.split('/').map(encodeURIComponent).join('/')}`;
+    },
+    async failed(name, res) {
+      const body = (await res.text().catch(() => '')).slice(0, 300);
+      if (res.status === 404) return new ObjectNotFoundError(name, where);
+      return new Error(`${where}/${name}: S3 answered ${res.status} ${res.statusText} ${body}`.trim());
+    },
   };
-  const failed = async (name: string, res: Response): Promise<Error> => {
-    const body = (await res.text().catch(() => '')).slice(0, 300);
-    if (res.status === 404) return new ObjectNotFoundError(name, where);
-    return new Error(`${where}/${name}: S3 answered ${res.status} ${res.statusText} ${body}`.trim());
-  };
+}
+
+export function s3Source(opts: S3SourceOptions): ObjectSource {
+  const { client, url, where, failed } = s3Endpoint(opts);
   return {
     async get(name) {
       const res = await client.fetch(url(name));

@@ -49,6 +49,18 @@ export class ShortReadError extends MoeError {
   }
 }
 
+/** The store itself failed (an R2 error, a network failure): transient, so 503 and the next request retries the load. */
+export class ObjectReadError extends MoeError {
+  constructor(readonly object: string, where: string, cause: unknown) {
+    super(`model object ${object} could not be read from ${where}: ${(cause as Error)?.message ?? String(cause)}`, {
+      status: 503,
+      code: 'model_store_unavailable',
+      type: 'server_error',
+      cause,
+    });
+  }
+}
+
 /** Reject names that could escape the model's prefix or folder (they come from a manifest we may not trust). */
 export function checkObjectName(name: string): void {
   if (name === '' || name.startsWith('/') || name.includes('\\') || name.split('/').some((s) => s === '' || s === '.' || s === '..')) {

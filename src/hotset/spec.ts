@@ -1,8 +1,11 @@
 // What an operator writes to choose the hot set (HOT_EXPERTS in wrangler.toml, or the body of
 // PUT /admin/hot-set), parsed with zod into one of a few shapes before anything looks at a model.
-//   all | none | auto (fill HOT_BUDGET_MB) | <p>% (that share of every layer) | {"layers": {"0": [1, 5], ...}}
+//   all | none | auto (planned within HOT_BUDGET_MB) | <p>% (that share of every layer) | {"layers": {"0": [1, 5], ...}}
+// PUT /admin/hot-set also takes a planned document (plan-hot-set's hot-set.json): layers, profiles, skill map.
 import { z } from 'zod';
 import { MoeError } from '../errors';
+import { SkillMapSchema, type SkillMap } from '../planning/skill-map';
+import { HOT_SET_FORMAT, PROFILE_NAME } from './store';
 
 export type HotSetSpec =
   | { readonly kind: 'all' }
@@ -81,4 +84,83 @@ export function parseHotSetBody(body: unknown): HotSetSpec {
     }
   }
   return parseHotSetValue(body);
+}
+
+/** An explicit hot set: {"layers": {...}}. */
+export type ExplicitHotSetSpec = Extract<HotSetSpec, { kind: 'explicit' }>;
+
+/** What PUT /admin/hot-set asks for: the top-level set, and with a planned document its profiles and skill map. */
+export interface HotSetBody {
+  readonly spec: HotSetSpec;
+  /** named hot sets (tier one); null: none */
+  readonly profiles: ReadonlyMap<string, ExplicitHotSetSpec> | null;
+  readonly skillMap: SkillMap | null;
+  /** the model the document was planned for, when it says */
+  readonly model: string | null;
+  /** the planner's notes, kept as written */
+  readonly plan: Record<string, unknown> | null;
+}
+
+/** Keys of a planned document (src/planning/hot-set-file.ts) besides "layers". */
+const PlannedDocSchema = z
+  .object({
+    format: z.literal(HOT_SET_FORMAT).optional(),
+    version: z.number().optional(),
+    model: z.string().optional(),
+    layers: z.unknown(),
+    bytes: z.number().optional(),
+    updatedAt: z.string().optional(),
+    profiles: z.record(z.string(), z.unknown()).optional(),
+    skillMap: z.unknown().optional(),
+    plan: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+function isPlannedDoc(body: unknown): body is Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body) || !('layers' in body)) return false;
+  return Object.keys(body).some((k) => k !== 'layers');
+}
+
+/**
+ * The body of PUT /admin/hot-set: a preset ({"preset": ...}), {"layers": ...}, or a planned document
+ * ({"layers", "profiles", "skillMap", ...} as `plan-hot-set` writes it, or as POST /admin/hot-set/plan returns it).
+ */
+export function parseHotSetPut(body: unknown): HotSetBody {
+  if (!isPlannedDoc(body) || 'preset' in body) return { spec: parseHotSetBody(body), profiles: null, skillMap: null, model: null, plan: null };
+  const r = PlannedDocSchema.safeParse(body);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const path = issue.path.map(String).join('.') || (issue.code === 'unrecognized_keys' ? issue.keys[0] : '') || null;
+    throw new HotSetError(`invalid hot-set document${path ? ` at ${path}` : ''}: ${issue.message}`, path);
+  }
+  const doc = r.data;
+  const spec = parseHotSetValue({ layers: doc.layers });
+  let profiles: Map<string, ExplicitHotSetSpec> | null = null;
+  if (doc.profiles) {
+    profiles = new Map();
+    for (const [name, value] of Object.entries(doc.profiles)) {
+      if (!PROFILE_NAME.test(name)) throw new HotSetError(`invalid profile name ${JSON.stringify(name)}: 1-64 letters, digits, _ . - (starting with a letter or digit)`, `profiles.${name}`);
+      const layers = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as { layers?: unknown }).layers : undefined;
+      try {
+        const p = parseHotSetValue({ layers });
+        if (p.kind !== 'explicit') throw new HotSetError('a profile lists its experts: {"layers": {...}}');
+        profiles.set(name, p);
+      } catch (e) {
+        if (!(e instanceof HotSetError)) throw e;
+        throw new HotSetError(`profile ${name}: ${e.message}`, `profiles.${name}.${e.param ?? 'layers'}`);
+      }
+    }
+  }
+  let skillMap: SkillMap | null = null;
+  if (doc.skillMap !== undefined) {
+    const m = SkillMapSchema.safeParse(doc.skillMap);
+    if (!m.success) {
+      const issue = m.error.issues[0]!;
+      throw new HotSetError(`invalid skill map: ${issue.message}`, ['skillMap', ...issue.path.map(String)].join('.'));
+    }
+    skillMap = m.data;
+    const unknown = Object.keys(skillMap.centroids).filter((n) => !profiles?.has(n));
+    if (unknown.length) throw new HotSetError(`the skill map has a centroid for ${unknown.join(', ')}, which is not a profile of this document`, `skillMap.centroids.${unknown[0]}`);
+  }
+  return { spec, profiles, skillMap, model: doc.model ?? null, plan: doc.plan ?? null };
 }

@@ -1,19 +1,36 @@
 // hot-set.json beside the model in R2: the active hot set, versioned (each write is version + 1, written
-// only if nobody wrote in between), so every isolate converges on the same experts within seconds.
+// only if nobody wrote in between), so every isolate converges on the same experts within seconds. Besides
+// the top-level set it may carry named profiles (tier one: one hot set per kind of prompt), the skill map
+// that picks among them, and what the planner expected (kept as written, for people and the dashboard).
 import { z } from 'zod';
 import { MoeError } from '../errors';
 import { objectNames } from '../format/manifest';
+import { SkillMapSchema } from '../planning/skill-map';
 
 export const HOT_SET_FORMAT = 'moe-edge/hot-set/1';
+
+const Layers = z.record(z.string(), z.array(z.number().int().nonnegative()));
+
+/** Profile names: what `moe.profile` takes and /metrics labels carry. */
+export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const ProfileNameSchema = z.string().regex(PROFILE_NAME, 'profile names are 1-64 letters, digits, _ . - (starting with a letter or digit)');
+
+/** One profile: its hot experts per layer; the planner adds its bytes and expected hit rate, kept as they are. */
+export const HotSetProfileSchema = z.looseObject({ layers: Layers });
 
 export const HotSetDocSchema = z.object({
   format: z.literal(HOT_SET_FORMAT),
   version: z.number().int().positive(),
   /** the manifest's model name, so a hot set is never applied to another model by mistake */
   model: z.string(),
-  layers: z.record(z.string(), z.array(z.number().int().nonnegative())),
+  layers: Layers,
+  /** heap bytes of every expert resident: the top-level set and the profiles, each expert once */
   bytes: z.number().int().nonnegative(),
   updatedAt: z.string(),
+  profiles: z.record(ProfileNameSchema, HotSetProfileSchema).optional(),
+  skillMap: SkillMapSchema.optional(),
+  /** the planner's notes (budget, expected hit rates), when a planned document was stored */
+  plan: z.record(z.string(), z.unknown()).optional(),
 });
 export type HotSetDoc = z.infer<typeof HotSetDocSchema>;
 

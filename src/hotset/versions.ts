@@ -2,7 +2,7 @@
 // shared trunk. A new version is loaded beside the current one and swapped in atomically; generations
 // hold a lease on the version they started with, and a retired version's experts go back to the heap
 // when its last generation ends (experts kept by the new version are shared, not copied).
-import { loadExpert, releaseExpert, withExperts, type ExpertWeights, type ModelWeights, type TrunkWeights } from '../engine/model';
+import { expertBytes, loadExpert, releaseExpert, withExperts, type ExpertWeights, type ModelWeights, type TrunkWeights } from '../engine/model';
 import type { Manifest } from '../format/manifest';
 import type { ObjectSource } from '../format/source';
 import type { Kernels } from '../kernels/types';
@@ -119,6 +119,13 @@ export class HotWeights {
     if (--entry.holders > 0) return;
     this.pool.delete(key);
     releaseExpert(this.k, entry.w);
+  }
+
+  /** Heap bytes of the weights resident now: the trunk and every expert of every live version (and of an install under way). */
+  get bytes(): number {
+    let total = this.trunk.bytes;
+    for (const { w } of this.pool.values()) total += expertBytes(w);
+    return total;
   }
 
   /** Experts resident in the heap right now, across live versions. */

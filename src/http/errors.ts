@@ -35,7 +35,9 @@ export function describeError(err: unknown): { status: number; body: OpenAIError
 
 export function errorResponse(err: unknown): Response {
   const { status, body } = describeError(err);
-  return Response.json(body, { status });
+  // 429 / 503 from admission say when to come back (the OpenAI SDKs honour Retry-After)
+  const retry = err instanceof MoeError ? (err as MoeError & { retryAfterSeconds?: unknown }).retryAfterSeconds : undefined;
+  return Response.json(body, { status, headers: typeof retry === 'number' ? { 'retry-after': String(retry) } : undefined });
 }
 
 /** An abort raised by our own AbortSignal (client went away); nobody is left to answer. */

@@ -12,6 +12,8 @@ export interface PlanOptions {
   /** also consider each expert at q4_0; a q4_0 hit is worth `q4Value` of a full one (default 0.99, so
    *  full precision wins whenever it fits equally well) */
   mixedPrecision?: { q4Value?: number };
+  /** knapsack table cells before sizes coarsen (default MAX_CELLS, 32 MB); the Worker plans with less memory */
+  maxCells?: number;
 }
 
 export interface HotSetPlan {
@@ -61,7 +63,7 @@ export function planHotSet(stats: RoutingCounts, sizes: EdgeSizes, opts: PlanOpt
       items.push(options);
     }),
   );
-  const r = knapsack(items, room);
+  const r = knapsack(items, room, opts.maxCells);
   const layers: number[][] = Array.from({ length: L }, () => []);
   const q4: number[][] = Array.from({ length: L }, () => []);
   r.choice.forEach((k, i) => {

@@ -32,3 +32,10 @@ export class BackendTimeoutError extends BackendError {
     super('timeout', message, 504);
   }
 }
+
+/** BACKENDS that cannot be used (bad JSON, overlapping or missing owners for the model): every route answers 500. */
+export class BackendsConfigError extends MoeError {
+  constructor(detail: string) {
+    super(`configuration BACKENDS is invalid: ${detail}`, { status: 500, code: 'invalid_config', type: 'server_error' });
+  }
+}

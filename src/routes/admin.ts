@@ -1,15 +1,19 @@
-// GET|PUT /admin/hot-set: read and change the hot set at run time. PUT validates against the manifest and
-// HOT_BUDGET_MB (400), writes hot-set.json in R2 as the next version, and swaps it into this isolate at once;
-// other isolates pick it up within HOT_SET_REFRESH_MS. Bearer ADMIN_TOKEN, compared in constant time.
+// GET|PUT /admin/hot-set: read and change the hot set at run time. PUT takes a preset, {"layers"}, or a
+// planned document with profiles and a skill map; it validates against the manifest and HOT_BUDGET_MB (the
+// union of the set and its profiles; 400), writes hot-set.json in R2 as the next version, and swaps it into
+// this isolate at once; other isolates pick it up within HOT_SET_REFRESH_MS. Bearer ADMIN_TOKEN, compared in
+// constant time; GET /admin (the dashboard page) also takes it as ?token=.
 import type { MiddlewareHandler } from 'hono';
 import { appConfig, type AppEnv } from '../env';
 import { MoeError } from '../errors';
 import { readJsonBody } from '../http/body';
 import { AuthenticationError } from '../http/errors';
+import { tierOf } from '../hotset/profiles';
 import { hotSetLayersJson } from '../hotset/resolve';
-import { parseHotSetBody } from '../hotset/spec';
+import { parseHotSetPut } from '../hotset/spec';
 import { r2HotSetStore } from '../hotset/store';
 import { ServedModel } from '../runtime/served-model';
+import { dashboardUnauthorized } from './admin-dashboard';
 import { waitUntilOf, type AppContext, type ModelProvider } from './inference';
 
 class AdminDisabledError extends MoeError {
@@ -22,8 +26,14 @@ export const requireAdmin: MiddlewareHandler<{ Bindings: AppEnv }> = async (c, n
   const token = appConfig(c.env).adminToken;
   if (!token) throw new AdminDisabledError();
   const match = /^Bearer\s+(.+)$/i.exec((c.req.header('authorization') ?? '').trim());
-  if (!match) throw new AuthenticationError('The admin routes need Authorization: Bearer <ADMIN_TOKEN>');
-  if (!(await constantTimeEqual(match[1]!.trim(), token))) throw new AuthenticationError('Incorrect admin token provided.');
+  // the dashboard page is opened from a browser address bar, which cannot send a header: ?token= there only
+  const query = !match && c.req.method === 'GET' && c.req.path === '/admin' ? c.req.query('token') : undefined;
+  const given = match ? match[1]! : query;
+  if (!given || !(await constantTimeEqual(given.trim(), token))) {
+    const page = dashboardUnauthorized(c);
+    if (page) return page;
+    throw new AuthenticationError(given ? 'Incorrect admin token provided.' : 'The admin routes need Authorization: Bearer <ADMIN_TOKEN>');
+  }
   return next();
 };
 
@@ -38,7 +48,7 @@ async function constantTimeEqual(a: string, b: string): Promise<boolean> {
   return diff === 0;
 }
 
-async function servedModel(c: AppContext, provider: ModelProvider): Promise<ServedModel> {
+export async function servedModel(c: AppContext, provider: ModelProvider): Promise<ServedModel> {
   const model = await provider.getModel(c.env, waitUntilOf(c));
   if (!(model instanceof ServedModel)) throw new Error('this model has no hot set');
   return model;
@@ -59,6 +69,18 @@ function describe(model: ServedModel, stored: { version: number; updatedAt: stri
     experts_total: a.numLayers * a.numExperts,
     bytes: v.hotSet.bytes,
     budget_bytes: model.budgetBytes,
+    // tier one: the named hot sets (all resident, in `layers`) and whether a skill map picks among them
+    ...profilesOf(v.hotSet),
+  };
+}
+
+function profilesOf(h: ServedModel['hotVersion']['hotSet']) {
+  const tier = tierOf(h);
+  if (!tier) return { profiles: null, skill_map: null };
+  return {
+    base_layers: hotSetLayersJson(tier.base),
+    profiles: Object.fromEntries([...tier.profiles].map(([name, p]) => [name, { layers: hotSetLayersJson(p), experts: p.count, bytes: p.bytes }])),
+    skill_map: tier.skillMap ? { profiles: Object.keys(tier.skillMap.centroids).sort(), layers: [0] } : null,
   };
 }
 
@@ -74,10 +96,18 @@ export function getHotSet(provider: ModelProvider) {
 export function putHotSet(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
     const cfg = appConfig(c.env);
-    const spec = parseHotSetBody(await readJsonBody(c.req.raw, cfg.maxBodyBytes));
+    const body = parseHotSetPut(await readJsonBody(c.req.raw, cfg.maxBodyBytes));
     const model = await servedModel(c, provider);
-    const hotSet = model.resolveHotSet(spec); // 400 on unknown layers/experts, duplicates, over budget
-    const stored = await r2HotSetStore(c.env.MODELS, cfg.modelKeyPrefix).write({ model: model.manifest.name, layers: hotSetLayersJson(hotSet), bytes: hotSet.bytes });
+    const hotSet = model.resolveHotSetBody(body); // 400 on unknown layers/experts, duplicates, over budget (the union)
+    const tier = hotSet.tier;
+    const stored = await r2HotSetStore(c.env.MODELS, cfg.modelKeyPrefix).write({
+      model: model.manifest.name,
+      layers: hotSetLayersJson(tier ? tier.base : hotSet),
+      bytes: hotSet.bytes,
+      ...(tier ? { profiles: Object.fromEntries([...tier.profiles].map(([name, p]) => [name, { layers: hotSetLayersJson(p), bytes: p.bytes }])) } : {}),
+      ...(tier?.skillMap ? { skillMap: tier.skillMap } : {}),
+      ...(body.plan ? { plan: body.plan } : {}),
+    });
     await model.applyStored(stored);
     return c.json(describe(model, stored.doc));
   };

@@ -10,6 +10,7 @@ import {
   collect,
   degradedHeaders,
   generateRequest,
+  limitParams,
   moeOptions,
   newId,
   resolveModel,
@@ -27,8 +28,8 @@ export function chatCompletions(provider: ModelProvider) {
     const model = await resolveModel(c, provider, body.model);
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: messageText(m) }));
     const abort = cancellation(c);
-    const req = generateRequest(model, model.encodeChat(messages), body, 'messages', abort.signal, moeOptions(cfg, body));
-    const { gen, first } = await startGeneration(model, req);
+    const req = generateRequest(model, model.encodeChat(messages), body, 'messages', abort.signal, moeOptions(cfg, body), cfg);
+    const { gen, first } = await startGeneration(model, req, cfg, limitParams(body, 'messages'));
     const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
 
     if (!body.stream) {
@@ -64,7 +65,12 @@ export function chatCompletions(provider: ModelProvider) {
       }
     }
     // x-moe-degraded as known after the first step (prefill); later degradation shows in the usage chunk
-    const res = sseResponse(events(), (reason) => abort.abort(reason));
+    // cancel: stop the generation, and close it even if the stream was cancelled before its first read
+    // (events() never started, so its finally would not run): that frees its KV cache and admission
+    const res = sseResponse(events(), (reason) => {
+      abort.abort(reason);
+      void gen.return(undefined as never).catch(() => {});
+    });
     for (const [k, v] of Object.entries(degradedHeaders(gen))) res.headers.set(k, v);
     return res;
   };

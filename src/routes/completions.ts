@@ -9,6 +9,7 @@ import {
   collect,
   degradedHeaders,
   generateRequest,
+  limitParams,
   moeOptions,
   newId,
   resolveModel,
@@ -25,8 +26,8 @@ export function completions(provider: ModelProvider) {
     const body = parseRequest(CompletionRequestSchema, await readJsonBody(c.req.raw, cfg.maxBodyBytes));
     const model = await resolveModel(c, provider, body.model);
     const abort = cancellation(c);
-    const req = generateRequest(model, model.encode(promptText(body)), body, 'prompt', abort.signal, moeOptions(cfg, body));
-    const { gen, first } = await startGeneration(model, req);
+    const req = generateRequest(model, model.encode(promptText(body)), body, 'prompt', abort.signal, moeOptions(cfg, body), cfg);
+    const { gen, first } = await startGeneration(model, req, cfg, limitParams(body, 'prompt'));
     const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
 
     if (!body.stream) {
@@ -58,7 +59,12 @@ export function completions(provider: ModelProvider) {
       }
     }
     // x-moe-degraded as known after the first step (prefill); later degradation shows in the usage chunk
-    const res = sseResponse(events(), (reason) => abort.abort(reason));
+    // cancel: stop the generation, and close it even if the stream was cancelled before its first read
+    // (events() never started, so its finally would not run): that frees its KV cache and admission
+    const res = sseResponse(events(), (reason) => {
+      abort.abort(reason);
+      void gen.return(undefined as never).catch(() => {});
+    });
     for (const [k, v] of Object.entries(degradedHeaders(gen))) res.headers.set(k, v);
     return res;
   };

@@ -4,6 +4,8 @@ import type { Context } from 'hono';
 import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
 import { appConfig, type AppConfig, type AppEnv } from '../env';
 import { InvalidRequestError, ModelNotFoundError } from '../errors';
+import { admission, releasedWhenDone, type GenerationLimits, type ModelMemory } from '../runtime/admission';
+import { ServedModel } from '../runtime/served-model';
 import type { GenerationFields } from '../schemas/common';
 
 /** Where routes get the model from; the Worker entry binds it to the per-isolate cache. */
@@ -42,10 +44,15 @@ export function waitUntilOf(c: AppContext): (p: Promise<unknown>) => void {
   }
 }
 
+/** The deployment's per-request limits (MAX_PROMPT_TOKENS, MAX_COMPLETION_TOKENS). */
+export type RequestLimits = Pick<AppConfig, 'maxPromptTokens' | 'maxCompletionTokens'>;
+
 /**
  * OpenAI's rules: an explicit max_tokens beyond the context is a 400 on `max_tokens`; a prompt that does
  * not leave room for the requested tokens is 400 `context_length_exceeded`; without max_tokens the
- * completion may use the model default, capped by what the context has left.
+ * completion may use the model default, capped by what the context has left. Then the deployment's limits:
+ * a prompt over MAX_PROMPT_TOKENS or a max_tokens over MAX_COMPLETION_TOKENS is a 400, and the default
+ * completion length is capped by MAX_COMPLETION_TOKENS.
  */
 export function generateRequest(
   model: TextModel,
@@ -54,6 +61,7 @@ export function generateRequest(
   promptParam: 'messages' | 'prompt',
   signal: AbortSignal,
   moe?: MoeOptions,
+  limits?: RequestLimits,
 ): GenerateRequest {
   const ctx = model.contextLength;
   const n = promptTokens.length;
@@ -75,10 +83,26 @@ export function generateRequest(
       'context_length_exceeded',
     );
   }
+  // the deployment's limits, once the model's own context rules (OpenAI's errors) are met
+  if (limits && n > limits.maxPromptTokens) {
+    throw new InvalidRequestError(
+      `The prompt is ${n} tokens long${promptParam === 'messages' ? ' (messages after the chat template)' : ''}; this server accepts at most ` +
+        `${limits.maxPromptTokens} prompt tokens per request (MAX_PROMPT_TOKENS). Please shorten the ${promptParam}.`,
+      promptParam,
+      'prompt_too_long',
+    );
+  }
+  if (limits && requested !== null && requested > limits.maxCompletionTokens) {
+    throw new InvalidRequestError(
+      `${maxParam} is too large: ${requested}. This server generates at most ${limits.maxCompletionTokens} tokens per request (MAX_COMPLETION_TOKENS)`,
+      maxParam,
+      'invalid_value',
+    );
+  }
   const stop = f.stop == null ? [] : typeof f.stop === 'string' ? [f.stop] : f.stop;
   return {
     promptTokens,
-    maxTokens: requested ?? Math.min(model.defaults.maxTokens, ctx - n),
+    maxTokens: requested ?? Math.min(model.defaults.maxTokens, ctx - n, limits?.maxCompletionTokens ?? Infinity),
     sampling: {
       temperature: f.temperature ?? model.defaults.temperature,
       topP: f.top_p ?? model.defaults.topP,
@@ -91,9 +115,10 @@ export function generateRequest(
   };
 }
 
-/** The deployment's cold-expert settings with the request's `moe.policy` on top. */
+/** The deployment's cold-expert settings with the request's `moe.policy` (and `moe.profile`, checked by the model) on top. */
 export function moeOptions(cfg: AppConfig, f: GenerationFields): MoeOptions {
-  return { policy: f.moe?.policy ?? cfg.coldPolicy, degradedPolicy: cfg.degradedPolicy, backend: cfg.backend };
+  const profile = f.moe?.profile;
+  return { policy: f.moe?.policy ?? cfg.coldPolicy, degradedPolicy: cfg.degradedPolicy, backend: cfg.backend, ...(profile ? { profile } : {}) };
 }
 
 /** x-moe-degraded when the generation has degraded so far (for streams: as of its first step). */
@@ -112,12 +137,38 @@ export function cancellation(c: AppContext): AbortController {
 }
 
 /**
- * Starts the generation and waits for its first step, so that errors raised before any output
- * (context, prefill, a bad expert shard) still get a proper HTTP status instead of an in-band event.
+ * Admits the generation (MAX_CONCURRENT_GENERATIONS, ISOLATE_MEMORY_MB: 429 / 503 / 400 before anything is
+ * allocated), starts it and waits for its first step, so that errors raised before any output (context,
+ * prefill, a bad expert shard) still get a proper HTTP status instead of an in-band event. The admission is
+ * given back when the generation ends, however it ends.
  */
-export async function startGeneration(model: TextModel, req: GenerateRequest): Promise<{ gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }> {
-  const gen = model.generate(req);
+export async function startGeneration(
+  model: TextModel,
+  req: GenerateRequest,
+  limits?: GenerationLimits,
+  params: { promptParam: string; maxTokensParam: string } = { promptParam: 'prompt', maxTokensParam: 'max_tokens' },
+): Promise<{ gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }> {
+  const ticket = limits
+    ? admission.admit(limits, { promptTokens: req.promptTokens.length, maxTokens: req.maxTokens, ...params }, memoryOf(model))
+    : { release() {} };
+  let gen: Generation;
+  try {
+    gen = releasedWhenDone(model.generate(req), () => ticket.release());
+  } catch (e) {
+    ticket.release();
+    throw e;
+  }
   return { gen, first: await gen.next() };
+}
+
+/** The request fields a limit error names: the prompt's and the one that set the completion length. */
+export function limitParams(f: GenerationFields, promptParam: 'messages' | 'prompt'): { promptParam: string; maxTokensParam: string } {
+  return { promptParam, maxTokensParam: f.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens' };
+}
+
+function memoryOf(model: TextModel): ModelMemory | null {
+  if (!(model instanceof ServedModel)) return null;
+  return { heap: model.kernels.heap, arch: model.manifest.architecture, weightsBytes: model.hot.bytes };
 }
 
 /** Drains a started generation into one string. */

@@ -28,5 +28,6 @@ export async function loadModelFromR2(env: AppEnv): Promise<ServedModel> {
     store: r2HotSetStore(env.MODELS, cfg.modelKeyPrefix),
     refreshMs: cfg.hotSetRefreshMs,
     onGenerationEnd: (usage, result) => metrics.generation(usage, result),
+    routing: metrics.routingTally(cfg.modelId),
   });
 }

@@ -1,6 +1,8 @@
-// Per-isolate counters exposed at GET /metrics in Prometheus text format: requests, tokens, and where the
-// routed experts ran (hot hits, cold calls, remote time, degraded generations by reason).
+// Per-isolate counters exposed at GET /metrics in Prometheus text format: requests, tokens, where the
+// routed experts ran (hot hits, cold calls, remote time, degraded generations by reason), and what the
+// routers asked for (routings per model, layer, expert and profile: the statistics the hot set is planned from).
 import type { GenerateResult, MoeUsage } from '../engine/api';
+import { RoutingTally } from '../planning/tally';
 
 export class Metrics {
   private readonly requests = new Map<string, number>(); // `${route}\t${status}` -> count
@@ -11,6 +13,15 @@ export class Metrics {
   private hotHits = 0;
   private coldCalls = 0;
   private remoteMs = 0;
+  /** model id -> its routing statistics in this isolate (one tally per id, shared by every load of it) */
+  private readonly routing = new Map<string, RoutingTally>();
+
+  /** The routing statistics of the model served under `modelId` (created empty on first use). */
+  routingTally(modelId: string): RoutingTally {
+    let t = this.routing.get(modelId);
+    if (!t) this.routing.set(modelId, (t = new RoutingTally()));
+    return t;
+  }
 
   request(route: string, status: number): void {
     const key = `${route}\t${status}`;
@@ -47,8 +58,24 @@ export class Metrics {
     metric('moe_cold_calls_total', 'counter', 'Router picks of cold experts (remote, substituted or dropped).', [['', this.coldCalls]]);
     metric('moe_remote_ms_total', 'counter', 'Milliseconds of backend round trips.', [['', this.remoteMs]]);
     metric('moe_degraded_total', 'counter', 'Generations that stopped using the backend, by reason.', [...this.degraded].map(([r, v]) => [`{reason="${r}"}`, v]));
+    const routings: [string, number][] = [];
+    const tokens: [string, number][] = [];
+    for (const [id, tally] of this.routing) {
+      for (const [profile, c] of tally.byProfile()) {
+        const p = `model="${label(id)}",profile="${label(profile ?? '')}"`;
+        tokens.push([`{${p}}`, c.tokens]);
+        c.counts.forEach((row, l) => row.forEach((v, e) => routings.push([`{${p},layer="${l}",expert="${e}"}`, v])));
+      }
+    }
+    metric('moe_routed_tokens_total', 'counter', 'Tokens routed through every layer, by model and profile (profile="" without one).', tokens);
+    metric('moe_expert_routings_total', 'counter', 'Router picks (token x top-k slot) per layer and expert, counted before the cold policy, by model and profile.', routings);
     return out.join('\n') + '\n';
   }
+}
+
+/** A Prometheus label value: backslash, quote and newline escaped. */
+function label(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 /** The isolate's counters (module state lives as long as the isolate). */

@@ -1,23 +1,29 @@
 // The model as the Worker serves it: the trunk and the hot experts resident here, cold experts by policy
 // (the GPU backend over one WebSocket per generation, or substitute / drop), the hot set picked up from
-// hot-set.json within seconds and swapped without disturbing running generations.
+// hot-set.json within seconds and swapped without disturbing running generations; each generation's routing is
+// counted (outside the cold policy) for the isolate's statistics, under its tier-one profile when the hot set has them.
 // Runtime-agnostic (no WASM imports): the Worker builds it over R2, Node tests and benchmarks over a folder.
 import type { ChatMessage, GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
 import { checkContext, generateTokens } from '../engine/generate';
 import { loadCodec } from '../engine/load';
 import { loadTrunk, type ModelWeights } from '../engine/model';
 import type { TextCodec } from '../engine/tokenizer';
-import { objectNames, parseManifest, tensorNames, type Manifest } from '../format/manifest';
+import { InvalidRequestError, ModelNotUploadedError, ObjectNotFoundError } from '../errors';
+import { ManifestError, objectNames, parseManifest, tensorNames, type Manifest } from '../format/manifest';
 import type { ObjectSource } from '../format/source';
-import { HotSetError, parseHotSetValue, type HotSetSpec } from '../hotset/spec';
+import { planAutoHotSet } from '../hotset/auto';
+import { resolveProfiled, tierOf, type ProfiledHotSet, type TierOne } from '../hotset/profiles';
+import { HotSetError, parseHotSetPut, type HotSetBody, type HotSetSpec } from '../hotset/spec';
 import { resolveHotSet, type HotSet } from '../hotset/resolve';
 import type { HotSetStore, StoredHotSet } from '../hotset/store';
 import { HotWeights, type HotVersion } from '../hotset/versions';
 import type { Kernels } from '../kernels/types';
 import { activationDTypeFor } from '../protocol/activations';
 import { modelTagOf } from '../protocol/expert-wire';
-import { ExpertSession } from '../remote/session';
+import { connectBackend } from '../remote/sharded-session';
 import { newMoeUsage, SplitExperts, type SplitOptions } from '../remote/split-experts';
+import type { RoutingTally } from '../planning/tally';
+import { watchRouting } from './generation-routing';
 
 export interface GenerationExperts {
   readonly version: HotVersion;
@@ -40,6 +46,8 @@ export interface ServedModelOptions {
   refreshMs?: number;
   /** Called once per generation when it ends, however it ends (metrics). */
   onGenerationEnd?: (usage: MoeUsage, result: GenerateResult | null) => void;
+  /** Where each generation's routing counts go (the isolate's statistics); absent: not counted. */
+  routing?: RoutingTally;
   log?: (line: string) => void;
 }
 
@@ -54,6 +62,8 @@ export class ServedModel implements TextModel {
   private newestSeen = 0;
   private lastCheck = 0;
   private refreshing: Promise<void> | null = null;
+  /** HOT_EXPERTS resolved (with `auto`, planned from routing-stats.json): what applies when no hot-set.json is stored */
+  private envHotSet: HotSet | null = null;
 
   private constructor(
     readonly manifest: Manifest,
@@ -71,16 +81,24 @@ export class ServedModel implements TextModel {
   }
 
   static async load(source: ObjectSource, kernels: Kernels, opts: ServedModelOptions): Promise<ServedModel> {
-    const manifestBytes = await source.get(objectNames.manifest);
-    const manifest = parseManifest(JSON.parse(new TextDecoder().decode(manifestBytes)));
+    const manifestBytes = await readManifestBytes(source, opts.id);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(manifestBytes));
+    } catch (e) {
+      throw new ManifestError(`${source.describe()}/${objectNames.manifest} is not JSON (${(e as Error).message})`);
+    }
+    const manifest = parseManifest(json);
     const budget = opts.budgetBytes;
     // validate the deployment's hot set before reading megabytes of weights
-    const envHotSet = resolveHotSet(opts.hotExperts, manifest, budget);
+    let envHotSet: HotSet = resolveHotSet(opts.hotExperts, manifest, budget);
+    if (opts.hotExperts.kind === 'auto') envHotSet = (await planAutoHotSet(source, manifest, budget, opts.log ?? console.warn)) ?? envHotSet;
     const stored = opts.store ? await readStored(opts.store, opts.log) : null;
     const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
     const trunk = await loadTrunk(kernels, source, manifest);
     const model = new ServedModel(manifest, kernels, codec, await modelTagOf(manifestBytes), new HotWeights(kernels, source, manifest, trunk), opts);
     model.lastCheck = Date.now();
+    model.envHotSet = envHotSet;
     if (stored) {
       try {
         await model.applyStored(stored);
@@ -107,6 +125,22 @@ export class ServedModel implements TextModel {
     return resolveHotSet(spec, this.manifest, this.opts.budgetBytes);
   }
 
+  /** Validates a PUT /admin/hot-set body, profiles included: their union must fit the budget (HotSetError: 400). */
+  resolveHotSetBody(body: HotSetBody): ProfiledHotSet {
+    if (body.model !== null && body.model !== this.manifest.name) throw new HotSetError(`the hot set was planned for model ${body.model}, not ${this.manifest.name}`, 'model');
+    return resolveProfiled(body, this.manifest, this.opts.budgetBytes);
+  }
+
+  /** The current hot set's profiles and skill map (null: it has none). */
+  get tier(): TierOne | null {
+    return tierOf(this.hot.version.hotSet);
+  }
+
+  /** This isolate's routing statistics of this model (null when not counted). */
+  get routing(): RoutingTally | null {
+    return this.opts.routing ?? null;
+  }
+
   get budgetBytes(): number | null {
     return this.opts.budgetBytes;
   }
@@ -122,6 +156,7 @@ export class ServedModel implements TextModel {
   generate(req: GenerateRequest): Generation {
     checkContext(this.contextLength, req.promptTokens.length, req.maxTokens); // eager: errors before any byte is sent
     const moe = req.moe ?? STRICT;
+    if (moe.profile !== undefined) this.checkProfile(moe.profile);
     const usage = newMoeUsage(moe.policy);
     return Object.assign(this.run(req, moe, usage), { moe: usage });
   }
@@ -131,11 +166,23 @@ export class ServedModel implements TextModel {
     try {
       await this.refreshIfDue();
       const g = this.beginExperts(moe, usage);
+      const tier = tierOf(g.version.hotSet);
+      const watch = watchRouting(g.experts, {
+        model: this.manifest.name,
+        arch: this.manifest.architecture,
+        tier,
+        // a name checked against an earlier version may be gone from this one: then the skill map picks
+        ...(moe.profile !== undefined && tier?.profiles.has(moe.profile) ? { requested: moe.profile } : {}),
+        promptTokens: req.promptTokens.length,
+        usage,
+        tally: this.opts.routing ?? null,
+      });
       try {
         const codec = this.codec ?? { decode: () => '' };
-        result = yield* generateTokens({ kernels: this.kernels, weights: g.weights, experts: g.experts, codec, eosTokenIds: this.manifest.generation.eosTokenIds }, req);
+        result = yield* generateTokens({ kernels: this.kernels, weights: g.weights, experts: watch.experts, codec, eosTokenIds: this.manifest.generation.eosTokenIds }, req);
         return { ...result, moe: { ...usage } };
       } finally {
+        watch.end();
         g.end();
       }
     } finally {
@@ -153,7 +200,7 @@ export class ServedModel implements TextModel {
     const v = lease.version;
     const a = this.manifest.architecture;
     const needsBackend = moe.policy === 'remote' && moe.backend !== null && v.hotSet.count < a.numLayers * a.numExperts;
-    const remote = needsBackend ? new ExpertSession(moe.backend!, this.modelTag) : null;
+    const remote = needsBackend ? connectBackend(moe.backend!, this.modelTag, { numLayers: a.numLayers, numExperts: a.numExperts, hot: v.hotSet.layers }) : null;
     const experts = new SplitExperts({
       kernels: this.kernels,
       weights: v.weights,
@@ -197,7 +244,7 @@ export class ServedModel implements TextModel {
     if (etag === null) {
       // hot-set.json was deleted: back to HOT_EXPERTS
       this.etag = null;
-      await this.hot.install(resolveHotSet(this.opts.hotExperts, this.manifest, this.opts.budgetBytes), 0, 'env');
+      await this.hot.install(this.envHotSet ?? resolveHotSet(this.opts.hotExperts, this.manifest, this.opts.budgetBytes), 0, 'env');
       return;
     }
     const stored = await store.read();
@@ -209,7 +256,7 @@ export class ServedModel implements TextModel {
     const { doc } = stored;
     if (doc.model !== this.manifest.name) throw new HotSetError(`hot-set.json is for model ${doc.model}, not ${this.manifest.name}`);
     if (doc.version <= this.newestSeen) return this.hot.version;
-    const hotSet = resolveHotSet(parseHotSetValue({ layers: doc.layers }), this.manifest, this.opts.budgetBytes);
+    const hotSet = resolveProfiled(parseHotSetPut(doc), this.manifest, this.opts.budgetBytes);
     const before = this.newestSeen;
     this.newestSeen = doc.version; // before the await: an older read finishing later must not win
     try {
@@ -222,6 +269,15 @@ export class ServedModel implements TextModel {
     }
   }
 
+  /** `moe.profile` names one of the hot set's profiles (400 otherwise); without profiles it is ignored. */
+  private checkProfile(name: string): void {
+    const tier = this.tier;
+    if (!tier || tier.profiles.has(name)) return;
+    const names = [...tier.profiles.keys()].sort();
+    const shown = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+    throw new InvalidRequestError(`Unknown profile ${JSON.stringify(shown)}: this model's hot set has the profiles ${names.map((n) => `'${n}'`).join(', ')}`, 'moe.profile', 'unknown_profile');
+  }
+
   private needCodec(): TextCodec {
     if (!this.codec) throw new Error(`model ${this.manifest.name} has no tokenizer: feed token ids`);
     return this.codec;
@@ -229,6 +285,16 @@ export class ServedModel implements TextModel {
 
   private warn(line: string): void {
     (this.opts.log ?? console.warn)(line);
+  }
+}
+
+/** manifest.json, or ModelNotUploadedError when it is absent (every other object is checked against it). */
+async function readManifestBytes(source: ObjectSource, id: string | undefined): Promise<Uint8Array> {
+  try {
+    return await source.get(objectNames.manifest);
+  } catch (e) {
+    if (e instanceof ObjectNotFoundError) throw new ModelNotUploadedError(id ?? 'default', source.describe());
+    throw e;
   }
 }
 

@@ -38,4 +38,6 @@ export interface BackendInfo {
   deadUrl: string;
   /** ADMIN_TOKEN of the Worker under test */
   adminToken: string;
+  /** two replicas of the real backend (same token) serving experts 0-3 and 4-7 of every layer (BACKENDS) */
+  replicas: [string, string];
 }

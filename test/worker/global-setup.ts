@@ -1,7 +1,8 @@
 // Node side of the worker tests: reads models/default for seeding the local R2 (test/worker/seed.ts), runs the
 // CLI (`npm run cli -- generate ... --temperature 0 --json`) for the greedy outputs the Worker must reproduce
-// exactly, and starts the real GPU backend on loopback (plus a second one that the fault tests kill, and a
-// fault proxy in front of both); their URLs reach the Worker's bindings through vitest.config.ts.
+// exactly, and starts the real GPU backend on loopback (plus a second one that the fault tests kill, a
+// fault proxy in front of both, and two replicas that split the experts); their URLs reach the Worker's
+// bindings through vitest.config.ts or inject('backend').
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -66,11 +67,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await Promise.all(started.map((b) => b.stop()));
   };
   try {
-    const [main, victim] = await Promise.all([startBackendProcess({ token: BACKEND_TOKEN }), startBackendProcess({ token: BACKEND_TOKEN })]);
-    started.push(main, victim);
+    const [main, victim, low, high] = await Promise.all([
+      startBackendProcess({ token: BACKEND_TOKEN }),
+      startBackendProcess({ token: BACKEND_TOKEN }),
+      // expert parallelism (scale-out.test.ts): each replica loads only its half of every layer's experts
+      startBackendProcess({ token: BACKEND_TOKEN, args: ['--experts', '0-3', '--threads', '1'] }),
+      startBackendProcess({ token: BACKEND_TOKEN, args: ['--experts', '4-7', '--threads', '1'] }),
+    ]);
+    started.push(main, victim, low, high);
     // kill-after/<n> goes to the victim, which dies for good; every other mode to the main backend
     proxy = await startFaultProxy({ upstream: (mode) => (mode === 'kill-after' ? victim.url : main.url), kill: () => victim.kill() });
-    project.provide('backend', { url: main.url, token: BACKEND_TOKEN, proxyUrl: proxy.url, deadUrl: `http://127.0.0.1:${await closedPort()}`, adminToken: ADMIN_TOKEN });
+    project.provide('backend', { url: main.url, token: BACKEND_TOKEN, proxyUrl: proxy.url, deadUrl: `http://127.0.0.1:${await closedPort()}`, adminToken: ADMIN_TOKEN, replicas: [low.url, high.url] });
   } catch (e) {
     await teardown();
     throw e;

@@ -21,7 +21,7 @@ export default defineProject({
   test: {
     name: 'worker',
     include: ['**/*.test.ts'],
-    globalSetup: ['./global-setup.ts'],
+    globalSetup: ['./global-setup.ts', './global-setup-hardening.ts'],
     setupFiles: ['./seed.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1,4 +1,4 @@
-// The GPU backend as a real process on loopback (cpu device, models/default): results bit for bit equal to the
+// The GPU backend as a real process on loopback (cpu device, a tiny converted model): results bit for bit equal to the
 // Worker's own WASM kernels over HTTP and WebSocket, batched or not; COMBINE; auth on every protected route;
 // garbage, unknown experts, wrong model and out-of-range experts refused while the server keeps serving.
 import { readFile } from 'node:fs/promises';
@@ -14,8 +14,9 @@ import {
 } from '../../../src/protocol/expert-wire';
 import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';
 import { Rng } from '../kernels/rng';
+import { tinyModelDir } from '../../helpers/tiny-model';
 
-const MODEL = 'models/default';
+let MODEL: string; // tiny fixed shapes: hidden 64, 2 layers, 8 experts
 const TOKEN = 'backend-test-token';
 let full: SpawnedBackend;
 let half: SpawnedBackend; // --experts 0-3
@@ -25,6 +26,7 @@ let H: number;
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 beforeAll(async () => {
+  MODEL = await tinyModelDir();
   [full, half, local, tag] = await Promise.all([
     spawnBackend({ args: ['--model', MODEL, '--device', 'cpu', '--threads', '2'], token: TOKEN }),
     spawnBackend({ args: ['--model', MODEL, '--device', 'cpu', '--threads', '1', '--experts', '0-3'], token: TOKEN }),
@@ -206,7 +208,7 @@ describe('gpu-backend: auth', () => {
 
   it('healthz is open and describes the replica', async () => {
     const h = (await (await fetch(`${full.url}/healthz`)).json()) as { residentBytes: number };
-    expect(h).toMatchObject({ status: 'ok', model: 'default', device: 'cpu', layers: [0, 1], experts: [0, 7], loadedExperts: 16, protocol: 1 });
+    expect(h).toMatchObject({ status: 'ok', model: 'tiny', device: 'cpu', layers: [0, 1], experts: [0, 7], loadedExperts: 16, protocol: 1 });
     expect(h.residentBytes).toBeGreaterThan(0);
     expect(((await (await fetch(`${half.url}/healthz`)).json()) as { experts: number[] }).experts).toEqual([0, 3]);
   });

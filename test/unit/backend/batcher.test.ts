@@ -8,12 +8,13 @@ import { Batcher, type BatchCall, type BatchStats } from '../../../gpu-backend/b
 import { createCpuDevice } from '../../../gpu-backend/devices/cpu';
 import type { ExpertDevice } from '../../../gpu-backend/devices/device';
 import { Rng } from '../kernels/rng';
+import { tinyModelDir } from '../../helpers/tiny-model';
 
 const H = 64;
 let device: ExpertDevice;
 
 beforeAll(async () => {
-  const src = fsSource('models/default');
+  const src = fsSource(await tinyModelDir()); // hidden 64, 2 layers, 8 experts
   const m = await readManifest(src);
   device = await createCpuDevice({ threads: 3 });
   for (let l = 0; l < 2; l++) {

@@ -209,14 +209,14 @@ describe('convert (mixtral fixture)', () => {
   });
 });
 
-describe('models/default (committed placeholder)', () => {
+describe('models/default (the embedded model)', () => {
   it('is a valid q8_0 model whose every object matches its digest', async () => {
     const src = fsSource(join(ROOT, 'models/default'));
     const m = await readManifest(src);
     expect([m.name, m.quant.trunk, m.quant.experts, m.architecture.modelType]).toEqual(['default', 'q8_0', 'q8_0', 'mixtral']);
     let total = 0;
     for (const name of Object.keys(m.objects)) total += (await readVerified(src, m, name)).length;
-    expect(total).toBeLessThan(2 * 2 ** 20);
+    expect(total).toBeLessThan(25 * 2 ** 20); // issue 3: the default model stays under ~25 MB
   });
 
   it('has a tokenizer that covers the vocabulary and round-trips UTF-8', async () => {

@@ -1,0 +1,137 @@
+// A generation's connection to an expert-parallel GPU tier (BACKENDS): one ExpertSession per replica that owns
+// a cold expert of this generation's hot set (replicas holding only hot experts are never contacted). A layer's
+// cold call is split by owner and every part is sent before call() returns, so all of them travel while the
+// hot experts run; the parts' rows are put back in the call's pair order. connectBackend picks this or a
+// plain ExpertSession (BACKEND_URL).
+import type { BackendTarget } from '../engine/api';
+import { QK } from '../format/quant';
+import type { Activations } from '../protocol/expert-wire';
+import { BackendUnavailableError, type BackendError } from './errors';
+import { ownerTable } from './replicas';
+import { ExpertSession, type RemoteCall, type RemoteExperts, type RemoteReply, type SocketOpener } from './session';
+
+export interface ModelLayout {
+  numLayers: number;
+  numExperts: number;
+  /** Resident (hot) experts of each layer in this generation's hot-set version. */
+  hot: readonly (readonly number[])[];
+}
+
+// The owner table depends only on the config object and the model's shape; requests of an isolate share both.
+const owners = new WeakMap<object, Map<string, Uint8Array>>();
+
+function ownersOf(target: BackendTarget, layout: ModelLayout): Uint8Array {
+  const replicas = target.replicas!;
+  let byShape = owners.get(replicas);
+  if (!byShape) owners.set(replicas, (byShape = new Map()));
+  const key = `${layout.numLayers}x${layout.numExperts}`;
+  let table = byShape.get(key);
+  if (!table) byShape.set(key, (table = ownerTable(replicas, layout.numLayers, layout.numExperts)));
+  return table;
+}
+
+/**
+ * The backend connection for one generation: a single session (BACKEND_URL) or one per needed replica
+ * (BACKENDS). Throws BackendsConfigError when BACKENDS does not give every expert of the model one owner.
+ */
+export function connectBackend(target: BackendTarget, modelTag: Uint8Array, layout: ModelLayout, open?: SocketOpener): RemoteExperts {
+  if (!target.replicas) return new ExpertSession(target, modelTag, open);
+  return new ShardedSession(target, modelTag, ownersOf(target, layout), layout, open);
+}
+
+export class ShardedSession implements RemoteExperts {
+  private readonly sessions: (ExpertSession | null)[];
+  private closed = false;
+
+  constructor(
+    private readonly target: BackendTarget,
+    private readonly modelTag: Uint8Array,
+    private readonly owner: Uint8Array,
+    private readonly layout: ModelLayout,
+    private readonly open?: SocketOpener,
+  ) {
+    const replicas = target.replicas!;
+    this.sessions = replicas.map(() => null);
+    // connect now to every replica a cold pick can reach, so the handshakes overlap the first tokens' trunk work
+    const E = layout.numExperts;
+    for (let l = 0; l < layout.numLayers; l++) {
+      const hot = new Set(layout.hot[l] ?? []);
+      for (let e = 0; e < E; e++) if (!hot.has(e)) this.session(owner[l * E + e]);
+    }
+  }
+
+  get failure(): BackendError | null {
+    for (const s of this.sessions) if (s?.failure) return s.failure;
+    return null;
+  }
+
+  call(c: RemoteCall): Promise<RemoteReply> {
+    if (this.closed) return Promise.reject(this.failure ?? new BackendUnavailableError('unavailable', 'session already closed'));
+    const E = this.layout.numExperts;
+    const parts = new Map<number, number[]>(); // replica -> pair indexes, in call order
+    c.experts.forEach((e, i) => {
+      const r = this.owner[c.layer * E + e];
+      const list = parts.get(r);
+      if (list) list.push(i);
+      else parts.set(r, [i]);
+    });
+    if (parts.size === 1) {
+      const [r] = parts.keys();
+      return this.session(r).call(c);
+    }
+    const sent = [...parts].map(([r, pairs]) => ({ pairs, reply: this.session(r).call(subCall(c, pairs)) }));
+    return Promise.all(sent.map((s) => s.reply)).then((replies) => {
+      const H = c.hidden;
+      const values = new Float32Array(c.experts.length * H);
+      let roundTripMs = 0;
+      replies.forEach((rep, k) => {
+        sent[k].pairs.forEach((pair, j) => values.set(rep.values.subarray(j * H, j * H + H), pair * H));
+        roundTripMs = Math.max(roundTripMs, rep.roundTripMs); // the parts travel at the same time
+      });
+      return { values, roundTripMs };
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.sessions) s?.close();
+  }
+
+  private session(r: number): ExpertSession {
+    let s = this.sessions[r];
+    if (!s) {
+      s = new ExpertSession({ ...this.target, url: this.target.replicas![r].url }, this.modelTag, this.open);
+      this.sessions[r] = s;
+    }
+    return s;
+  }
+}
+
+/** The pairs `pairs` of call c, over only the tokens they use (renumbered in order of first use). */
+function subCall(c: RemoteCall, pairs: readonly number[]): RemoteCall {
+  const index = new Map<number, number>();
+  for (const p of pairs) if (!index.has(c.tokens[p])) index.set(c.tokens[p], index.size);
+  return {
+    layer: c.layer,
+    hidden: c.hidden,
+    nTok: index.size,
+    tokens: pairs.map((p) => index.get(c.tokens[p])!),
+    experts: pairs.map((p) => c.experts[p]),
+    weights: pairs.map((p) => c.weights[p]),
+    activations: selectRows(c.activations, c.hidden, [...index.keys()]),
+  };
+}
+
+/** Rows `rows` of activations x (nTok, hidden), as they are (q8_0 blocks never straddle two rows: hidden % QK == 0). */
+export function selectRows(a: Activations, hidden: number, rows: readonly number[]): Activations {
+  const pick = <T extends Float32Array | Uint16Array | Int8Array>(src: T, width: number, make: (n: number) => T): T => {
+    const out = make(rows.length * width);
+    rows.forEach((r, i) => out.set(src.subarray(r * width, r * width + width) as never, i * width));
+    return out;
+  };
+  switch (a.dtype) {
+    case 'f32': return { dtype: 'f32', data: pick(a.data, hidden, (n) => new Float32Array(n)) };
+    case 'f16': return { dtype: 'f16', data: pick(a.data, hidden, (n) => new Uint16Array(n)) };
+    case 'q8_0': return { dtype: 'q8_0', qs: pick(a.qs, hidden, (n) => new Int8Array(n)), d: pick(a.d, hidden / QK, (n) => new Uint16Array(n)) };
+  }
+}
