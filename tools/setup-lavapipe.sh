@@ -40,13 +40,13 @@ print_env() {
   echo "export LD_LIBRARY_PATH='$(dirname "$lib")'\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 }
 
-has_loader() { /sbin/ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; }
+has_loader() { /sbin/ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1 ' >/dev/null; } # not grep -q: under pipefail its early exit SIGPIPEs ldconfig
 
 # Installed = the ICD points at an existing driver, the driver's libraries resolve, and the loader is there.
 installed() {
   local lib; lib=$(lib_path)
   [ -n "$lib" ] && [ -f "$lib" ] && has_loader || return 1
-  ! LD_LIBRARY_PATH="$(dirname "$lib")" ldd "$lib" | grep -q 'not found'
+  ! LD_LIBRARY_PATH="$(dirname "$lib")" ldd "$lib" | grep 'not found' >/dev/null
 }
 
 if [ "$mode" != force ] && installed; then
