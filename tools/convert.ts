@@ -1,17 +1,23 @@
-// HF checkpoint folder -> moe-edge/1 model folder (manifest.json, trunk.bin, experts/<layer>/<expert>.bin,
-// tokenizer files). Quantisation follows llama.cpp: matrices take the requested format, 1-D tensors and
-// routers stay f32, so q8_0 output compares with llama.cpp's Q8_0 reference logits.
+// HF checkpoint folder or GGUF file -> moe-edge/1 model folder (manifest.json, trunk.bin,
+// experts/<layer>/<expert>.bin, tokenizer files). Quantisation follows llama.cpp: matrices take the requested
+// format, 1-D tensors and routers stay f32, so q8_0 output compares with llama.cpp's Q8_0 reference logits.
+// A GGUF's f32/f16/q8_0/q4_0 tensors are kept as they are unless --quant asks otherwise; its other types
+// are dequantized and requantized (to q8_0 by default), with a warning.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { sha256Hex } from '../src/format/digest';
 import { architectureFromHf, hfElementRange, hfShape, hfTensorSources, type TensorSource } from '../src/format/hf-config';
-import { MANIFEST_FORMAT, objectNames, parseManifest, type Manifest, type TensorEntry } from '../src/format/manifest';
+import { MANIFEST_FORMAT, objectNames, parseManifest, type Architecture, type Manifest, type TensorEntry } from '../src/format/manifest';
+import { dequantizeGgml } from '../src/format/ggml-dequant';
+import { ggmlToShard, isDType, type GgmlType } from '../src/format/gguf';
 import { canQuantizeRows, DTYPES, encodeTensor, shardBytes, type DType } from '../src/format/quant';
 import { openCheckpoint } from './convert/checkpoint';
+import { isGgufInput, openGgufInput } from './convert/gguf-input';
+import { tokenizerFromGguf } from './convert/gguf-tokenizer';
 import { ObjectPacker } from './convert/pack';
-import { readTokenizerMeta } from './convert/tokenizer-meta';
+import { readTokenizerMeta, type TokenizerMeta } from './convert/tokenizer-meta';
 
 export interface ConvertProgress {
   /** tensors written so far, of `total` */
@@ -22,10 +28,11 @@ export interface ConvertProgress {
 }
 
 export interface ConvertOptions {
+  /** an HF checkpoint folder or a .gguf file */
   inDir: string;
   outDir: string;
-  /** default format of every matrix */
-  quant: DType;
+  /** default format of every matrix; required for HF input, for GGUF input default: keep each tensor's type */
+  quant?: DType;
   /** overrides `quant` for trunk matrices (embeddings, attention, output head) */
   trunkQuant?: DType;
   /** overrides `quant` for routed-expert matrices */
@@ -47,6 +54,83 @@ export interface ConvertResult {
 // checkpoint entries that are buffers, not weights
 const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
+/** What convert() reads from: the model's architecture, tensors and text metadata, from HF or GGUF. */
+interface ConvertInput {
+  name: string;
+  architecture: Architecture;
+  sources: TensorSource[];
+  meta: TokenizerMeta;
+  /** the format a matrix takes when neither --quant nor its override names one */
+  keptDtype(src: TensorSource): DType | undefined;
+  /** one tensor encoded as `dtype` (our shard layout) */
+  encode(src: TensorSource, dtype: DType): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+async function openHfInput(inDir: string, warn: (msg: string) => void): Promise<ConvertInput> {
+  const config = JSON.parse(await readFile(join(inDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const architecture = architectureFromHf(config);
+  const sources = hfTensorSources(architecture);
+  const meta = await readTokenizerMeta(inDir, config, architecture.vocabSize, warn);
+  const ckpt = await openCheckpoint(inDir);
+  try {
+    checkCheckpoint(ckpt, sources, warn);
+  } catch (e) {
+    await ckpt.close();
+    throw e;
+  }
+  return {
+    name: basename(inDir),
+    architecture,
+    sources,
+    meta,
+    keptDtype: () => undefined,
+    encode: async (src, dtype) => encodeTensor(dtype, await ckpt.read(src.hf, src.slice ? hfElementRange(src) : undefined)),
+    close: () => ckpt.close(),
+  };
+}
+
+async function openGguf(path: string, warn: (msg: string) => void): Promise<ConvertInput> {
+  const g = await openGgufInput(path);
+  const meta = tokenizerFromGguf(g.header, g.architecture.vocabSize, warn);
+  const requantized = new Map<string, number>(); // "q4_K -> q8_0" -> tensors
+  const stored = new Map(g.header.tensors.map((t) => [t.name, t.dtype]));
+  const typeOf = (src: TensorSource): GgmlType => {
+    // the expert slab's type is its stacked tensor's; any tensor of the source tells it
+    const l = src.expert?.layer;
+    const which = src.expert ? /ffn_(gate|up|down)$/.exec(src.name)?.[1] : undefined;
+    return (which ? stored.get(`blk.${l}.ffn_${which}_exps.weight`) ?? stored.get(`blk.${l}.ffn_${which}.${src.expert!.expert}.weight`) : stored.get(src.name.endsWith('.bias') ? src.name : `${src.name}.weight`)) ?? 'f32';
+  };
+  return {
+    name: g.name,
+    architecture: g.architecture,
+    sources: g.sources,
+    meta,
+    // ours as they are; bf16 (wider range, same size) as f16; every other ggml type as q8_0, closest in quality
+    keptDtype: (src) => {
+      const t = typeOf(src);
+      return isDType(t) ? t : t === 'bf16' ? 'f16' : 'q8_0';
+    },
+    async encode(src, dtype) {
+      const t = await g.tensor(src);
+      const n = t.rows * t.cols;
+      if (t.type === dtype && isDType(t.type)) return ggmlToShard(t.type, t.data, n);
+      if (!isDType(t.type) || (t.type !== 'f32' && t.type !== 'f16')) {
+        const key = `${t.type} -> ${dtype}`;
+        requantized.set(key, (requantized.get(key) ?? 0) + 1);
+      }
+      return encodeTensor(dtype, dequantizeGgml(t.type, t.data, n));
+    },
+    async close() {
+      for (const [what, count] of requantized) {
+        const to = what.split(' -> ')[1];
+        warn(`${count} tensors converted ${what}: ${to === 'f32' ? 'dequantized exactly' : 'dequantized and requantized, expect small differences from the GGUF\'s own logits'}`);
+      }
+      await g.close();
+    },
+  };
+}
+
 export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const warnings: string[] = [];
   const warn = (msg: string): void => {
@@ -57,30 +141,29 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const outDir = resolve(opts.outDir);
   const trunkQuant = opts.trunkQuant ?? opts.quant;
   const expertQuant = opts.expertQuant ?? opts.quant;
-  for (const q of [trunkQuant, expertQuant]) if (!DTYPES.includes(q)) throw new Error(`unknown quant ${JSON.stringify(q)} (one of ${DTYPES.join(', ')})`);
+  for (const q of [trunkQuant, expertQuant]) if (q !== undefined && !DTYPES.includes(q)) throw new Error(`unknown quant ${JSON.stringify(q)} (one of ${DTYPES.join(', ')})`);
 
-  const config = JSON.parse(await readFile(join(inDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const architecture = architectureFromHf(config);
-  const sources = hfTensorSources(architecture);
-  const meta = await readTokenizerMeta(inDir, config, architecture.vocabSize, warn);
-
-  const ckpt = await openCheckpoint(inDir);
+  const gguf = await isGgufInput(inDir);
+  if (!gguf && (trunkQuant === undefined || expertQuant === undefined)) throw new Error('converting an HF checkpoint needs --quant (f32, f16, q8_0 or q4_0)');
+  const input = gguf ? await openGguf(inDir, warn) : await openHfInput(inDir, warn);
+  const { architecture, sources, meta } = input;
   try {
-    checkCheckpoint(ckpt, sources, warn);
     // a folder without manifest.json is not a model: remove it first so a failed run leaves no stale model
     await mkdir(outDir, { recursive: true });
     await rm(join(outDir, objectNames.manifest), { force: true });
 
     const tensors: Record<string, TensorEntry> = {};
     const objects: Manifest['objects'] = {};
+    const used = { trunk: new Set<DType>(), experts: new Set<DType>() };
     let done = 0;
     for (const [object, group] of groupByObject(sources)) {
       const packer = new ObjectPacker();
       for (const src of group) {
-        const dtype = chooseDtype(src, src.expert ? expertQuant : trunkQuant, warn);
-        const values = await ckpt.read(src.hf, src.slice ? hfElementRange(src) : undefined);
-        const bytes = encodeTensor(dtype, values);
-        if (bytes.length !== shardBytes(dtype, values.length)) throw new Error(`internal: ${src.name} encoded to ${bytes.length} bytes`);
+        const requested = (src.expert ? expertQuant : trunkQuant) ?? input.keptDtype(src) ?? 'f32';
+        const dtype = chooseDtype(src, requested, warn);
+        if (src.kind === 'matrix') used[src.expert ? 'experts' : 'trunk'].add(dtype);
+        const bytes = await input.encode(src, dtype);
+        if (bytes.length !== shardBytes(dtype, src.shape.reduce((a, b) => a * b, 1))) throw new Error(`internal: ${src.name} encoded to ${bytes.length} bytes`);
         tensors[src.name] = { object, offset: packer.add(bytes), bytes: bytes.length, dtype, shape: src.shape };
         opts.onProgress?.({ done: ++done, total: sources.length, tensor: src.name });
       }
@@ -88,11 +171,13 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     }
     for (const [name, bytes] of meta.files) objects[name] = await writeObject(outDir, name, bytes);
 
+    // the manifest names one format per part: the requested one, else (kept GGUF types) the widest in use
+    const widest = (q: DType | undefined, part: Set<DType>) => q ?? (['f32', 'f16', 'q8_0', 'q4_0'] as DType[]).find((d) => part.has(d)) ?? 'f32';
     const manifest = parseManifest({
       format: MANIFEST_FORMAT,
-      name: opts.name ?? basename(inDir),
+      name: opts.name ?? input.name,
       architecture,
-      quant: { trunk: trunkQuant, experts: expertQuant },
+      quant: { trunk: widest(trunkQuant, used.trunk), experts: widest(expertQuant, used.experts) },
       objects,
       tensors,
       tokenizer: meta.tokenizer,
@@ -104,7 +189,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const bytes = Object.values(objects).reduce((a, o) => a + o.bytes, 0);
     return { manifest, bytes, warnings };
   } finally {
-    await ckpt.close();
+    await input.close();
   }
 }
 
@@ -157,7 +242,7 @@ async function writeObject(outDir: string, name: string, bytes: Uint8Array): Pro
   return { bytes: bytes.length, sha256: await sha256Hex(bytes) };
 }
 
-const USAGE = 'usage: convert --in <hf-folder> --out <model-folder> --quant f32|f16|q8_0|q4_0 [--trunk-quant q] [--expert-quant q] [--name n]';
+const USAGE = 'usage: convert --in <hf-folder | file.gguf> --out <model-folder> [--quant f32|f16|q8_0|q4_0] [--trunk-quant q] [--expert-quant q] [--name n]\n  --quant is required for an HF folder; a GGUF keeps its tensor types unless --quant names one';
 
 /** CLI entry: parses the flags, shows a progress bar, prints a summary. Throws on bad flags or a failed conversion. */
 export async function convertCommand(argv: string[]): Promise<void> {
@@ -178,7 +263,7 @@ export async function convertCommand(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (!values.in || !values.out || !values.quant) throw new Error(USAGE);
+  if (!values.in || !values.out) throw new Error(USAGE);
   const dtype = (flag: string, v: string | undefined): DType | undefined => {
     if (v === undefined) return undefined;
     if (!DTYPES.includes(v as DType)) throw new Error(`--${flag} ${v}: expected one of ${DTYPES.join(', ')}`);
@@ -192,7 +277,7 @@ export async function convertCommand(argv: string[]): Promise<void> {
     const result = await convert({
       inDir: values.in,
       outDir: values.out,
-      quant: dtype('quant', values.quant)!,
+      quant: dtype('quant', values.quant),
       trunkQuant: dtype('trunk-quant', values['trunk-quant']),
       expertQuant: dtype('expert-quant', values['expert-quant']),
       name: values.name,

@@ -3,7 +3,7 @@
 // re-laid out, never re-quantized, so llama.cpp computes with exactly our weights (the parity test checks it).
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { gguf, ggmlBytes, LLAMA_FTYPE, shardToGgml, writeGguf, type GgufFile, type GgufTensor, type GgufValue } from '../src/format/gguf';
+import { gguf, ggmlBytes, LLAMA_FTYPE, ropePermuteRows, shardToGgml, writeGguf, type GgufFile, type GgufTensor, type GgufValue } from '../src/format/gguf';
 import { objectNames, tensorNames, type Manifest } from '../src/format/manifest';
 import { isQuantized, shardBytes } from '../src/format/quant';
 import { readManifest, readVerified, type ObjectSource } from '../src/format/source';
@@ -68,25 +68,6 @@ function modelMetadata(m: Manifest, name?: string): [string, GgufValue][] {
 }
 
 // ---- tensors ----
-
-/**
- * llama.cpp's `llama` arch rotates adjacent pairs (its NORM rope); HF checkpoints rotate halves. Its converter
- * permutes the rows of attn_q/attn_k per head so the two agree: new row 2j+h of a head = old row h*hd/2+j.
- * Rows are whole quant blocks, so permuting them is lossless.
- */
-export function ropePermuteRows(data: Uint8Array, rows: number, nHead: number): Uint8Array {
-  const rowBytes = data.length / rows;
-  const hd = rows / nHead;
-  const out = new Uint8Array(data.length);
-  for (let h = 0; h < nHead; h++)
-    for (let j = 0; j < hd / 2; j++)
-      for (let half = 0; half < 2; half++) {
-        const src = h * hd + half * (hd / 2) + j;
-        const dst = h * hd + 2 * j + half;
-        out.set(data.subarray(src * rowBytes, (src + 1) * rowBytes), dst * rowBytes);
-      }
-  return out;
-}
 
 function tensors(m: Manifest, objectBytes: (name: string) => Uint8Array): GgufTensor[] {
   const a = m.architecture;

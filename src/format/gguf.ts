@@ -1,6 +1,6 @@
 // GGUF v3 (llama.cpp's model file): reader and writer for metadata, tensor infos and data, plus the lossless
 // conversion between our shard layout of q8_0/q4_0 (quants and f16 scales in separate arrays, quant.ts) and
-// ggml's interleaved blocks. Used by the GGUF exporter (tools/export-gguf.ts) and its tests.
+// ggml's interleaved blocks. Used by the GGUF exporter (tools/export-gguf.ts) and importer (tools/convert/gguf-*.ts).
 import { QK, shardBytes, type DType } from './quant';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -21,31 +21,53 @@ export type GgufValue =
   | { type: 'string'; value: string }
   | { type: 'array'; itemType: GgufScalarType; value: GgufScalar[] };
 
-/** ggml tensor types this project reads and writes (ids of enum ggml_type). */
+/**
+ * ggml tensor types (enum ggml_type ids) with their block size in elements and bytes. f32/f16/q8_0/q4_0 are
+ * ours (DType); the rest are read for import only (dequantized by ggml-dequant.ts). The IQ types and the
+ * ternary ones are not listed: a file holding one is refused by name.
+ */
+export const GGML_TYPES = {
+  f32: { id: 0, elems: 1, bytes: 4 },
+  f16: { id: 1, elems: 1, bytes: 2 },
+  q4_0: { id: 2, elems: QK, bytes: 2 + QK / 2 }, // { f16 d; u8 qs[16] }
+  q4_1: { id: 3, elems: 32, bytes: 20 },
+  q5_0: { id: 6, elems: 32, bytes: 22 },
+  q5_1: { id: 7, elems: 32, bytes: 24 },
+  q8_0: { id: 8, elems: QK, bytes: 2 + QK }, // { f16 d; i8 qs[32] }
+  q2_K: { id: 10, elems: 256, bytes: 84 },
+  q3_K: { id: 11, elems: 256, bytes: 110 },
+  q4_K: { id: 12, elems: 256, bytes: 144 },
+  q5_K: { id: 13, elems: 256, bytes: 176 },
+  q6_K: { id: 14, elems: 256, bytes: 210 },
+  bf16: { id: 30, elems: 1, bytes: 2 },
+} as const;
+export type GgmlType = keyof typeof GGML_TYPES;
+
+// ids of ggml types that exist but are not read here, for a clear refusal
+const UNREAD_TYPE_NAMES: Record<number, string> = {
+  9: 'q8_1', 15: 'q8_K', 16: 'iq2_xxs', 17: 'iq2_xs', 18: 'iq3_xxs', 19: 'iq1_s', 20: 'iq4_nl', 21: 'iq3_s', 22: 'iq2_s',
+  23: 'iq4_xs', 24: 'i8', 25: 'i16', 26: 'i32', 27: 'i64', 28: 'f64', 29: 'iq1_m', 34: 'tq1_0', 35: 'tq2_0', 39: 'mxfp4',
+};
+
+/** ids of our DTypes (the writer's types). */
 export const GGML_TYPE_IDS = { f32: 0, f16: 1, q4_0: 2, q8_0: 8 } as const satisfies Record<DType, number>;
 /** general.file_type (enum llama_ftype) for a model whose matrices are mostly `dtype`. */
 export const LLAMA_FTYPE = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 } as const satisfies Record<DType, number>;
 
-// ggml block layouts: block_q8_0 { ggml_half d; int8_t qs[32]; }, block_q4_0 { ggml_half d; uint8_t qs[16]; }
-const BLOCK = {
-  f32: { elems: 1, bytes: 4 },
-  f16: { elems: 1, bytes: 2 },
-  q8_0: { elems: QK, bytes: 2 + QK },
-  q4_0: { elems: QK, bytes: 2 + QK / 2 },
-} as const satisfies Record<DType, { elems: number; bytes: number }>;
-
-/** Bytes of `n` elements of `dtype` in ggml's layout (same total as our shard layout: a block is its quants plus one f16). */
-export function ggmlBytes(dtype: DType, n: number): number {
-  const b = BLOCK[dtype];
+/** Bytes of `n` elements of `dtype` in ggml's layout (for our DTypes the same total as our shard layout). */
+export function ggmlBytes(dtype: GgmlType, n: number): number {
+  const b = GGML_TYPES[dtype];
   if (n % b.elems !== 0) throw new RangeError(`${dtype} needs a multiple of ${b.elems} elements, got ${n}`);
   return (n / b.elems) * b.bytes;
 }
+
+export const isDType = (t: GgmlType): t is DType => t in GGML_TYPE_IDS;
 
 /** A tensor in a GGUF file. dims are ggml's ne: dims[0] is the contiguous (column) dimension. */
 export interface GgufTensor {
   name: string;
   dims: number[];
-  dtype: DType;
+  dtype: GgmlType;
   /** ggml-layout bytes (interleaved blocks for q8_0/q4_0). */
   data: Uint8Array;
 }
@@ -73,11 +95,11 @@ export function shardToGgml(dtype: DType, shard: Uint8Array, n: number): Uint8Ar
   if (shard.length < shardBytes(dtype, n)) throw new RangeError(`${dtype}: ${shard.length} bytes hold fewer than ${n} elements`);
   if (dtype === 'f32' || dtype === 'f16') return shard.slice(0, shardBytes(dtype, n));
   const nb = n / QK;
-  const qPerBlock = BLOCK[dtype].bytes - 2;
+  const qPerBlock = GGML_TYPES[dtype].bytes - 2;
   const scales = nb * qPerBlock; // start of the f16 scales in the shard
-  const out = new Uint8Array(nb * BLOCK[dtype].bytes);
+  const out = new Uint8Array(nb * GGML_TYPES[dtype].bytes);
   for (let b = 0; b < nb; b++) {
-    const o = b * BLOCK[dtype].bytes;
+    const o = b * GGML_TYPES[dtype].bytes;
     out[o] = shard[scales + 2 * b];
     out[o + 1] = shard[scales + 2 * b + 1];
     out.set(shard.subarray(b * qPerBlock, (b + 1) * qPerBlock), o + 2);
@@ -90,15 +112,39 @@ export function ggmlToShard(dtype: DType, ggml: Uint8Array, n: number): Uint8Arr
   if (ggml.length < ggmlBytes(dtype, n)) throw new RangeError(`${dtype}: ${ggml.length} bytes hold fewer than ${n} elements`);
   if (dtype === 'f32' || dtype === 'f16') return ggml.slice(0, ggmlBytes(dtype, n));
   const nb = n / QK;
-  const qPerBlock = BLOCK[dtype].bytes - 2;
+  const qPerBlock = GGML_TYPES[dtype].bytes - 2;
   const scales = nb * qPerBlock;
   const out = new Uint8Array(shardBytes(dtype, n));
   for (let b = 0; b < nb; b++) {
-    const o = b * BLOCK[dtype].bytes;
+    const o = b * GGML_TYPES[dtype].bytes;
     out[scales + 2 * b] = ggml[o];
     out[scales + 2 * b + 1] = ggml[o + 1];
     out.set(ggml.subarray(o + 2, o + 2 + qPerBlock), b * qPerBlock);
   }
+  return out;
+}
+
+// ---- llama.cpp's q/k row order ----
+
+/**
+ * llama.cpp's `llama` and `granite*` archs rotate adjacent pairs (its NORM rope); HF checkpoints rotate halves.
+ * Its converter permutes the rows of attn_q/attn_k per head so the two agree: GGUF row 2j+h of a head = HF
+ * row h*hd/2+j. 'to-gguf' applies that permutation, 'from-gguf' undoes it. Rows are whole quant blocks, so
+ * either direction is lossless at any type.
+ */
+export function ropePermuteRows(data: Uint8Array, rows: number, nHead: number, direction: 'to-gguf' | 'from-gguf' = 'to-gguf'): Uint8Array {
+  const rowBytes = data.length / rows;
+  const hd = rows / nHead;
+  if (!Number.isInteger(rowBytes) || !Number.isInteger(hd) || hd % 2 !== 0) throw new RangeError(`cannot split ${rows} rows of ${data.length} bytes into ${nHead} heads`);
+  const out = new Uint8Array(data.length);
+  for (let h = 0; h < nHead; h++)
+    for (let j = 0; j < hd / 2; j++)
+      for (let half = 0; half < 2; half++) {
+        const hf = h * hd + half * (hd / 2) + j;
+        const gg = h * hd + 2 * j + half;
+        const [src, dst] = direction === 'to-gguf' ? [hf, gg] : [gg, hf];
+        out.set(data.subarray(src * rowBytes, (src + 1) * rowBytes), dst * rowBytes);
+      }
   return out;
 }
 
@@ -108,12 +154,16 @@ class Reader {
   private pos = 0;
   private readonly view: DataView;
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
-  constructor(readonly bytes: Uint8Array) {
+  /** partial: `bytes` is the head of a longer file, so running out means "read more", not a bad file */
+  constructor(readonly bytes: Uint8Array, private readonly partial = false) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   get offset(): number { return this.pos; }
   private need(n: number): number {
-    if (this.pos + n > this.bytes.length) throw new GgufError(`truncated at byte ${this.pos} (need ${n} more)`);
+    if (this.pos + n > this.bytes.length) {
+      if (this.partial) throw new GgufHeaderTruncated(`header continues past byte ${this.bytes.length}`);
+      throw new GgufError(`truncated at byte ${this.pos} (need ${n} more)`);
+    }
     const p = this.pos;
     this.pos += n;
     return p;
@@ -169,18 +219,43 @@ class Reader {
     if (itemType === 'array') throw new GgufError('nested arrays are not supported');
     const n = this.size();
     // every item takes at least one byte: a count beyond the bytes left is a lie, refused before allocating
-    if (n > this.bytes.length - this.offset) throw new GgufError(`array of ${n} items runs past the end of the file`);
+    if (n > this.bytes.length - this.offset) {
+      if (this.partial) throw new GgufHeaderTruncated(`header continues past byte ${this.bytes.length}`);
+      throw new GgufError(`array of ${n} items runs past the end of the file`);
+    }
     const value: GgufScalar[] = new Array(n);
     for (let i = 0; i < n; i++) value[i] = this.scalar(itemType);
     return { type, itemType, value };
   }
 }
 
-const DTYPE_OF_ID = new Map<number, DType>(Object.entries(GGML_TYPE_IDS).map(([k, v]) => [v, k as DType]));
+const TYPE_OF_ID = new Map<number, GgmlType>(Object.entries(GGML_TYPES).map(([k, v]) => [v.id, k as GgmlType]));
 
 /** Parses a whole GGUF v3 file; tensor data are views into `bytes` (no copy). */
-export function readGguf(bytes: Uint8Array): GgufFile {
-  const r = new Reader(bytes);
+/** Where a tensor's data lies in the file: bytes [start, start + bytes). */
+export interface GgufTensorInfo {
+  name: string;
+  dims: number[];
+  dtype: GgmlType;
+  start: number;
+  bytes: number;
+}
+
+export interface GgufHeader {
+  version: number;
+  metadata: Map<string, GgufValue>;
+  tensors: GgufTensorInfo[];
+}
+
+/** Thrown when `head` ends inside the header: read more of the file and parse again. */
+export class GgufHeaderTruncated extends GgufError {}
+
+/**
+ * Parses the header (metadata and tensor infos) from the first bytes of a file of `fileSize` bytes, so a
+ * multi-gigabyte model is read tensor by tensor. Tensor data must lie within fileSize.
+ */
+export function readGgufHeader(head: Uint8Array, fileSize: number = head.length): GgufHeader {
+  const r = new Reader(head, head.length < fileSize);
   const magic = r.u32();
   if (magic !== GGUF_MAGIC) throw new GgufError(`bad magic 0x${magic.toString(16)} (not a GGUF file)`);
   const version = r.u32();
@@ -194,15 +269,18 @@ export function readGguf(bytes: Uint8Array): GgufFile {
     metadata.set(key, r.value());
   }
   const align = alignmentOf(metadata);
-  const infos: { name: string; dims: number[]; dtype: DType; offset: number }[] = [];
+  const infos: { name: string; dims: number[]; dtype: GgmlType; offset: number }[] = [];
   for (let i = 0; i < nTensors; i++) {
     const name = r.string();
     const nDims = r.u32();
     if (nDims < 1 || nDims > 4) throw new GgufError(`${name}: ${nDims} dims`);
     const dims = Array.from({ length: nDims }, () => r.size());
     const typeId = r.u32();
-    const dtype = DTYPE_OF_ID.get(typeId);
-    if (!dtype) throw new GgufError(`${name}: ggml type ${typeId} is not one of ${Object.keys(GGML_TYPE_IDS).join(', ')}`);
+    const dtype = TYPE_OF_ID.get(typeId);
+    if (!dtype) {
+      const known = UNREAD_TYPE_NAMES[typeId];
+      throw new GgufError(`${name}: ggml type ${known ? `${known} (${typeId}) is not supported` : `${typeId} is unknown`} (supported: ${Object.keys(GGML_TYPES).join(', ')})`);
+    }
     const offset = r.size();
     if (offset % align !== 0) throw new GgufError(`${name}: data offset ${offset} not aligned to ${align}`);
     infos.push({ name, dims, dtype, offset });
@@ -216,10 +294,16 @@ export function readGguf(bytes: Uint8Array): GgufFile {
     } catch (e) {
       throw new GgufError(`${name}: ${(e as Error).message}`);
     }
-    if (start + len > bytes.length) throw new GgufError(`${name}: data runs past the end of the file`);
-    return { name, dims, dtype, data: bytes.subarray(start, start + len) };
+    if (start + len > fileSize) throw new GgufError(`${name}: data runs past the end of the file`);
+    return { name, dims, dtype, start, bytes: len };
   });
   return { version, metadata, tensors };
+}
+
+/** A whole GGUF file in memory: header plus views of every tensor's data. */
+export function readGguf(bytes: Uint8Array): GgufFile {
+  const h = readGgufHeader(bytes);
+  return { version: h.version, metadata: h.metadata, tensors: h.tensors.map((t) => ({ name: t.name, dims: t.dims, dtype: t.dtype, data: bytes.subarray(t.start, t.start + t.bytes) })) };
 }
 
 function alignmentOf(metadata: Map<string, GgufValue>): number {
@@ -339,11 +423,11 @@ export function writeGguf(file: Pick<GgufFile, 'metadata' | 'tensors'>): Uint8Ar
     names.add(t.name);
     const len = ggmlBytes(t.dtype, elementCount(t.dims));
     if (t.data.length !== len) throw new GgufError(`${t.name}: ${t.data.length} bytes, ${t.dtype} ${t.dims.join('x')} needs ${len}`);
-    if (t.dtype !== 'f32' && t.dtype !== 'f16' && t.dims[0] % QK !== 0) throw new GgufError(`${t.name}: rows of ${t.dims[0]} are not whole ${t.dtype} blocks`);
+    if (t.dims[0] % GGML_TYPES[t.dtype].elems !== 0) throw new GgufError(`${t.name}: rows of ${t.dims[0]} are not whole ${t.dtype} blocks`);
     w.string(t.name);
     w.u32(t.dims.length);
     for (const d of t.dims) w.u64(d);
-    w.u32(GGML_TYPE_IDS[t.dtype]);
+    w.u32(GGML_TYPES[t.dtype].id);
     w.u64(offset);
     offset = alignUp(offset + len, align);
   }

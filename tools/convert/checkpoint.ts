@@ -4,6 +4,7 @@
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseHeader, readHeaderLength, SAFETENSORS_DTYPE_BYTES, SafetensorsError, toFloat32, type SafetensorsHeader, type SafetensorsTensor } from '../../src/format/safetensors';
+import { readRange } from './read-range';
 
 export interface Checkpoint {
   /** every tensor name in the checkpoint */
@@ -101,13 +102,4 @@ export async function readJsonIfPresent(path: string): Promise<unknown> {
   }
 }
 
-async function readAt(file: FileHandle, offset: number, length: number): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await file.read(out, got, length - got, offset + got);
-    if (bytesRead === 0) throw new SafetensorsError(`file ended after ${offset + got} bytes, expected ${offset + length}`);
-    got += bytesRead;
-  }
-  return out;
-}
+const readAt = (file: FileHandle, offset: number, length: number) => readRange(file, offset, length, (msg) => new SafetensorsError(msg));

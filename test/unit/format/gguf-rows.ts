@@ -1,6 +1,6 @@
 // Row access into llama.cpp's own GGUF files in ../shared/fixtures, through src/format/gguf.ts, to compare the
 // tensor rows of our converted models with them (f32 and Q8_0 tensors, llama.cpp's q/k row permutation).
-import { ggmlBytes, ggmlToShard, readGguf as readGgufFile } from '../../../src/format/gguf';
+import { ggmlBytes, ggmlToShard, isDType, readGguf as readGgufFile } from '../../../src/format/gguf';
 import { QK } from '../../../src/format/quant';
 
 export interface GgufTensor {
@@ -13,8 +13,10 @@ export function readGguf(b: Uint8Array): Map<string, GgufTensor> {
   return new Map(
     readGgufFile(b).tensors.map((t) => {
       const cols = t.dims[0];
-      const rowBytes = ggmlBytes(t.dtype, cols);
-      const row = (r: number) => ggmlToShard(t.dtype, t.data.subarray(r * rowBytes, (r + 1) * rowBytes), cols);
+      const dtype = t.dtype;
+      if (!isDType(dtype)) throw new Error(`${t.name}: fixture tensors are f32/f16/q8_0/q4_0, not ${dtype}`);
+      const rowBytes = ggmlBytes(dtype, cols);
+      const row = (r: number) => ggmlToShard(dtype, t.data.subarray(r * rowBytes, (r + 1) * rowBytes), cols);
       return [t.name, { cols, row }];
     }),
   );

@@ -4,11 +4,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ggmlToShard, metaValue, readGguf, shardToGgml, writeGguf, type GgufFile } from '../../../src/format/gguf';
+import { ggmlToShard, metaValue, readGguf, ropePermuteRows, shardToGgml, writeGguf, type GgufFile } from '../../../src/format/gguf';
 import { encodeTensor, shardBytes, type DType } from '../../../src/format/quant';
 import { fsSource } from '../../../src/format/source-fs';
 import { convert } from '../../../tools/convert';
-import { exportGguf, ropePermuteRows } from '../../../tools/export-gguf';
+import { exportGguf } from '../../../tools/export-gguf';
 import { sharedPath } from '../../shared-dir';
 
 const readFile = (p: string) => {
@@ -90,6 +90,11 @@ describe('export-gguf', () => {
   it('rope permutation moves whole rows: rotate-half pairs (j, j+hd/2) become adjacent rows', () => {
     const rows = 8; // 2 heads of 4
     const data = Uint8Array.from({ length: rows * 3 }, (_, i) => Math.floor(i / 3));
-    expect([...ropePermuteRows(data, rows, 2)].filter((_, i) => i % 3 === 0)).toEqual([0, 2, 1, 3, 4, 6, 5, 7]);
+    const permuted = ropePermuteRows(data, rows, 2);
+    expect([...permuted].filter((_, i) => i % 3 === 0)).toEqual([0, 2, 1, 3, 4, 6, 5, 7]);
+    // heads of 8, where the permutation is not its own inverse: 'from-gguf' undoes 'to-gguf'
+    const wide = Uint8Array.from({ length: 16 * 3 }, (_, i) => Math.floor(i / 3));
+    expect(ropePermuteRows(ropePermuteRows(wide, 16, 2), 16, 2)).not.toEqual(wide);
+    expect(ropePermuteRows(ropePermuteRows(wide, 16, 2), 16, 2, 'from-gguf')).toEqual(wide);
   });
 });
