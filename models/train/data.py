@@ -6,6 +6,7 @@ import json
 import os
 import random
 import re
+import zlib
 
 HELDOUT_FRACTION = 0.05
 ARITH_SEED = 20261123
@@ -27,36 +28,49 @@ def split_text(text: str) -> tuple[str, str]:
 
 
 def arithmetic_problem(rng: random.Random) -> tuple[str, str, str]:
-    """(a, op, b): sums (half) and differences a - b >= 0 of 1-3 digit numbers, shorter ones more often;
-    products of a 1-digit and a 1-2 digit number (times tables)."""
+    """(a, op, b): sums (60%) and differences a - b >= 0 of 1-3 digit numbers, mostly 1-2 digits (the
+    small sums the card reports); products of a 1-digit and a 1-2 digit number (times tables)."""
     def operand(digits: int) -> int:
         return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits - 1)
 
     def small() -> int:
-        return operand(rng.choices([1, 2, 3], weights=[3, 4, 3])[0])
+        return operand(rng.choices([1, 2, 3], weights=[3, 5, 2])[0])
     r = rng.random()
-    if r < 0.5:
+    if r < 0.6:
         return str(small()), '+', str(small())
-    if r < 0.75:
+    if r < 0.8:
         a, b = small(), small()
         return str(max(a, b)), '-', str(min(a, b))
     return str(operand(1)), '*', str(operand(rng.randint(1, 2)))
 
 
-def arithmetic_lines(n: int, seed: int) -> list[str]:
-    """n distinct problems `a op b = c` in generation order, so no held-out problem repeats in training."""
+def held_out_problem(a: str, op: str, b: str) -> bool:
+    """A fixed 1-in-20 share of all problems, by a stable hash: those never appear in training (nor does
+    their commuted twin). With only ~10k small sums in all, training would otherwise see nearly all of them."""
+    key = f'{op} {" ".join(sorted([a, b]) if op in "+*" else [a, b])}'
+    return zlib.crc32(key.encode()) % 20 == 0
+
+
+def arithmetic_lines(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """(training, held-out) lines `a op b = c`, held-out being the last 5% of the n: training draws (with
+    repeats, so its mix of sizes stays the same throughout) only problems outside the held-out share, and
+    the held-out lines are distinct problems from inside it."""
     rng = random.Random(seed)
-    seen: set[str] = set()
-    lines: list[str] = []
-    while len(lines) < n:
+    n_held = int(n * HELDOUT_FRACTION)
+    train: list[str] = []
+    held: list[str] = []
+    seen_held: set[str] = set()
+    while len(train) < n - n_held or len(held) < n_held:
         a, op, b = arithmetic_problem(rng)
         q = f'{a} {op} {b}'
-        if q in seen:
-            continue
-        seen.add(q)
         value = {'+': int(a) + int(b), '-': int(a) - int(b), '*': int(a) * int(b)}[op]
-        lines.append(f'{q} = {value}')
-    return lines
+        if not held_out_problem(a, op, b):
+            if len(train) < n - n_held:
+                train.append(f'{q} = {value}')
+        elif len(held) < n_held and q not in seen_held:
+            seen_held.add(q)
+            held.append(f'{q} = {value}')
+    return train, held
 
 
 # ---- chat examples (training splits only): teach the chat template's turn structure ----
@@ -126,9 +140,7 @@ def main() -> None:
     for domain, file in [('verse', 'shakespeare.txt'), ('code', 'python.txt')]:
         with open(os.path.join(args.corpus, file), encoding='utf-8', newline='') as f:
             splits[domain] = split_text(f.read())
-    lines = arithmetic_lines(ARITH_LINES, ARITH_SEED)
-    n_held = int(len(lines) * HELDOUT_FRACTION)
-    arith_train, arith_held = lines[:-n_held], lines[-n_held:]
+    arith_train, arith_held = arithmetic_lines(ARITH_LINES, ARITH_SEED)
     splits['arith'] = ('\n'.join(arith_train) + '\n', '\n'.join(arith_held) + '\n')
 
     rng = random.Random(CHAT_SEED)
@@ -143,12 +155,15 @@ def main() -> None:
         stats[domain] = {'train_chars': len(train), 'heldout_chars': len(held), 'heldout_share': round(len(held) / (len(train) + len(held)), 4)}
     with open(os.path.join(args.out, 'chat.train.txt'), 'w', encoding='utf-8', newline='') as f:
         f.write(''.join(chats))
-    # the 100 held-out sums the card reports: the first 100 additions of the held-out arithmetic split
-    sums = [l for l in arith_held if ' + ' in l][:100]
+    # the 100 held-out sums the card reports: the first 100 small additions (both operands below 100) of the
+    # held-out arithmetic split
+    sums = [l for l in arith_held if ' + ' in l and all(int(x) < 100 for x in l.split(' = ')[0].split(' + '))][:100]
     with open(os.path.join(args.out, 'sums.heldout.json'), 'w') as f:
         json.dump([{'prompt': l.split(' = ')[0] + ' =', 'answer': ' ' + l.split(' = ')[1]} for l in sums], f, indent=0)
     with open(os.path.join(args.out, 'prompts.json'), 'w') as f:
-        json.dump(list(SAMPLE_PROMPTS.values()) + [s['prompt'] for s in json.load(open(os.path.join(args.out, 'sums.heldout.json')))], f)
+        # prompts and the sums' answers: train.py scores the sums on token ids as training goes
+        held = json.load(open(os.path.join(args.out, 'sums.heldout.json')))
+        json.dump(list(SAMPLE_PROMPTS.values()) + [s['prompt'] for s in held] + sorted({s['answer'] for s in held}), f)
     with open(os.path.join(args.out, 'samples.json'), 'w') as f:
         json.dump(SAMPLE_PROMPTS, f, indent=2)
     stats['chat'] = {'examples': len(chats), 'train_chars': sum(len(c) for c in chats)}

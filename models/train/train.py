@@ -77,6 +77,31 @@ def heldout_loss(model: MixtralForCausalLM, data: str, seq: int, windows: int = 
     return out
 
 
+class SumsProbe:
+    """Greedy answers to the 100 held-out small sums, scored on token ids: the share of the card's metric
+    reached so far, logged with the held-out losses (evaluate.py and the engine score the final model)."""
+
+    def __init__(self, data: str, newline_ids: list[int]):
+        with open(os.path.join(data, 'sums.heldout.json')) as f:
+            sums = json.load(f)
+        with open(os.path.join(data, 'prompts.tokens.json')) as f:
+            ids = json.load(f)
+        self.cases = [([BOS] + ids[s['prompt']], ids[s['answer']]) for s in sums]
+        self.newline = set(newline_ids)
+
+    @torch.no_grad()
+    def correct(self, model: MixtralForCausalLM) -> int:
+        ok = 0
+        for prompt, answer in self.cases:
+            x = list(prompt)
+            for _ in range(len(answer) + 1):
+                logits, _ = model(torch.tensor([x]))
+                x.append(int(logits[0, -1].argmax()))
+            got = x[len(prompt):]
+            ok += got[:-1] == answer and got[-1] in self.newline
+        return ok
+
+
 def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
     """Linear warm-up over `warmup` steps, then cosine to 10% of peak as `progress` goes 0 -> 1."""
     if step < warmup:
@@ -125,6 +150,7 @@ def main() -> None:
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}], lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
     newline_ids = [i for t, i in tok['model']['vocab'].items() if '\u010a' in t]  # 'Ċ' is the newline byte
     batches = Batches(args.data, args.seq, args.seed, newline_ids)
+    sums_probe = SumsProbe(args.data, newline_ids)
 
     os.makedirs(os.path.dirname(args.log) or '.', exist_ok=True)
     log = open(args.log, 'w', buffering=1)
@@ -168,7 +194,7 @@ def main() -> None:
             acc = {'loss': 0.0, 'aux': 0.0, 'n': 0}
         if (step + 1) % 200 == 0 or progress >= 1.0:
             model.eval()
-            say({'step': step + 1, 'heldout_loss': heldout_loss(model, args.data, args.seq)})
+            say({'step': step + 1, 'heldout_loss': heldout_loss(model, args.data, args.seq), 'sums_correct': sums_probe.correct(model)})
             model.train()
     minutes = (time.time() - t0) / 60
     export(model, args.hf, ids)
