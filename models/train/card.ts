@@ -42,6 +42,13 @@ const dataRows = domains.map((d) => [DOMAINS[d], data ? String(data[d].train_cha
 
 const greedyRows = Object.entries(e.greedy_f32 as Json).map(([d, g]) => [DOMAINS[d], '`' + JSON.stringify(g.prompt).slice(1, -1) + '`', `${g.matching_prefix} / ${g.compared}`]);
 
+/** How many of the sums the single most frequent expected answer would get right. */
+function bestConstant(answers: Json[]): number {
+  const counts = new Map<string, number>();
+  for (const a of answers) counts.set(a.expected, (counts.get(a.expected) ?? 0) + 1);
+  return Math.max(0, ...counts.values());
+}
+
 const card = `# models/default — a small Mixture-of-Experts trained on verse, code and sums
 
 The model moe-edge serves by default: a Mixtral-architecture MoE (8 experts per layer, top-2) trained
@@ -71,10 +78,12 @@ ${table(['', ''], [
 ${table(['domain', 'training chars', 'held-out chars (last 5%)', 'held-out tokens'], dataRows)}
 
 - Sources: \`../shared/corpus/shakespeare.txt\` and \`../shared/corpus/python.txt\` (read in place, never
-  copied), and 60,000 distinct generated problems \`a op b = c\` (seeded): sums (half) and differences of
-  1-3 digit numbers (operands of 1, 2, 3 digits in proportion 3:4:3), and products of a 1-digit and a 1-2
-  digit number. The held-out split of each domain is its
-  last 5% (whole lines); no held-out problem occurs in training. Chat exchanges (a speech and its reply,
+  copied), and 60,000 generated problems \`a op b = c\` (seeded): sums (60%) and differences (20%) of
+  1-3 digit numbers (operands of 1, 2, 3 digits in proportion 3:5:2), and products of a 1-digit and a 1-2
+  digit number. The held-out split of each domain is its last 5% (whole lines). For arithmetic, a fixed
+  1-in-20 share of all problems (by a hash of the problem, \`a + b\` and \`b + a\` alike) is reserved: training
+  lines are drawn only outside it, the 3,000 held-out lines are distinct problems from inside it, so no
+  held-out problem, nor its commuted twin, occurs in training. Chat exchanges (a speech and its reply,
   "Write a Python function NAME." and the function, "What is a + b?" and the answer) come from the
   training splits only.
 ${t ? `- Run: ${t.steps} steps. Each batch holds ${rowsText(t.rows)} rows of \`<s>\` + ${t.args?.seq - 1} tokens from a random line
@@ -111,9 +120,10 @@ ${table(['layer', ...domains.map((d) => DOMAINS[d])], routingRows)}
 
 ## Sums
 
-Greedy answers to the first 100 held-out additions (\`a + b =\`, a and b of 1-3 digits): **${e.sums.engine_q8_0} / ${e.sums.total}** correct
-with the engine (q8_0), ${e.sums.torch_f32} / ${e.sums.total} with PyTorch (f32). Chance is far lower: a uniform guess among the
-possible answers 0-1998 is right 0.05% of the time. By the size of the larger operand:
+Greedy answers to the first 100 small held-out additions (\`a + b =\`, a and b below 100, never seen in training):
+**${e.sums.engine_q8_0} / ${e.sums.total}** correct with the engine (q8_0), ${e.sums.torch_f32} / ${e.sums.total} with PyTorch (f32). Chance is far lower:
+a uniform guess among the possible answers 0-198 is right 0.5% of the time, and the best constant answer
+(the most frequent one among these 100) ${bestConstant(e.sums.answers as Json[])} of them. By the size of the larger operand:
 
 ${table(['larger operand', 'sums', 'engine q8_0 correct', 'PyTorch f32 correct'], Object.entries(e.sums.by_digits as Json).map(([k, r]) => [`${k} digit${k === '1' ? '' : 's'}`, r.total, r.engine_q8_0, r.torch_f32]))}
 
