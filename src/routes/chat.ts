@@ -2,34 +2,15 @@
 import type { ChatMessage } from '../engine/api';
 import { appConfig } from '../env';
 import { readJsonBody } from '../http/body';
-import { sseResponse } from '../http/sse';
 import { ChatCompletionRequestSchema, messageText } from '../schemas/chat';
 import { parseRequest } from '../schemas/common';
-import {
-  cancellation,
-  collect,
-  degradedHeaders,
-  generateRequest,
-  limitParams,
-  moeOptions,
-  newId,
-  resolveModel,
-  startGeneration,
-  unixSeconds,
-  usageOf,
-  type AppContext,
-  type ModelProvider,
-} from './inference';
+import { beginGeneration, collect, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
 
 export function chatCompletions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
-    const cfg = appConfig(c.env);
-    const body = parseRequest(ChatCompletionRequestSchema, await readJsonBody(c.req.raw, cfg.maxBodyBytes));
-    const model = await resolveModel(c, provider, body.model);
+    const body = parseRequest(ChatCompletionRequestSchema, await readJsonBody(c.req.raw, appConfig(c.env).maxBodyBytes));
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: messageText(m) }));
-    const abort = cancellation(c);
-    const req = generateRequest(model, model.encodeChat(messages), body, 'messages', abort.signal, moeOptions(cfg, body), cfg);
-    const { gen, first } = await startGeneration(model, req, cfg, limitParams(body, 'messages'));
+    const { cfg, gen, first, abort } = await beginGeneration(c, provider, body, (model) => model.encodeChat(messages), 'messages');
     const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
 
     if (!body.stream) {
@@ -64,14 +45,6 @@ export function chatCompletions(provider: ModelProvider) {
         await gen.return(undefined as never); // frees the generation's memory if we stopped early
       }
     }
-    // x-moe-degraded as known after the first step (prefill); later degradation shows in the usage chunk
-    // cancel: stop the generation, and close it even if the stream was cancelled before its first read
-    // (events() never started, so its finally would not run): that frees its KV cache and admission
-    const res = sseResponse(events(), (reason) => {
-      abort.abort(reason);
-      void gen.return(undefined as never).catch(() => {});
-    });
-    for (const [k, v] of Object.entries(degradedHeaders(gen))) res.headers.set(k, v);
-    return res;
+    return generationStream(gen, abort, events());
   };
 }

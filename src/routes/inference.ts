@@ -4,6 +4,7 @@ import type { Context } from 'hono';
 import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
 import { appConfig, type AppConfig, type AppEnv } from '../env';
 import { InvalidRequestError, ModelNotFoundError } from '../errors';
+import { sseResponse } from '../http/sse';
 import { admission, releasedWhenDone, type GenerationLimits, type ModelMemory } from '../runtime/admission';
 import { ServedModel } from '../runtime/served-model';
 import type { GenerationFields } from '../schemas/common';
@@ -198,4 +199,38 @@ export function newId(prefix: 'chatcmpl' | 'cmpl'): string {
 
 export function unixSeconds(): number {
   return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * What both completion routes do before answering: resolve the model (404), encode the prompt, apply the
+ * context rules and limits (400), admit and start the generation (429/503) and run its first step.
+ */
+export async function beginGeneration(
+  c: AppContext,
+  provider: ModelProvider,
+  body: GenerationFields & { model: string },
+  encode: (model: TextModel) => number[],
+  promptParam: 'messages' | 'prompt',
+): Promise<{ cfg: AppConfig; gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult>; abort: AbortController }> {
+  const cfg = appConfig(c.env);
+  const model = await resolveModel(c, provider, body.model);
+  const abort = cancellation(c);
+  const req = generateRequest(model, encode(model), body, promptParam, abort.signal, moeOptions(cfg, body), cfg);
+  const { gen, first } = await startGeneration(model, req, cfg, limitParams(body, promptParam));
+  return { cfg, gen, first, abort };
+}
+
+/**
+ * The SSE response of a generation. `events` must close `gen` in its finally. x-moe-degraded is as known
+ * after the first step (prefill); later degradation shows in the usage chunk. Cancel stops the generation
+ * and closes it even if the stream was cancelled before its first read (events() never started, so its
+ * finally would not run): that frees its KV cache and admission.
+ */
+export function generationStream(gen: Generation, abort: AbortController, events: AsyncGenerator<unknown, void, void>): Response {
+  const res = sseResponse(events, (reason) => {
+    abort.abort(reason);
+    void gen.return(undefined as never).catch(() => {});
+  });
+  for (const [k, v] of Object.entries(degradedHeaders(gen))) res.headers.set(k, v);
+  return res;
 }
