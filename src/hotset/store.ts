@@ -9,7 +9,9 @@ import { SkillMapSchema } from '../planning/skill-map';
 
 export const HOT_SET_FORMAT = 'moe-edge/hot-set/1';
 
-const Layers = z.record(z.string(), z.array(z.number().int().nonnegative()));
+/** layer (as a string key) -> its hot experts */
+export const HotSetLayersSchema = z.record(z.string(), z.array(z.number().int().nonnegative()));
+const Layers = HotSetLayersSchema;
 
 /** Profile names: what `moe.profile` takes and /metrics labels carry. */
 export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

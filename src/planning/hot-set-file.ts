@@ -2,11 +2,11 @@
 // model, layers, bytes, updatedAt: src/hotset/store.ts), plus the named profiles and the skill map that
 // picks among them, plus what the planner expected. Extra keys are ignored by readers that predate profiles.
 import { z } from 'zod';
-import { HOT_SET_FORMAT } from '../hotset/store';
+import { HOT_SET_FORMAT, HotSetDocSchema, HotSetLayersSchema } from '../hotset/store';
 import type { HotSetPlan } from './planner';
-import { SkillMapSchema, type SkillMap } from './skill-map';
+import type { SkillMap } from './skill-map';
 
-const Layers = z.record(z.string(), z.array(z.number().int().nonnegative()));
+const Layers = HotSetLayersSchema;
 const Expected = z.object({ overall: z.number(), perLayer: z.array(z.number()) });
 
 export const PlannedProfileSchema = z.object({
@@ -16,15 +16,9 @@ export const PlannedProfileSchema = z.object({
   expected: Expected,
 });
 
-export const PlannedHotSetSchema = z.object({
-  format: z.literal(HOT_SET_FORMAT),
-  version: z.number().int().positive(),
-  model: z.string(),
-  layers: Layers,
-  bytes: z.number().int().nonnegative(),
-  updatedAt: z.string(),
+/** The stored document (src/hotset/store.ts) with the planner's profiles and notes made strict. */
+export const PlannedHotSetSchema = HotSetDocSchema.extend({
   profiles: z.record(z.string(), PlannedProfileSchema).optional(),
-  skillMap: SkillMapSchema.optional(),
   plan: z.object({
     /** which statistics the top-level layers were planned from: "overall" or a domain */
     from: z.string(),
