@@ -3,49 +3,22 @@
 // chromium driven by playwright-core): the heatmap has one cell per layer x expert with the counts of
 // /admin/stats, the profile selector switches to a profile's counts, and "Plan" + "Apply plan" change the
 // hot set that GET /admin/hot-set reports. DASHBOARD_SCREENSHOT=<png> keeps a screenshot of the page.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { READY_TIMEOUT_MS, startServer, type StartedServer } from '../../helpers/npm-start';
 
 const CHROMIUM = '/usr/bin/chromium';
-const READY_TIMEOUT_MS = 120_000;
 const ADMIN_TOKEN = 'dashboard-test-admin-token';
 const MODEL = 'default';
 
-let server: ChildProcess | undefined;
-let output = '';
-let persistDir = '';
+let server: StartedServer | undefined;
 let base = '';
 let browser: Browser | undefined;
 let page: Page;
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function waitReady(): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (server?.exitCode != null) throw new Error(`server exited with ${server.exitCode}:\n${output}`);
-    const res = await fetch(`${base}/healthz`).catch(() => null);
-    if (res?.status === 200) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`server not ready after ${READY_TIMEOUT_MS} ms:\n${output}`);
-}
 
 async function admin(method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${base}${path}`, {
@@ -81,18 +54,8 @@ const haveChromium = existsSync(CHROMIUM);
 
 describe.skipIf(!haveChromium)(`the admin dashboard in headless Chromium (needs ${CHROMIUM}: apt-get install chromium)`, () => {
   beforeAll(async () => {
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    persistDir = await mkdtemp(join(tmpdir(), 'moe-edge-dashboard-'));
-    const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-    server = spawn(process.execPath, [tsx, 'tools/start.ts', '--port', String(port), '--persist-to', persistDir, '--skip-build', '--admin-token', ADMIN_TOKEN], {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true', WRANGLER_SEND_ERROR_REPORTS: 'false' },
-    });
-    server.stdout!.on('data', (d) => (output += d));
-    server.stderr!.on('data', (d) => (output += d));
-    await waitReady();
+    server = await startServer(['--admin-token', ADMIN_TOKEN]);
+    base = server.base;
 
     // two profiles over the deployment's hot set (HOT_EXPERTS=50%): each takes half of every layer's resident experts
     const hot = await admin('GET', '/admin/hot-set');
@@ -111,14 +74,7 @@ describe.skipIf(!haveChromium)(`the admin dashboard in headless Chromium (needs 
 
   afterAll(async () => {
     await browser?.close();
-    if (server?.pid && server.exitCode == null) {
-      const exited = new Promise((r) => server!.once('exit', r));
-      process.kill(-server.pid, 'SIGTERM');
-      const timer = setTimeout(() => server?.pid && process.kill(-server.pid, 'SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (persistDir) await rm(persistDir, { recursive: true, force: true });
+    await server?.stop();
   });
 
   it('draws one heatmap cell per layer x expert with the counts of /admin/stats and the hot set outlined', async () => {
@@ -159,9 +115,10 @@ describe.skipIf(!haveChromium)(`the admin dashboard in headless Chromium (needs 
     await page.click('#plan');
     await page.waitForSelector('#heatmap td.cell.planned');
     await expect.poll(() => page.isEnabled('#apply')).toBe(true);
-    const shot = process.env.DASHBOARD_SCREENSHOT ? resolve(process.env.DASHBOARD_SCREENSHOT) : join(persistDir, 'dashboard.png');
+    const shot = process.env.DASHBOARD_SCREENSHOT ? resolve(process.env.DASHBOARD_SCREENSHOT) : join(tmpdir(), `moe-edge-dashboard-${process.pid}.png`);
     await page.screenshot({ path: shot, fullPage: true });
     expect((await stat(shot)).size).toBeGreaterThan(10_000);
+    if (!process.env.DASHBOARD_SCREENSHOT) await rm(shot, { force: true });
     const planned = await page.$$eval('#heatmap td.cell.planned', (cells) => cells.map((c) => `${(c as HTMLElement).dataset.layer}/${(c as HTMLElement).dataset.expert}`));
 
     await page.click('#apply');

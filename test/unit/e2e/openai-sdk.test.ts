@@ -1,82 +1,21 @@
 // End to end: the server exactly as `npm start` runs it (tools/start.ts: seed local R2, the GPU backend,
 // wrangler dev with half the experts hot), driven by the official `openai` SDK over loopback HTTP.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { READY_TIMEOUT_MS, startServer, type StartedServer } from '../../helpers/npm-start';
 
 const MODEL = 'default';
-const READY_TIMEOUT_MS = 120_000;
 
-let server: ChildProcess | undefined;
-let output = '';
-let persistDir = '';
+let server: StartedServer | undefined;
 let client: OpenAI;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitReady(base: string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (server?.exitCode != null) throw new Error(`server exited with ${server.exitCode}:\n${output}`);
-    try {
-      const res = await fetch(`${base}/healthz`);
-      if (res.status === 200) return;
-      if (res.status === 503) throw new Error(`model does not load: ${await res.text()}`);
-    } catch (e) {
-      if (e instanceof Error && e.message.startsWith('model does not load')) throw e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`server not ready after ${READY_TIMEOUT_MS} ms:\n${output}`);
-}
-
 beforeAll(async () => {
-  const port = await freePort();
-  persistDir = await mkdtemp(join(tmpdir(), 'moe-edge-e2e-'));
-  const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-  // Own process group, so that afterAll stops start.ts, wrangler and workerd together. The kernels are
-  // built by `npm test` before vitest starts, hence --skip-build.
-  server = spawn(process.execPath, [tsx, 'tools/start.ts', '--port', String(port), '--persist-to', persistDir, '--skip-build'], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      WRANGLER_SEND_METRICS: 'false',
-      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-      WRANGLER_HIDE_BANNER: 'true',
-      WRANGLER_SEND_ERROR_REPORTS: 'false',
-    },
-  });
-  server.stdout!.on('data', (d) => (output += d));
-  server.stderr!.on('data', (d) => (output += d));
-  const base = `http://127.0.0.1:${port}`;
-  await waitReady(base);
-  client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'x', maxRetries: 0 });
+  server = await startServer();
+  client = new OpenAI({ baseURL: `${server.base}/v1`, apiKey: 'x', maxRetries: 0 });
 }, READY_TIMEOUT_MS + 10_000);
 
 afterAll(async () => {
-  if (server?.pid && server.exitCode == null) {
-    const exited = new Promise((r) => server!.once('exit', r));
-    process.kill(-server.pid, 'SIGTERM');
-    const timer = setTimeout(() => server?.pid && process.kill(-server.pid, 'SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (persistDir) await rm(persistDir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 describe('openai SDK against npm start', () => {
