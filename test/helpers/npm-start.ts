@@ -4,9 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { closedPort } from './backend-process';
 
 export const READY_TIMEOUT_MS = 120_000;
 
@@ -17,20 +17,9 @@ export interface StartedServer {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts the server and waits until /healthz says the model is loaded (a 503 there fails at once). */
 export async function startServer(extraArgs: string[] = []): Promise<StartedServer> {
-  const port = await freePort();
+  const port = await closedPort(); // free now; start.ts binds it
   const base = `http://127.0.0.1:${port}`;
   const persistDir = await mkdtemp(join(tmpdir(), 'moe-edge-server-'));
   const tsx = createRequire(import.meta.url).resolve('tsx/cli');
