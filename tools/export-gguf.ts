@@ -1,15 +1,15 @@
 // `npm run cli -- export-gguf --model <dir> --out <file.gguf>`: a moe-edge/1 model as a GGUF that llama.cpp
-// loads (mixtral = arch `llama` with stacked expert tensors), tokenizer included; q8_0/q4_0 blocks are
-// re-laid out, never re-quantized, so llama.cpp computes with exactly our weights (the parity test checks it).
+// loads (mixtral = arch `llama`, qwen2moe, qwen3moe, olmoe, granitemoe; stacked expert tensors), tokenizer
+// included; q8_0/q4_0 blocks are re-laid out, never re-quantized, so llama.cpp computes with exactly our
+// weights (the parity tests check it).
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { gguf, ggmlBytes, LLAMA_FTYPE, ropePermuteRows, shardToGgml, writeGguf, type GgufFile, type GgufTensor, type GgufValue } from '../src/format/gguf';
+import { GGUF_ARCH, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS } from '../src/format/gguf-arch';
 import { objectNames, tensorNames, type Manifest } from '../src/format/manifest';
 import { isQuantized, shardBytes } from '../src/format/quant';
 import { readManifest, readVerified, type ObjectSource } from '../src/format/source';
 import { fsSource } from '../src/format/source-fs';
-
-const ARCH = 'llama';
 
 // llama.cpp's token types (enum llama_token_type)
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -36,8 +36,11 @@ export async function exportGguf(source: ObjectSource, opts: { name?: string } =
 
 function modelMetadata(m: Manifest, name?: string): [string, GgufValue][] {
   const a = m.architecture;
-  if (a.modelType !== 'mixtral') throw new Error(`export-gguf: ${a.modelType} is not supported yet (mixtral only)`);
-  if (!a.normTopKProb) throw new Error('export-gguf: llama.cpp\'s llama arch always renormalises the top-k routing weights');
+  const ARCH = GGUF_ARCH[a.modelType];
+  // llama.cpp's graph for each arch fixes whether the top-k weights are renormalised
+  if (a.normTopKProb !== NORM_TOPK_DEFAULT[ARCH]) {
+    throw new Error(`export-gguf: llama.cpp's ${ARCH} ${NORM_TOPK_DEFAULT[ARCH] ? 'always renormalises' : 'never renormalises'} the top-k routing weights; this model does ${a.normTopKProb ? '' : 'not '}`);
+  }
   const quantized = Object.values(m.tensors).some((t) => isQuantized(t.dtype));
   const out: [string, GgufValue][] = [
     ['general.architecture', gguf.string(ARCH)],
@@ -50,7 +53,8 @@ function modelMetadata(m: Manifest, name?: string): [string, GgufValue][] {
     [`${ARCH}.context_length`, gguf.u32(a.contextLength)],
     [`${ARCH}.embedding_length`, gguf.u32(a.hiddenSize)],
     [`${ARCH}.block_count`, gguf.u32(a.numLayers)],
-    [`${ARCH}.feed_forward_length`, gguf.u32(a.expertFfnSize)],
+    // the dense FFN width llama.cpp requires; MoE layers use the expert widths below (qwen: HF's intermediate_size)
+    [`${ARCH}.feed_forward_length`, gguf.u32(a.sharedExpertFfnSize || a.expertFfnSize)],
     [`${ARCH}.attention.head_count`, gguf.u32(a.numHeads)],
     [`${ARCH}.attention.head_count_kv`, gguf.u32(a.numKvHeads)],
   );
@@ -64,6 +68,18 @@ function modelMetadata(m: Manifest, name?: string): [string, GgufValue][] {
     [`${ARCH}.expert_count`, gguf.u32(a.numExperts)],
     [`${ARCH}.expert_used_count`, gguf.u32(a.topK)],
   );
+  if (a.modelType === 'qwen2_moe' || a.modelType === 'qwen3_moe') out.push([`${ARCH}.expert_feed_forward_length`, gguf.u32(a.expertFfnSize)]);
+  if (a.modelType === 'qwen2_moe') out.push([`${ARCH}.expert_shared_feed_forward_length`, gguf.u32(a.sharedExpertFfnSize)]);
+  if (a.modelType === 'granitemoe') {
+    out.push(
+      [`${ARCH}.attention.scale`, gguf.f32(a.attentionMultiplier ?? 1 / Math.sqrt(a.headDim))],
+      [`${ARCH}.embedding_scale`, gguf.f32(a.embeddingMultiplier)],
+      [`${ARCH}.residual_scale`, gguf.f32(a.residualMultiplier)],
+      [`${ARCH}.logit_scale`, gguf.f32(a.logitsScaling)],
+    );
+  } else if (a.embeddingMultiplier !== 1 || a.residualMultiplier !== 1 || a.logitsScaling !== 1 || a.attentionMultiplier !== undefined) {
+    throw new Error(`export-gguf: ${ARCH} has no keys for embedding/attention/residual/logit multipliers`);
+  }
   return out;
 }
 
@@ -72,6 +88,7 @@ function modelMetadata(m: Manifest, name?: string): [string, GgufValue][] {
 function tensors(m: Manifest, objectBytes: (name: string) => Uint8Array): GgufTensor[] {
   const a = m.architecture;
   const t = tensorNames;
+  const permuteQk = PERMUTED_QK_ARCHS.has(GGUF_ARCH[a.modelType]) && a.ropeLayout === 'neox';
   const ggml = (name: string) => {
     const e = m.tensors[name];
     if (!e) throw new Error(`export-gguf: tensor ${name} missing from the manifest`);
@@ -80,11 +97,12 @@ function tensors(m: Manifest, objectBytes: (name: string) => Uint8Array): GgufTe
     const data = shardToGgml(e.dtype, objectBytes(e.object).subarray(e.offset, e.offset + e.bytes), n);
     return { e, data };
   };
-  // ggml's ne is our shape reversed: W (rows, cols) is ne [cols, rows]
-  const plain = (gg: string, name: string, permuteHeads?: number): GgufTensor => {
+  // ggml's ne is our shape reversed: W (rows, cols) is ne [cols, rows]; a (1, H) row is 1-D [H]
+  const plain = (name: string, permuteHeads?: number): GgufTensor => {
     const { e, data } = ggml(name);
-    const permute = permuteHeads !== undefined && a.ropeLayout === 'neox';
-    return { name: `${gg}.weight`, dims: [...e.shape].reverse(), dtype: e.dtype, data: permute ? ropePermuteRows(data, e.shape[0], permuteHeads) : data };
+    const dims = e.shape.length === 2 && e.shape[0] === 1 ? [e.shape[1]] : [...e.shape].reverse();
+    const rows = permuteHeads !== undefined && permuteQk ? ropePermuteRows(data, e.shape[0], permuteHeads) : data;
+    return { name: name.endsWith('.bias') ? name : `${name}.weight`, dims, dtype: e.dtype, data: rows };
   };
   // E experts of W (rows, cols) -> one tensor ne [cols, rows, E]: expert e's matrix is the e-th slab
   const stacked = (gg: string, name: (e: number) => string): GgufTensor => {
@@ -97,24 +115,35 @@ function tensors(m: Manifest, objectBytes: (name: string) => Uint8Array): GgufTe
     parts.forEach((p, i) => data.set(p.data, i * p.data.length));
     return { name: `${gg}.weight`, dims: [e.shape[1], e.shape[0], a.numExperts], dtype: e.dtype, data };
   };
+  const optional = (name: string): GgufTensor[] => (m.tensors[name] ? [plain(name)] : []);
 
-  const out: GgufTensor[] = [plain(t.tokenEmbedding, t.tokenEmbedding)];
+  // llama.cpp's converter order
+  const out: GgufTensor[] = [plain(t.tokenEmbedding)];
   for (let l = 0; l < a.numLayers; l++) {
     out.push(
-      plain(t.attnNorm(l), t.attnNorm(l)),
-      plain(t.attnQ(l), t.attnQ(l), a.numHeads),
-      plain(t.attnK(l), t.attnK(l), a.numKvHeads),
-      plain(t.attnV(l), t.attnV(l)),
-      plain(t.attnOutput(l), t.attnOutput(l)),
-      plain(t.ffnNorm(l), t.ffnNorm(l)),
-      plain(t.router(l), t.router(l)),
+      plain(t.attnNorm(l)),
+      plain(t.attnQ(l), a.numHeads),
+      plain(t.attnK(l), a.numKvHeads),
+      plain(t.attnV(l)),
+      ...optional(t.attnQBias(l)),
+      ...optional(t.attnKBias(l)),
+      ...optional(t.attnVBias(l)),
+      plain(t.attnOutput(l)),
+      ...optional(t.attnQNorm(l)),
+      ...optional(t.attnKNorm(l)),
+      plain(t.ffnNorm(l)),
+      plain(t.router(l)),
       stacked(`blk.${l}.ffn_gate_exps`, (e) => t.expertGate(l, e)),
       stacked(`blk.${l}.ffn_up_exps`, (e) => t.expertUp(l, e)),
       stacked(`blk.${l}.ffn_down_exps`, (e) => t.expertDown(l, e)),
+      ...optional(t.sharedExpertGate(l)),
+      ...optional(t.sharedGate(l)),
+      ...optional(t.sharedUp(l)),
+      ...optional(t.sharedDown(l)),
     );
   }
-  out.push(plain(t.outputNorm, t.outputNorm));
-  if (!a.tieWordEmbeddings) out.push(plain(t.output, t.output));
+  out.push(plain(t.outputNorm));
+  if (!a.tieWordEmbeddings) out.push(plain(t.output));
   return out;
 }
 
@@ -183,7 +212,29 @@ function tokenizerMetadata(m: Manifest, tok: { json: Json; config: Json } | null
   return out;
 }
 
+/** GPT-2's printable character for byte b (ByteLevel's alphabet): printable bytes stand for themselves. */
+function byteLevelChar(b: number): string {
+  const printable = (x: number) => (x >= 0x21 && x <= 0x7e) || (x >= 0xa1 && x <= 0xac) || (x >= 0xae && x <= 0xff);
+  if (printable(b)) return String.fromCharCode(b);
+  let n = 0;
+  for (let x = 0; x < b; x++) if (!printable(x)) n++;
+  return String.fromCharCode(256 + n);
+}
+
 function placeholderVocab(V: number, g: Manifest['generation']): [string, GgufValue][] {
+  if (V < 259) {
+    // too few ids for <unk> <s> </s> and 256 byte tokens (llama.cpp's SentencePiece setup then fails): a
+    // byte-level vocabulary of bytes 0..V-1 instead, which holds the newline llama.cpp looks up
+    const tokens = Array.from({ length: V }, (_, b) => byteLevelChar(b));
+    return [
+      ['tokenizer.ggml.model', gguf.string('gpt2')],
+      ['tokenizer.ggml.pre', gguf.string('gpt-2')],
+      ['tokenizer.ggml.tokens', gguf.strings(tokens)],
+      ['tokenizer.ggml.token_type', gguf.i32s(tokens.map(() => TOKEN_TYPE.normal))],
+      ['tokenizer.ggml.merges', gguf.strings([])],
+      ['tokenizer.ggml.add_bos_token', gguf.bool(false)],
+    ];
+  }
   const base = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)];
   const tokens = Array.from({ length: V }, (_, i) => base[i] ?? `[PAD${i}]`);
   const types = tokens.map((_, i) => (i === 0 ? TOKEN_TYPE.unknown : i < 3 ? TOKEN_TYPE.control : i < base.length ? TOKEN_TYPE.byte : TOKEN_TYPE.unused));

@@ -6,23 +6,9 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { architectureFromHf, hfTensorSources, HfConfigError, type TensorSource } from '../../src/format/hf-config';
 import { GGML_TYPES, GgufError, GgufHeaderTruncated, metaValue, readGgufHeader, ropePermuteRows, type GgmlType, type GgufHeader, type GgufTensorInfo } from '../../src/format/gguf';
+import { MODEL_TYPE_OF_GGUF_ARCH as MODEL_TYPE, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS as PERMUTED_QK } from '../../src/format/gguf-arch';
 import { tensorNames, type Architecture } from '../../src/format/manifest';
 import { readRange } from './read-range';
-
-/** llama.cpp's arch name -> HF model_type (llama with experts is Mixtral) */
-const MODEL_TYPE: Record<string, Architecture['modelType']> = {
-  llama: 'mixtral',
-  qwen2moe: 'qwen2_moe',
-  qwen3moe: 'qwen3_moe',
-  olmoe: 'olmoe',
-  granitemoe: 'granitemoe',
-};
-
-// archs whose converter reorders attn_q/attn_k rows for llama.cpp's adjacent-pair RoPE
-const PERMUTED_QK = new Set(['llama', 'granitemoe']);
-
-// norm_topk_prob when the file has no {arch}.expert_weights_norm: what llama.cpp's graph does for the arch
-const NORM_TOPK_DEFAULT: Record<string, boolean> = { llama: true, granitemoe: true, qwen3moe: true, qwen2moe: false, olmoe: false };
 
 /** A tensor cut out of the file: ggml layout, `rows` x `cols` (cols contiguous). */
 export interface GgmlTensor {

@@ -64,6 +64,33 @@ describe.each(ARCHS)('%s: llama.cpp\'s GGUF imports into the HF conversion\'s te
   });
 });
 
+// qwen3_moe has no shared fixture: its checkpoint in test/unit/engine/data comes with logits from an independent
+// float64 PyTorch forward pass. Exported by us, real llama.cpp reproduces them; imported back, it is our conversion.
+describe('qwen3_moe: export, llama.cpp, import', () => {
+  const data = resolve(ROOT, 'test/unit/engine/data/qwen3_moe');
+  const ref = JSON.parse(readFileSync(join(data, 'reference.json'), 'utf8')) as { tokens: number[]; logits: number[][] };
+
+  it.each(['f32', 'q8_0'] as const)('%s: llama.cpp runs our export (f32: float64 reference logits within 1e-3), and it imports into the same tensors', async (q) => {
+    const converted = join(out, `qwen3-${q}`);
+    const c = await convert({ inDir: data, outDir: converted, quant: q, warn: () => {} });
+    const file = join(out, `qwen3-${q}.gguf`);
+    await exportGgufFile(converted, file);
+    const s = await openLlama(file, { contextSize: 64 });
+    try {
+      const rows = await llamaLogits(s, ref.tokens);
+      expect(rows).toHaveLength(ref.tokens.length);
+      if (q === 'f32') expect(maxAbsDiff(rows, ref.logits)).toBeLessThanOrEqual(1e-3);
+      else expect(maxAbsDiff(rows, await scoreTokens(await loadTextModel(fsSource(converted), await makeKernels()), ref.tokens, 'prefill'))).toBeLessThanOrEqual(1e-2);
+    } finally {
+      await s.dispose();
+    }
+    const back = join(out, `qwen3-${q}-back`);
+    const g = await convert({ inDir: file, outDir: back, warn: () => {} });
+    expect(g.manifest.architecture).toEqual(c.manifest.architecture);
+    for (const name of Object.keys(c.manifest.tensors)) expect(Buffer.compare(tensorBytes(back, g.manifest, name), tensorBytes(converted, c.manifest, name)), name).toBe(0);
+  });
+});
+
 describe('ggml types the engine does not compute with: dequantized as llama.cpp reads them', () => {
   const tokens = Array.from({ length: 16 }, (_, i) => 3 + ((i * 37) % 250));
   // llama.cpp quantizes the activations feeding these matmuls (q8_K / q8_0 / q8_1), we run the dequantized
