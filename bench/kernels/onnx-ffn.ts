@@ -2,27 +2,7 @@
 // protobuf dependency): Y (B, H) = down(silu(X gate^T) * (X up^T)) with the weights as initializers, either
 // fp32 MatMul or the contrib op com.microsoft.MatMulNBits (block-quantized weights, 4 or 8 bits, block 32).
 
-type Bytes = number[];
-const varint = (v: number): Bytes => {
-  const out: Bytes = [];
-  while (v >= 0x80) { out.push((v & 0x7f) | 0x80); v = Math.floor(v / 128); }
-  out.push(v);
-  return out;
-};
-const key = (field: number, wire: number) => varint(field * 8 + wire);
-const int = (field: number, v: number): Bytes => [...key(field, 0), ...varint(v)];
-const len = (field: number, body: ArrayLike<number>): Bytes => [...key(field, 2), ...varint(body.length), ...Array.from(body)];
-const str = (field: number, s: string): Bytes => len(field, new TextEncoder().encode(s));
-
-const FLOAT = 1;
-const UINT8 = 2;
-const INT8 = 3; // onnx TensorProto.DataType
-
-// ValueInfoProto { name = 1; type = 2 { tensor_type = 1 { elem_type = 1; shape = 2 { dim = 1 { dim_value = 1 | dim_param = 2 } } } } }
-function valueInfo(name: string, dims: (number | string)[]): Bytes {
-  const shape = dims.flatMap((d) => len(1, typeof d === 'string' ? str(2, d) : int(1, d)));
-  return [...str(1, name), ...len(2, len(1, [...int(1, FLOAT), ...len(2, shape)]))];
-}
+import { FLOAT, INT8, int, key, len, str, UINT8, valueInfo, varint, type Bytes } from './onnx-proto';
 
 // TensorProto { dims = 1; data_type = 2; name = 8; raw_data = 9 }: raw bytes, little-endian
 function initializer(name: string, dims: number[], type: number, raw: Uint8Array): Uint8Array {

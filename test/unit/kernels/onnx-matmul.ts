@@ -2,26 +2,7 @@
 // (a few protobuf fields of onnx.proto suffice, so no protobuf dependency), run on the 'wasm' provider.
 import * as ort from 'onnxruntime-web';
 
-// ---- minimal protobuf writer: varint, length-delimited and fixed fields only ----
-type Bytes = number[];
-const varint = (v: number): Bytes => {
-  const out: Bytes = [];
-  while (v >= 0x80) { out.push((v & 0x7f) | 0x80); v = Math.floor(v / 128); }
-  out.push(v);
-  return out;
-};
-const key = (field: number, wire: number) => varint(field * 8 + wire);
-const int = (field: number, v: number): Bytes => [...key(field, 0), ...varint(v)];
-const msg = (field: number, body: Bytes): Bytes => [...key(field, 2), ...varint(body.length), ...body];
-const str = (field: number, s: string): Bytes => msg(field, [...new TextEncoder().encode(s)]);
-
-const FLOAT = 1; // onnx TensorProto.DataType.FLOAT
-
-// ValueInfoProto { name = 1; type = 2 { tensor_type = 1 { elem_type = 1; shape = 2 { dim = 1 { dim_value = 1 } } } } }
-function valueInfo(name: string, dims: number[]): Bytes {
-  const shape = dims.flatMap((d) => msg(1, int(1, d)));
-  return [...str(1, name), ...msg(2, msg(1, [...int(1, FLOAT), ...msg(2, shape)]))];
-}
+import { int, len as msg, str, valueInfo } from '../../../bench/kernels/onnx-proto';
 
 /** ModelProto (ir_version 7, opset 13) of Y (m, n) = X (m, k) @ B (k, n), both inputs. */
 export function matmulModel(m: number, k: number, n: number): Uint8Array {
