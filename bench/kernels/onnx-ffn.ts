@@ -3,6 +3,7 @@
 // fp32 MatMul or the contrib op com.microsoft.MatMulNBits (block-quantized weights, 4 or 8 bits, block 32).
 
 import { FLOAT, INT8, int, key, len, str, UINT8, valueInfo, varint, type Bytes } from './onnx-proto';
+import { concatBytes as concat } from '../../src/bytes';
 
 // TensorProto { dims = 1; data_type = 2; name = 8; raw_data = 9 }: raw bytes, little-endian
 function initializer(name: string, dims: number[], type: number, raw: Uint8Array): Uint8Array {
@@ -18,12 +19,6 @@ function node(op: string, inputs: string[], outputs: string[], attrs: Bytes[] = 
   return [...inputs.flatMap((i) => str(1, i)), ...outputs.flatMap((o) => str(2, o)), ...str(3, `${op}_${outputs[0]}`), ...str(4, op), ...attrs.flatMap((a) => len(5, a)), ...(domain ? str(7, domain) : [])];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}
 function field(n: number, body: Uint8Array): Uint8Array {
   return concat([new Uint8Array([...key(n, 2), ...varint(body.length)]), body]);
 }

@@ -2,6 +2,7 @@
 // conversion between our shard layout of q8_0/q4_0 (quants and f16 scales in separate arrays, quant.ts) and
 // ggml's interleaved blocks. Used by the GGUF exporter (tools/export-gguf.ts) and importer (tools/convert/gguf-*.ts).
 import { QK, shardBytes, type DType } from './quant';
+import { concatBytes } from '../bytes';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_VERSION = 3;
@@ -394,13 +395,7 @@ class Writer {
   }
   finish(): Uint8Array {
     this.chunks.push(this.cur.subarray(0, this.pos));
-    const out = new Uint8Array(this.length);
-    let o = 0;
-    for (const c of this.chunks) {
-      out.set(c, o);
-      o += c.length;
-    }
-    return out;
+    return concatBytes(this.chunks);
   }
 }
 

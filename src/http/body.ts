@@ -2,6 +2,7 @@
 // 400 for anything that is not a JSON object.
 import { InvalidRequestError } from '../errors';
 import { PayloadTooLargeError } from './errors';
+import { concatBytes } from '../bytes';
 
 export async function readJsonBody(req: Request, maxBytes: number): Promise<Record<string, unknown>> {
   const declared = req.headers.get('content-length');
@@ -39,11 +40,5 @@ async function readLimited(body: ReadableStream<Uint8Array> | null, maxBytes: nu
     }
     parts.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -1,6 +1,7 @@
 // fast-check settings shared by the Node-side fuzz tests: each test's bounded run count for `npm test`, or
 // FUZZ_RUNS for a long run (`npm run fuzz`), and one seed (FUZZ_SEED) so a failure replays exactly.
 import fc from 'fast-check';
+import { concatBytes } from '../../src/bytes';
 
 export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261123);
 
@@ -53,12 +54,4 @@ export function mutatedBytes(bytes: Uint8Array): fc.Arbitrary<Uint8Array> {
   });
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);

@@ -3,6 +3,7 @@
 // UTF-8 bytes, huge and non-finite number literals, deep nesting, oversized bodies, random methods, routes and
 // headers. Near-valid requests are common, so the fuzz reaches past the schema into tokenising and generating.
 import fc from 'fast-check';
+import { concatBytes } from '../../src/bytes';
 
 export interface FuzzRequest {
   method: string;
@@ -87,15 +88,7 @@ function withLiteral(obj: Record<string, unknown>, key: string, literal: string)
 }
 
 const json = (text: string) => enc.encode(text);
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 /** Bodies for a POST completion route. */
 function body(model: string, route: 'chat' | 'completion', maxBodyBytes: number): fc.Arbitrary<{ body: Uint8Array | null; kind: string }> {

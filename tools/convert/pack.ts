@@ -1,5 +1,6 @@
 // Packs encoded tensors into one model object (trunk.bin or an expert file) at 64-byte aligned offsets,
 // so every tensor starts on a cache line and any typed-array view of it is aligned.
+import { concatBytes } from '../../src/bytes';
 
 export const TENSOR_ALIGN = 64;
 
@@ -18,12 +19,6 @@ export class ObjectPacker {
   }
 
   finish(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let at = 0;
-    for (const p of this.parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(this.parts);
   }
 }
