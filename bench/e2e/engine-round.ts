@@ -2,6 +2,7 @@
 // chunks, as generate does), then greedy-decode `decode` tokens one forward pass at a time.
 import { forward, PREFILL_CHUNK, Sequence } from '../../src/engine/forward';
 import type { LoadedModel } from '../../src/engine/load';
+import { argmax } from '../../src/engine/sampler';
 import type { ObjectSource } from '../../src/format/source';
 
 export interface RoundResult {
@@ -10,11 +11,6 @@ export interface RoundResult {
   tokens: number[]; // the decoded tokens (a check that both runtimes ran the same computation)
 }
 
-const argmax = (r: Float32Array) => {
-  let b = 0;
-  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
-  return b;
-};
 
 export async function engineRound(model: Pick<LoadedModel, 'kernels' | 'weights' | 'expertExecutor'>, prompt: readonly number[], decode: number, now: () => number): Promise<RoundResult> {
   const k = model.kernels;

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
+import { argmax } from '../../src/engine/sampler';
 
 /** True when `npm run setup:peers` has installed node-llama-cpp and its linux-x64 binary. */
 export function llamaInstalled(): boolean {
@@ -76,11 +77,7 @@ export async function llamaLogits(s: LlamaSession, tokens: readonly number[]): P
   return res.map((r) => logitsRow(r?.next.logits, s.vocabSize));
 }
 
-export const argmax = (r: ArrayLike<number>): number => {
-  let b = 0;
-  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
-  return b;
-};
+export { argmax };
 
 /**
  * Greedy decoding driven from here (argmax of llama.cpp's raw logits, no sampler in between): `n` new tokens

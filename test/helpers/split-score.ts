@@ -18,13 +18,6 @@ export async function splitLogits(model: ServedModel, tokens: readonly number[],
   }
 }
 
-export function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
-  if (a.length !== b.length) throw new Error(`${a.length} rows vs ${b.length}`);
-  let m = 0;
-  a.forEach((row, r) => row.forEach((v, i) => (m = Math.max(m, Math.abs(v - b[r]![i]!)))));
-  return m;
-}
-
 /** A seeded random half of every layer's experts, as HOT_EXPERTS JSON. */
 export function randomHalf(layers: number, experts: number, seed: number): string {
   let s = seed >>> 0;

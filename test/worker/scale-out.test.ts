@@ -8,7 +8,8 @@ import type { MoeOptions } from '../../src/engine/api';
 import { forward, Sequence } from '../../src/engine/forward';
 import { appConfig } from '../../src/env';
 import { loadModelFromR2 } from '../../src/runtime/load-model';
-import { maxAbsDiff, randomHalf, splitLogits } from '../helpers/split-score';
+import { maxAbsDiff } from '../helpers/logits';
+import { randomHalf, splitLogits } from '../helpers/split-score';
 import { callWithEnv, expectOpenAIError, MODEL } from './helpers';
 
 const backend = inject('backend');

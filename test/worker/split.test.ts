@@ -5,7 +5,8 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, inject, it } from 'vitest';
 import type { MoeOptions } from '../../src/engine/api';
 import { loadModelFromR2 } from '../../src/runtime/load-model';
-import { maxAbsDiff, randomHalf, splitLogits } from '../helpers/split-score';
+import { maxAbsDiff } from '../helpers/logits';
+import { randomHalf, splitLogits } from '../helpers/split-score';
 import { callWithEnv, countsOf, MODEL, readSse } from './helpers';
 
 const backend = inject('backend');

@@ -5,22 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
+import { argmax } from '../../../src/engine/sampler';
 import { fsSource } from '../../../src/format/source-fs';
 import { convert } from '../../../tools/convert';
 import { makeKernels, type ExecutorName } from '../../../tools/kernels-node';
 import { scoreTokens } from '../../../tools/score';
+import { maxAbsDiff } from '../../helpers/logits';
 import { sharedPath } from '../../shared-dir';
 
 const FIXTURES = sharedPath('fixtures');
 
 interface Reference { tokens: number[]; logits: number[][] }
 
-function maxAbsDiff(ours: Float32Array[], ref: number[][]): number {
-  let m = 0;
-  ref.forEach((row, i) => row.forEach((v, j) => { m = Math.max(m, Math.abs(v - ours[i][j])); }));
-  return m;
-}
-const argmax = (r: ArrayLike<number>) => { let b = 0; for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i; return b; };
 
 // every fixture (../shared/fixtures/README.md says what each exercises); qwen3_moe has none: qwen3-moe.test.ts
 const ARCHS = ['mixtral', 'qwen2_moe', 'olmoe', 'granitemoe'];

@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExpertBatch, ExpertExecutor } from '../../../src/engine/experts';
 import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
+import { argmax } from '../../../src/engine/sampler';
 import { architectureFromHf } from '../../../src/format/hf-config';
 import { fsSource } from '../../../src/format/source-fs';
 import { convert } from '../../../tools/convert';
 import { makeKernels, type ExecutorName } from '../../../tools/kernels-node';
 import { scoreTokens } from '../../../tools/score';
+import { maxAbsDiff } from '../../helpers/logits';
 
 const DATA = join(__dirname, 'data', 'qwen3_moe');
 
@@ -24,18 +26,6 @@ interface Reference {
 }
 const ref: Reference = JSON.parse(readFileSync(join(DATA, 'reference.json'), 'utf8'));
 const config = JSON.parse(readFileSync(join(DATA, 'config.json'), 'utf8'));
-
-function maxAbsDiff(ours: Float32Array[], theirs: number[][]): number {
-  let m = 0;
-  theirs.forEach((row, i) => row.forEach((v, j) => { m = Math.max(m, Math.abs(v - ours[i][j])); }));
-  return m;
-}
-
-const argmax = (r: ArrayLike<number>): number => {
-  let b = 0;
-  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
-  return b;
-};
 
 /** The real local experts, with every routing decision written down on the way through. */
 class RecordingExperts implements ExpertExecutor {

@@ -9,10 +9,10 @@ import { Arena, report } from './harness';
 
 const cases: Case[] = [...weightCases(), ...opCases()];
 
-// ts-ref's outputs are computed once per case and shared by every executor's describe block.
+// ts-ref's outputs are computed once per case and shared by every executor's describe block (webgpu.test.ts too).
 let reference: Kernels | undefined;
 const refOutputs = new Map<string, Float32Array[]>();
-function referenceOutputs(c: Case): Float32Array[] {
+export function referenceOutputs(c: Case): Float32Array[] {
   let out = refOutputs.get(c.name);
   if (!out) {
     reference ??= createReferenceKernels();

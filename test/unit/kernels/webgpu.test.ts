@@ -11,10 +11,9 @@ import type { HostTensor } from '../../../gpu-backend/devices/webgpu/layout';
 import { SETUP_HINT } from '../../../gpu-backend/devices/webgpu/software-adapter';
 import type { TensorEntry } from '../../../src/format/manifest';
 import { f32ToF16 } from '../../../src/format/quant';
-import { createReferenceKernels } from '../../../src/kernels/reference';
-import type { Kernels } from '../../../src/kernels/types';
-import { weightCases, type Case } from './cases-matmul';
-import { Arena, report } from './harness';
+import { weightCases } from './cases-matmul';
+import { referenceOutputs } from './describe-executor';
+import { report } from './harness';
 import { isDeviceCase, recordCalls, runCase, type Call } from './webgpu/replay';
 
 const gpu = await acquireGpu({ allowSoftware: true });
@@ -23,19 +22,6 @@ const MISSING = `no WebGPU adapter (no GPU, no lavapipe in .cache/mesa/, no EGL 
 const skipReason = kernels ? undefined : MISSING;
 
 const cases = weightCases().filter(isDeviceCase);
-
-let reference: Kernels | undefined;
-const refOutputs = new Map<string, Float32Array[]>();
-function referenceOutputs(c: Case): Float32Array[] {
-  let out = refOutputs.get(c.name);
-  if (!out) {
-    reference ??= createReferenceKernels();
-    const a = new Arena(reference);
-    try { out = c.exec(reference, a); } finally { a.releaseAll(); }
-    refOutputs.set(c.name, out);
-  }
-  return out;
-}
 
 afterAll(() => {
   kernels?.destroy();

@@ -17,6 +17,7 @@ import { exportGgufFile } from '../../../tools/export-gguf';
 import { makeKernels } from '../../../tools/kernels-node';
 import { scoreTokens } from '../../../tools/score';
 import { quantZooGguf } from '../../helpers/gguf-quant-model';
+import { maxAbsDiff } from '../../helpers/logits';
 import { sharedPath } from '../../shared-dir';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -32,12 +33,6 @@ const tensorBytes = (dir: string, m: Manifest, name: string) => {
   const e = m.tensors[name];
   return readFileSync(join(dir, e.object)).subarray(e.offset, e.offset + e.bytes);
 };
-
-function maxAbsDiff(a: ArrayLike<number>[], b: ArrayLike<number>[]): number {
-  let m = 0;
-  a.forEach((row, i) => { for (let j = 0; j < row.length; j++) m = Math.max(m, Math.abs(row[j] - b[i][j])); });
-  return m;
-}
 
 describe.each(ARCHS)('%s: llama.cpp\'s GGUF imports into the HF conversion\'s tensors', (arch) => {
   const fixture = sharedPath('fixtures', arch);

@@ -11,7 +11,8 @@ import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { ServedModel } from '../../../src/runtime/served-model';
 import { scoreTokens } from '../../../tools/score';
 import { startBackendProcess, type BackendProcess } from '../../helpers/backend-process';
-import { maxAbsDiff, randomHalf, splitLogits } from '../../helpers/split-score';
+import { maxAbsDiff } from '../../helpers/logits';
+import { randomHalf, splitLogits } from '../../helpers/split-score';
 
 const MODEL = 'models/default';
 let backend: BackendProcess;
