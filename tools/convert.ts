@@ -11,7 +11,7 @@ import { sha256Hex } from '../src/format/digest';
 import { architectureFromHf, hfElementRange, hfShape, hfTensorSources, type TensorSource } from '../src/format/hf-config';
 import { MANIFEST_FORMAT, objectNames, parseManifest, type Architecture, type Manifest, type TensorEntry } from '../src/format/manifest';
 import { dequantizeGgml } from '../src/format/ggml-dequant';
-import { ggmlToShard, isDType, type GgmlType } from '../src/format/gguf';
+import { ggmlToShard, isDType } from '../src/format/gguf';
 import { canQuantizeRows, DTYPES, encodeTensor, shardBytes, type DType } from '../src/format/quant';
 import { openCheckpoint } from './convert/checkpoint';
 import { isGgufInput, openGgufInput } from './convert/gguf-input';
@@ -94,13 +94,6 @@ async function openGguf(path: string, warn: (msg: string) => void): Promise<Conv
   const g = await openGgufInput(path);
   const meta = tokenizerFromGguf(g.header, g.architecture.vocabSize, warn);
   const requantized = new Map<string, number>(); // "q4_K -> q8_0" -> tensors
-  const stored = new Map(g.header.tensors.map((t) => [t.name, t.dtype]));
-  const typeOf = (src: TensorSource): GgmlType => {
-    // the expert slab's type is its stacked tensor's; any tensor of the source tells it
-    const l = src.expert?.layer;
-    const which = src.expert ? /ffn_(gate|up|down)$/.exec(src.name)?.[1] : undefined;
-    return (which ? stored.get(`blk.${l}.ffn_${which}_exps.weight`) ?? stored.get(`blk.${l}.ffn_${which}.${src.expert!.expert}.weight`) : stored.get(src.name.endsWith('.bias') ? src.name : `${src.name}.weight`)) ?? 'f32';
-  };
   return {
     name: g.name,
     architecture: g.architecture,
@@ -108,7 +101,7 @@ async function openGguf(path: string, warn: (msg: string) => void): Promise<Conv
     meta,
     // ours as they are; bf16 (wider range, same size) as f16; every other ggml type as q8_0, closest in quality
     keptDtype: (src) => {
-      const t = typeOf(src);
+      const t = g.typeOf(src);
       return isDType(t) ? t : t === 'bf16' ? 'f16' : 'q8_0';
     },
     async encode(src, dtype) {

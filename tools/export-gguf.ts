@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { gguf, ggmlBytes, LLAMA_FTYPE, ropePermuteRows, shardToGgml, writeGguf, type GgufFile, type GgufTensor, type GgufValue } from '../src/format/gguf';
-import { GGUF_ARCH, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS } from '../src/format/gguf-arch';
+import { GGUF_ARCH, ggufStackedExperts, ggufTensorName, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS, type ExpertProjection } from '../src/format/gguf-arch';
 import { objectNames, tensorNames, type Manifest } from '../src/format/manifest';
 import { isQuantized, shardBytes } from '../src/format/quant';
 import { readManifest, readVerified, type ObjectSource } from '../src/format/source';
@@ -102,10 +102,11 @@ function tensors(m: Manifest, objectBytes: (name: string) => Uint8Array): GgufTe
     const { e, data } = ggml(name);
     const dims = e.shape.length === 2 && e.shape[0] === 1 ? [e.shape[1]] : [...e.shape].reverse();
     const rows = permuteHeads !== undefined && permuteQk ? ropePermuteRows(data, e.shape[0], permuteHeads) : data;
-    return { name: name.endsWith('.bias') ? name : `${name}.weight`, dims, dtype: e.dtype, data: rows };
+    return { name: ggufTensorName(name), dims, dtype: e.dtype, data: rows };
   };
   // E experts of W (rows, cols) -> one tensor ne [cols, rows, E]: expert e's matrix is the e-th slab
-  const stacked = (gg: string, name: (e: number) => string): GgufTensor => {
+  const stacked = (l: number, proj: ExpertProjection, name: (e: number) => string): GgufTensor => {
+    const gg = ggufStackedExperts(l, proj);
     const parts = Array.from({ length: a.numExperts }, (_, i) => ggml(name(i)));
     const { e } = parts[0];
     for (const p of parts) {
@@ -113,7 +114,7 @@ function tensors(m: Manifest, objectBytes: (name: string) => Uint8Array): GgufTe
     }
     const data = new Uint8Array(ggmlBytes(e.dtype, e.shape[0] * e.shape[1] * a.numExperts));
     parts.forEach((p, i) => data.set(p.data, i * p.data.length));
-    return { name: `${gg}.weight`, dims: [e.shape[1], e.shape[0], a.numExperts], dtype: e.dtype, data };
+    return { name: gg, dims: [e.shape[1], e.shape[0], a.numExperts], dtype: e.dtype, data };
   };
   const optional = (name: string): GgufTensor[] => (m.tensors[name] ? [plain(name)] : []);
 
@@ -133,9 +134,9 @@ function tensors(m: Manifest, objectBytes: (name: string) => Uint8Array): GgufTe
       ...optional(t.attnKNorm(l)),
       plain(t.ffnNorm(l)),
       plain(t.router(l)),
-      stacked(`blk.${l}.ffn_gate_exps`, (e) => t.expertGate(l, e)),
-      stacked(`blk.${l}.ffn_up_exps`, (e) => t.expertUp(l, e)),
-      stacked(`blk.${l}.ffn_down_exps`, (e) => t.expertDown(l, e)),
+      stacked(l, 'gate', (e) => t.expertGate(l, e)),
+      stacked(l, 'up', (e) => t.expertUp(l, e)),
+      stacked(l, 'down', (e) => t.expertDown(l, e)),
       ...optional(t.sharedExpertGate(l)),
       ...optional(t.sharedGate(l)),
       ...optional(t.sharedUp(l)),

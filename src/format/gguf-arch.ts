@@ -16,6 +16,15 @@ export const GGUF_ARCH: Record<ModelType, string> = {
 /** GGUF arch -> HF model_type (llama with experts is Mixtral). */
 export const MODEL_TYPE_OF_GGUF_ARCH: Record<string, ModelType> = Object.fromEntries(Object.entries(GGUF_ARCH).map(([m, g]) => [g, m as ModelType]));
 
+/** llama.cpp's tensor name for a canonical (manifest) tensor name: ours are its names without `.weight`. */
+export const ggufTensorName = (canonical: string): string => (canonical.endsWith('.bias') ? canonical : `${canonical}.weight`);
+
+export type ExpertProjection = 'gate' | 'up' | 'down';
+/** One layer's routed experts of a projection, stacked into one tensor ne [cols, rows, experts]. */
+export const ggufStackedExperts = (layer: number, proj: ExpertProjection): string => `blk.${layer}.ffn_${proj}_exps.weight`;
+/** GGUFs written before llama.cpp stacked experts (early 2024): one tensor per expert. */
+export const ggufSingleExpert = (layer: number, proj: ExpertProjection, expert: number): string => `blk.${layer}.ffn_${proj}.${expert}.weight`;
+
 /** Archs whose attn_q/attn_k rows llama.cpp's converter permutes for its adjacent-pair (NORM) RoPE. */
 export const PERMUTED_QK_ARCHS = new Set(['llama', 'granitemoe']);
 

@@ -6,7 +6,9 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { architectureFromHf, hfTensorSources, HfConfigError, type TensorSource } from '../../src/format/hf-config';
 import { GGML_TYPES, GgufError, GgufHeaderTruncated, metaValue, readGgufHeader, ropePermuteRows, type GgmlType, type GgufHeader, type GgufTensorInfo } from '../../src/format/gguf';
-import { MODEL_TYPE_OF_GGUF_ARCH as MODEL_TYPE, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS as PERMUTED_QK } from '../../src/format/gguf-arch';
+import {
+  ggufSingleExpert, ggufStackedExperts, ggufTensorName, MODEL_TYPE_OF_GGUF_ARCH as MODEL_TYPE, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS as PERMUTED_QK,
+} from '../../src/format/gguf-arch';
 import { tensorNames, type Architecture } from '../../src/format/manifest';
 import { readRange } from './read-range';
 
@@ -24,6 +26,8 @@ export interface GgufInput {
   architecture: Architecture;
   header: GgufHeader;
   sources: TensorSource[];
+  /** the ggml type one canonical tensor is stored in */
+  typeOf(src: TensorSource): GgmlType;
   /** the bytes of one canonical tensor, in ggml layout and HF row order */
   tensor(src: TensorSource): Promise<GgmlTensor>;
   close(): Promise<void>;
@@ -58,6 +62,7 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
       architecture,
       header,
       sources,
+      typeOf: (src) => locate(src).info.dtype,
       async tensor(src) {
         const { info, rows, cols, slab } = locate(src);
         const rowBytes = (cols / GGML_TYPES[info.dtype].elems) * GGML_TYPES[info.dtype].bytes;
@@ -88,14 +93,13 @@ function locateTensor(src: TensorSource, a: Architecture, byName: Map<string, Gg
   if (src.expert) {
     const { layer, expert } = src.expert;
     const which = src.name === tensorNames.expertGate(layer, expert) ? 'gate' : src.name === tensorNames.expertUp(layer, expert) ? 'up' : 'down';
-    const stacked = byName.get(`blk.${layer}.ffn_${which}_exps.weight`);
+    const stacked = byName.get(ggufStackedExperts(layer, which));
     if (stacked) return { info: check(stacked, [cols, rows, a.numExperts]), rows, cols, slab: expert };
-    // GGUFs written before llama.cpp stacked experts (early 2024) keep one tensor per expert
-    const single = byName.get(`blk.${layer}.ffn_${which}.${expert}.weight`);
+    const single = byName.get(ggufSingleExpert(layer, which, expert));
     if (single) return { info: check(single, [cols, rows]), rows, cols, slab: 0 };
-    throw new GgufError(`blk.${layer}.ffn_${which}_exps.weight is missing`);
+    throw new GgufError(`${ggufStackedExperts(layer, which)} is missing`);
   }
-  const gg = src.name.endsWith('.bias') ? src.name : `${src.name}.weight`;
+  const gg = ggufTensorName(src.name);
   const info = byName.get(gg);
   if (!info) throw new GgufError(`${gg} is missing`);
   // (1, H) for us, 1-D or [H, 1] in GGUF: qwen2moe's shared-expert gate
