@@ -2,7 +2,7 @@
 // with (q4_1, q5_0/1, k-quants, bf16): the converter requantizes those into one of ours. Products are
 // rounded to f32 step by step as ggml's dequantize_row_* computes them in float, so values match its own.
 import { GGML_TYPES, GgufError, type GgmlType } from './gguf';
-import { f16ToF32 } from './quant';
+import { decodeTensor, f16ToF32 } from './quant';
 
 const f = Math.fround;
 
@@ -17,18 +17,8 @@ function scaleMinK4(b: Uint8Array, s: number, j: number): [number, number] {
   return [(b[s + j + 4] & 0xf) | ((b[s + j - 4] >> 6) << 4), (b[s + j + 4] >> 4) | ((b[s + j] >> 6) << 4)];
 }
 
-const decoders: Record<GgmlType, BlockDecoder> = {
-  f32: (b, o, y, yo) => {
-    y[yo] = new DataView(b.buffer, b.byteOffset + o, 4).getFloat32(0, true);
-  },
-  f16: (b, o, y, yo) => {
-    y[yo] = half(b, o);
-  },
-  bf16: (b, o, y, yo) => {
-    const u = new Uint32Array(1);
-    u[0] = (b[o] | (b[o + 1] << 8)) << 16;
-    y[yo] = new Float32Array(u.buffer)[0];
-  },
+// per-block decoders of the block types; f32, f16 and bf16 convert whole tensors at once (dequantizeGgml)
+const decoders: Record<Exclude<GgmlType, 'f32' | 'f16' | 'bf16'>, BlockDecoder> = {
   // { f16 d; i8 qs[32] }
   q8_0: (b, o, y, yo) => {
     const d = half(b, o);
@@ -188,6 +178,14 @@ export function dequantizeGgml(type: GgmlType, bytes: Uint8Array, n: number): Fl
   if (n % elems !== 0) throw new GgufError(`${type}: ${n} elements are not whole blocks of ${elems}`);
   const blocks = n / elems;
   if (bytes.length < blocks * blockBytes) throw new GgufError(`${type}: ${bytes.length} bytes hold fewer than ${n} elements`);
+  // f32 and f16 are our own formats (ggml's layout is ours); bf16 is the high half of an f32
+  if (type === 'f32' || type === 'f16') return decodeTensor(type, bytes, n);
+  if (type === 'bf16') {
+    const half16 = new Uint16Array(bytes.slice(0, 2 * n).buffer);
+    const bits = new Uint32Array(n);
+    for (let i = 0; i < n; i++) bits[i] = half16[i] << 16;
+    return new Float32Array(bits.buffer);
+  }
   const y = new Float32Array(n);
   const decode = decoders[type];
   for (let i = 0; i < blocks; i++) decode(bytes, i * blockBytes, y, i * elems);

@@ -3,8 +3,7 @@
 // with the split regex llama.cpp names in tokenizer.ggml.pre) and `llama` (SentencePiece BPE: merges rebuilt
 // from the piece scores, byte fallback). Anything else leaves the model without a tokenizer, with a warning.
 import { metaValue, type GgufHeader } from '../../src/format/gguf';
-import type { TokenizerMeta } from './tokenizer-meta';
-import { TOKENIZER_CONFIG, TOKENIZER_JSON } from './tokenizer-meta';
+import { TOKENIZER_CONFIG, TOKENIZER_JSON, type TokenizerMeta } from './tokenizer-meta';
 
 type Json = Record<string, unknown>;
 
