@@ -1,9 +1,9 @@
 // CLI entry of the GPU backend: parse flags and env, pick the device, load this replica's experts (local folder
 // or R2 through the S3 API), serve. `npm run backend -- --help` lists the flags.
 import { parseArgs } from 'node:util';
-import { fsSource } from '../src/format/source-fs';
-import { s3Source } from '../src/format/source-s3';
-import type { ObjectSource } from '../src/format/source';
+import { fsSource } from '../src/store/source-fs';
+import { s3Source } from '../src/store/source-s3';
+import type { ObjectSource } from '../src/store/source';
 import { tagHex } from '../src/protocol/expert-wire';
 import { Batcher } from './batcher';
 import { selectDevice, type DeviceChoice } from './devices/select';

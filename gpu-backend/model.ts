@@ -1,7 +1,7 @@
 // The backend's view of a model: manifest, model tag, and this replica's layer/expert range loaded onto the
 // device from verified objects. Replicas split a model by ranges (expert parallelism); each loads only its own.
 import { objectNames, parseManifest, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../src/format/manifest';
-import { readVerified, type ObjectSource } from '../src/format/source';
+import { readVerified, type ObjectSource } from '../src/store/source';
 import { modelTagOf } from '../src/protocol/expert-wire';
 import type { ExpertDevice, ExpertEntries } from './devices/device';
 

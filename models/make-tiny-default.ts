@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { seededRandom } from '../src/engine/sampler';
-import { encodeSafetensors, type TensorToWrite } from '../src/format/safetensors';
+import { encodeSafetensors, type TensorToWrite } from '../tools/convert/safetensors';
 import { convert } from '../tools/convert';
 
 const OUT = fileURLToPath(new URL('./default/', import.meta.url));

@@ -1,7 +1,7 @@
 // The Hono app: OpenAI-compatible routes over one served model, the admin routes (hot set, statistics, dashboard) and /metrics,
 // with every error mapped to OpenAI's error shape in one place (onError + notFound).
 import { Hono } from 'hono';
-import type { AppEnv } from './env';
+import type { AppEnv } from './config/env';
 import { requireApiKey } from './http/auth';
 import { errorResponse, RouteNotFoundError } from './http/errors';
 import { metrics } from './runtime/metrics';

@@ -1,7 +1,7 @@
 // `npm run cli -- <command>`: convert checkpoints, print logits, generate text — all with the Worker's engine.
 import { parseArgs } from 'node:util';
 import { loadTextModel } from '../src/engine/load';
-import { fsSource } from '../src/format/source-fs';
+import { fsSource } from '../src/store/source-fs';
 import { EXECUTORS, makeKernels, type ExecutorName } from './kernels-node';
 import { scoreTokens } from './score';
 

@@ -4,12 +4,12 @@
 // weights (the parity tests check it).
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { gguf, ggmlBytes, LLAMA_FTYPE, ropePermuteRows, shardToGgml, writeGguf, type GgufFile, type GgufTensor, type GgufValue } from '../src/format/gguf';
-import { GGUF_ARCH, ggufStackedExperts, ggufTensorName, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS, type ExpertProjection } from '../src/format/gguf-arch';
+import { gguf, ggmlBytes, LLAMA_FTYPE, ropePermuteRows, shardToGgml, writeGguf, type GgufFile, type GgufTensor, type GgufValue } from './convert/gguf';
+import { GGUF_ARCH, ggufStackedExperts, ggufTensorName, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS, type ExpertProjection } from './convert/gguf-arch';
 import { objectNames, tensorNames, type Manifest } from '../src/format/manifest';
 import { isQuantized, shardBytes } from '../src/format/quant';
-import { readManifest, readVerified, type ObjectSource } from '../src/format/source';
-import { fsSource } from '../src/format/source-fs';
+import { readManifest, readVerified, type ObjectSource } from '../src/store/source';
+import { fsSource } from '../src/store/source-fs';
 
 // llama.cpp's token types (enum llama_token_type)
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadTextModel, type LoadedModel } from '../src/engine/load';
-import { fsSource } from '../src/format/source-fs';
+import { fsSource } from '../src/store/source-fs';
 import { makeKernels } from './kernels-node';
 import { scoreTokens } from './score';
 

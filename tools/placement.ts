@@ -3,7 +3,7 @@
 // given quantization. Sizes come from the architecture alone (tensor shapes x block formats of
 // src/format/quant.ts, as the converter stores them and the engine holds them), so a published config.json
 // is enough: no weights needed.
-import { architectureFromHf } from '../src/format/hf-config';
+import { architectureFromHf } from './convert/hf-config';
 import { ArchitectureSchema, type Architecture } from '../src/format/manifest';
 import { canQuantizeRows, memoryBytes, shardBytes, type DType } from '../src/format/quant';
 import { PREFILL_CHUNK } from '../src/engine/forward';
@@ -170,7 +170,7 @@ export function place(a: Architecture, quant: Quants, budgetBytes: number, o: Pl
 }
 
 /**
- * HF config.json -> Architecture: the converter's own reading (src/format/hf-config.ts) where it supports the
+ * HF config.json -> Architecture: the converter's own reading (tools/convert/hf-config.ts) where it supports the
  * model_type; otherwise the size-relevant keys only (enough to plan, not to run), flagged `sizesOnly`.
  */
 export function architectureForPlan(config: Record<string, unknown>): { arch: Architecture; sizesOnly: boolean } {

@@ -8,8 +8,8 @@ import { parseManifest, type Manifest } from '../src/format/manifest';
 import { hotSetDocument, type PlannedHotSet } from '../src/planning/hot-set-file';
 import { planHotSet, type HotSetPlan } from '../src/planning/planner';
 import { edgeSizes, totalExpertBytes, type EdgeSizes } from '../src/planning/sizes';
-import { buildSkillMap } from '../src/planning/skill-map';
-import { hitRates, parseRoutingStats, RoutingStatsError, type RoutingCounts, type RoutingStats } from '../src/planning/stats';
+import { buildSkillMap } from '../src/routing/skill-map';
+import { hitRates, parseRoutingStats, RoutingStatsError, type RoutingCounts, type RoutingStats } from '../src/routing/stats';
 
 export const MIB = 1024 * 1024; // HOT_BUDGET_MB's unit
 

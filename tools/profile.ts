@@ -6,10 +6,10 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { forward, PREFILL_CHUNK, Sequence } from '../src/engine/forward';
 import { loadTextModel, type LoadedModel } from '../src/engine/load';
-import { fsSource } from '../src/format/source-fs';
-import { RoutingRecorder } from '../src/planning/record';
-import { buildSkillMap } from '../src/planning/skill-map';
-import { addCounts, emptyCounts, ROUTING_STATS_FORMAT, RoutingStatsSchema, type RoutingCounts, type RoutingStats } from '../src/planning/stats';
+import { fsSource } from '../src/store/source-fs';
+import { RoutingRecorder } from '../src/routing/record';
+import { buildSkillMap } from '../src/routing/skill-map';
+import { addCounts, emptyCounts, ROUTING_STATS_FORMAT, RoutingStatsSchema, type RoutingCounts, type RoutingStats } from '../src/routing/stats';
 import { makeKernels } from './kernels-node';
 
 export const PromptSchema = z.object({ domain: z.string().min(1), text: z.string().min(1) });

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { sha256Hex } from '../src/format/digest';
 import { objectNames, parseManifest } from '../src/format/manifest';
-import { s3Sink, type S3Sink } from '../src/format/sink-s3';
+import { s3Sink, type S3Sink } from '../src/store/sink-s3';
 
 export interface UploadOptions {
   /** local model folder (manifest.json and the objects it lists) */

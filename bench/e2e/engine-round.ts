@@ -3,7 +3,7 @@
 import { forward, PREFILL_CHUNK, Sequence } from '../../src/engine/forward';
 import type { LoadedModel } from '../../src/engine/load';
 import { argmax } from '../../src/engine/sampler';
-import type { ObjectSource } from '../../src/format/source';
+import type { ObjectSource } from '../../src/store/source';
 
 export interface RoundResult {
   prefillMs: number;

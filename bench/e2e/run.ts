@@ -5,7 +5,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadTextModel } from '../../src/engine/load';
-import { fsSource } from '../../src/format/source-fs';
+import { fsSource } from '../../src/store/source-fs';
 import { makeKernels } from '../../tools/kernels-node';
 import { exportGgufFile } from '../../tools/export-gguf';
 import { median } from '../matvec/measure';

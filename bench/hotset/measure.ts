@@ -3,8 +3,8 @@
 // the prompt's own domain's profile). Pure functions over counts: no engine here.
 import { planHotSet, type HotSetPlan } from '../../src/planning/planner';
 import { totalExpertBytes, type EdgeSizes } from '../../src/planning/sizes';
-import { classify, type SkillMap } from '../../src/planning/skill-map';
-import { hitRates, type RoutingCounts, type RoutingStats } from '../../src/planning/stats';
+import { classify, type SkillMap } from '../../src/routing/skill-map';
+import { hitRates, type RoutingCounts, type RoutingStats } from '../../src/routing/stats';
 
 /** One held-out prompt, routed: `prefix` (its first half) is what the skill map sees, `all` is scored. */
 export interface RoutedPrompt {

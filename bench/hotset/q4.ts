@@ -8,7 +8,7 @@ import { releaseExpert, withExperts, type ExpertWeights } from '../../src/engine
 import { uploadMat } from '../../src/engine/weights';
 import { objectNames, tensorNames } from '../../src/format/manifest';
 import { decodeTensor, encodeTensor } from '../../src/format/quant';
-import { readVerified, type ObjectSource } from '../../src/format/source';
+import { readVerified, type ObjectSource } from '../../src/store/source';
 import type { Mat } from '../../src/kernels/types';
 
 export class MixedPrecisionExperts implements ExpertExecutor {

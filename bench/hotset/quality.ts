@@ -4,7 +4,7 @@
 // backend over loopback: exact, so it must equal the all-local perplexity).
 import type { LoadedModel } from '../../src/engine/load';
 import type { ColdPolicy, MoeOptions } from '../../src/engine/api';
-import { fsSource } from '../../src/format/source-fs';
+import { fsSource } from '../../src/store/source-fs';
 import type { HotSetSpec } from '../../src/hotset/spec';
 import { ServedModel } from '../../src/runtime/served-model';
 import { perplexity } from '../../tools/perplexity';

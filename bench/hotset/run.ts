@@ -6,11 +6,11 @@
 //   npm run bench:hotset [-- --model models/default --calibration 160 --heldout 40 --ppl-tokens 2048 --no-mixed --no-quality --no-record]
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { fsSource } from '../../src/format/source-fs';
+import { fsSource } from '../../src/store/source-fs';
 import { planHotSet } from '../../src/planning/planner';
 import { edgeSizes, totalExpertBytes } from '../../src/planning/sizes';
-import { restrictSkillMap } from '../../src/planning/skill-map';
-import { hitRates, type RoutingStats } from '../../src/planning/stats';
+import { restrictSkillMap } from '../../src/routing/skill-map';
+import { hitRates, type RoutingStats } from '../../src/routing/stats';
 import { buildCalibration, DEFAULT_OUT, DEFAULTS, defaultCorpus, DOMAINS } from '../../models/calibration/build';
 import { perplexity, textTokens } from '../../tools/perplexity';
 import { loadProfiled, parsePrompts, profilePrompts, promptTokens, routeTokens } from '../../tools/profile';

@@ -5,7 +5,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { f32ToF16, type DType } from '../../src/format/quant';
-import { gguf, ggmlBytes, LLAMA_FTYPE, writeGguf, type GgufTensor, type GgufValue } from '../../src/format/gguf';
+import { gguf, ggmlBytes, LLAMA_FTYPE, writeGguf, type GgufTensor, type GgufValue } from '../../tools/convert/gguf';
 import type { Clock } from '../matvec/measure';
 import { openLlama, type LlamaSession } from '../peers/llama';
 import type { FfnShape } from './ffn';

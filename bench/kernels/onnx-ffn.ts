@@ -3,7 +3,7 @@
 // fp32 MatMul or the contrib op com.microsoft.MatMulNBits (block-quantized weights, 4 or 8 bits, block 32).
 
 import { FLOAT, INT8, int, key, len, str, UINT8, valueInfo, varint, type Bytes } from './onnx-proto';
-import { concatBytes as concat } from '../../src/bytes';
+import { concatBytes as concat } from '../../src/common/bytes';
 
 // TensorProto { dims = 1; data_type = 2; name = 8; raw_data = 9 }: raw bytes, little-endian
 function initializer(name: string, dims: number[], type: number, raw: Uint8Array): Uint8Array {

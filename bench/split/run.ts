@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { MoeOptions } from '../../src/engine/api';
 import { forward, Sequence } from '../../src/engine/forward';
 import { argmax } from '../../src/engine/sampler';
-import { fsSource } from '../../src/format/source-fs';
+import { fsSource } from '../../src/store/source-fs';
 import { parseHotExperts } from '../../src/hotset/spec';
 import { loadNodeKernels } from '../../src/kernels/load-node';
 import { ServedModel } from '../../src/runtime/served-model';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChatMessage } from '../../src/engine/api';
 import { loadTextModel, type LoadedModel } from '../../src/engine/load';
-import { fsSource } from '../../src/format/source-fs';
+import { fsSource } from '../../src/store/source-fs';
 import { convert } from '../../tools/convert';
 import { makeKernels } from '../../tools/kernels-node';
 import { perplexity, textTokens } from '../../tools/perplexity';

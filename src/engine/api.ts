@@ -118,7 +118,7 @@ export interface TextModel {
   encodeChat(messages: ChatMessage[]): number[];
   /**
    * Generate; yields text chunks as they become final and returns the summary.
-   * Throws ContextOverflowError (see src/errors.ts) when prompt + maxTokens exceed the context.
+   * Throws ContextOverflowError (see src/common/errors.ts) when prompt + maxTokens exceed the context.
    */
   generate(req: GenerateRequest): Generation;
 }

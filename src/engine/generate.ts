@@ -1,6 +1,6 @@
 // The generation loop: prefill the prompt in chunks, then decode token by token with sampling, stop
 // strings, EOS and cancellation. Each generation owns its Sequence (KV cache, scratch) and frees it.
-import { ContextOverflowError, InvalidRequestError } from '../errors';
+import { ContextOverflowError, InvalidRequestError } from '../common/errors';
 import type { Kernels } from '../kernels/types';
 import type { GenerateChunk, GenerateRequest, GenerateResult } from './api';
 import type { ExpertExecutor } from './experts';

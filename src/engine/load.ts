@@ -1,7 +1,7 @@
 // Builds a TextModel from a model prefix: manifest, verified weights in the kernel heap, tokenizer and
 // chat template. What the Worker and the CLI both call, so they run the very same engine.
 import { parseManifest, type Manifest } from '../format/manifest';
-import { readManifest, readVerified, type ObjectSource } from '../format/source';
+import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
 import type { ChatMessage, Generation, GenerateRequest, TextModel } from './api';
 import { LocalExperts, type ExpertExecutor } from './experts';

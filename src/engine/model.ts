@@ -1,7 +1,7 @@
 // The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts).
 // Loaded once per isolate, read-only afterwards; a hot-set change builds a new ModelWeights over the same trunk.
 import { ManifestError, objectNames, tensorNames, type Architecture, type Manifest, type TensorEntry } from '../format/manifest';
-import { readVerified, type ObjectSource } from '../format/source';
+import { readVerified, type ObjectSource } from '../store/source';
 import { memoryBytes } from '../format/quant';
 import type { Kernels, Mat } from '../kernels/types';
 import { releaseMat, uploadMat, uploadVec, type Vec } from './weights';

@@ -2,7 +2,7 @@
 // (@huggingface/jinja); incremental decoding that never emits half a UTF-8 character.
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { InvalidRequestError } from '../errors';
+import { InvalidRequestError } from '../common/errors';
 import type { ChatMessage } from './api';
 
 export interface TokenizerFiles {

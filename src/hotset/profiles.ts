@@ -3,7 +3,7 @@
 // bounds that union. A generation is served by every resident expert (a resident expert never goes cold);
 // its profile, named in `moe.profile` or picked by the skill map, labels its usage and routing statistics.
 import type { Manifest } from '../format/manifest';
-import type { SkillMap } from '../planning/skill-map';
+import type { SkillMap } from '../routing/skill-map';
 import { resolveHotSet, type HotSet } from './resolve';
 import { HotSetError, type ExplicitHotSetSpec, type HotSetSpec } from './spec';
 

@@ -3,8 +3,8 @@
 //   all | none | auto (planned within HOT_BUDGET_MB) | <p>% (that share of every layer) | {"layers": {"0": [1, 5], ...}}
 // PUT /admin/hot-set also takes a planned document (plan-hot-set's hot-set.json): layers, profiles, skill map.
 import { z } from 'zod';
-import { MoeError } from '../errors';
-import { SkillMapSchema, type SkillMap } from '../planning/skill-map';
+import { MoeError } from '../common/errors';
+import { SkillMapSchema, type SkillMap } from '../routing/skill-map';
 import { HOT_SET_FORMAT, PROFILE_NAME } from './store';
 
 export type HotSetSpec =

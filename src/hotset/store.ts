@@ -3,9 +3,9 @@
 // the top-level set it may carry named profiles (tier one: one hot set per kind of prompt), the skill map
 // that picks among them, and what the planner expected (kept as written, for people and the dashboard).
 import { z } from 'zod';
-import { MoeError } from '../errors';
+import { MoeError } from '../common/errors';
 import { objectNames } from '../format/manifest';
-import { SkillMapSchema } from '../planning/skill-map';
+import { SkillMapSchema } from '../routing/skill-map';
 
 export const HOT_SET_FORMAT = 'moe-edge/hot-set/1';
 

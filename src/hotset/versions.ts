@@ -4,7 +4,7 @@
 // when its last generation ends (experts kept by the new version are shared, not copied).
 import { expertBytes, loadExpert, releaseExpert, withExperts, type ExpertWeights, type ModelWeights, type TrunkWeights } from '../engine/model';
 import type { Manifest } from '../format/manifest';
-import type { ObjectSource } from '../format/source';
+import type { ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
 import type { HotSet } from './resolve';
 

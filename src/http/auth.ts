@@ -1,7 +1,7 @@
 // Bearer-key check for /v1/*: active only when API_KEYS is set; 401 in OpenAI's shape otherwise. Keys are
 // compared in constant time (SHA-256 of both sides), and never echoed.
 import type { MiddlewareHandler } from 'hono';
-import { appConfig, type AppEnv } from '../env';
+import { appConfig, type AppEnv } from '../config/env';
 import { AuthenticationError } from './errors';
 
 export const requireApiKey: MiddlewareHandler<{ Bindings: AppEnv }> = async (c, next) => {

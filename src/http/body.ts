@@ -1,8 +1,8 @@
 // Reads a JSON request body under a byte limit: 413 beyond the limit (without buffering more than it),
 // 400 for anything that is not a JSON object.
-import { InvalidRequestError } from '../errors';
+import { InvalidRequestError } from '../common/errors';
 import { PayloadTooLargeError } from './errors';
-import { concatBytes } from '../bytes';
+import { concatBytes } from '../common/bytes';
 
 export async function readJsonBody(req: Request, maxBytes: number): Promise<Record<string, unknown>> {
   const declared = req.headers.get('content-length');

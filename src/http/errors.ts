@@ -1,6 +1,6 @@
 // HTTP-only errors (auth, body size, unknown route) and the one mapping from any thrown value to an
 // OpenAI-shaped error response `{ error: { message, type, param, code } }`.
-import { MoeError } from '../errors';
+import { MoeError } from '../common/errors';
 
 export class AuthenticationError extends MoeError {
   constructor(message: string) {

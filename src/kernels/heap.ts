@@ -1,6 +1,7 @@
 // A first-fit allocator over a WebAssembly.Memory, shared by every executor: model weights live for the
 // isolate, each generation's KV cache and scratch are allocated for it and freed when it ends.
-import type { Ptr } from './types';
+/** Byte offset into the heap (re-exported by types.ts, the kernel seam). */
+export type Ptr = number;
 
 const ALIGN = 64; // cache line; also satisfies v128 loads
 const PAGE = 65536;

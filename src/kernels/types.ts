@@ -1,10 +1,9 @@
 // The kernel seam: one interface that every executor implements (TS reference, WASM scalar/SIMD/relaxed,
 // and later WebGPU). Kernels are pure functions over flat buffers in one heap; the engine only composes them.
 import type { DType } from '../format/quant';
-import type { Heap } from './heap';
+import type { Heap, Ptr } from './heap';
 
-/** Byte offset into the executor's heap. */
-export type Ptr = number;
+export type { Ptr };
 
 /**
  * A weight matrix resident in the heap: W (rows, cols), row-major, y = W x.

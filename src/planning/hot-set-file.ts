@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { HOT_SET_FORMAT, HotSetDocSchema, HotSetLayersSchema } from '../hotset/store';
 import type { HotSetPlan } from './planner';
-import type { SkillMap } from './skill-map';
+import type { SkillMap } from '../routing/skill-map';
 
 const Layers = HotSetLayersSchema;
 const Expected = z.object({ overall: z.number(), perLayer: z.array(z.number()) });

@@ -4,7 +4,7 @@
 // precision, where an expert may also be kept re-quantized to q4_0 (about half the bytes).
 import { knapsack, type KnapsackOption } from './knapsack';
 import type { EdgeSizes } from './sizes';
-import { hitRates, type RoutingCounts } from './stats';
+import { hitRates, type RoutingCounts } from '../routing/stats';
 
 export interface PlanOptions {
   /** everything the edge may hold: trunk + shared experts + hot experts, bytes */

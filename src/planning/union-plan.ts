@@ -6,8 +6,8 @@ import type { Manifest } from '../format/manifest';
 import { hotSetDocument, type PlannedHotSet } from './hot-set-file';
 import { planHotSet, type HotSetPlan } from './planner';
 import { edgeSizes, totalExpertBytes, type EdgeSizes } from './sizes';
-import { buildSkillMap, type SkillMap } from './skill-map';
-import { hitRates, type RoutingStats } from './stats';
+import { buildSkillMap, type SkillMap } from '../routing/skill-map';
+import { hitRates, type RoutingStats } from '../routing/stats';
 
 /** Knapsack table size in the Worker: 2 MB, whatever the model (sizes coarsen beyond it, within budget). */
 export const WORKER_MAX_CELLS = 2_000_000;

@@ -16,7 +16,7 @@
 //   With COMBINE: count = nTok, row t = sum over the pairs of token t, in request order, of weight * expert(x[t])
 //   (f32 accumulation from 0); tokens without pairs get zero rows.
 // Error payload: status u16 (HTTP-like), code (u16 length + utf8), message (u16 length + utf8).
-import { MoeError, type ErrorType } from '../errors';
+import { MoeError, type ErrorType } from '../common/errors';
 import { f16ToF32, f32ToF16, QK } from '../format/quant';
 
 export const PROTOCOL_VERSION = 1;

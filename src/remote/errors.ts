@@ -1,7 +1,7 @@
 // Typed errors of the backend client. Each names why the generation stopped using the backend (its
 // DegradedReason) and maps to 502 (backend failed) or 504 (backend too slow) when DEGRADED_POLICY=error.
 import type { DegradedReason } from '../engine/api';
-import { MoeError } from '../errors';
+import { MoeError } from '../common/errors';
 
 /** The error `code` clients see for each reason. */
 export const BACKEND_ERROR_CODES: Readonly<Record<DegradedReason, string>> = {

@@ -4,7 +4,7 @@
 // token of this tab's session or asks for one; API clients get the usual JSON 401.
 import type { Context } from 'hono';
 import { dashboardCsp, dashboardHtml } from '../dashboard/page';
-import type { AppEnv } from '../env';
+import type { AppEnv } from '../config/env';
 import type { AppContext } from './inference';
 
 function page(status: 200 | 401): Response {

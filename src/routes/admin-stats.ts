@@ -3,11 +3,11 @@
 // it as it reads `profile`'s output. POST /admin/hot-set/plan: runs the planner here over those statistics
 // (or over statistics in the body) within ?budget_mb= and returns a document PUT /admin/hot-set takes.
 // Statistics are per isolate and in memory: each isolate counts the traffic it served since it started.
-import { appConfig } from '../env';
-import { InvalidRequestError } from '../errors';
+import { appConfig } from '../config/env';
+import { InvalidRequestError } from '../common/errors';
 import { readJsonBody } from '../http/body';
 import { hotSetLayersJson } from '../hotset/resolve';
-import { emptyCounts, parseRoutingStats, ROUTING_STATS_FORMAT, RoutingStatsError, type RoutingStats } from '../planning/stats';
+import { emptyCounts, parseRoutingStats, ROUTING_STATS_FORMAT, RoutingStatsError, type RoutingStats } from '../routing/stats';
 import { planUnion } from '../planning/union-plan';
 import type { ServedModel } from '../runtime/served-model';
 import { servedModel } from './admin';

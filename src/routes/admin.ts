@@ -4,8 +4,8 @@
 // this isolate at once; other isolates pick it up within HOT_SET_REFRESH_MS. Bearer ADMIN_TOKEN, compared in
 // constant time; GET /admin (the dashboard page) also takes it as ?token=.
 import type { MiddlewareHandler } from 'hono';
-import { appConfig, type AppEnv } from '../env';
-import { MoeError } from '../errors';
+import { appConfig, type AppEnv } from '../config/env';
+import { MoeError } from '../common/errors';
 import { readJsonBody } from '../http/body';
 import { AuthenticationError } from '../http/errors';
 import { tierOf } from '../hotset/profiles';

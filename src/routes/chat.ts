@@ -1,6 +1,6 @@
 // POST /v1/chat/completions: OpenAI chat completions, whole or streamed (SSE chunks, first with the role).
 import type { ChatMessage } from '../engine/api';
-import { appConfig } from '../env';
+import { appConfig } from '../config/env';
 import { readJsonBody } from '../http/body';
 import { ChatCompletionRequestSchema, messageText } from '../schemas/chat';
 import { parseRequest } from '../schemas/common';

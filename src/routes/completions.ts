@@ -1,5 +1,5 @@
 // POST /v1/completions: OpenAI (legacy) text completions, whole or streamed.
-import { appConfig } from '../env';
+import { appConfig } from '../config/env';
 import { readJsonBody } from '../http/body';
 import { parseRequest } from '../schemas/common';
 import { CompletionRequestSchema, promptText } from '../schemas/completion';

@@ -1,6 +1,6 @@
 // GET /healthz: whether this isolate can load (or has loaded) the model; 503 with the reason if not,
 // so a load balancer or `npm start` sees a broken model store before clients do.
-import { appConfig } from '../env';
+import { appConfig } from '../config/env';
 import { describeError } from '../http/errors';
 import { waitUntilOf, type AppContext, type ModelProvider } from './inference';
 

@@ -2,8 +2,8 @@
 // GenerateRequest with OpenAI's context rules, cancellation, and running the generation.
 import type { Context } from 'hono';
 import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
-import { appConfig, type AppConfig, type AppEnv } from '../env';
-import { InvalidRequestError, ModelNotFoundError } from '../errors';
+import { appConfig, type AppConfig, type AppEnv } from '../config/env';
+import { InvalidRequestError, ModelNotFoundError } from '../common/errors';
 import { sseResponse } from '../http/sse';
 import { admission, releasedWhenDone, type GenerationLimits, type ModelMemory } from '../runtime/admission';
 import { ServedModel } from '../runtime/served-model';

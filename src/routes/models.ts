@@ -1,6 +1,6 @@
 // GET /v1/models and /v1/models/:id: the served model in OpenAI's list shape (no loading needed).
-import { appConfig } from '../env';
-import { ModelNotFoundError } from '../errors';
+import { appConfig } from '../config/env';
+import { ModelNotFoundError } from '../common/errors';
 import type { AppContext } from './inference';
 
 function modelObject(id: string) {

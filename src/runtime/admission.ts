@@ -4,7 +4,7 @@
 // hold the memory). A RangeError from memory.grow mid-generation is what this exists to prevent.
 import type { Generation } from '../engine/api';
 import { PREFILL_CHUNK } from '../engine/forward';
-import { MoeError } from '../errors';
+import { MoeError } from '../common/errors';
 import type { Architecture } from '../format/manifest';
 
 const MIB = 1024 * 1024;

@@ -6,9 +6,9 @@ import type { MoeUsage } from '../engine/api';
 import type { ExpertExecutor } from '../engine/experts';
 import type { Architecture } from '../format/manifest';
 import type { TierOne } from '../hotset/profiles';
-import { ProfilePicker } from '../planning/pick-profile';
-import { RoutingRecorder } from '../planning/record';
-import type { RoutingTally } from '../planning/tally';
+import { ProfilePicker } from '../routing/pick-profile';
+import { RoutingRecorder } from '../routing/record';
+import type { RoutingTally } from '../routing/tally';
 
 export interface WatchOptions {
   model: string;

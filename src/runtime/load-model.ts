@@ -2,8 +2,8 @@
 // the SIMD build otherwise. Only the trunk and the hot experts are read (HOT_EXPERTS, or hot-set.json
 // beside the model when one is stored). The .wasm files are imported as compiled modules (wrangler's
 // CompiledWasm rule); workerd forbids compiling bytes at run time.
-import { appConfig, type AppEnv } from '../env';
-import { r2Source } from '../format/source-r2';
+import { appConfig, type AppEnv } from '../config/env';
+import { r2Source } from '../store/source-r2';
 import { parseHotExperts } from '../hotset/spec';
 import { r2HotSetStore } from '../hotset/store';
 import { createWasmKernels } from '../kernels/wasm';

@@ -2,7 +2,7 @@
 // routed experts ran (hot hits, cold calls, remote time, degraded generations by reason), and what the
 // routers asked for (routings per model, layer, expert and profile: the statistics the hot set is planned from).
 import type { GenerateResult, MoeUsage } from '../engine/api';
-import { RoutingTally } from '../planning/tally';
+import { RoutingTally } from '../routing/tally';
 
 export class Metrics {
   private readonly requests = new Map<string, number>(); // `${route}\t${status}` -> count

@@ -2,7 +2,7 @@
 // concurrent request of the isolate (weights are read-only; generations own their scratch). A failed
 // load is forgotten, so the next request retries instead of serving a cached failure forever.
 import type { TextModel } from '../engine/api';
-import { appConfig, type AppEnv } from '../env';
+import { appConfig, type AppEnv } from '../config/env';
 
 export type ModelLoader = (env: AppEnv) => Promise<TextModel>;
 

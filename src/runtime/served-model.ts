@@ -8,10 +8,10 @@ import { checkContext, generateTokens } from '../engine/generate';
 import { loadCodec } from '../engine/load';
 import { loadTrunk, type ModelWeights } from '../engine/model';
 import type { TextCodec } from '../engine/tokenizer';
-import { InvalidRequestError, ModelNotUploadedError, ObjectNotFoundError } from '../errors';
+import { InvalidRequestError, ModelNotUploadedError, ObjectNotFoundError } from '../common/errors';
 import { ManifestError, objectNames, parseManifest, tensorNames, type Manifest } from '../format/manifest';
-import type { ObjectSource } from '../format/source';
-import { planAutoHotSet } from '../hotset/auto';
+import type { ObjectSource } from '../store/source';
+import { planAutoHotSet } from '../planning/auto-hot-set';
 import { resolveProfiled, tierOf, type ProfiledHotSet, type TierOne } from '../hotset/profiles';
 import { HotSetError, parseHotSetPut, type HotSetBody, type HotSetSpec } from '../hotset/spec';
 import { resolveHotSet, type HotSet } from '../hotset/resolve';
@@ -22,7 +22,7 @@ import { activationDTypeFor } from '../protocol/activations';
 import { modelTagOf } from '../protocol/expert-wire';
 import { connectBackend } from '../remote/sharded-session';
 import { newMoeUsage, SplitExperts, type SplitOptions } from '../remote/split-experts';
-import type { RoutingTally } from '../planning/tally';
+import type { RoutingTally } from '../routing/tally';
 import { watchRouting } from './generation-routing';
 
 export interface GenerationExperts {

@@ -2,7 +2,7 @@
 // and `moe` extensions), and the one place zod issues become 400 errors naming the offending param.
 import { z } from 'zod';
 import { COLD_POLICIES } from '../engine/api';
-import { InvalidRequestError } from '../errors';
+import { InvalidRequestError } from '../common/errors';
 
 /** Cold-expert policies (design §4): `moe.policy` overrides the deployment's COLD_POLICY for one request. */
 export const MOE_POLICIES = COLD_POLICIES as readonly ['remote', 'substitute', 'drop'];

@@ -1,7 +1,7 @@
 // fast-check settings shared by the Node-side fuzz tests: each test's bounded run count for `npm test`, or
 // FUZZ_RUNS for a long run (`npm run fuzz`), and one seed (FUZZ_SEED) so a failure replays exactly.
 import fc from 'fast-check';
-import { concatBytes } from '../../src/bytes';
+import { concatBytes } from '../../src/common/bytes';
 
 export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261123);
 

@@ -2,7 +2,7 @@
 // q5_1, q2_K..q6_K, bf16) next to ours: real llama.cpp runs it as it is, our converter imports it, and the two
 // must agree. Blocks are random bytes with their scale fields set to sane f16 values, so every quant pattern
 // occurs. Shapes are multiples of 256 (k-quant blocks).
-import { gguf, GGML_TYPES, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from '../../src/format/gguf';
+import { gguf, GGML_TYPES, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from '../../tools/convert/gguf';
 import { f32ToF16 } from '../../src/format/quant';
 
 export const H = 256;

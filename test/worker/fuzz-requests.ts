@@ -3,7 +3,7 @@
 // UTF-8 bytes, huge and non-finite number literals, deep nesting, oversized bodies, random methods, routes and
 // headers. Near-valid requests are common, so the fuzz reaches past the schema into tokenising and generating.
 import fc from 'fast-check';
-import { concatBytes } from '../../src/bytes';
+import { concatBytes } from '../../src/common/bytes';
 
 export interface FuzzRequest {
   method: string;

@@ -6,7 +6,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, inject, it } from 'vitest';
 import type { MoeOptions } from '../../src/engine/api';
 import { forward, Sequence } from '../../src/engine/forward';
-import { appConfig } from '../../src/env';
+import { appConfig } from '../../src/config/env';
 import { loadModelFromR2 } from '../../src/runtime/load-model';
 import { maxAbsDiff } from '../helpers/logits';
 import { randomHalf, splitLogits } from '../helpers/split-score';

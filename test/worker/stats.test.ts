@@ -7,9 +7,9 @@
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseManifest, type Manifest } from '../../src/format/manifest';
-import { ROUTING_STATS_OBJECT } from '../../src/hotset/auto';
-import { buildSkillMap } from '../../src/planning/skill-map';
-import { parseRoutingStats, ROUTING_STATS_FORMAT, type RoutingCounts, type RoutingStats } from '../../src/planning/stats';
+import { ROUTING_STATS_OBJECT } from '../../src/planning/auto-hot-set';
+import { buildSkillMap } from '../../src/routing/skill-map';
+import { parseRoutingStats, ROUTING_STATS_FORMAT, type RoutingCounts, type RoutingStats } from '../../src/routing/stats';
 import { planUnion } from '../../src/planning/union-plan';
 import { loadModelFromR2 } from '../../src/runtime/load-model';
 import { callWithEnv, expectOpenAIError } from './helpers';

@@ -3,7 +3,7 @@
 // so shards larger than memory or than Node's 2 GB readFile limit convert fine.
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseHeader, readHeaderLength, SAFETENSORS_DTYPE_BYTES, SafetensorsError, toFloat32, type SafetensorsHeader, type SafetensorsTensor } from '../../src/format/safetensors';
+import { parseHeader, readHeaderLength, SAFETENSORS_DTYPE_BYTES, SafetensorsError, toFloat32, type SafetensorsHeader, type SafetensorsTensor } from './safetensors';
 import { readRange } from './read-range';
 
 export interface Checkpoint {

@@ -4,11 +4,11 @@
 // blocks, so f32/f16/q8_0/q4_0 pass through unchanged. The file is read tensor by tensor, never whole.
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { architectureFromHf, hfTensorSources, HfConfigError, type TensorSource } from '../../src/format/hf-config';
-import { GGML_TYPES, GgufError, GgufHeaderTruncated, metaValue, readGgufHeader, ropePermuteRows, type GgmlType, type GgufHeader, type GgufTensorInfo } from '../../src/format/gguf';
+import { architectureFromHf, hfTensorSources, HfConfigError, type TensorSource } from './hf-config';
+import { GGML_TYPES, GgufError, GgufHeaderTruncated, metaValue, readGgufHeader, ropePermuteRows, type GgmlType, type GgufHeader, type GgufTensorInfo } from './gguf';
 import {
   ggufSingleExpert, ggufStackedExperts, ggufTensorName, MODEL_TYPE_OF_GGUF_ARCH as MODEL_TYPE, NORM_TOPK_DEFAULT, PERMUTED_QK_ARCHS as PERMUTED_QK,
-} from '../../src/format/gguf-arch';
+} from './gguf-arch';
 import { tensorNames, type Architecture } from '../../src/format/manifest';
 import { readRange } from './read-range';
 

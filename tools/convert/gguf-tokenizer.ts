@@ -2,7 +2,7 @@
 // @huggingface/tokenizers, plus BOS/EOS and the chat template. Two vocabulary kinds: `gpt2` (byte-level BPE,
 // with the split regex llama.cpp names in tokenizer.ggml.pre) and `llama` (SentencePiece BPE: merges rebuilt
 // from the piece scores, byte fallback). Anything else leaves the model without a tokenizer, with a warning.
-import { metaValue, type GgufHeader } from '../../src/format/gguf';
+import { metaValue, type GgufHeader } from './gguf';
 import { TOKENIZER_CONFIG, TOKENIZER_JSON, type TokenizerMeta } from './tokenizer-meta';
 
 type Json = Record<string, unknown>;

@@ -1,6 +1,6 @@
 // Packs encoded tensors into one model object (trunk.bin or an expert file) at 64-byte aligned offsets,
 // so every tensor starts on a cache line and any typed-array view of it is aligned.
-import { concatBytes } from '../../src/bytes';
+import { concatBytes } from '../../src/common/bytes';
 
 export const TENSOR_ALIGN = 64;
 

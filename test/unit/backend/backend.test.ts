@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
-import { fsSource } from '../../../src/format/source-fs';
+import { fsSource } from '../../../src/store/source-fs';
 import { roundF16 } from '../../../src/format/quant';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { encodeActivations } from '../../../src/protocol/activations';

@@ -2,8 +2,8 @@
 // (layer, expert), and each call gets exactly the rows it would get alone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { objectNames, tensorNames } from '../../../src/format/manifest';
-import { readManifest, readVerified } from '../../../src/format/source';
-import { fsSource } from '../../../src/format/source-fs';
+import { readManifest, readVerified } from '../../../src/store/source';
+import { fsSource } from '../../../src/store/source-fs';
 import { Batcher, type BatchCall, type BatchStats } from '../../../gpu-backend/batcher';
 import { createCpuDevice } from '../../../gpu-backend/devices/cpu';
 import type { ExpertDevice } from '../../../gpu-backend/devices/device';

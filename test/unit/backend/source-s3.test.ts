@@ -1,4 +1,4 @@
-// R2 through the S3 API (src/format/source-s3.ts) against a small S3-style HTTP server on loopback that serves
+// R2 through the S3 API (src/store/source-s3.ts) against a small S3-style HTTP server on loopback that serves
 // this checkout's folders as a bucket: signed path-style GETs, ranges, missing objects; and the backend's
 // `--model r2:<path>` loading a model that way. (R2 itself cannot run here; the server checks SigV4's shape.)
 import { readFile } from 'node:fs/promises';
@@ -6,9 +6,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ObjectNotFoundError } from '../../../src/errors';
-import { readManifest, readVerified, ShortReadError } from '../../../src/format/source';
-import { s3Source } from '../../../src/format/source-s3';
+import { ObjectNotFoundError } from '../../../src/common/errors';
+import { readManifest, readVerified, ShortReadError } from '../../../src/store/source';
+import { s3Source } from '../../../src/store/source-s3';
 import { spawnBackend } from '../../../gpu-backend/spawn';
 
 const BUCKET = 'weights';

@@ -1,5 +1,5 @@
 // The placement report (tools/placement.ts, `npm run cli -- plan`): its sizes are the converter's tensor list
-// (src/format/hf-config.ts) at the block formats of src/format/quant.ts, and for a converted model exactly what
+// (tools/convert/hf-config.ts) at the block formats of src/format/quant.ts, and for a converted model exactly what
 // the engine allocates and R2 stores; the published configs of models/configs/ give the README's table.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -7,10 +7,10 @@ import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadTrunk } from '../../../src/engine/model';
-import { architectureFromHf, hfTensorSources } from '../../../src/format/hf-config';
+import { architectureFromHf, hfTensorSources } from '../../../tools/convert/hf-config';
 import { parseManifest } from '../../../src/format/manifest';
 import { canQuantizeRows, memoryBytes, shardBytes, type DType } from '../../../src/format/quant';
-import { fsSource } from '../../../src/format/source-fs';
+import { fsSource } from '../../../src/store/source-fs';
 import { expertHeapBytes } from '../../../src/hotset/resolve';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { expertTensors, heapBytes, ISOLATE_BYTES, place, storedBytes, trunkTensors } from '../../../tools/placement';

@@ -1,4 +1,4 @@
-// `npm run cli -- upload` (tools/upload.ts over src/format/sink-s3.ts) against an S3-compatible server on
+// `npm run cli -- upload` (tools/upload.ts over src/store/sink-s3.ts) against an S3-compatible server on
 // loopback (test/helpers/s3-server.ts; R2 itself cannot run here): every object lands with its digest and
 // reads back verified through the backend's own s3Source; manifest.json is always the last write; an
 // interrupted upload publishes nothing and resumes with only what is missing; bad local files never leave.
@@ -11,9 +11,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../../src/format/digest';
 import { parseManifest } from '../../../src/format/manifest';
-import { readManifest, readVerified } from '../../../src/format/source';
-import { s3Sink } from '../../../src/format/sink-s3';
-import { s3Source } from '../../../src/format/source-s3';
+import { readManifest, readVerified } from '../../../src/store/source';
+import { s3Sink } from '../../../src/store/sink-s3';
+import { s3Source } from '../../../src/store/source-s3';
 import { LocalObjectError, uploadModel } from '../../../tools/upload';
 import { startS3Server, type S3TestServer } from '../../helpers/s3-server';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
 import { argmax } from '../../../src/engine/sampler';
-import { fsSource } from '../../../src/format/source-fs';
+import { fsSource } from '../../../src/store/source-fs';
 import { convert } from '../../../tools/convert';
 import { makeKernels, type ExecutorName } from '../../../tools/kernels-node';
 import { scoreTokens } from '../../../tools/score';

@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { architectureFromHf, hfTensorSources } from '../../../src/format/hf-config';
+import { architectureFromHf, hfTensorSources } from '../../../tools/convert/hf-config';
 import { objectNames, tensorNames, type Manifest } from '../../../src/format/manifest';
 import { decodeTensor, dequantize, QK, quantize, roundF16 } from '../../../src/format/quant';
-import { encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../../../src/format/safetensors';
-import { readManifest, readVerified } from '../../../src/format/source';
-import { fsSource } from '../../../src/format/source-fs';
+import { encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../../../tools/convert/safetensors';
+import { readManifest, readVerified } from '../../../src/store/source';
+import { fsSource } from '../../../src/store/source-fs';
 import { chooseDtype, convert } from '../../../tools/convert';
 import { sharedPath } from '../../shared-dir';
 

@@ -1,6 +1,6 @@
-// Row access into llama.cpp's own GGUF files in ../shared/fixtures, through src/format/gguf.ts, to compare the
+// Row access into llama.cpp's own GGUF files in ../shared/fixtures, through tools/convert/gguf.ts, to compare the
 // tensor rows of our converted models with them (f32 and Q8_0 tensors, llama.cpp's q/k row permutation).
-import { ggmlBytes, ggmlToShard, isDType, readGguf as readGgufFile } from '../../../src/format/gguf';
+import { ggmlBytes, ggmlToShard, isDType, readGguf as readGgufFile } from '../../../tools/convert/gguf';
 import { QK } from '../../../src/format/quant';
 
 export interface GgufTensor {

@@ -2,7 +2,7 @@
 // corrupt file is refused with a reason instead of yielding garbage tensors.
 import { describe, expect, it } from 'vitest';
 import { f32ToF16 } from '../../../src/format/quant';
-import { encodeSafetensors, parseSafetensors, SafetensorsError } from '../../../src/format/safetensors';
+import { encodeSafetensors, parseSafetensors, SafetensorsError } from '../../../tools/convert/safetensors';
 
 /** A file from a header object and a data buffer, header padded like the Rust writer. */
 function file(header: Record<string, unknown>, data: Uint8Array, headerLength?: number): Uint8Array {

@@ -4,11 +4,11 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ObjectNotFoundError, ShardIntegrityError } from '../../../src/errors';
+import { ObjectNotFoundError, ShardIntegrityError } from '../../../src/common/errors';
 import { sha256Hex } from '../../../src/format/digest';
 import { ManifestError, type Manifest } from '../../../src/format/manifest';
-import { readManifest, readVerified, ShortReadError } from '../../../src/format/source';
-import { fsSource } from '../../../src/format/source-fs';
+import { readManifest, readVerified, ShortReadError } from '../../../src/store/source';
+import { fsSource } from '../../../src/store/source-fs';
 import { convert } from '../../../tools/convert';
 import { sharedPath } from '../../shared-dir';
 

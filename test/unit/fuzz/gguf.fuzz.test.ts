@@ -1,10 +1,10 @@
-// Fuzz of the GGUF reader (src/format/gguf.ts), which imports llama.cpp files: for mutated real files (every
+// Fuzz of the GGUF reader (tools/convert/gguf.ts), which imports llama.cpp files: for mutated real files (every
 // value type, every tensor type), files with lying counts and sizes, and random bytes, readGguf either returns
 // a file whose tensors lie inside the input with ggml's size for their type and dims, or throws GgufError;
 // nothing else escapes, and a huge count in the header is refused instead of looping or allocating.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ggmlBytes, GgufError, readGguf, writeGguf, type GgufFile, type GgufValue } from '../../../src/format/gguf';
+import { ggmlBytes, GgufError, readGguf, writeGguf, type GgufFile, type GgufValue } from '../../../tools/convert/gguf';
 import { fuzzParams, fuzzRuns, fuzzTimeout, mutatedBytes, thrown } from '../../helpers/fuzz';
 
 function readsOrRefuses(bytes: Uint8Array): 'read' | 'refused' {

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTextModel } from '../../../src/engine/load';
-import { MoeError } from '../../../src/errors';
+import { MoeError } from '../../../src/common/errors';
 import { ManifestError, parseManifest } from '../../../src/format/manifest';
-import { readManifest } from '../../../src/format/source';
-import { fsSource } from '../../../src/format/source-fs';
+import { readManifest } from '../../../src/store/source';
+import { fsSource } from '../../../src/store/source-fs';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { fuzzParams, fuzzRuns, fuzzTimeout, mutatedBytes, thrown } from '../../helpers/fuzz';
 

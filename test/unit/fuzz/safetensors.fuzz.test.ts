@@ -1,10 +1,10 @@
-// Fuzz of the safetensors reader (src/format/safetensors.ts), which the converter runs over downloaded
+// Fuzz of the safetensors reader (tools/convert/safetensors.ts), which the converter runs over downloaded
 // checkpoints: for mutated real files, random headers and random bytes, parseSafetensors either returns a
 // file whose every tensor reads back with the size its header promises, or throws SafetensorsError; nothing
 // else escapes (no RangeError from a DataView, no TypeError from a header of the wrong shape).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeSafetensors, parseSafetensors, SAFETENSORS_DTYPE_BYTES, SafetensorsError } from '../../../src/format/safetensors';
+import { encodeSafetensors, parseSafetensors, SAFETENSORS_DTYPE_BYTES, SafetensorsError } from '../../../tools/convert/safetensors';
 import { fuzzParams, fuzzRuns, fuzzTimeout, mutatedBytes, thrown } from '../../helpers/fuzz';
 
 const FLOATS = new Set(['F32', 'F16', 'BF16', 'F64']);

@@ -1,8 +1,8 @@
 // Hot-set versions in one heap: a swap loads only the experts that are new, shares the rest, leaves running
 // generations on their version, and gives a retired version's experts back when its last lease ends.
 import { describe, expect, it } from 'vitest';
-import { readManifest } from '../../../src/format/source';
-import { fsSource } from '../../../src/format/source-fs';
+import { readManifest } from '../../../src/store/source';
+import { fsSource } from '../../../src/store/source-fs';
 import { loadTrunk } from '../../../src/engine/model';
 import { resolveHotSet } from '../../../src/hotset/resolve';
 import { parseHotExperts } from '../../../src/hotset/spec';

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LoadedModel } from '../../../src/engine/load';
 import { loadTextModel } from '../../../src/engine/load';
-import { fsSource } from '../../../src/format/source-fs';
+import { fsSource } from '../../../src/store/source-fs';
 import { makeKernels } from '../../../tools/kernels-node';
 import { scoreTokens } from '../../../tools/score';
 import { top2Shares, withCounting } from '../../../models/train/engine-probes';

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argmax, llamaGreedy, llamaInstalled, llamaLogits, openLlama, type LlamaSession } from '../../../bench/peers/llama';
 import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
-import { fsSource } from '../../../src/format/source-fs';
+import { fsSource } from '../../../src/store/source-fs';
 import { convert } from '../../../tools/convert';
 import { exportGgufFile } from '../../../tools/export-gguf';
 import { makeKernels } from '../../../tools/kernels-node';

@@ -11,7 +11,7 @@ import { hotSetDocument, PlannedHotSetSchema } from '../../../src/planning/hot-s
 import { knapsack, type KnapsackOption } from '../../../src/planning/knapsack';
 import { planHotSet, PlanError } from '../../../src/planning/planner';
 import { edgeSizes, totalExpertBytes, type EdgeSizes } from '../../../src/planning/sizes';
-import type { RoutingCounts } from '../../../src/planning/stats';
+import type { RoutingCounts } from '../../../src/routing/stats';
 import { seededRandom } from '../../../src/engine/sampler';
 
 /** The best value over every way to pick one option (or none) per item, by enumeration. */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../../src/format/manifest';
 import { PlannedHotSetSchema } from '../../../src/planning/hot-set-file';
 import { edgeSizes, totalExpertBytes } from '../../../src/planning/sizes';
-import { RoutingStatsSchema, type RoutingStats } from '../../../src/planning/stats';
+import { RoutingStatsSchema, type RoutingStats } from '../../../src/routing/stats';
 import { buildCalibration, DEFAULTS, DOMAINS } from '../../../models/calibration/build';
 import { skillAccuracy, type RoutedPrompt } from '../../../bench/hotset/measure';
 import { loadProfiled, parsePrompts, promptTokens, routeTokens } from '../../../tools/profile';

@@ -8,11 +8,11 @@ import { tensorNames, type Manifest } from '../../../src/format/manifest';
 import { resolveProfiled } from '../../../src/hotset/profiles';
 import { expertHeapBytes } from '../../../src/hotset/resolve';
 import { HotSetError, parseHotSetPut } from '../../../src/hotset/spec';
-import { ProfilePicker } from '../../../src/planning/pick-profile';
-import { RoutingRecorder } from '../../../src/planning/record';
-import { buildSkillMap } from '../../../src/planning/skill-map';
-import { parseRoutingStats, ROUTING_STATS_FORMAT, type RoutingCounts, type RoutingStats } from '../../../src/planning/stats';
-import { RoutingTally } from '../../../src/planning/tally';
+import { ProfilePicker } from '../../../src/routing/pick-profile';
+import { RoutingRecorder } from '../../../src/routing/record';
+import { buildSkillMap } from '../../../src/routing/skill-map';
+import { parseRoutingStats, ROUTING_STATS_FORMAT, type RoutingCounts, type RoutingStats } from '../../../src/routing/stats';
+import { RoutingTally } from '../../../src/routing/tally';
 import { planUnion } from '../../../src/planning/union-plan';
 
 const L = 2;

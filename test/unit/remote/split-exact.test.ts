@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MoeOptions } from '../../../src/engine/api';
 import { loadTextModel } from '../../../src/engine/load';
-import { fsSource } from '../../../src/format/source-fs';
+import { fsSource } from '../../../src/store/source-fs';
 import { parseHotExperts } from '../../../src/hotset/spec';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { ServedModel } from '../../../src/runtime/served-model';

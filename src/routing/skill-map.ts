@@ -2,7 +2,6 @@
 // prompt's own routing, i.e. the per-layer expert histogram of its prefill, which the engine computes anyway.
 // Cheap in the Worker: L x E numbers per prompt, one cosine per profile.
 import { z } from 'zod';
-import type { RoutingCounts } from './stats';
 
 const Matrix = z.array(z.array(z.number()));
 
@@ -20,6 +19,12 @@ export const SkillMapSchema = z.object({
 });
 export type SkillMap = z.infer<typeof SkillMapSchema>;
 
+/** The part of a domain's routing counts (src/routing/stats.ts) a skill map is built from. */
+interface DomainCounts {
+  readonly tokens: number;
+  readonly counts: readonly (readonly number[])[];
+}
+
 /** Each layer's counts as shares (rows sum to 1; an empty row stays 0). */
 export function histogram(counts: readonly (readonly number[])[]): number[][] {
   return counts.map((row) => {
@@ -32,7 +37,7 @@ export function histogram(counts: readonly (readonly number[])[]): number[][] {
  * Centroids from the per-domain counts of a calibration set: each domain's histogram of all its routings
  * (token-weighted, so it is the same whether built once or from merged runs).
  */
-export function buildSkillMap(domains: Readonly<Record<string, RoutingCounts>>): SkillMap | undefined {
+export function buildSkillMap(domains: Readonly<Record<string, DomainCounts>>): SkillMap | undefined {
   const names = Object.keys(domains).filter((d) => domains[d].tokens > 0).sort();
   if (names.length < 2) return undefined;
   const centroids = Object.fromEntries(names.map((d) => [d, histogram(domains[d].counts)]));

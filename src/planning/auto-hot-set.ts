@@ -2,13 +2,13 @@
 // statistics stored beside the model (routing-stats.json, written by `npm run cli -- profile`) within
 // HOT_BUDGET_MB; with two or more domains in them, one profile per domain and the skill map, their union
 // within the budget. Without statistics (or without a budget) `auto` falls back to resolve.ts's fill.
-import { ObjectNotFoundError } from '../errors';
+import { ObjectNotFoundError } from '../common/errors';
 import type { Manifest } from '../format/manifest';
-import type { ObjectSource } from '../format/source';
-import { parseRoutingStats } from '../planning/stats';
-import { planUnion } from '../planning/union-plan';
-import { resolveProfiled, type ProfiledHotSet } from './profiles';
-import { parseHotSetPut } from './spec';
+import type { ObjectSource } from '../store/source';
+import { parseRoutingStats } from '../routing/stats';
+import { planUnion } from './union-plan';
+import { resolveProfiled, type ProfiledHotSet } from '../hotset/profiles';
+import { parseHotSetPut } from '../hotset/spec';
 
 /** The statistics object beside the model (not listed in the manifest: it changes without the weights). */
 export const ROUTING_STATS_OBJECT = 'routing-stats.json';

@@ -2,9 +2,9 @@
 // executor counts every (token, slot) routing of a real forward pass without changing its output.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
-import { fsSource } from '../../../src/format/source-fs';
-import { RoutingRecorder } from '../../../src/planning/record';
-import { emptyCounts, mergeStats, parseRoutingStats, ROUTING_STATS_FORMAT, RoutingStatsError, type RoutingStats } from '../../../src/planning/stats';
+import { fsSource } from '../../../src/store/source-fs';
+import { RoutingRecorder } from '../../../src/routing/record';
+import { emptyCounts, mergeStats, parseRoutingStats, ROUTING_STATS_FORMAT, RoutingStatsError, type RoutingStats } from '../../../src/routing/stats';
 import { makeKernels } from '../../../tools/kernels-node';
 import { scoreTokens } from '../../../tools/score';
 

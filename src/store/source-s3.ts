@@ -1,7 +1,7 @@
 // ObjectSource over an S3-compatible API (R2 from outside Cloudflare, for the GPU backend): path-style URLs
 // `<endpoint>/<bucket>/<prefix>/<name>`, SigV4 through aws4fetch, ranged GETs. Runs on Node and in workers.
 import { AwsClient } from 'aws4fetch';
-import { ObjectNotFoundError } from '../errors';
+import { ObjectNotFoundError } from '../common/errors';
 import { checkObjectName, checkRange, ShortReadError, type ObjectSource } from './source';
 
 export interface S3SourceOptions {

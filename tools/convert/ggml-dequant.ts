@@ -2,7 +2,7 @@
 // with (q4_1, q5_0/1, k-quants, bf16): the converter requantizes those into one of ours. Products are
 // rounded to f32 step by step as ggml's dequantize_row_* computes them in float, so values match its own.
 import { GGML_TYPES, GgufError, type GgmlType } from './gguf';
-import { decodeTensor, f16ToF32 } from './quant';
+import { decodeTensor, f16ToF32 } from '../../src/format/quant';
 
 const f = Math.fround;
 

@@ -1,7 +1,7 @@
 // How llama.cpp names and runs each architecture we support: its GGUF arch name, whether its converter
 // reorders q/k rows for adjacent-pair RoPE, and what its graph does with the top-k routing weights when the
 // file has no expert_weights_norm key. One table for GGUF import (tools/convert/gguf-input.ts) and export.
-import type { Architecture } from './manifest';
+import type { Architecture } from '../../src/format/manifest';
 
 type ModelType = Architecture['modelType'];
 

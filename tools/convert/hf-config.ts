@@ -2,7 +2,7 @@
 // One entry per HF `model_type` in `families`; a new architecture is a new entry (flags + tensor names),
 // never a new code path in the engine.
 import type { z } from 'zod';
-import { ArchitectureSchema, tensorNames as T, type Architecture } from './manifest';
+import { ArchitectureSchema, tensorNames as T, type Architecture } from '../../src/format/manifest';
 import {
   bool, contextLength, everyLayerSparse, headDim, HfConfigError, int, noRopeScaling, num, requireNeutral, ropeTheta, siluOnly,
   type HfConfig,

@@ -2,9 +2,9 @@
 // Regenerate src/worker-configuration.d.ts with:
 //   npx wrangler types src/worker-configuration.d.ts --include-runtime=false --strict-vars=false
 
-import { COLD_POLICIES, DEGRADED_POLICIES, type BackendTarget, type ColdPolicy, type DegradedPolicy } from './engine/api';
-import { MoeError } from './errors';
-import { parseReplicas } from './remote/replicas';
+import { COLD_POLICIES, DEGRADED_POLICIES, type BackendTarget, type ColdPolicy, type DegradedPolicy } from '../engine/api';
+import { MoeError } from '../common/errors';
+import { parseReplicas } from '../remote/replicas';
 
 /** Bindings and vars as the runtime hands them over; secrets (API_KEYS, BACKEND_TOKEN, ADMIN_TOKEN) are not in wrangler.toml. */
 export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS'> & {

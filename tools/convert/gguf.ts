@@ -1,8 +1,8 @@
 // GGUF v3 (llama.cpp's model file): reader and writer for metadata, tensor infos and data, plus the lossless
 // conversion between our shard layout of q8_0/q4_0 (quants and f16 scales in separate arrays, quant.ts) and
 // ggml's interleaved blocks. Used by the GGUF exporter (tools/export-gguf.ts) and importer (tools/convert/gguf-*.ts).
-import { QK, shardBytes, type DType } from './quant';
-import { concatBytes } from '../bytes';
+import { QK, shardBytes, type DType } from '../../src/format/quant';
+import { concatBytes } from '../../src/common/bytes';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_VERSION = 3;

@@ -2,7 +2,7 @@
 // import this file: it pulls in node:fs.
 import { open, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ObjectNotFoundError } from '../errors';
+import { ObjectNotFoundError } from '../common/errors';
 import { checkObjectName, checkRange, ShortReadError, type ObjectSource } from './source';
 
 export function fsSource(dir: string): ObjectSource {

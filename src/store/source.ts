@@ -1,8 +1,8 @@
 // Where a model's objects come from (R2 in the Worker, a folder in Node tools and the backend), and the one
 // place that checks an object against its manifest digest before anything uses it.
-import { MoeError, ObjectNotFoundError, ShardIntegrityError } from '../errors';
-import { sha256Hex } from './digest';
-import { ManifestError, objectNames, parseManifest, type Manifest } from './manifest';
+import { MoeError, ObjectNotFoundError, ShardIntegrityError } from '../common/errors';
+import { sha256Hex } from '../format/digest';
+import { ManifestError, objectNames, parseManifest, type Manifest } from '../format/manifest';
 
 /** Read access to the objects of one model (names relative to the model, e.g. `experts/0/3.bin`). */
 export interface ObjectSource {

@@ -1,6 +1,6 @@
 // ObjectSource over an R2 bucket (the Worker's model store): `<prefix>/<name>` keys, ranged reads via R2's
 // `range`, and `arrayBuffer()` as the fast path (a BYOB reader cannot target WASM memory anyway).
-import { MoeError, ObjectNotFoundError } from '../errors';
+import { MoeError, ObjectNotFoundError } from '../common/errors';
 import { checkObjectName, checkRange, ObjectReadError, ShortReadError, type ObjectSource } from './source';
 
 export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {

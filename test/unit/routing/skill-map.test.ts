@@ -1,7 +1,7 @@
 // The skill map's arithmetic: centroids are the domains' routing histograms, a prompt goes to the nearest one
 // by centered cosine, and a map restricted to some layers ignores the others.
 import { describe, expect, it } from 'vitest';
-import { buildSkillMap, classify, histogram, restrictSkillMap } from '../../../src/planning/skill-map';
+import { buildSkillMap, classify, histogram, restrictSkillMap } from '../../../src/routing/skill-map';
 
 const domains = {
   code: { tokens: 10, prompts: 2, counts: [[16, 2, 1, 1], [10, 10, 0, 0]] },

@@ -2,7 +2,7 @@
 // Layout: u64 LE header length N, N bytes of JSON header, then the data buffer that every tensor indexes.
 // The header is checked as strictly as the reference Rust implementation: known dtypes, sizes that match
 // shapes, offsets inside the buffer, no overlaps and no holes, so a corrupt file fails here with its reason.
-import { f16ToF32 } from './quant';
+import { f16ToF32 } from '../../src/format/quant';
 
 export class SafetensorsError extends Error {
   constructor(detail: string) {
