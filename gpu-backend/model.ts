@@ -1,8 +1,7 @@
 // The backend's view of a model: manifest, model tag, and this replica's layer/expert range loaded onto the
 // device from verified objects. Replicas split a model by ranges (expert parallelism); each loads only its own.
-import { objectNames, parseManifest, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../src/format/manifest';
-import { readVerified, type ObjectSource } from '../src/store/source';
-import { modelTagOf } from '../src/protocol/expert-wire';
+import { objectNames, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../src/format/manifest';
+import { readTaggedManifest, readVerified, type ObjectSource } from '../src/store/source';
 import type { ExpertDevice, ExpertEntries } from './devices/device';
 
 /** Inclusive range of ids. */
@@ -31,14 +30,7 @@ export interface BackendModel {
 }
 
 export async function loadBackendModel(source: ObjectSource, device: ExpertDevice, opts: LoadModelOptions = {}): Promise<BackendModel> {
-  const raw = await source.get(objectNames.manifest);
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(raw));
-  } catch (e) {
-    throw new ManifestError(`${source.describe()}/${objectNames.manifest} is not JSON (${(e as Error).message})`);
-  }
-  const manifest = parseManifest(json);
+  const { manifest, tag } = await readTaggedManifest(source);
   const a = manifest.architecture;
   const layers = checkRange('layers', opts.layers ?? { lo: 0, hi: a.numLayers - 1 }, a.numLayers);
   const experts = checkRange('experts', opts.experts ?? { lo: 0, hi: a.numExperts - 1 }, a.numExperts);
@@ -57,7 +49,7 @@ export async function loadBackendModel(source: ObjectSource, device: ExpertDevic
   return Object.freeze({
     name: manifest.name,
     manifest,
-    tag: await modelTagOf(raw),
+    tag,
     hidden: a.hiddenSize,
     layers,
     experts,

@@ -5,7 +5,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseManifest } from '../../src/format/manifest';
 import { activationDTypeFor, encodeActivations } from '../../src/protocol/activations';
-import { decodeFrame, encodeRequest, modelTagOf } from '../../src/protocol/expert-wire';
+import { decodeFrame, encodeRequest } from '../../src/protocol/expert-wire';
+import { modelTagOf } from '../../src/format/digest';
 import { spawnBackend, type SpawnedBackend } from '../../gpu-backend/spawn';
 import { machineInfo } from '../matvec/machine';
 

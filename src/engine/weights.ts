@@ -1,23 +1,13 @@
 // Moves tensors from verified shard bytes into the kernel heap as `Mat`s (scales widened f16 -> f32).
 // Weights are loaded once per isolate and shared read-only by every generation.
 import { ManifestError, type TensorEntry } from '../format/manifest';
-import { f16ToF32, isQuantized, memoryBytes, QK, quantBytes, scaleCount, shardBytes, type DType } from '../format/quant';
+import { halfToFloatTable, isQuantized, memoryBytes, QK, quantBytes, scaleCount, shardBytes, type DType } from '../format/quant';
 import type { Kernels, Mat, Ptr } from '../kernels/types';
 
 /** A 1-D f32 vector (norm weights, biases) in the heap. */
 export interface Vec {
   readonly n: number;
   readonly data: Ptr;
-}
-
-// f16 -> f32 for all 65536 halves: loads convert millions of scales, a table keeps that cheap.
-let halfTable: Float32Array | undefined;
-function halfToFloatTable(): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) halfTable[h] = f16ToF32(h);
-  }
-  return halfTable;
 }
 
 /** Copy one tensor (its bytes inside `object`) into the heap. 1-D tensors must be f32. */

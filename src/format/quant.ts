@@ -102,6 +102,18 @@ export function f16ToF32(h: number): number {
 }
 
 /** Round a float to the nearest f16 value (what a value looks like after a trip through half precision). */
+// f16 -> f32 for all 65536 halves: model loads widen millions of scales, the backend widens activations.
+let halfTable: Float32Array | undefined;
+
+/** f16ToF32 of every half, as a table (built once per isolate, 256 KiB). */
+export function halfToFloatTable(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = f16ToF32(h);
+  }
+  return halfTable;
+}
+
 export function roundF16(value: number): number {
   return f16ToF32(f32ToF16(value));
 }

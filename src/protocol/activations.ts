@@ -1,7 +1,7 @@
 // Activations on the wire: f32 -> the dtype a request carries (client side) and back to f32 (backend side).
 // q8_0 is quantized exactly as the kernels quantize their input, so dequantize -> kernel requantize is the identity.
 import type { DType } from '../format/quant';
-import { f16ToF32, f32ToF16, QK, quantizeQ8_0 } from '../format/quant';
+import { f32ToF16, halfToFloatTable, QK, quantizeQ8_0 } from '../format/quant';
 import type { ActDType, Activations } from './expert-wire';
 
 /**
@@ -24,26 +24,18 @@ export function encodeActivations(x: Float32Array, dtype: ActDType): Activations
   return { dtype, qs: new Int8Array(q.qs.buffer, q.qs.byteOffset, q.qs.length), d: q.d };
 }
 
-let halfTable: Float32Array | undefined;
-function half(h: number): number {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) halfTable[i] = f16ToF32(i);
-  }
-  return halfTable[h];
-}
-
 /** Wire activations -> f32 (q8_0: q * d, exact in f32 since 8 x 11 significant bits fit in 24). */
 export function activationsToF32(a: Activations): Float32Array {
   if (a.dtype === 'f32') return a.data;
+  const half = halfToFloatTable();
   if (a.dtype === 'f16') {
     const out = new Float32Array(a.data.length);
-    for (let i = 0; i < out.length; i++) out[i] = half(a.data[i]);
+    for (let i = 0; i < out.length; i++) out[i] = half[a.data[i]];
     return out;
   }
   const out = new Float32Array(a.qs.length);
   for (let b = 0; b < a.d.length; b++) {
-    const d = half(a.d[b]);
+    const d = half[a.d[b]];
     for (let j = b * QK; j < b * QK + QK; j++) out[j] = a.qs[j] * d;
   }
   return out;

@@ -17,6 +17,7 @@
 //   (f32 accumulation from 0); tokens without pairs get zero rows.
 // Error payload: status u16 (HTTP-like), code (u16 length + utf8), message (u16 length + utf8).
 import { MoeError, type ErrorType } from '../common/errors';
+import { MODEL_TAG_BYTES } from '../format/digest';
 import { f16ToF32, f32ToF16, QK } from '../format/quant';
 
 export const PROTOCOL_VERSION = 1;
@@ -25,7 +26,6 @@ export const HEADER_BYTES = 24;
 export const REQUEST_HEAD_BYTES = 16;
 export const PAIR_BYTES = 12;
 export const RESULT_HEAD_BYTES = 12;
-export const MODEL_TAG_BYTES = 8;
 /** Largest payload either side accepts (workerd closes WebSockets on messages over 32 MiB). */
 export const MAX_PAYLOAD_BYTES = 32 * 1024 * 1024 - HEADER_BYTES;
 export const FLAG_COMBINE = 1;
@@ -399,10 +399,6 @@ export function checkResultFor(req: ExpertRequest, res: DecodedResult): void {
 }
 
 /** The model tag: the first 8 bytes of SHA-256 over the exact bytes of manifest.json. */
-export async function modelTagOf(manifestBytes: Uint8Array): Promise<Uint8Array> {
-  const digest = await crypto.subtle.digest('SHA-256', manifestBytes as Uint8Array<ArrayBuffer>);
-  return new Uint8Array(digest, 0, MODEL_TAG_BYTES).slice();
-}
 
 export function tagHex(tag: Uint8Array): string {
   let s = '';

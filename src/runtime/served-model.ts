@@ -9,8 +9,8 @@ import { loadCodec } from '../engine/load';
 import { loadTrunk, type ModelWeights } from '../engine/model';
 import type { TextCodec } from '../engine/tokenizer';
 import { InvalidRequestError, ModelNotUploadedError, ObjectNotFoundError } from '../common/errors';
-import { ManifestError, objectNames, parseManifest, tensorNames, type Manifest } from '../format/manifest';
-import type { ObjectSource } from '../store/source';
+import { objectNames, tensorNames, type Manifest } from '../format/manifest';
+import { readTaggedManifest, type ObjectSource, type TaggedManifest } from '../store/source';
 import { planAutoHotSet } from '../planning/auto-hot-set';
 import { resolveProfiled, tierOf, type ProfiledHotSet, type TierOne } from '../hotset/profiles';
 import { HotSetError, parseHotSetPut, type HotSetBody, type HotSetSpec } from '../hotset/spec';
@@ -19,7 +19,6 @@ import type { HotSetStore, StoredHotSet } from '../hotset/store';
 import { HotWeights, type HotVersion } from '../hotset/versions';
 import type { Kernels } from '../kernels/types';
 import { activationDTypeFor } from '../protocol/activations';
-import { modelTagOf } from '../protocol/expert-wire';
 import { connectBackend } from '../remote/sharded-session';
 import { newMoeUsage, SplitExperts, type SplitOptions } from '../remote/split-experts';
 import type { RoutingTally } from '../routing/tally';
@@ -81,14 +80,7 @@ export class ServedModel implements TextModel {
   }
 
   static async load(source: ObjectSource, kernels: Kernels, opts: ServedModelOptions): Promise<ServedModel> {
-    const manifestBytes = await readManifestBytes(source, opts.id);
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(manifestBytes));
-    } catch (e) {
-      throw new ManifestError(`${source.describe()}/${objectNames.manifest} is not JSON (${(e as Error).message})`);
-    }
-    const manifest = parseManifest(json);
+    const { manifest, tag } = await readServedManifest(source, opts.id);
     const budget = opts.budgetBytes;
     // validate the deployment's hot set before reading megabytes of weights
     let envHotSet: HotSet = resolveHotSet(opts.hotExperts, manifest, budget);
@@ -96,7 +88,7 @@ export class ServedModel implements TextModel {
     const stored = opts.store ? await readStored(opts.store, opts.log) : null;
     const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
     const trunk = await loadTrunk(kernels, source, manifest);
-    const model = new ServedModel(manifest, kernels, codec, await modelTagOf(manifestBytes), new HotWeights(kernels, source, manifest, trunk), opts);
+    const model = new ServedModel(manifest, kernels, codec, tag, new HotWeights(kernels, source, manifest, trunk), opts);
     model.lastCheck = Date.now();
     model.envHotSet = envHotSet;
     if (stored) {
@@ -289,11 +281,11 @@ export class ServedModel implements TextModel {
 }
 
 /** manifest.json, or ModelNotUploadedError when it is absent (every other object is checked against it). */
-async function readManifestBytes(source: ObjectSource, id: string | undefined): Promise<Uint8Array> {
+async function readServedManifest(source: ObjectSource, id: string | undefined): Promise<TaggedManifest> {
   try {
-    return await source.get(objectNames.manifest);
+    return await readTaggedManifest(source);
   } catch (e) {
-    if (e instanceof ObjectNotFoundError) throw new ModelNotUploadedError(id ?? 'default', source.describe());
+    if (e instanceof ObjectNotFoundError && e.object === objectNames.manifest) throw new ModelNotUploadedError(id ?? 'default', source.describe());
     throw e;
   }
 }

@@ -1,7 +1,7 @@
 // Where a model's objects come from (R2 in the Worker, a folder in Node tools and the backend), and the one
 // place that checks an object against its manifest digest before anything uses it.
 import { MoeError, ObjectNotFoundError, ShardIntegrityError } from '../common/errors';
-import { sha256Hex } from '../format/digest';
+import { modelTagOf, sha256Hex } from '../format/digest';
 import { ManifestError, objectNames, parseManifest, type Manifest } from '../format/manifest';
 
 /** Read access to the objects of one model (names relative to the model, e.g. `experts/0/3.bin`). */
@@ -26,8 +26,17 @@ export async function readVerified(source: ObjectSource, manifest: Manifest, nam
   return bytes;
 }
 
-/** Read and validate `manifest.json` (it carries the digests, so it is the one object read unverified). */
-export async function readManifest(source: ObjectSource): Promise<Manifest> {
+/** A model's manifest and its tag (the model version on the wire, see src/format/digest.ts). */
+export interface TaggedManifest {
+  readonly manifest: Manifest;
+  readonly tag: Uint8Array;
+}
+
+/**
+ * Read and validate `manifest.json` (it carries the digests, so it is the one object read unverified): the one
+ * manifest read of the Worker, the CLI and the backend. ObjectNotFoundError when it is absent.
+ */
+export async function readTaggedManifest(source: ObjectSource): Promise<TaggedManifest> {
   const bytes = await source.get(objectNames.manifest);
   let json: unknown;
   try {
@@ -35,7 +44,12 @@ export async function readManifest(source: ObjectSource): Promise<Manifest> {
   } catch (e) {
     throw new ManifestError(`${source.describe()}/${objectNames.manifest} is not JSON (${(e as Error).message})`);
   }
-  return parseManifest(json);
+  return { manifest: parseManifest(json), tag: await modelTagOf(bytes) };
+}
+
+/** The manifest alone (tools that never talk to a backend). */
+export async function readManifest(source: ObjectSource): Promise<Manifest> {
+  return (await readTaggedManifest(source)).manifest;
 }
 
 /** A ranged read that came back shorter than asked: the object is smaller than the manifest says. */

@@ -2,7 +2,7 @@
 // Layout: u64 LE header length N, N bytes of JSON header, then the data buffer that every tensor indexes.
 // The header is checked as strictly as the reference Rust implementation: known dtypes, sizes that match
 // shapes, offsets inside the buffer, no overlaps and no holes, so a corrupt file fails here with its reason.
-import { f16ToF32 } from '../../src/format/quant';
+import { halfToFloatTable } from '../../src/format/quant';
 
 export class SafetensorsError extends Error {
   constructor(detail: string) {
@@ -117,9 +117,6 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-// f16 -> f32 by table: checkpoints hold up to billions of halves
-let halfTable: Float32Array | undefined;
-
 /** Decode a float tensor's raw bytes (F32, F16, BF16, F64; little-endian) to float32 values. */
 export function toFloat32(t: Pick<SafetensorsTensor, 'name' | 'dtype' | 'bytes'>, raw: Uint8Array): Float32Array {
   if (raw.length !== t.bytes) throw new SafetensorsError(`tensor ${t.name}: got ${raw.length} bytes, expected ${t.bytes}`);
@@ -136,10 +133,7 @@ export function toFloat32(t: Pick<SafetensorsTensor, 'name' | 'dtype' | 'bytes'>
       return new Float32Array(bits.buffer);
     }
     case 'F16': {
-      if (!halfTable) {
-        halfTable = new Float32Array(65536);
-        for (let i = 0; i < 65536; i++) halfTable[i] = f16ToF32(i);
-      }
+      const halfTable = halfToFloatTable();
       const h = new Uint16Array(own.buffer);
       const out = new Float32Array(h.length);
       for (let i = 0; i < h.length; i++) out[i] = halfTable[h[i]];

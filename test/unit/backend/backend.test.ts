@@ -10,8 +10,8 @@ import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { encodeActivations } from '../../../src/protocol/activations';
 import {
   decodeError, decodeFrame, decodeResult, encodeRequest, type ActDType, type DecodedError, type DecodedResult, type ExpertRequest,
-  modelTagOf,
 } from '../../../src/protocol/expert-wire';
+import { modelTagOf } from '../../../src/format/digest';
 import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';
 import { Rng } from '../kernels/rng';
 import { tinyModelDir } from '../../helpers/tiny-model';

@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';
 import { encodeActivations } from '../../../src/protocol/activations';
 import {
-  decodeFrame, encodeError, encodeRequest, encodeResult, HEADER_BYTES, modelTagOf, type DecodedFrame, type ExpertRequest,
+  decodeFrame, encodeError, encodeRequest, encodeResult, HEADER_BYTES, type DecodedFrame, type ExpertRequest,
 } from '../../../src/protocol/expert-wire';
+import { modelTagOf } from '../../../src/format/digest';
 import { fuzzParams, fuzzRuns, fuzzTimeout, mutatedBytes } from '../../helpers/fuzz';
 
 const TOKEN = 'fuzz-backend-token';

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';
 import { encodeActivations } from '../../../src/protocol/activations';
-import { decodeFrame, encodeRequest, modelTagOf } from '../../../src/protocol/expert-wire';
+import { decodeFrame, encodeRequest } from '../../../src/protocol/expert-wire';
+import { modelTagOf } from '../../../src/format/digest';
 
 const MODEL = 'models/default';
 let dir: string;

@@ -6,9 +6,10 @@ import { QK, quantizeQ8_0 } from '../../../src/format/quant';
 import { activationDTypeFor, activationsToF32, encodeActivations } from '../../../src/protocol/activations';
 import {
   decodeError, decodeFrame, decodeRequest, decodeResult, encodeError, encodeRequest, encodeResult, errorFrameFor,
-  checkResultFor, HEADER_BYTES, MAX_PAYLOAD_BYTES, modelTagOf, PROTOCOL_VERSION, tagHex, WireError,
+  checkResultFor, HEADER_BYTES, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION, tagHex, WireError,
   type ActDType, type DecodedFrame, type ExpertRequest, type ResultDType,
 } from '../../../src/protocol/expert-wire';
+import { modelTagOf } from '../../../src/format/digest';
 import { Rng } from '../kernels/rng';
 
 const TAG = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
