@@ -1,7 +1,8 @@
 // The backend's view of a model: manifest, model tag, and this replica's layer/expert range loaded onto the
 // device from verified objects. Replicas split a model by ranges (expert parallelism); each loads only its own.
-import { expertEntries, objectNames, type Manifest } from '../src/format/manifest';
-import { readTaggedManifest, readVerified, type ObjectSource } from '../src/store/source';
+import { readExpert } from '../src/engine/model';
+import type { Manifest } from '../src/format/manifest';
+import { readTaggedManifest, type ObjectSource } from '../src/store/source';
 import type { ExpertDevice } from './devices/device';
 
 /** Inclusive range of ids. */
@@ -40,8 +41,7 @@ export async function loadBackendModel(source: ObjectSource, device: ExpertDevic
   let done = 0;
   let objectBytes = 0;
   await forEachLimited(todo, opts.concurrency ?? 8, async ([l, e]) => {
-    const entries = expertEntries(manifest, l, e);
-    const bytes = await readVerified(source, manifest, objectNames.expert(l, e));
+    const { entries, bytes } = await readExpert(source, manifest, l, e);
     objectBytes += bytes.length;
     await device.loadExpert(l, e, entries, bytes);
     opts.onProgress?.(++done, todo.length);

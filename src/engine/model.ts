@@ -1,5 +1,5 @@
-// The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts).
-// Loaded once per isolate, read-only afterwards; a hot-set change builds a new ModelWeights over the same trunk.
+// The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts; the backend
+// reads its experts through readExpert too). Read-only once loaded; a hot-set change builds a new ModelWeights over the same trunk.
 import { expertEntries, objectNames, tensorEntry, tensorNames, type Architecture, type ExpertEntries, type Manifest } from '../format/manifest';
 import { readVerified, type ObjectSource } from '../store/source';
 import { memoryBytes } from '../format/quant';
@@ -123,10 +123,16 @@ export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Mani
   return Object.freeze({ arch, embed, outputNorm, output, layers, bytes: k.heap.usedBytes - before });
 }
 
-/** One routed expert's gate/up/down from its verified object (entries checked as the backend checks them). */
+/** One routed expert's gate/up/down from its verified object. */
 export async function loadExpert(k: Kernels, source: ObjectSource, manifest: Manifest, layer: number, expert: number): Promise<ExpertWeights> {
-  const entries = expertEntries(manifest, layer, expert);
-  return uploadExpert(k, entries, await readVerified(source, manifest, objectNames.expert(layer, expert)));
+  const { entries, bytes } = await readExpert(source, manifest, layer, expert);
+  return uploadExpert(k, entries, bytes);
+}
+
+/** One expert's checked entries and its verified object: what the Worker puts in its heap and the backend on its device. */
+export async function readExpert(source: ObjectSource, manifest: Manifest, layer: number, expert: number): Promise<{ entries: ExpertEntries; bytes: Uint8Array }> {
+  const entries = expertEntries(manifest, layer, expert); // before the read: a bad entry fails without fetching megabytes
+  return { entries, bytes: await readVerified(source, manifest, objectNames.expert(layer, expert)) };
 }
 
 /** An expert's three matrices from its object's bytes into the heap (the Worker, and each thread of the backend's cpu device). */
