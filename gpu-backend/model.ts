@@ -1,8 +1,9 @@
 // The backend's view of a model: manifest, model tag, and this replica's layer/expert range loaded onto the
 // device from verified objects. Replicas split a model by ranges (expert parallelism); each loads only its own.
-import { objectNames, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../src/format/manifest';
-import { readTaggedManifest, readVerified, type ObjectSource } from '../src/store/source';
-import type { ExpertDevice, ExpertEntries } from './devices/device';
+import { readExpert } from '../src/engine/model';
+import type { Manifest } from '../src/format/manifest';
+import { readTaggedManifest, type ObjectSource } from '../src/store/source';
+import type { ExpertDevice } from './devices/device';
 
 /** Inclusive range of ids. */
 export interface IdRange {
@@ -40,8 +41,7 @@ export async function loadBackendModel(source: ObjectSource, device: ExpertDevic
   let done = 0;
   let objectBytes = 0;
   await forEachLimited(todo, opts.concurrency ?? 8, async ([l, e]) => {
-    const entries = expertEntries(manifest, l, e);
-    const bytes = await readVerified(source, manifest, objectNames.expert(l, e));
+    const { entries, bytes } = await readExpert(source, manifest, l, e);
     objectBytes += bytes.length;
     await device.loadExpert(l, e, entries, bytes);
     opts.onProgress?.(++done, todo.length);
@@ -61,20 +61,6 @@ export async function loadBackendModel(source: ObjectSource, device: ExpertDevic
 /** True when (layer, expert) is in this replica's range. */
 export function serves(m: BackendModel, layer: number, expert: number): boolean {
   return layer >= m.layers.lo && layer <= m.layers.hi && expert >= m.experts.lo && expert <= m.experts.hi;
-}
-
-function expertEntries(m: Manifest, l: number, e: number): ExpertEntries {
-  const { hiddenSize: H, expertFfnSize: I } = m.architecture;
-  const get = (name: string, shape: [number, number]): TensorEntry => {
-    const t = m.tensors[name];
-    if (!t) throw new ManifestError(`no tensor ${name}`);
-    if (t.object !== objectNames.expert(l, e)) throw new ManifestError(`tensor ${name} lives in ${t.object}, expected ${objectNames.expert(l, e)}`);
-    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) {
-      throw new ManifestError(`tensor ${name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
-    }
-    return t;
-  };
-  return { gate: get(tensorNames.expertGate(l, e), [I, H]), up: get(tensorNames.expertUp(l, e), [I, H]), down: get(tensorNames.expertDown(l, e), [H, I]) };
 }
 
 function checkRange(what: string, r: IdRange, count: number): IdRange {

@@ -1,7 +1,7 @@
 // One thread of the cpu device: its own instance of the Worker's WASM kernel module, holding the experts
 // assigned to it, running the fused SwiGLU FFN on request. Messages are handled one at a time, in order.
 import { parentPort, workerData } from 'node:worker_threads';
-import { uploadMat } from '../../src/engine/weights';
+import { uploadExpert } from '../../src/engine/model';
 import { createWasmKernels, type WasmVariant } from '../../src/kernels/wasm';
 import type { Mat } from '../../src/kernels/types';
 import type { CpuWorkerReply, CpuWorkerRequest } from './cpu-messages';
@@ -17,8 +17,7 @@ port.on('message', (msg: CpuWorkerRequest) => {
   try {
     if (msg.type === 'load') {
       const before = k.heap.usedBytes;
-      const { gate, up, down } = msg.entries;
-      experts.set(`${msg.layer}/${msg.expert}`, { gate: uploadMat(k, gate, msg.bytes), up: uploadMat(k, up, msg.bytes), down: uploadMat(k, down, msg.bytes) });
+      experts.set(`${msg.layer}/${msg.expert}`, uploadExpert(k, msg.entries, msg.bytes));
       reply = { id: msg.id, ok: true, bytes: k.heap.usedBytes - before };
     } else {
       const ys = msg.groups.map((g) => {

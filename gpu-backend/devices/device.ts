@@ -1,13 +1,8 @@
 // The device seam of the GPU backend: where expert weights live and where the expert FFN runs (cpu = the
 // Worker's WASM kernels on worker_threads; webgpu = WGSL through Dawn). The batcher only ever talks to this.
-import type { TensorEntry } from '../../src/format/manifest';
+import type { ExpertEntries } from '../../src/format/manifest';
 
-/** The three tensors of one expert inside its object (`experts/<layer>/<expert>.bin`). */
-export interface ExpertEntries {
-  readonly gate: TensorEntry; // (I, H)
-  readonly up: TensorEntry; // (I, H)
-  readonly down: TensorEntry; // (H, I)
-}
+export type { ExpertEntries }; // one expert's three tensors in its object; defined beside the manifest
 
 /** Tokens for one expert: x (n, H) f32, row-major. */
 export interface ExpertGroup {

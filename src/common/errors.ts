@@ -1,5 +1,6 @@
-// Typed errors of moe-edge, in one place: each carries the HTTP status, OpenAI error `type` and `code`
-// that the HTTP layer's single error handler turns into `{ "error": { message, type, param, code } }`.
+// The base of moe-edge's typed errors (MoeError: HTTP status, OpenAI error `type` and `code`) and the model and
+// request errors of the serving path. A component's own errors live beside it (remote/errors.ts, store/source.ts,
+// hotset/, runtime/admission.ts, ...) and extend MoeError; src/http/errors.ts maps any of them to the response.
 
 export type ErrorType =
   | 'invalid_request_error'

@@ -1,5 +1,6 @@
-// Builds a TextModel from a model prefix: manifest, verified weights in the kernel heap, tokenizer and
-// chat template. What the Worker and the CLI both call, so they run the very same engine.
+// Builds a TextModel with every expert local (CLI, tools, benchmarks, tests) from a model prefix: manifest, verified
+// weights in the kernel heap, tokenizer, chat template. The Worker's ServedModel loads through the same loadCodec
+// and model.ts loaders (trunk, experts by hot set) and runs the same generate loop.
 import { parseManifest, type Manifest } from '../format/manifest';
 import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';

@@ -1,6 +1,6 @@
-// The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts).
-// Loaded once per isolate, read-only afterwards; a hot-set change builds a new ModelWeights over the same trunk.
-import { ManifestError, objectNames, tensorNames, type Architecture, type Manifest, type TensorEntry } from '../format/manifest';
+// The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts; the backend
+// reads its experts through readExpert too). Read-only once loaded; a hot-set change builds a new ModelWeights over the same trunk.
+import { expertEntries, objectNames, tensorEntry, tensorNames, type Architecture, type ExpertEntries, type Manifest } from '../format/manifest';
 import { readVerified, type ObjectSource } from '../store/source';
 import { memoryBytes } from '../format/quant';
 import type { Kernels, Mat } from '../kernels/types';
@@ -79,8 +79,14 @@ export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Mani
     }
     return b;
   };
-  const mat = async (name: string) => uploadMat(k, entryOf(manifest, name), await bytesOf(entryOf(manifest, name).object));
-  const vec = async (name: string) => uploadVec(k, entryOf(manifest, name), await bytesOf(entryOf(manifest, name).object));
+  const mat = async (name: string) => {
+    const entry = tensorEntry(manifest, name);
+    return uploadMat(k, entry, await bytesOf(entry.object));
+  };
+  const vec = async (name: string) => {
+    const entry = tensorEntry(manifest, name);
+    return uploadVec(k, entry, await bytesOf(entry.object));
+  };
   // present exactly when the architecture's flag says so: a manifest that disagrees fails here, not mid-forward
   // and not by silently skipping a tensor
   const flagged = async (on: boolean, name: string) => {
@@ -119,11 +125,26 @@ export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Mani
 
 /** One routed expert's gate/up/down from its verified object. */
 export async function loadExpert(k: Kernels, source: ObjectSource, manifest: Manifest, layer: number, expert: number): Promise<ExpertWeights> {
-  const t = tensorNames;
-  const bytes = await readVerified(source, manifest, objectNames.expert(layer, expert));
-  const gate = uploadMat(k, entryOf(manifest, t.expertGate(layer, expert)), bytes);
-  const up = uploadMat(k, entryOf(manifest, t.expertUp(layer, expert)), bytes);
-  const down = uploadMat(k, entryOf(manifest, t.expertDown(layer, expert)), bytes);
+  const { entries, bytes } = await readExpert(source, manifest, layer, expert);
+  return uploadExpert(k, entries, bytes);
+}
+
+/** One expert's checked entries and its verified object: what the Worker puts in its heap and the backend on its device. */
+export async function readExpert(source: ObjectSource, manifest: Manifest, layer: number, expert: number): Promise<{ entries: ExpertEntries; bytes: Uint8Array }> {
+  const entries = expertEntries(manifest, layer, expert); // before the read: a bad entry fails without fetching megabytes
+  return { entries, bytes: await readVerified(source, manifest, objectNames.expert(layer, expert)) };
+}
+
+/** An expert's three matrices from its object's bytes into the heap (the Worker, and each thread of the backend's cpu device). */
+export function uploadExpert(k: Kernels, entries: ExpertEntries, object: Uint8Array): ExpertWeights {
+  const mats: Mat[] = [];
+  try {
+    for (const entry of [entries.gate, entries.up, entries.down]) mats.push(uploadMat(k, entry, object));
+  } catch (e) {
+    for (const m of mats) releaseMat(k, m); // a failed load must not leave heap behind
+    throw e;
+  }
+  const [gate, up, down] = mats;
   return { gate, up, down };
 }
 
@@ -134,12 +155,6 @@ export function expertBytes(e: ExpertWeights): number {
 
 export function releaseExpert(k: Kernels, e: ExpertWeights): void {
   for (const m of [e.gate, e.up, e.down]) releaseMat(k, m);
-}
-
-function entryOf(manifest: Manifest, name: string): TensorEntry {
-  const e = manifest.tensors[name];
-  if (!e) throw new ManifestError(`no tensor ${name}`);
-  return e;
 }
 
 /** Give every weight's heap memory back (model replaced or dropped). */

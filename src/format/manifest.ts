@@ -113,6 +113,39 @@ export const tensorNames = {
   expertDown: (l: number, e: number) => `blk.${l}.expert.${e}.ffn_down`,
 } as const;
 
+/** The three tensors of one routed expert, all inside its object (`experts/<layer>/<expert>.bin`). */
+export interface ExpertEntries {
+  readonly gate: TensorEntry; // (I, H)
+  readonly up: TensorEntry; // (I, H)
+  readonly down: TensorEntry; // (H, I)
+}
+
+/** The entry of tensor `name`; ManifestError when the manifest has none. */
+export function tensorEntry(manifest: Manifest, name: string): TensorEntry {
+  const e = manifest.tensors[name];
+  if (!e) throw new ManifestError(`no tensor ${name}`);
+  return e;
+}
+
+/**
+ * One expert's gate/up/down entries, checked to live in the expert's own object with the architecture's shapes:
+ * the Worker and the backend read only that object for an expert, so an entry pointing elsewhere fails here by name.
+ */
+export function expertEntries(manifest: Manifest, layer: number, expert: number): ExpertEntries {
+  const { hiddenSize: H, expertFfnSize: I } = manifest.architecture;
+  const object = objectNames.expert(layer, expert);
+  const get = (name: string, shape: [number, number]): TensorEntry => {
+    const t = tensorEntry(manifest, name);
+    if (t.object !== object) throw new ManifestError(`tensor ${name} lives in ${t.object}, expected ${object}`);
+    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) {
+      throw new ManifestError(`tensor ${name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
+    }
+    return t;
+  };
+  const t = tensorNames;
+  return { gate: get(t.expertGate(layer, expert), [I, H]), up: get(t.expertUp(layer, expert), [I, H]), down: get(t.expertDown(layer, expert), [H, I]) };
+}
+
 /** Object names inside a model prefix. */
 export const objectNames = {
   manifest: 'manifest.json',

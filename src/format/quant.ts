@@ -101,7 +101,6 @@ export function f16ToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-/** Round a float to the nearest f16 value (what a value looks like after a trip through half precision). */
 // f16 -> f32 for all 65536 halves: model loads widen millions of scales, the backend widens activations.
 let halfTable: Float32Array | undefined;
 
@@ -114,6 +113,7 @@ export function halfToFloatTable(): Float32Array {
   return halfTable;
 }
 
+/** Round a float to the nearest f16 value (what a value looks like after a trip through half precision). */
 export function roundF16(value: number): number {
   return f16ToF32(f32ToF16(value));
 }

@@ -25,6 +25,10 @@ export interface WasmKernelExports {
   Q4_0_BLOCK_QUANT_BYTES: WebAssembly.Global;
   SCALE_BYTES: WebAssembly.Global;
   IS_RELAXED: WebAssembly.Global;
+  DT_F32: WebAssembly.Global;
+  DT_F16: WebAssembly.Global;
+  DT_Q8_0: WebAssembly.Global;
+  DT_Q4_0: WebAssembly.Global;
   heap_base(): number;
   matmul_scratch(dt: number, cols: number, nTok: number): number;
   ffn_scratch(dtGU: number, dtD: number, hidden: number, inter: number, nTok: number): number;
@@ -57,16 +61,27 @@ export function instantiateKernels(module: WebAssembly.Module, opts: WasmKernelO
   return { ex, heap: new Heap(memory, base) };
 }
 
-// The module's block layout must be quant.ts's: a mismatch would silently corrupt every quantized matmul.
-function checkConstants(ex: WasmKernelExports): void {
-  const want: [string, number, number][] = [
-    ['QK', ex.QK.value, QK],
-    ['Q8_0_BLOCK_QUANT_BYTES', ex.Q8_0_BLOCK_QUANT_BYTES.value, quantBytes('q8_0', QK)],
-    ['Q4_0_BLOCK_QUANT_BYTES', ex.Q4_0_BLOCK_QUANT_BYTES.value, quantBytes('q4_0', QK)],
-    ['SCALE_BYTES', ex.SCALE_BYTES.value, memoryBytes('q8_0', QK) - quantBytes('q8_0', QK)],
+// The module's block layout must be quant.ts's and its dtype codes DTYPE_CODE's: a mismatch would silently
+// corrupt every quantized matmul (or run one dtype's kernel over another's bytes).
+type ModuleConstants = Pick<WasmKernelExports, 'QK' | 'Q8_0_BLOCK_QUANT_BYTES' | 'Q4_0_BLOCK_QUANT_BYTES' | 'SCALE_BYTES' |
+  'DT_F32' | 'DT_F16' | 'DT_Q8_0' | 'DT_Q4_0'>;
+
+export function checkConstants(ex: ModuleConstants): void {
+  const quant = 'src/format/quant.ts';
+  const codes = 'DTYPE_CODE in src/kernels/wasm.ts';
+  const want: [string, WebAssembly.Global | undefined, number, string][] = [
+    ['QK', ex.QK, QK, quant],
+    ['Q8_0_BLOCK_QUANT_BYTES', ex.Q8_0_BLOCK_QUANT_BYTES, quantBytes('q8_0', QK), quant],
+    ['Q4_0_BLOCK_QUANT_BYTES', ex.Q4_0_BLOCK_QUANT_BYTES, quantBytes('q4_0', QK), quant],
+    ['SCALE_BYTES', ex.SCALE_BYTES, memoryBytes('q8_0', QK) - quantBytes('q8_0', QK), quant],
+    ['DT_F32', ex.DT_F32, DTYPE_CODE.f32, codes],
+    ['DT_F16', ex.DT_F16, DTYPE_CODE.f16, codes],
+    ['DT_Q8_0', ex.DT_Q8_0, DTYPE_CODE.q8_0, codes],
+    ['DT_Q4_0', ex.DT_Q4_0, DTYPE_CODE.q4_0, codes],
   ];
-  for (const [name, got, expected] of want) {
-    if (got !== expected) throw new Error(`wasm kernels: ${name} is ${got}, src/format/quant.ts says ${expected}`);
+  for (const [name, global, expected, where] of want) {
+    const got = global?.value; // absent: a module built before the export existed
+    if (got !== expected) throw new Error(`wasm kernels: ${name} is ${got}, ${where} says ${expected}`);
   }
 }
 

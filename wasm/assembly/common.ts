@@ -6,7 +6,7 @@ export const Q8_0_BLOCK_QUANT_BYTES: i32 = 32;
 export const Q4_0_BLOCK_QUANT_BYTES: i32 = 16;
 export const SCALE_BYTES: i32 = 4; // scales are widened to f32 in kernel memory
 
-// dtype codes passed from JS (src/kernels/wasm.ts maps DType -> code)
+// dtype codes passed from JS (src/kernels/wasm.ts maps DType -> code and checks these, exported by index.ts, at load)
 export const DT_F32: i32 = 0;
 export const DT_F16: i32 = 1;
 export const DT_Q8_0: i32 = 2;

@@ -2,6 +2,7 @@
 // imported memory (owned by JS, managed by src/kernels/heap.ts); every SIMD kernel `name` has its scalar twin
 // `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0.
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
+import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4 } from './common';
 import { matmul, matmulScratch, ffnSwiglu, ffnScratch } from './matmul';
 import { attention as attn, attentionScratch } from './attention';
 import { getRow, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
@@ -11,6 +12,11 @@ export const Q8_0_BLOCK_QUANT_BYTES: i32 = Q8B;
 export const Q4_0_BLOCK_QUANT_BYTES: i32 = Q4B;
 export const SCALE_BYTES: i32 = SB;
 export const IS_RELAXED: i32 = REL ? 1 : 0;
+// the dtype codes the kernels switch on, checked against src/kernels/wasm.ts's DTYPE_CODE at load
+export const DT_F32: i32 = F32;
+export const DT_F16: i32 = F16;
+export const DT_Q8_0: i32 = Q8;
+export const DT_Q4_0: i32 = Q4;
 
 /** End of this module's static data: the JS heap must start at or above it. */
 export function heap_base(): usize {

@@ -1,10 +1,9 @@
-// The `webgpu` ExpertDevice: expert weights resident on the GPU (repacked at load, see wgsl.ts for the layout) and
+// The `webgpu` ExpertDevice: expert weights resident on the GPU (kernel-memory layout, see wgsl.ts) and
 // every call's groups run as one batch of WGSL dispatches with one readback.
-import type { TensorEntry } from '../../../src/format/manifest';
-import { shardBytes } from '../../../src/format/quant';
+import { hostTensor } from '../../../src/format/tensor-layout';
 import type { ExpertDevice, ExpertEntries, ExpertGroup } from '../device';
 import type { WebGpuKernels } from './kernels';
-import { fromShard, gpuBytes, type GpuTensor } from './layout';
+import { gpuBytes, type GpuTensor } from './layout';
 
 interface Expert { gate: GpuTensor; up: GpuTensor; down: GpuTensor }
 
@@ -26,23 +25,13 @@ export class WebGpuExpertDevice implements ExpertDevice {
     this.check();
     const key = `${layer}/${expert}`;
     if (this.experts.has(key)) throw new Error(`webgpu device: expert ${key} is already loaded`);
-    const [I, H] = matrixShape(entries.gate, 'gate');
-    const up = matrixShape(entries.up, 'up');
-    const down = matrixShape(entries.down, 'down');
-    if (up[0] !== I || up[1] !== H || down[0] !== H || down[1] !== I) {
-      throw new RangeError(`webgpu device: expert ${key}: shapes gate [${I},${H}], up [${up}], down [${down}] do not form an FFN`);
+    const host = [entries.gate, entries.up, entries.down].map((e) => hostTensor(e, objectBytes)); // ManifestError if one does not fit
+    const [g, u, d] = host;
+    if (u.rows !== g.rows || u.cols !== g.cols || d.rows !== g.cols || d.cols !== g.rows) {
+      throw new RangeError(`webgpu device: expert ${key}: shapes gate [${g.rows},${g.cols}], up [${u.rows},${u.cols}], down [${d.rows},${d.cols}] do not form an FFN`);
     }
-    const host = (['gate', 'up', 'down'] as const).map((part) => {
-      const e = entries[part];
-      const [rows, cols] = matrixShape(e, part);
-      const want = shardBytes(e.dtype, rows * cols);
-      if (e.bytes !== want || e.offset + e.bytes > objectBytes.length) {
-        throw new RangeError(`webgpu device: expert ${key} ${part}: ${e.bytes} bytes at ${e.offset} (want ${want}) in an object of ${objectBytes.length}`);
-      }
-      return fromShard(e.dtype, rows, cols, objectBytes.subarray(e.offset, e.offset + e.bytes));
-    });
-    const [gate, upT, downT] = this.kernels.upload(host);
-    this.experts.set(key, { gate, up: upT, down: downT });
+    const [gate, up, down] = this.kernels.upload(host);
+    this.experts.set(key, { gate, up, down });
     this.bytes += host.reduce((s, t) => s + gpuBytes(t), 0);
   }
 
@@ -67,9 +56,4 @@ export class WebGpuExpertDevice implements ExpertDevice {
   private check(): void {
     if (this.closed) throw new Error('webgpu device is closed');
   }
-}
-
-function matrixShape(e: TensorEntry, part: string): [number, number] {
-  if (e.shape.length !== 2) throw new RangeError(`webgpu device: ${part} has shape [${e.shape}], want [rows, cols]`);
-  return [e.shape[0], e.shape[1]];
 }

@@ -1,6 +1,9 @@
-// Weights on the GPU: repacking shard tensors into the word layout the shaders read (wgsl.ts) and placing
-// them in a few large buffers ("slabs"), so one dispatch can reach every expert of a slab.
-import { QK, f16ToF32, isQuantized, quantBytes, scaleCount, type DType } from '../../../src/format/quant';
+// Weights on the GPU: tensors in kernel-memory layout (quants, f32 scales; the word layout wgsl.ts reads) placed
+// in a few large buffers ("slabs"), so one dispatch can reach every expert of a slab.
+import { quantBytes, scaleCount, type DType } from '../../../src/format/quant';
+import type { HostTensor } from '../../../src/format/tensor-layout';
+
+export type { HostTensor }; // a tensor in kernel-memory layout, as src/format/tensor-layout.ts builds it from shard bytes
 
 /** One weight matrix W (rows, cols) resident in a slab; offsets in u32 words from the slab's start. */
 export interface GpuTensor {
@@ -14,15 +17,6 @@ export interface GpuTensor {
   readonly s: number;
 }
 
-/** A tensor in the kernel-memory layout of src/format/quant.ts: quants (or values) and f32 scales. */
-export interface HostTensor {
-  dtype: DType;
-  rows: number;
-  cols: number;
-  data: Uint8Array;
-  scales: Float32Array | null;
-}
-
 const ALIGN = 256; // bytes: each tensor part starts on a fresh 256-byte line
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
@@ -31,19 +25,6 @@ const align = (n: number, a: number) => Math.ceil(n / a) * a;
 export function gpuBytes(t: { dtype: DType; rows: number; cols: number }): number {
   const n = t.rows * t.cols;
   return align(quantBytes(t.dtype, n), ALIGN) + align(scaleCount(t.dtype, n) * 4, ALIGN);
-}
-
-/** Shard bytes of a tensor (quants then f16 scales) -> the kernel-memory layout (scales widened to f32). */
-export function fromShard(dtype: DType, rows: number, cols: number, bytes: Uint8Array): HostTensor {
-  const n = rows * cols;
-  if (isQuantized(dtype) && cols % QK !== 0) throw new RangeError(`${dtype} rows need a multiple of ${QK} columns, got ${cols}`);
-  const qb = quantBytes(dtype, n);
-  const data = bytes.subarray(0, qb);
-  if (!isQuantized(dtype)) return { dtype, rows, cols, data, scales: null };
-  const half = new DataView(bytes.buffer, bytes.byteOffset + qb, (n / QK) * 2);
-  const scales = new Float32Array(n / QK);
-  for (let i = 0; i < scales.length; i++) scales[i] = f16ToF32(half.getUint16(i * 2, true));
-  return { dtype, rows, cols, data, scales };
 }
 
 interface Slab {

@@ -1,10 +1,11 @@
-// Quick sanity checks of the WASM executors (the cross-executor conformance suite is conformance.test.ts):
-// block constants agree with quant.ts, quantized matmuls match dequantize + f32 dot, SIMD equals its scalar twin.
+// Quick sanity checks of the WASM executors (the cross-executor conformance suite is conformance.test.ts): block
+// constants agree with quant.ts, dtype codes with DTYPE_CODE, quantized matmuls match dequantize + f32 dot, SIMD
+// equals its scalar twin.
 import { describe, expect, it } from 'vitest';
 import { QK, dequantize, f16ToF32, f32ToF16, quantize, quantizeQ8_0 } from '../../../src/format/quant';
 import { loadNodeKernelModules, loadNodeKernels } from '../../../src/kernels/load-node';
 import type { Kernels, Mat } from '../../../src/kernels/types';
-import { instantiateKernels } from '../../../src/kernels/wasm';
+import { checkConstants, DTYPE_CODE, instantiateKernels } from '../../../src/kernels/wasm';
 import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
 
 function rand(n: number, seed: number): Float32Array {
@@ -54,6 +55,19 @@ describe('wasm kernels', () => {
       expect(ex.QK.value).toBe(QK);
       expect(ex.Q8_0_BLOCK_QUANT_BYTES.value).toBe(QK);
       expect(ex.Q4_0_BLOCK_QUANT_BYTES.value).toBe(QK / 2);
+    }
+  });
+
+  it('export the dtype codes of DTYPE_CODE, and a module whose codes differ is refused at load', async () => {
+    const m = await loadNodeKernelModules();
+    for (const mod of [m.simd, m.relaxed]) {
+      if (!mod) continue;
+      const { ex } = instantiateKernels(mod);
+      expect([ex.DT_F32.value, ex.DT_F16.value, ex.DT_Q8_0.value, ex.DT_Q4_0.value]).toEqual([DTYPE_CODE.f32, DTYPE_CODE.f16, DTYPE_CODE.q8_0, DTYPE_CODE.q4_0]);
+      const swapped = { ...ex, DT_Q8_0: ex.DT_Q4_0, DT_Q4_0: ex.DT_Q8_0 };
+      expect(() => checkConstants(swapped)).toThrow(`wasm kernels: DT_Q8_0 is ${DTYPE_CODE.q4_0}, DTYPE_CODE in src/kernels/wasm.ts says ${DTYPE_CODE.q8_0}`);
+      const { DT_F16: _, ...older } = ex; // a module built before the codes were exported
+      expect(() => checkConstants(older as typeof ex)).toThrow(/DT_F16 is undefined/);
     }
   });
 

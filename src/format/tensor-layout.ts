@@ -1,0 +1,58 @@
+// One tensor from its shard bytes to the kernel-memory layout of quant.ts (quants or values as stored, f16
+// scales widened to f32): the split shared by the Worker's heap loader and the backend's devices.
+import { ManifestError, type TensorEntry } from './manifest';
+import { halfToFloatTable, isQuantized, QK, quantBytes, scaleCount, shardBytes, type DType } from './quant';
+
+/** A tensor W (rows, cols) in kernel-memory layout; `data` may be a view of the shard it came from. */
+export interface HostTensor {
+  dtype: DType;
+  rows: number;
+  cols: number;
+  data: Uint8Array;
+  scales: Float32Array | null; // one per 32-block; null for f32/f16
+}
+
+/** The matrix an entry describes: [rows, cols] as given, a vector [n] as one row. */
+export function matrixOf(entry: TensorEntry): { dtype: DType; rows: number; cols: number } {
+  const [rows, cols] = entry.shape.length === 2 ? entry.shape : [1, entry.shape[0]];
+  return { dtype: entry.dtype, rows, cols };
+}
+
+/**
+ * The shard bytes of `entry` inside `object`. The digest proves the object is the one the manifest names; this
+ * proves the entry fits in it (its size is its shape's, each quantized row is whole blocks, it ends inside the
+ * object), so a manifest from a broken converter fails here by name instead of loading garbage or reading past
+ * the end.
+ */
+export function shardOf(entry: TensorEntry, object: Uint8Array): Uint8Array {
+  const { dtype, rows, cols } = matrixOf(entry);
+  const stored = cols % QK === 0 || !isQuantized(dtype) ? shardBytes(dtype, rows * cols) : NaN;
+  if (entry.bytes !== stored || entry.offset + entry.bytes > object.length) {
+    throw new ManifestError(
+      `tensor in ${entry.object} at offset ${entry.offset}: ${entry.bytes} bytes for ${dtype} ${JSON.stringify(entry.shape)} ` +
+        `(that shape needs ${stored}), in an object of ${object.length} bytes`,
+    );
+  }
+  return object.subarray(entry.offset, entry.offset + entry.bytes);
+}
+
+/** Widens the f16 scales that follow the quants in `shard` (a tensor of `n` elements) into `out`, wherever it lives. */
+export function widenScales(dtype: DType, n: number, shard: Uint8Array, out: Float32Array): void {
+  const count = scaleCount(dtype, n);
+  if (out.length !== count) throw new RangeError(`widenScales: ${dtype} of ${n} elements has ${count} scales, got room for ${out.length}`);
+  const table = halfToFloatTable();
+  // byte by byte: the scales may start at any offset of the object, too unaligned for a Uint16Array view
+  for (let i = 0, p = quantBytes(dtype, n); i < count; i++, p += 2) out[i] = table[shard[p] | (shard[p + 1] << 8)];
+}
+
+/** Shard bytes of `entry` inside `object` -> kernel-memory layout: the quants as a view, the scales widened into a new array. */
+export function hostTensor(entry: TensorEntry, object: Uint8Array): HostTensor {
+  const shard = shardOf(entry, object);
+  const { dtype, rows, cols } = matrixOf(entry);
+  const n = rows * cols;
+  const data = shard.subarray(0, quantBytes(dtype, n));
+  if (!isQuantized(dtype)) return { dtype, rows, cols, data, scales: null };
+  const scales = new Float32Array(scaleCount(dtype, n));
+  widenScales(dtype, n, shard, scales);
+  return { dtype, rows, cols, data, scales };
+}

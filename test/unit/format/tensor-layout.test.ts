@@ -1,0 +1,90 @@
+// The shared loading path's format half: an expert's entries checked against its object and the architecture
+// (format/manifest.ts expertEntries), and shard bytes -> kernel-memory layout (format/tensor-layout.ts).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { expertEntries, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../../../src/format/manifest';
+import { decodeTensor, encodeTensor, quantBytes, type DType } from '../../../src/format/quant';
+import { hostTensor, shardOf, widenScales } from '../../../src/format/tensor-layout';
+import { readManifest } from '../../../src/store/source';
+import { fsSource } from '../../../src/store/source-fs';
+import { Rng } from '../kernels/rng';
+
+/** A tensor encoded as `dtype` at an odd offset inside a larger object (scales unaligned, as in real objects). */
+function placed(dtype: DType, rows: number, cols: number, seed: number) {
+  const values = new Rng(seed).floats(rows * cols);
+  const shard = encodeTensor(dtype, values);
+  const object = new Uint8Array(shard.length + 8);
+  object.set(shard, 3);
+  const entry: TensorEntry = { object: 'experts/0/0.bin', offset: 3, bytes: shard.length, dtype, shape: [rows, cols] };
+  return { entry, object, decoded: decodeTensor(dtype, shard, rows * cols) };
+}
+
+describe('hostTensor', () => {
+  for (const dtype of ['f32', 'f16', 'q8_0', 'q4_0'] as const) {
+    it(`${dtype}: quants viewed as stored, scales widened; the values are the shard's`, () => {
+      const { entry, object, decoded } = placed(dtype, 4, 64, 7);
+      const t = hostTensor(entry, object);
+      expect([t.dtype, t.rows, t.cols]).toEqual([dtype, 4, 64]);
+      expect(t.data.buffer).toBe(object.buffer); // a view, not a copy
+      expect([...t.data]).toEqual([...object.subarray(3, 3 + quantBytes(dtype, 256))]);
+      if (dtype === 'q8_0' || dtype === 'q4_0') {
+        // value i = quant i * scale (i / 32): rebuild the scales from the decoded values and the quants
+        expect(t.scales!.length).toBe(8);
+        const back = new Float32Array(8);
+        widenScales(dtype, 256, object.subarray(3), back);
+        expect([...back]).toEqual([...t.scales!]);
+        const q0 = dtype === 'q8_0' ? (t.data[0] << 24) >> 24 : (t.data[0] & 0x0f) - 8;
+        expect(Math.fround(q0 * t.scales![0])).toBe(decoded[0]);
+      } else {
+        expect(t.scales).toBeNull();
+      }
+    });
+  }
+
+  it('reads a vector [n] as one row', () => {
+    const { entry, object } = placed('f32', 1, 32, 1);
+    const t = hostTensor({ ...entry, shape: [32] }, object);
+    expect([t.rows, t.cols]).toEqual([1, 32]);
+  });
+});
+
+describe('shardOf', () => {
+  const { entry, object } = placed('q8_0', 4, 64, 3);
+
+  it('refuses an entry that does not fit its object, naming it', () => {
+    expect(() => shardOf({ ...entry, bytes: entry.bytes - 1 }, object)).toThrow(ManifestError);
+    expect(() => shardOf({ ...entry, offset: 9 }, object)).toThrow(/tensor in experts\/0\/0\.bin at offset 9: .* in an object of \d+ bytes/);
+    expect(() => shardOf({ ...entry, shape: [8, 64] }, object)).toThrow(/that shape needs 544/);
+  });
+
+  it('refuses quantized rows that are not whole blocks', () => {
+    // 8 x 32 elements either way, but rows of 16 columns would split blocks across rows
+    expect(() => shardOf({ ...entry, shape: [16, 16] }, object)).toThrow(/that shape needs NaN/);
+  });
+});
+
+describe('expertEntries', () => {
+  let m: Manifest;
+  let H: number;
+  let I: number;
+  beforeAll(async () => {
+    m = await readManifest(fsSource('models/default'));
+    ({ hiddenSize: H, expertFfnSize: I } = m.architecture);
+  });
+  const edited = (name: string, change: Partial<TensorEntry>): Manifest =>
+    ({ ...m, tensors: { ...m.tensors, [name]: { ...m.tensors[name]!, ...change } } });
+
+  it("gives an expert's gate, up and down with the architecture's shapes", () => {
+    const e = expertEntries(m, 1, 3);
+    expect(e.gate).toBe(m.tensors[tensorNames.expertGate(1, 3)]);
+    expect([e.gate.shape, e.up.shape, e.down.shape]).toEqual([[I, H], [I, H], [H, I]]);
+  });
+
+  it('refuses a missing tensor, one in another object and one of another shape', () => {
+    const { [tensorNames.expertUp(0, 2)]: _, ...rest } = m.tensors;
+    expect(() => expertEntries({ ...m, tensors: rest }, 0, 2)).toThrow(`no tensor ${tensorNames.expertUp(0, 2)}`);
+    expect(() => expertEntries(edited(tensorNames.expertDown(0, 2), { object: 'trunk.bin' }), 0, 2))
+      .toThrow(`tensor ${tensorNames.expertDown(0, 2)} lives in trunk.bin, expected experts/0/2.bin`);
+    expect(() => expertEntries(edited(tensorNames.expertGate(0, 2), { shape: [H, I] }), 0, 2))
+      .toThrow(`tensor ${tensorNames.expertGate(0, 2)} has shape [${H},${I}], expected [${I},${H}]`);
+  });
+});
