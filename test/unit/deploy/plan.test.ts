@@ -1,6 +1,6 @@
 // The placement report (tools/placement.ts, `npm run cli -- plan`): its sizes are the converter's tensor list
 // (tools/convert/hf-config.ts) at the block formats of src/format/quant.ts, and for a converted model exactly what
-// the engine allocates and R2 stores; the published configs of models/configs/ give the README's table.
+// the engine allocates and R2 stores; the published configs of models/configs/ give docs/placement.md's table.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
