@@ -1,6 +1,5 @@
-// The engine's models over one manifest: what every TextModel computed in this process shares (id, sampling
-// defaults, tokenizer, the generation loop over its weights and experts) and the CLI's local model, which
-// loads every expert from a model prefix into the kernel heap. The Worker's ServedModel is the other one.
+// The models this engine computes in process: EngineModel, what the CLI's LocalModel and the Worker's ServedModel
+// share (id, defaults, tokenizer, the generation loop), and LocalModel itself, every expert read into the heap.
 import { parseManifest, type Manifest } from '../format/manifest';
 import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
