@@ -1,5 +1,6 @@
 // `npm run cli -- <command>`: convert checkpoints, print logits, generate text — all with the Worker's engine.
 import { parseArgs } from 'node:util';
+import { checkContext } from '../src/engine/context';
 import { loadTextModel } from '../src/engine/load';
 import { fsSource } from '../src/store/source-fs';
 import { EXECUTORS, makeKernels, type ExecutorName } from './kernels-node';
@@ -107,9 +108,11 @@ async function generateCommand(args: string[]): Promise<void> {
   if (!values.model || (values.prompt === undefined) === (values.chat === undefined)) throw new Error('generate needs --model and one of --prompt / --chat');
   const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)));
   const promptTokens = values.chat !== undefined ? model.encodeChat([{ role: 'user', content: values.chat }]) : model.encode(values.prompt!);
+  const maxTokens = Number(values['max-tokens']);
+  checkContext(model.contextLength, promptTokens.length, maxTokens, { prompt: values.chat !== undefined ? 'chat' : 'prompt', maxTokens: 'max-tokens' });
   const it = model.generate({
     promptTokens,
-    maxTokens: Number(values['max-tokens']),
+    maxTokens,
     sampling: { temperature: Number(values.temperature), topP: Number(values['top-p']), topK: Number(values['top-k']), seed: values.seed === undefined ? undefined : Number(values.seed) },
     stop: [],
   });

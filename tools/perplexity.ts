@@ -4,7 +4,7 @@
 // predicted (the first from <s> alone). models/train/evaluate.py computes the very same quantity.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadTextModel, type LoadedModel } from '../src/engine/load';
+import { loadTextModel, type LocalModel } from '../src/engine/load';
 import { fsSource } from '../src/store/source-fs';
 import { makeKernels } from './kernels-node';
 import { scoreTokens } from './score';
@@ -19,13 +19,13 @@ export interface PerplexityResult {
 }
 
 /** Text tokens as the model's tokenizer gives them, without the BOS that encode() may put first. */
-export function textTokens(model: LoadedModel, text: string): number[] {
+export function textTokens(model: Pick<LocalModel, 'encode' | 'manifest'>, text: string): number[] {
   const ids = model.encode(text);
   const bos = model.manifest.generation.bosTokenId;
   return bos !== null && ids[0] === bos ? ids.slice(1) : ids;
 }
 
-export async function perplexity(model: LoadedModel, tokens: readonly number[], opts: { window?: number } = {}): Promise<PerplexityResult> {
+export async function perplexity(model: Pick<LocalModel, 'manifest' | 'contextLength' | 'kernels' | 'weights' | 'expertExecutor'>, tokens: readonly number[], opts: { window?: number } = {}): Promise<PerplexityResult> {
   const bos = model.manifest.generation.bosTokenId;
   if (bos === null) throw new Error('perplexity needs a model with a BOS token');
   const piece = (opts.window ?? model.contextLength) - 1;

@@ -4,8 +4,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { forward, PREFILL_CHUNK, Sequence } from '../src/engine/forward';
-import { loadTextModel, type LoadedModel } from '../src/engine/load';
+import { Sequence } from '../src/engine/forward';
+import { loadTextModel, type LocalModel } from '../src/engine/load';
+import { prefill } from '../src/engine/prefill';
 import { fsSource } from '../src/store/source-fs';
 import { RoutingRecorder } from '../src/routing/record';
 import { buildSkillMap } from '../src/routing/skill-map';
@@ -35,7 +36,7 @@ export function parsePrompts(jsonl: string, file = 'prompts'): Prompt[] {
 
 /** A model whose expert calls are counted: load once, then route as many prompts as needed. */
 export interface ProfiledModel {
-  model: LoadedModel;
+  model: LocalModel;
   recorder: RoutingRecorder;
 }
 
@@ -61,11 +62,10 @@ export async function routeTokens(p: ProfiledModel, tokens: readonly number[], p
   let head: RoutingCounts | undefined;
   try {
     const cuts = [...(prefix !== undefined ? [Math.min(prefix, tokens.length)] : []), tokens.length];
-    let i = 0;
+    let from = 0;
     for (const end of cuts) {
-      for (; i < end; i += Math.min(PREFILL_CHUNK, end - i)) {
-        await forward(model.kernels, seq, recorder, tokens.slice(i, Math.min(end, i + PREFILL_CHUNK)), { logits: 'last' });
-      }
+      await prefill(model.kernels, seq, recorder, tokens.slice(from, end), { logits: 'last' });
+      from = end;
       if (prefix !== undefined && !head) head = { ...recorder.snapshot(), prompts: 1 };
     }
   } finally {

@@ -1,7 +1,8 @@
-// One timed round of moe-edge's engine, shared by Node and the Worker: prefill a prompt (in PREFILL_CHUNK
-// chunks, as generate does), then greedy-decode `decode` tokens one forward pass at a time.
-import { forward, PREFILL_CHUNK, Sequence } from '../../src/engine/forward';
-import type { LoadedModel } from '../../src/engine/load';
+// One timed round of moe-edge's engine, shared by Node and the Worker: prefill a prompt (the engine's
+// prefill(), as generate does), then greedy-decode `decode` tokens one forward pass at a time.
+import { forward, Sequence } from '../../src/engine/forward';
+import type { LocalModel } from '../../src/engine/load';
+import { prefill } from '../../src/engine/prefill';
 import { argmax } from '../../src/engine/sampler';
 import type { ObjectSource } from '../../src/store/source';
 
@@ -12,15 +13,12 @@ export interface RoundResult {
 }
 
 
-export async function engineRound(model: Pick<LoadedModel, 'kernels' | 'weights' | 'expertExecutor'>, prompt: readonly number[], decode: number, now: () => number): Promise<RoundResult> {
+export async function engineRound(model: Pick<LocalModel, 'kernels' | 'weights' | 'expertExecutor'>, prompt: readonly number[], decode: number, now: () => number): Promise<RoundResult> {
   const k = model.kernels;
   const seq = new Sequence(k, model.weights, prompt.length + decode);
   try {
     const t0 = now();
-    let logits: Float32Array | undefined;
-    for (let i = 0; i < prompt.length; i += PREFILL_CHUNK) {
-      logits = (await forward(k, seq, model.expertExecutor, prompt.slice(i, i + PREFILL_CHUNK), { logits: 'last' }))[0];
-    }
+    let logits = (await prefill(k, seq, model.expertExecutor, prompt, { logits: 'last' }))[0];
     const t1 = now();
     const tokens: number[] = [];
     for (let i = 0; i < decode; i++) {

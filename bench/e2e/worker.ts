@@ -1,7 +1,7 @@
 // The e2e benchmark's Worker (never deployed): receives a model's objects (PUT /object/<name>), loads it with
 // the Worker's kernels (relaxed SIMD where validated, as src/runtime/load-model.ts does) and runs timed
 // rounds (POST /round). Driven by bench/e2e/workerd.ts.
-import { loadTextModel, type LoadedModel } from '../../src/engine/load';
+import { loadTextModel, type LocalModel } from '../../src/engine/load';
 import { createWasmKernels } from '../../src/kernels/wasm';
 import { supportsRelaxedSimd } from '../../src/kernels/wasm-features';
 import { engineRound, memorySource } from './engine-round';
@@ -9,7 +9,7 @@ import relaxedModule from '../../wasm/build/kernels-relaxed.wasm';
 import simdModule from '../../wasm/build/kernels-simd.wasm';
 
 const objects = new Map<string, Uint8Array>();
-let model: LoadedModel | null = null;
+let model: LocalModel | null = null;
 
 export default {
   async fetch(request: Request): Promise<Response> {

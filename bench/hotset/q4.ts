@@ -3,7 +3,7 @@
 // every other expert as stored, so held-out perplexity shows what the smaller hot experts cost.
 import type { ExpertBatch, ExpertExecutor } from '../../src/engine/experts';
 import { LocalExperts } from '../../src/engine/experts';
-import type { LoadedModel } from '../../src/engine/load';
+import type { LocalModel } from '../../src/engine/load';
 import { releaseExpert, withExperts, type ExpertWeights } from '../../src/engine/model';
 import { uploadMat } from '../../src/engine/weights';
 import { objectNames, tensorNames } from '../../src/format/manifest';
@@ -12,10 +12,10 @@ import { readVerified, type ObjectSource } from '../../src/store/source';
 import type { Mat } from '../../src/kernels/types';
 
 export class MixedPrecisionExperts implements ExpertExecutor {
-  private constructor(private readonly full: LocalExperts, private readonly q4: LocalExperts, private readonly q4Set: ReadonlySet<string>, private readonly owned: ExpertWeights[], private readonly model: LoadedModel) {}
+  private constructor(private readonly full: LocalExperts, private readonly q4: LocalExperts, private readonly q4Set: ReadonlySet<string>, private readonly owned: ExpertWeights[], private readonly model: LocalModel) {}
 
   /** q4[l] = experts of layer l to run at q4_0. */
-  static async create(model: LoadedModel, source: ObjectSource, q4: readonly (readonly number[])[]): Promise<MixedPrecisionExperts> {
+  static async create(model: LocalModel, source: ObjectSource, q4: readonly (readonly number[])[]): Promise<MixedPrecisionExperts> {
     if (!(model.expertExecutor instanceof LocalExperts)) throw new Error('mixed precision is measured on the all-local model');
     const k = model.kernels;
     const owned: ExpertWeights[] = [];

@@ -2,7 +2,6 @@
 // resident, cold picks handled as the Worker handles them (ServedModel.beginExperts -> SplitExperts, whose
 // substitute / drop come from src/remote/policies.ts), next to `remote` (cold experts on the real GPU
 // backend over loopback: exact, so it must equal the all-local perplexity).
-import type { LoadedModel } from '../../src/engine/load';
 import type { ColdPolicy, MoeOptions } from '../../src/engine/api';
 import { fsSource } from '../../src/store/source-fs';
 import type { HotSetSpec } from '../../src/hotset/spec';
@@ -60,7 +59,7 @@ export async function measureQuality(input: QualityInput): Promise<QualityResult
     const ppl = async (policy: ColdPolicy, tokens: number[]): Promise<number> => {
       const g = model.beginExperts(moe(policy));
       try {
-        const scored = { manifest: model.manifest, contextLength: model.contextLength, kernels: model.kernels, weights: g.weights, expertExecutor: g.experts } as unknown as LoadedModel;
+        const scored = { manifest: model.manifest, contextLength: model.contextLength, kernels: model.kernels, weights: g.weights, expertExecutor: g.experts };
         const r = await perplexity(scored, tokens);
         if (g.usage.degraded) throw new Error(`policy ${policy} degraded: ${g.usage.degraded}`);
         return r.perplexity;

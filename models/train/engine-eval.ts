@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChatMessage } from '../../src/engine/api';
-import { loadTextModel, type LoadedModel } from '../../src/engine/load';
+import { loadTextModel, type LocalModel } from '../../src/engine/load';
 import { fsSource } from '../../src/store/source-fs';
 import { convert } from '../../tools/convert';
 import { makeKernels } from '../../tools/kernels-node';
@@ -37,7 +37,7 @@ const kernels = await makeKernels();
 const q8 = await loadTextModel(fsSource(args.model), kernels);
 const failures: string[] = [];
 
-async function complete(model: LoadedModel, promptTokens: number[], maxTokens: number, stop: string[] = []): Promise<string> {
+async function complete(model: LocalModel, promptTokens: number[], maxTokens: number, stop: string[] = []): Promise<string> {
   let text = '';
   const it = model.generate({ promptTokens, maxTokens, sampling: { temperature: 0, topP: 1, topK: 0 }, stop });
   for (let r = await it.next(); !r.done; r = await it.next()) text += r.value.text;

@@ -1,8 +1,9 @@
 // Engine-side probes the default model's evaluation and unit tests share: routing counts through an
 // ExpertExecutor that counts, greedy token ids from the engine's own forward pass, top-2 routing shares.
-import { forward, PREFILL_CHUNK, Sequence } from '../../src/engine/forward';
+import { forward, Sequence } from '../../src/engine/forward';
 import type { ExpertBatch, ExpertExecutor } from '../../src/engine/experts';
-import type { LoadedModel } from '../../src/engine/load';
+import type { LocalModel } from '../../src/engine/load';
+import { prefill } from '../../src/engine/prefill';
 import { argmax } from '../../src/engine/sampler';
 
 /** Passes every batch on and counts routings: counts[layer][expert]. */
@@ -19,8 +20,8 @@ export class CountingExperts implements ExpertExecutor {
   }
 }
 
-/** The model with its experts counted (for perplexity/scoring calls that take a LoadedModel). */
-export function withCounting(model: LoadedModel): { model: LoadedModel; counter: CountingExperts } {
+/** The model with its experts counted (for perplexity/scoring calls that take a LocalModel). */
+export function withCounting(model: LocalModel): { model: LocalModel; counter: CountingExperts } {
   const a = model.manifest.architecture;
   const counter = new CountingExperts(model.expertExecutor, a.numLayers, a.numExperts);
   return { model: { ...model, expertExecutor: counter }, counter };
@@ -45,16 +46,13 @@ export function top2Shares(counts: number[][]): Top2[] {
  * Greedy continuation as token ids, from the engine's forward pass: what `generate` at temperature 0
  * produces (argmax, first max on ties), stopping before an EOS id or a token in `stopIds`.
  */
-export async function greedyTokens(model: LoadedModel, prompt: readonly number[], maxTokens: number, stopIds: readonly number[] = []): Promise<number[]> {
+export async function greedyTokens(model: LocalModel, prompt: readonly number[], maxTokens: number, stopIds: readonly number[] = []): Promise<number[]> {
   const k = model.kernels;
   const seq = new Sequence(k, model.weights, prompt.length + maxTokens);
   const stop = new Set([...model.manifest.generation.eosTokenIds, ...stopIds]);
   const out: number[] = [];
   try {
-    let logits: Float32Array | undefined;
-    for (let i = 0; i < prompt.length; i += PREFILL_CHUNK) {
-      logits = (await forward(k, seq, model.expertExecutor, prompt.slice(i, i + PREFILL_CHUNK), { logits: 'last' }))[0];
-    }
+    let logits = (await prefill(k, seq, model.expertExecutor, prompt, { logits: 'last' }))[0];
     while (out.length < maxTokens) {
       const t = argmax(logits!);
       if (stop.has(t)) break;

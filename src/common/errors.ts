@@ -76,11 +76,13 @@ export class ModelNotFoundError extends MoeError {
   }
 }
 
+/** 400: prompt + completion do not fit the context (OpenAI's message; src/engine/context.ts checks it). */
 export class ContextOverflowError extends MoeError {
-  constructor(readonly requested: number, readonly contextLength: number, param = 'messages') {
+  constructor(readonly contextLength: number, promptTokens: number, completionTokens: number, promptParam: string) {
     super(
-      `This model's maximum context length is ${contextLength} tokens, but ${requested} tokens were requested`,
-      { status: 400, code: 'context_length_exceeded', type: 'invalid_request_error', param },
+      `This model's maximum context length is ${contextLength} tokens. However, you requested ${promptTokens + completionTokens} tokens ` +
+        `(${promptTokens} in the ${promptParam}, ${completionTokens} in the completion). Please reduce the length of the ${promptParam} or completion.`,
+      { status: 400, code: 'context_length_exceeded', type: 'invalid_request_error', param: promptParam },
     );
   }
 }

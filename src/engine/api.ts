@@ -1,5 +1,7 @@
 // The engine as the HTTP layer sees it: a loaded text model that turns a prompt into a stream of text.
-// Routes depend on this interface only, never on kernels or tensors.
+// Routes depend on this interface only, never on kernels or tensors, nor on which model class they hold.
+import type { Architecture } from '../format/manifest';
+import type { HotSetControl } from '../hotset/control';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -107,6 +109,19 @@ export interface GenerateResult {
 /** A running generation; `moe` (when present) is live: readable after any step, e.g. for a header. */
 export type Generation = AsyncGenerator<GenerateChunk, GenerateResult, void> & { readonly moe?: MoeUsage };
 
+/** The memory side of a model, for admission: its heap (one per loaded model) and what its weights occupy there now. */
+export interface ModelMemory {
+  /** identity of the heap the generation will allocate from */
+  readonly heap: object;
+  readonly arch: Architecture;
+  /** bytes of weights resident now (trunk and hot experts of every live hot-set version) */
+  readonly weightsBytes: number;
+}
+
+/**
+ * The one model interface: the Worker's ServedModel and the CLI's local model (src/engine/load.ts) both are
+ * one. What only some models have is an optional capability, asked for by property, never by class.
+ */
 export interface TextModel {
   /** The model id clients pass as `model`. */
   readonly id: string;
@@ -117,8 +132,12 @@ export interface TextModel {
   /** Render messages with the model's chat template (generation prompt appended) and tokenise. */
   encodeChat(messages: ChatMessage[]): number[];
   /**
-   * Generate; yields text chunks as they become final and returns the summary.
-   * Throws ContextOverflowError (see src/common/errors.ts) when prompt + maxTokens exceed the context.
+   * Generate; yields text chunks as they become final and returns the summary. The request has passed
+   * checkContext (src/engine/context.ts) where it was built: the routes and the CLI apply it once.
    */
   generate(req: GenerateRequest): Generation;
+  /** What admission weighs a generation against (ISOLATE_MEMORY_MB); absent: generations are only counted. */
+  readonly memory?: ModelMemory;
+  /** The run-time hot set (the admin routes); absent: this model has no hot set. */
+  readonly hotSet?: HotSetControl;
 }

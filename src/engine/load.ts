@@ -1,14 +1,27 @@
-// Builds a TextModel with every expert local (CLI, tools, benchmarks, tests) from a model prefix: manifest, verified
-// weights in the kernel heap, tokenizer, chat template. The Worker's ServedModel loads through the same loadCodec
-// and model.ts loaders (trunk, experts by hot set) and runs the same generate loop.
+// The models this engine computes in process: EngineModel, what the CLI's LocalModel and the Worker's ServedModel
+// share (id, defaults, tokenizer, the generation loop), and LocalModel itself, every expert read into the heap.
 import { parseManifest, type Manifest } from '../format/manifest';
 import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
-import type { ChatMessage, Generation, GenerateRequest, TextModel } from './api';
+import type { ChatMessage, GenerateRequest, GenerateChunk, GenerateResult, TextModel } from './api';
 import { LocalExperts, type ExpertExecutor } from './experts';
-import { checkContext, generateTokens } from './generate';
+import { generateTokens } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
 import { HfTextCodec, type TextCodec } from './tokenizer';
+
+/** A TextModel computed in this process, whichever experts it keeps: the CLI's LocalModel and the Worker's ServedModel. */
+export interface EngineModel extends TextModel {
+  readonly manifest: Manifest;
+  readonly kernels: Kernels;
+  readonly codec: TextCodec | null;
+  /** The weights resident now (a ServedModel's generations each hold a lease on theirs). */
+  readonly weights: ModelWeights;
+}
+
+/** The CLI's model: every expert resident and computed by one LocalExperts, which tools drive prefill() and forward() with. */
+export interface LocalModel extends EngineModel {
+  readonly expertExecutor: ExpertExecutor;
+}
 
 export interface LoadOptions {
   /** The id clients use; defaults to the manifest's name. */
@@ -16,46 +29,52 @@ export interface LoadOptions {
   experts?: ExpertSelection;
 }
 
-export interface LoadedModel extends TextModel {
-  readonly manifest: Manifest;
-  readonly weights: ModelWeights;
-  readonly kernels: Kernels;
-  readonly codec: TextCodec | null;
-  readonly expertExecutor: ExpertExecutor;
-}
-
-export async function loadTextModel(source: ObjectSource, kernels: Kernels, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const manifest = await readManifest(source);
-  return loadFromManifest(source, manifest, kernels, opts);
-}
-
-export async function loadFromManifest(source: ObjectSource, manifest: Manifest, kernels: Kernels, opts: LoadOptions = {}): Promise<LoadedModel> {
-  parseManifest(manifest); // re-validate when handed a manifest from elsewhere
-  const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
-  const weights = await loadWeights(kernels, source, manifest, opts.experts ?? 'all');
-  const experts = new LocalExperts(kernels, weights);
-  const a = manifest.architecture;
+/** The TextModel fields that follow from the manifest and its tokenizer. */
+export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?: string): Pick<TextModel, 'id' | 'contextLength' | 'defaults' | 'encode' | 'encodeChat'> {
   const g = manifest.generation;
   const needCodec = (): TextCodec => {
     if (!codec) throw new Error(`model ${manifest.name} has no tokenizer: feed token ids`);
     return codec;
   };
   return {
-    id: opts.id ?? manifest.name,
-    contextLength: a.contextLength,
+    id: id ?? manifest.name,
+    contextLength: manifest.architecture.contextLength,
     defaults: { temperature: g.temperature, topP: g.topP, maxTokens: g.maxTokens },
+    encode: (text: string) => needCodec().encode(text),
+    encodeChat: (messages: ChatMessage[]) => needCodec().encodeChat(messages),
+  };
+}
+
+/** One generation of `model` computing with `weights` and `experts` (its own, or a ServedModel's lease). */
+export function generateWith(
+  model: Pick<EngineModel, 'manifest' | 'kernels' | 'codec'>,
+  weights: ModelWeights,
+  experts: ExpertExecutor,
+  req: GenerateRequest,
+): AsyncGenerator<GenerateChunk, GenerateResult, void> {
+  return generateTokens({ kernels: model.kernels, weights, experts, codec: model.codec, eosTokenIds: model.manifest.generation.eosTokenIds }, req);
+}
+
+export async function loadTextModel(source: ObjectSource, kernels: Kernels, opts: LoadOptions = {}): Promise<LocalModel> {
+  const manifest = await readManifest(source);
+  return loadFromManifest(source, manifest, kernels, opts);
+}
+
+export async function loadFromManifest(source: ObjectSource, manifest: Manifest, kernels: Kernels, opts: LoadOptions = {}): Promise<LocalModel> {
+  parseManifest(manifest); // re-validate when handed a manifest from elsewhere
+  const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
+  const weights = await loadWeights(kernels, source, manifest, opts.experts ?? 'all');
+  const experts = new LocalExperts(kernels, weights);
+  const model: LocalModel = {
+    ...textModelFields(manifest, codec, opts.id),
     manifest,
     weights,
     kernels,
     codec,
     expertExecutor: experts,
-    encode: (text: string) => needCodec().encode(text),
-    encodeChat: (messages: ChatMessage[]) => needCodec().encodeChat(messages),
-    generate(req: GenerateRequest): Generation {
-      checkContext(a.contextLength, req.promptTokens.length, req.maxTokens); // eager: errors before any byte is sent
-      return generateTokens({ kernels, weights, experts, codec: codec ?? { decode: () => '' }, eosTokenIds: g.eosTokenIds }, req);
-    },
+    generate: (req) => generateWith(model, weights, experts, req),
   };
+  return model;
 }
 
 export async function loadCodec(source: ObjectSource, manifest: Manifest): Promise<TextCodec> {

@@ -9,14 +9,14 @@ import { readJsonBody } from '../http/body';
 import { hotSetLayersJson } from '../hotset/resolve';
 import { emptyCounts, parseRoutingStats, ROUTING_STATS_FORMAT, RoutingStatsError, type RoutingStats } from '../routing/stats';
 import { planUnion } from '../planning/union-plan';
-import type { ServedModel } from '../runtime/served-model';
-import { servedModel } from './admin';
+import type { HotSetControl } from '../hotset/control';
+import { hotSetOf } from './admin';
 import type { AppContext, ModelProvider } from './inference';
 
 const MIB = 1024 * 1024;
 
 /** The isolate's statistics of `model`, or empty counts before its first generation. */
-function liveStats(model: ServedModel): RoutingStats {
+function liveStats(model: HotSetControl): RoutingStats {
   const a = model.manifest.architecture;
   const skillMap = model.tier?.skillMap ?? null;
   return (
@@ -35,7 +35,7 @@ function liveStats(model: ServedModel): RoutingStats {
 
 export function getStats(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
-    const model = await servedModel(c, provider);
+    const { hot: model } = await hotSetOf(c, provider);
     // `scope` and `since` say what the counts cover; readers of the schema ignore them
     return c.json({ ...liveStats(model), scope: 'isolate', since: model.routing?.since ?? null });
   };
@@ -44,7 +44,7 @@ export function getStats(provider: ModelProvider) {
 export function planHotSetRoute(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
     const cfg = appConfig(c.env);
-    const model = await servedModel(c, provider);
+    const { hot: model } = await hotSetOf(c, provider);
     const a = model.manifest.architecture;
     const hasBody = c.req.raw.body !== null && c.req.header('content-length') !== '0';
     const body = hasBody ? await readJsonBody(c.req.raw, cfg.maxBodyBytes) : {};
@@ -79,7 +79,7 @@ export function planHotSetRoute(provider: ModelProvider) {
 }
 
 /** ?budget_mb= (MiB of hot experts, HOT_BUDGET_MB's unit), at most HOT_BUDGET_MB; default HOT_BUDGET_MB, else what is resident now. */
-function budgetOf(q: string | undefined, model: ServedModel): number {
+function budgetOf(q: string | undefined, model: HotSetControl): number {
   const cap = model.budgetBytes;
   if (q === undefined || q.trim() === '') return cap ?? model.hotVersion.hotSet.bytes;
   const mb = Number(q);

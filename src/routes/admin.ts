@@ -11,8 +11,8 @@ import { AuthenticationError } from '../http/errors';
 import { tierOf } from '../hotset/profiles';
 import { hotSetLayersJson } from '../hotset/resolve';
 import { parseHotSetPut } from '../hotset/spec';
+import type { HotSetControl } from '../hotset/control';
 import { r2HotSetStore } from '../hotset/store';
-import { ServedModel } from '../runtime/served-model';
 import { dashboardUnauthorized } from './admin-dashboard';
 import { waitUntilOf, type AppContext, type ModelProvider } from './inference';
 
@@ -48,17 +48,18 @@ async function constantTimeEqual(a: string, b: string): Promise<boolean> {
   return diff === 0;
 }
 
-export async function servedModel(c: AppContext, provider: ModelProvider): Promise<ServedModel> {
+/** The served model's hot set (a model that keeps every expert resident has none: 500). */
+export async function hotSetOf(c: AppContext, provider: ModelProvider): Promise<{ id: string; hot: HotSetControl }> {
   const model = await provider.getModel(c.env, waitUntilOf(c));
-  if (!(model instanceof ServedModel)) throw new Error('this model has no hot set');
-  return model;
+  if (!model.hotSet) throw new Error('this model has no hot set');
+  return { id: model.id, hot: model.hotSet };
 }
 
-function describe(model: ServedModel, stored: { version: number; updatedAt: string } | null) {
+function describe(id: string, model: HotSetControl, stored: { version: number; updatedAt: string } | null) {
   const v = model.hotVersion;
   const a = model.manifest.architecture;
   return {
-    model: model.id,
+    model: id,
     // what R2 holds (null: none stored, HOT_EXPERTS applies)
     stored: stored ? { version: stored.version, updated_at: stored.updatedAt } : null,
     // what this isolate runs
@@ -74,7 +75,7 @@ function describe(model: ServedModel, stored: { version: number; updatedAt: stri
   };
 }
 
-function profilesOf(h: ServedModel['hotVersion']['hotSet']) {
+function profilesOf(h: HotSetControl['hotVersion']['hotSet']) {
   const tier = tierOf(h);
   if (!tier) return { profiles: null, skill_map: null };
   return {
@@ -86,10 +87,10 @@ function profilesOf(h: ServedModel['hotVersion']['hotSet']) {
 
 export function getHotSet(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
-    const model = await servedModel(c, provider);
+    const { id, hot: model } = await hotSetOf(c, provider);
     await model.refreshIfDue(true);
     const stored = await r2HotSetStore(c.env.MODELS, appConfig(c.env).modelKeyPrefix).read().catch(() => null);
-    return c.json(describe(model, stored?.doc ?? null));
+    return c.json(describe(id, model, stored?.doc ?? null));
   };
 }
 
@@ -97,7 +98,7 @@ export function putHotSet(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
     const cfg = appConfig(c.env);
     const body = parseHotSetPut(await readJsonBody(c.req.raw, cfg.maxBodyBytes));
-    const model = await servedModel(c, provider);
+    const { id, hot: model } = await hotSetOf(c, provider);
     const hotSet = model.resolveHotSetBody(body); // 400 on unknown layers/experts, duplicates, over budget (the union)
     const tier = hotSet.tier;
     const stored = await r2HotSetStore(c.env.MODELS, cfg.modelKeyPrefix).write({
@@ -109,6 +110,6 @@ export function putHotSet(provider: ModelProvider) {
       ...(body.plan ? { plan: body.plan } : {}),
     });
     await model.applyStored(stored);
-    return c.json(describe(model, stored.doc));
+    return c.json(describe(id, model, stored.doc));
   };
 }

@@ -4,9 +4,9 @@ import type { Context } from 'hono';
 import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
 import { appConfig, type AppConfig, type AppEnv } from '../config/env';
 import { InvalidRequestError, ModelNotFoundError } from '../common/errors';
+import { checkContext } from '../engine/context';
 import { sseResponse } from '../http/sse';
-import { admission, releasedWhenDone, type GenerationLimits, type ModelMemory } from '../runtime/admission';
-import { ServedModel } from '../runtime/served-model';
+import { admission, releasedWhenDone, type GenerationLimits } from '../runtime/admission';
 import type { GenerationFields } from '../schemas/common';
 
 /** Where routes get the model from; the Worker entry binds it to the per-isolate cache. */
@@ -49,9 +49,9 @@ export function waitUntilOf(c: AppContext): (p: Promise<unknown>) => void {
 export type RequestLimits = Pick<AppConfig, 'maxPromptTokens' | 'maxCompletionTokens'>;
 
 /**
- * OpenAI's rules: an explicit max_tokens beyond the context is a 400 on `max_tokens`; a prompt that does
- * not leave room for the requested tokens is 400 `context_length_exceeded`; without max_tokens the
- * completion may use the model default, capped by what the context has left. Then the deployment's limits:
+ * The context rule first (checkContext, OpenAI's errors: an empty prompt, a max_tokens beyond the context, a
+ * prompt that does not leave room for the completion); without max_tokens the completion may use the model
+ * default, capped by what the context has left. Then the deployment's limits:
  * a prompt over MAX_PROMPT_TOKENS or a max_tokens over MAX_COMPLETION_TOKENS is a 400, and the default
  * completion length is capped by MAX_COMPLETION_TOKENS.
  */
@@ -66,24 +66,9 @@ export function generateRequest(
 ): GenerateRequest {
   const ctx = model.contextLength;
   const n = promptTokens.length;
-  if (n === 0) throw new InvalidRequestError(`'${promptParam}' is empty`, promptParam, 'invalid_value');
   const requested = f.max_completion_tokens ?? f.max_tokens ?? null;
   const maxParam = f.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-  if (requested !== null && requested >= ctx) {
-    throw new InvalidRequestError(
-      `${maxParam} is too large: ${requested}. This model's maximum context length is ${ctx} tokens, so ${maxParam} must be less than that`,
-      maxParam,
-      'invalid_value',
-    );
-  }
-  if (n + (requested ?? 1) > ctx) {
-    throw new InvalidRequestError(
-      `This model's maximum context length is ${ctx} tokens. However, you requested ${n + (requested ?? 1)} tokens ` +
-        `(${n} in the ${promptParam}, ${requested ?? 1} in the completion). Please reduce the length of the ${promptParam} or completion.`,
-      promptParam,
-      'context_length_exceeded',
-    );
-  }
+  checkContext(ctx, n, requested, { prompt: promptParam, maxTokens: maxParam });
   // the deployment's limits, once the model's own context rules (OpenAI's errors) are met
   if (limits && n > limits.maxPromptTokens) {
     throw new InvalidRequestError(
@@ -150,7 +135,7 @@ export async function startGeneration(
   params: { promptParam: string; maxTokensParam: string } = { promptParam: 'prompt', maxTokensParam: 'max_tokens' },
 ): Promise<{ gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }> {
   const ticket = limits
-    ? admission.admit(limits, { promptTokens: req.promptTokens.length, maxTokens: req.maxTokens, ...params }, memoryOf(model))
+    ? admission.admit(limits, { promptTokens: req.promptTokens.length, maxTokens: req.maxTokens, ...params }, model.memory ?? null)
     : { release() {} };
   let gen: Generation;
   try {
@@ -165,11 +150,6 @@ export async function startGeneration(
 /** The request fields a limit error names: the prompt's and the one that set the completion length. */
 export function limitParams(f: GenerationFields, promptParam: 'messages' | 'prompt'): { promptParam: string; maxTokensParam: string } {
   return { promptParam, maxTokensParam: f.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens' };
-}
-
-function memoryOf(model: TextModel): ModelMemory | null {
-  if (!(model instanceof ServedModel)) return null;
-  return { heap: model.kernels.heap, arch: model.manifest.architecture, weightsBytes: model.hot.bytes };
 }
 
 /** Drains a started generation into one string. */

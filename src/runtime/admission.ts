@@ -2,7 +2,7 @@
 // MAX_CONCURRENT_GENERATIONS at once (429), and the model's weights plus every running generation's KV cache
 // and scratch plus this one's within ISOLATE_MEMORY_MB (400 when the request could never fit, 503 while others
 // hold the memory). A RangeError from memory.grow mid-generation is what this exists to prevent.
-import type { Generation } from '../engine/api';
+import type { Generation, ModelMemory } from '../engine/api';
 import { PREFILL_CHUNK } from '../engine/forward';
 import { MoeError } from '../common/errors';
 import type { Architecture } from '../format/manifest';
@@ -15,15 +15,6 @@ const RETRY_AFTER_S = 1;
 export interface GenerationLimits {
   readonly maxConcurrentGenerations: number | null;
   readonly isolateMemoryBytes: number | null;
-}
-
-/** The memory side of a model: its heap (one per loaded model) and what its weights occupy there now. */
-export interface ModelMemory {
-  /** identity of the heap the generation will allocate from */
-  readonly heap: object;
-  readonly arch: Architecture;
-  /** bytes of weights resident now (trunk and hot experts of every live hot-set version) */
-  readonly weightsBytes: number;
 }
 
 export interface GenerationShape {

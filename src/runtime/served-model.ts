@@ -1,11 +1,10 @@
-// The model as the Worker serves it: the trunk and the hot experts resident here, cold experts by policy
-// (the GPU backend over one WebSocket per generation, or substitute / drop), the hot set picked up from
-// hot-set.json within seconds and swapped without disturbing running generations; each generation's routing is
-// counted (outside the cold policy) for the isolate's statistics, under its tier-one profile when the hot set has them.
-// Runtime-agnostic (no WASM imports): the Worker builds it over R2, Node tests and benchmarks over a folder.
-import type { ChatMessage, GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
-import { checkContext, generateTokens } from '../engine/generate';
-import { loadCodec } from '../engine/load';
+// The Worker's TextModel: the trunk and hot experts resident here, cold experts by policy (the GPU backend over
+// one WebSocket per generation, or substitute / drop), the hot set re-read from hot-set.json and swapped under
+// running generations, each generation's routing counted for the isolate (per tier-one profile when there are
+// some). It gives the routes their memory (admission) and hot-set (admin) capabilities. Runtime-agnostic (no
+// WASM imports): the Worker builds it over R2, Node tests and benchmarks over a folder.
+import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, ModelMemory, MoeOptions, MoeUsage, TextModel } from '../engine/api';
+import { generateWith, loadCodec, textModelFields, type EngineModel } from '../engine/load';
 import { loadTrunk, type ModelWeights } from '../engine/model';
 import type { TextCodec } from '../engine/tokenizer';
 import { InvalidRequestError, ModelNotUploadedError, ObjectNotFoundError } from '../common/errors';
@@ -13,6 +12,7 @@ import { objectNames, tensorNames, type Manifest } from '../format/manifest';
 import { readTaggedManifest, type ObjectSource, type TaggedManifest } from '../store/source';
 import { planAutoHotSet } from '../planning/auto-hot-set';
 import { resolveProfiled, tierOf, type ProfiledHotSet, type TierOne } from '../hotset/profiles';
+import type { HotSetControl } from '../hotset/control';
 import { HotSetError, parseHotSetPut, type HotSetBody, type HotSetSpec } from '../hotset/spec';
 import { resolveHotSet, type HotSet } from '../hotset/resolve';
 import type { HotSetStore, StoredHotSet } from '../hotset/store';
@@ -53,10 +53,12 @@ export interface ServedModelOptions {
 /** Without `moe` in the request: exact or nothing (every cold pick fails the request with 502). */
 const STRICT: MoeOptions = { policy: 'remote', degradedPolicy: 'error', backend: null };
 
-export class ServedModel implements TextModel {
+export class ServedModel implements EngineModel, HotSetControl {
   readonly id: string;
   readonly contextLength: number;
   readonly defaults: TextModel['defaults'];
+  readonly encode: TextModel['encode'];
+  readonly encodeChat: TextModel['encodeChat'];
   private etag: string | null = null;
   private newestSeen = 0;
   private lastCheck = 0;
@@ -73,10 +75,12 @@ export class ServedModel implements TextModel {
     readonly hot: HotWeights,
     private readonly opts: ServedModelOptions,
   ) {
-    this.id = opts.id ?? manifest.name;
-    this.contextLength = manifest.architecture.contextLength;
-    const g = manifest.generation;
-    this.defaults = { temperature: g.temperature, topP: g.topP, maxTokens: g.maxTokens };
+    const f = textModelFields(manifest, codec, opts.id);
+    this.id = f.id;
+    this.contextLength = f.contextLength;
+    this.defaults = f.defaults;
+    this.encode = f.encode;
+    this.encodeChat = f.encodeChat;
   }
 
   static async load(source: ObjectSource, kernels: Kernels, opts: ServedModelOptions): Promise<ServedModel> {
@@ -112,6 +116,16 @@ export class ServedModel implements TextModel {
     return this.hot.version;
   }
 
+  /** Admission's view: the kernel heap and what the trunk and every live hot-set version hold in it now. */
+  get memory(): ModelMemory {
+    return { heap: this.kernels.heap, arch: this.manifest.architecture, weightsBytes: this.hot.bytes };
+  }
+
+  /** The admin routes' handle on the hot set: this model itself. */
+  get hotSet(): HotSetControl {
+    return this;
+  }
+
   /** Validates a hot set for this model and the deployment's budget (HotSetError: 400). */
   resolveHotSet(spec: HotSetSpec): HotSet {
     return resolveHotSet(spec, this.manifest, this.opts.budgetBytes);
@@ -137,16 +151,7 @@ export class ServedModel implements TextModel {
     return this.opts.budgetBytes;
   }
 
-  encode(text: string): number[] {
-    return this.needCodec().encode(text);
-  }
-
-  encodeChat(messages: ChatMessage[]): number[] {
-    return this.needCodec().encodeChat(messages);
-  }
-
   generate(req: GenerateRequest): Generation {
-    checkContext(this.contextLength, req.promptTokens.length, req.maxTokens); // eager: errors before any byte is sent
     const moe = req.moe ?? STRICT;
     if (moe.profile !== undefined) this.checkProfile(moe.profile);
     const usage = newMoeUsage(moe.policy);
@@ -170,8 +175,7 @@ export class ServedModel implements TextModel {
         tally: this.opts.routing ?? null,
       });
       try {
-        const codec = this.codec ?? { decode: () => '' };
-        result = yield* generateTokens({ kernels: this.kernels, weights: g.weights, experts: watch.experts, codec, eosTokenIds: this.manifest.generation.eosTokenIds }, req);
+        result = yield* generateWith(this, g.weights, watch.experts, req);
         return { ...result, moe: { ...usage } };
       } finally {
         watch.end();
@@ -268,11 +272,6 @@ export class ServedModel implements TextModel {
     const names = [...tier.profiles.keys()].sort();
     const shown = name.length > 64 ? `${name.slice(0, 64)}...` : name;
     throw new InvalidRequestError(`Unknown profile ${JSON.stringify(shown)}: this model's hot set has the profiles ${names.map((n) => `'${n}'`).join(', ')}`, 'moe.profile', 'unknown_profile');
-  }
-
-  private needCodec(): TextCodec {
-    if (!this.codec) throw new Error(`model ${this.manifest.name} has no tokenizer: feed token ids`);
-    return this.codec;
   }
 
   private warn(line: string): void {

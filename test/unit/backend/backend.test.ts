@@ -3,7 +3,7 @@
 // garbage, unknown experts, wrong model and out-of-range experts refused while the server keeps serving.
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
+import { loadTextModel, type LocalModel } from '../../../src/engine/load';
 import { fsSource } from '../../../src/store/source-fs';
 import { roundF16 } from '../../../src/format/quant';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
@@ -20,7 +20,7 @@ let MODEL: string; // tiny fixed shapes: hidden 64, 2 layers, 8 experts
 const TOKEN = 'backend-test-token';
 let full: SpawnedBackend;
 let half: SpawnedBackend; // --experts 0-3
-let local: LoadedModel;
+let local: LocalModel;
 let tag: Uint8Array;
 let H: number;
 const auth = { authorization: `Bearer ${TOKEN}` };

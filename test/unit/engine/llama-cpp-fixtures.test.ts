@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
+import { loadTextModel, type LocalModel } from '../../../src/engine/load';
 import { argmax } from '../../../src/engine/sampler';
 import { fsSource } from '../../../src/store/source-fs';
 import { convert } from '../../../tools/convert';
@@ -37,8 +37,8 @@ describe.each(ARCHS)('%s against llama.cpp', (arch) => {
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   describe.each(EXECUTORS)('executor %s', (executor) => {
-    let f32: LoadedModel;
-    let q8: LoadedModel;
+    let f32: LocalModel;
+    let q8: LocalModel;
     beforeAll(async () => {
       f32 = await loadTextModel(fsSource(join(out, 'f32')), await makeKernels(executor));
       q8 = await loadTextModel(fsSource(join(out, 'q8_0')), await makeKernels(executor));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExpertBatch, ExpertExecutor } from '../../../src/engine/experts';
-import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
+import { loadTextModel, type LocalModel } from '../../../src/engine/load';
 import { argmax } from '../../../src/engine/sampler';
 import { architectureFromHf } from '../../../tools/convert/hf-config';
 import { fsSource } from '../../../src/store/source-fs';
@@ -64,8 +64,8 @@ describe('qwen3_moe against an independent float64 forward pass', () => {
   });
 
   describe.each(EXECUTORS)('executor %s', (executor) => {
-    let f32: LoadedModel;
-    let q8: LoadedModel;
+    let f32: LocalModel;
+    let q8: LocalModel;
     beforeAll(async () => {
       f32 = await loadTextModel(fsSource(join(out, 'f32')), await makeKernels(executor));
       q8 = await loadTextModel(fsSource(join(out, 'q8_0')), await makeKernels(executor));

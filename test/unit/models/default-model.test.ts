@@ -3,7 +3,7 @@
 // by domain, held-out sums come out right, and the model fits the isolate's budget.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { LoadedModel } from '../../../src/engine/load';
+import type { LocalModel } from '../../../src/engine/load';
 import { loadTextModel } from '../../../src/engine/load';
 import { fsSource } from '../../../src/store/source-fs';
 import { makeKernels } from '../../../tools/kernels-node';
@@ -31,7 +31,7 @@ function nllAt(row: Float32Array, target: number): number {
 }
 
 describe('default model', () => {
-  let model: LoadedModel;
+  let model: LocalModel;
   const engine: Record<string, { nll: number[]; counts: number[][] }> = {};
 
   beforeAll(async () => {

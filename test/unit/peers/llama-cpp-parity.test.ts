@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argmax, llamaGreedy, llamaInstalled, llamaLogits, openLlama, type LlamaSession } from '../../../bench/peers/llama';
-import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
+import { loadTextModel, type LocalModel } from '../../../src/engine/load';
 import { fsSource } from '../../../src/store/source-fs';
 import { convert } from '../../../tools/convert';
 import { exportGgufFile } from '../../../tools/export-gguf';
@@ -75,7 +75,7 @@ const outsideAllowed = (n: number) => Math.max(2, Math.floor(MAX_OUTSIDE * n));
 describe('llama.cpp parity: the default model exported to GGUF', () => {
   const out = mkdtempSync(join(tmpdir(), 'moe-edge-parity-'));
   let llama: LlamaSession;
-  let ours: LoadedModel;
+  let ours: LocalModel;
 
   beforeAll(async () => {
     // the peers live in their own npm project (bench/peers); install them when CI or a person has not yet

@@ -1,7 +1,7 @@
 // Routing statistics: the schema rejects counts that do not add up, merging sums runs, and the recording
 // executor counts every (token, slot) routing of a real forward pass without changing its output.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadTextModel, type LoadedModel } from '../../../src/engine/load';
+import { loadTextModel, type LocalModel } from '../../../src/engine/load';
 import { fsSource } from '../../../src/store/source-fs';
 import { RoutingRecorder } from '../../../src/routing/record';
 import { emptyCounts, mergeStats, parseRoutingStats, ROUTING_STATS_FORMAT, RoutingStatsError, type RoutingStats } from '../../../src/routing/stats';
@@ -37,7 +37,7 @@ describe('routing statistics', () => {
 });
 
 describe('RoutingRecorder', () => {
-  let model: LoadedModel;
+  let model: LocalModel;
   beforeAll(async () => {
     model = await loadTextModel(fsSource('models/default'), await makeKernels());
   });
