@@ -1,5 +1,6 @@
 // The engine as the HTTP layer sees it: a loaded text model that turns a prompt into a stream of text.
 // Routes depend on this interface only, never on kernels or tensors.
+import type { IdRange } from '../protocol/id-range';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -47,12 +48,6 @@ export interface BackendTarget {
    * the replica that owns its (layer, expert). Absent: `url` serves every expert.
    */
   replicas?: readonly BackendReplica[];
-}
-
-/** Inclusive range of ids. */
-export interface IdRange {
-  readonly lo: number;
-  readonly hi: number;
 }
 
 /** One replica of an expert-parallel backend tier: the experts it serves in each of its layers (null: all). */

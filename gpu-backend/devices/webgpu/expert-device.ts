@@ -2,6 +2,7 @@
 // every call's groups run as one batch of WGSL dispatches with one readback.
 import type { TensorEntry } from '../../../src/format/manifest';
 import { shardBytes } from '../../../src/format/quant';
+import { activationsToF32 } from '../../../src/protocol/activations';
 import type { ExpertDevice, ExpertEntries, ExpertGroup } from '../device';
 import type { WebGpuKernels } from './kernels';
 import { fromShard, gpuBytes, type GpuTensor } from './layout';
@@ -51,7 +52,8 @@ export class WebGpuExpertDevice implements ExpertDevice {
     const jobs = groups.map((g) => {
       const e = this.experts.get(`${layer}/${g.expert}`);
       if (!e) throw new Error(`webgpu device: expert ${layer}/${g.expert} is not loaded`);
-      return { ...e, x: g.x, n: g.n };
+      // the WGSL kernels take f32 and quantize on the GPU: the one place q8_0 rows are widened on the backend
+      return { ...e, x: activationsToF32(g.x), n: g.n };
     });
     return this.kernels.ffn(jobs);
   }
