@@ -1,7 +1,7 @@
 // The kernel seam: one interface that every in-heap executor implements (TS reference, WASM scalar/SIMD/relaxed).
 // Kernels are pure functions over flat buffers in one heap; the engine only composes them. WebGPU is not a Kernels
 // executor: it is a second seam, behind the GPU backend's ExpertDevice (gpu-backend/devices/device.ts), held to
-// the same conformance cases through test/unit/kernels/webgpu.
+// the same conformance cases by test/unit/kernels/webgpu.test.ts.
 import type { DType } from '../format/quant';
 import type { Heap, Ptr } from './heap';
 
