@@ -1,16 +1,10 @@
 // Merges expert calls that arrive together (same event-loop turn, or within a small window, or while the device
 // is busy) and groups their rows by (layer, expert), so each expert's weights are read once for all tokens of
-// all calls; results are split back per call in request order.
+// all calls; results are split back per call in pair order. Rows travel to the device in the dtype their call
+// arrived in (q8_0 blocks from the Worker are gathered as blocks, never widened to f32 here).
+import { allocRows, copyRow, type ActDType } from '../src/protocol/activations';
+import { groupPairs, type ExpertCall } from '../src/protocol/expert-call';
 import type { ExpertDevice, ExpertGroup } from './devices/device';
-
-/** One call: x (nTok, H) f32 and its pairs (token, expert). */
-export interface BatchCall {
-  readonly layer: number;
-  readonly hidden: number;
-  readonly x: Float32Array;
-  readonly tokens: ArrayLike<number>;
-  readonly experts: ArrayLike<number>;
-}
 
 export interface BatchStats {
   calls: number;
@@ -28,7 +22,7 @@ export interface BatcherOptions {
 }
 
 interface Pending {
-  call: BatchCall;
+  call: ExpertCall;
   resolve: (rows: Float32Array) => void;
   reject: (e: unknown) => void;
 }
@@ -45,8 +39,8 @@ export class Batcher {
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 2);
   }
 
-  /** Rows (nPairs, H): row i = expert(experts[i])(x[tokens[i]]), unweighted. */
-  submit(call: BatchCall): Promise<Float32Array> {
+  /** Rows (nPairs, H): row i = expert(experts[i])(x[tokens[i]]), unweighted (the call's weights are not applied). */
+  submit(call: ExpertCall): Promise<Float32Array> {
     if (call.tokens.length === 0) return Promise.resolve(new Float32Array(0));
     return new Promise((resolve, reject) => {
       this.queue.push({ call, resolve, reject });
@@ -86,7 +80,7 @@ export class Batcher {
     const settled = await Promise.all([...byLayer].map(async ([layer, calls]) => {
       try {
         const plan = planLayer(calls.map((p) => p.call));
-        pairs += plan.pairs;
+        pairs += plan.callOf.length;
         groups += plan.groups.length;
         const ys = await this.device.run(layer, plan.groups);
         return { calls, outs: scatter(calls.map((p) => p.call), plan, ys) };
@@ -100,49 +94,48 @@ export class Batcher {
   }
 }
 
-/** Where each gathered row comes from: members[g][j] = [call index, pair index] of row j of group g. */
+/** The layer's pairs, numbered across its calls: pair j is pair pairOf[j] of call callOf[j]. */
 interface LayerPlan {
   groups: ExpertGroup[];
-  members: [number, number][][];
-  pairs: number;
+  /** members[g][r] = the pair (numbered across calls) of row r of group g */
+  members: (readonly number[])[];
+  callOf: number[];
+  pairOf: number[];
 }
 
-// x rows of every (call, pair) gathered per expert: group x (n, H).
-function planLayer(calls: readonly BatchCall[]): LayerPlan {
-  const byExpert = new Map<number, [number, number][]>();
-  let pairs = 0;
+// One group per (expert, activation dtype) (calls of one model all send one dtype): its rows gathered as they are.
+const DTYPE_KEY: Readonly<Record<ActDType, number>> = { f32: 0, f16: 1, q8_0: 2 };
+
+function planLayer(calls: readonly ExpertCall[]): LayerPlan {
+  const callOf: number[] = [];
+  const pairOf: number[] = [];
   calls.forEach((c, ci) => {
-    for (let i = 0; i < c.tokens.length; i++) {
-      const list = byExpert.get(c.experts[i]) ?? [];
-      list.push([ci, i]);
-      byExpert.set(c.experts[i], list);
-    }
-    pairs += c.tokens.length;
+    for (let i = 0; i < c.tokens.length; i++) { callOf.push(ci); pairOf.push(i); }
   });
-  const groups: ExpertGroup[] = [];
-  const members: [number, number][][] = [];
-  for (const [expert, rows] of byExpert) {
-    const H = calls[0].hidden;
-    const x = new Float32Array(rows.length * H);
-    rows.forEach(([ci, i], j) => {
-      const c = calls[ci];
-      const t = c.tokens[i];
-      x.set(c.x.subarray(t * H, t * H + H), j * H);
+  const H = calls[0].hidden;
+  const byExpert = groupPairs(callOf.length, (j) => {
+    const c = calls[callOf[j]];
+    return c.experts[pairOf[j]] * 3 + DTYPE_KEY[c.activations.dtype];
+  });
+  const groups = byExpert.map(({ key, members }): ExpertGroup => {
+    const x = allocRows(calls[callOf[members[0]]].activations.dtype, members.length, H);
+    members.forEach((j, r) => {
+      const c = calls[callOf[j]];
+      copyRow(c.activations, c.tokens[pairOf[j]], x, r, H);
     });
-    groups.push({ expert, x, n: rows.length });
-    members.push(rows);
-  }
-  return { groups, members, pairs };
+    return { expert: Math.floor(key / 3), x, n: members.length };
+  });
+  return { groups, members: byExpert.map((g) => g.members), callOf, pairOf };
 }
 
 // Group results y (n, H) back into each call's (nPairs, H) rows.
-function scatter(calls: readonly BatchCall[], plan: LayerPlan, ys: readonly Float32Array[]): Float32Array[] {
-  const outs = calls.map((c) => new Float32Array(c.tokens.length * c.hidden));
+function scatter(calls: readonly ExpertCall[], plan: LayerPlan, ys: readonly Float32Array[]): Float32Array[] {
+  const H = calls[0].hidden;
+  const outs = calls.map((c) => new Float32Array(c.tokens.length * H));
   plan.members.forEach((rows, g) => {
     const y = ys[g];
-    const H = calls[0].hidden;
     if (!y || y.length !== rows.length * H) throw new Error(`device returned ${y?.length} values for group ${g}, expected ${rows.length * H}`);
-    rows.forEach(([ci, i], j) => outs[ci].set(y.subarray(j * H, j * H + H), i * H));
+    rows.forEach((j, r) => outs[plan.callOf[j]].set(y.subarray(r * H, r * H + H), plan.pairOf[j] * H));
   });
   return outs;
 }

@@ -5,10 +5,11 @@ import { fsSource } from '../src/store/source-fs';
 import { s3Source } from '../src/store/source-s3';
 import type { ObjectSource } from '../src/store/source';
 import { tagHex } from '../src/protocol/expert-wire';
+import { parseIdRange, type IdRange } from '../src/protocol/id-range';
 import { Batcher } from './batcher';
 import { selectDevice, type DeviceChoice } from './devices/select';
 import { Metrics } from './metrics';
-import { loadBackendModel, type IdRange } from './model';
+import { loadBackendModel } from './model';
 import { startServer } from './server';
 import { ExpertService } from './service';
 
@@ -39,9 +40,7 @@ function fail(message: string): never {
 
 function parseRange(flag: string, v: string | undefined): IdRange | undefined {
   if (v === undefined) return undefined;
-  const m = /^(\d+)(?:-(\d+))?$/.exec(v.trim());
-  if (!m) fail(`--${flag} takes a range like 0-7 or 3, got ${JSON.stringify(v)}`);
-  return { lo: Number(m[1]), hi: Number(m[2] ?? m[1]) };
+  return parseIdRange(v) ?? fail(`--${flag} takes a range like 0-7 or 3, got ${JSON.stringify(v)}`);
 }
 
 function parseInteger(flag: string, v: string | undefined, min: number): number | undefined {

@@ -3,13 +3,8 @@
 import { readExpert } from '../src/engine/model';
 import type { Manifest } from '../src/format/manifest';
 import { readTaggedManifest, type ObjectSource } from '../src/store/source';
+import { inIdRange, type IdRange } from '../src/protocol/id-range';
 import type { ExpertDevice } from './devices/device';
-
-/** Inclusive range of ids. */
-export interface IdRange {
-  readonly lo: number;
-  readonly hi: number;
-}
 
 export interface LoadModelOptions {
   layers?: IdRange; // default: every layer
@@ -60,7 +55,7 @@ export async function loadBackendModel(source: ObjectSource, device: ExpertDevic
 
 /** True when (layer, expert) is in this replica's range. */
 export function serves(m: BackendModel, layer: number, expert: number): boolean {
-  return layer >= m.layers.lo && layer <= m.layers.hi && expert >= m.experts.lo && expert <= m.experts.hi;
+  return inIdRange(m.layers, layer) && inIdRange(m.experts, expert);
 }
 
 function checkRange(what: string, r: IdRange, count: number): IdRange {

@@ -1,6 +1,6 @@
 // One expert call, transport-independent: request frame in, result or error frame out. Checks the call against
-// this replica (model tag, layer, experts, hidden size), runs it through the batcher, applies COMBINE.
-import { activationsToF32 } from '../src/protocol/activations';
+// this replica (model tag, layer, experts, hidden size), runs it through the batcher (activations as they arrived:
+// q8_0 blocks stay blocks), applies COMBINE.
 import { decodeRequest, encodeResult, errorFrameFor, sameTag, tagHex, WireError, type DecodedRequest } from '../src/protocol/expert-wire';
 import type { Batcher } from './batcher';
 import type { Metrics } from './metrics';
@@ -22,7 +22,7 @@ export class ExpertService {
       const req = decodeRequest(bytes);
       requestId = req.requestId;
       this.check(req);
-      const rows = await this.batcher.submit({ layer: req.layer, hidden: req.hidden, x: activationsToF32(req.activations), tokens: req.tokens, experts: req.experts });
+      const rows = await this.batcher.submit(req);
       const values = req.combine ? combine(req, rows) : rows;
       this.metrics.pairs += req.tokens.length;
       this.metrics.tokens += req.nTok;

@@ -1,9 +1,9 @@
 // Messages between the cpu device and its worker threads (one shape, typed on both sides).
-import type { ExpertEntries } from './device';
+import type { ExpertEntries, ExpertGroup } from './device';
 
 export type CpuWorkerRequest =
   | { type: 'load'; id: number; layer: number; expert: number; entries: ExpertEntries; bytes: Uint8Array }
-  | { type: 'run'; id: number; layer: number; groups: { expert: number; x: Float32Array; n: number }[] };
+  | { type: 'run'; id: number; layer: number; groups: ExpertGroup[] };
 
 export type CpuWorkerReply =
   | { id: number; ok: true; bytes: number }

@@ -1,11 +1,13 @@
 // The cpu device: the very WASM kernel module the Worker runs, one instance per worker thread. Experts are
 // partitioned across threads (each weight lives once), so one batch's groups run on several threads at once.
+// Groups' rows move to the threads as they came (q8_0 blocks or f32), without a copy when they own their buffers.
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { loadNodeKernelModules } from '../../src/kernels/load-node';
 import type { WasmVariant } from '../../src/kernels/wasm';
+import type { Activations } from '../../src/protocol/activations';
 import type { CpuWorkerReply, CpuWorkerRequest } from './cpu-messages';
 import type { ExpertDevice, ExpertEntries, ExpertGroup } from './device';
 
@@ -73,13 +75,14 @@ export async function createCpuDevice(opts: CpuDeviceOptions = {}): Promise<Expe
       const out: Float32Array[] = new Array(groups.length);
       await Promise.all([...byThread].map(async ([t, idx]) => {
         const transfer: ArrayBuffer[] = [];
-        const sent = idx.map((i) => {
-          const g = groups[i];
-          const whole = g.x.byteOffset === 0 && g.x.byteLength === g.x.buffer.byteLength && !transfer.includes(g.x.buffer as ArrayBuffer);
-          const x = whole ? g.x : g.x.slice();
-          transfer.push(x.buffer as ArrayBuffer);
-          return { expert: g.expert, x, n: g.n };
-        });
+        // arrays that own their whole buffer move to the thread; any other is copied first
+        const own = <T extends TypedArray>(a: T): T => {
+          const whole = a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !transfer.includes(a.buffer as ArrayBuffer);
+          const b = whole ? a : (a.slice() as T);
+          transfer.push(b.buffer as ArrayBuffer);
+          return b;
+        };
+        const sent = idx.map((i): ExpertGroup => ({ ...groups[i], x: mapArrays(groups[i].x, own) }));
         const r = await call(t, { type: 'run', id: nextId++, layer, groups: sent }, transfer);
         if (!r.ok) throw new Error(r.error);
         if (!('ys' in r)) throw new Error('cpu device: a worker answered a run with no results');
@@ -92,6 +95,17 @@ export async function createCpuDevice(opts: CpuDeviceOptions = {}): Promise<Expe
       await Promise.all(threads.map((t) => t.worker.terminate()));
     },
   };
+}
+
+type TypedArray = Float32Array | Uint16Array | Int8Array;
+
+/** x with each of its arrays replaced by f(array). */
+function mapArrays(x: Activations, f: <T extends TypedArray>(a: T) => T): Activations {
+  switch (x.dtype) {
+    case 'f32': return { dtype: 'f32', data: f(x.data) };
+    case 'f16': return { dtype: 'f16', data: f(x.data) };
+    case 'q8_0': return { dtype: 'q8_0', qs: f(x.qs), d: f(x.d) };
+  }
 }
 
 function startThread(module: WebAssembly.Module, variant: WasmVariant): Thread {

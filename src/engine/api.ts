@@ -2,6 +2,7 @@
 // Routes depend on this interface only, never on kernels or tensors, nor on which model class they hold.
 import type { Architecture } from '../format/manifest';
 import type { HotSetControl } from '../hotset/control';
+import type { IdRange } from '../protocol/id-range';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -49,12 +50,6 @@ export interface BackendTarget {
    * the replica that owns its (layer, expert). Absent: `url` serves every expert.
    */
   replicas?: readonly BackendReplica[];
-}
-
-/** Inclusive range of ids. */
-export interface IdRange {
-  readonly lo: number;
-  readonly hi: number;
 }
 
 /** One replica of an expert-parallel backend tier: the experts it serves in each of its layers (null: all). */

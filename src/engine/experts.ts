@@ -1,6 +1,7 @@
 // The expert seam: the engine hands a layer's routed tokens to an ExpertExecutor and never asks whether
 // the experts run here (WASM, hot set) or on the GPU backend (cold set).
 import type { Kernels, Ptr } from '../kernels/types';
+import { groupPairs } from '../protocol/expert-call';
 import type { ModelWeights } from './model';
 
 /** routes[t][slot] = the expert chosen for token t in that top-k slot, with its routing weight. */
@@ -14,6 +15,11 @@ export interface ExpertBatch {
   readonly x: Ptr; // (nTok, H) normalised hidden states
   readonly nTok: number;
   readonly routes: readonly (readonly ExpertRoute[])[];
+  /**
+   * (nTok, numExperts) f32: the router's scores of every expert, as route() left them: probabilities after the
+   * softmax, or raw logits under routerTopKBeforeSoftmax. Only their order is meant to be used (substitutes).
+   */
+  readonly scores: Ptr;
   readonly out: Ptr; // (nTok, topK, H): out[t][slot] = expert(x[t]), unweighted
 }
 
@@ -45,27 +51,22 @@ export class LocalExperts implements ExpertExecutor {
     const H = this.weights.arch.hiddenSize;
     const K = this.weights.arch.topK;
     const heap = this.k.heap;
-    const byExpert = new Map<number, ExpertJob[]>(); // in order of first use, as the router listed them
-    for (const j of jobs) {
-      const list = byExpert.get(j.expert) ?? [];
-      list.push(j);
-      byExpert.set(j.expert, list);
-    }
+    const byExpert = groupPairs(jobs.length, (i) => jobs[i].expert);
     let most = 0;
-    for (const list of byExpert.values()) most = Math.max(most, list.length);
+    for (const g of byExpert) most = Math.max(most, g.members.length);
     const gathered = heap.alloc(most * H * 4);
     const result = heap.alloc(most * H * 4);
     try {
-      for (const [e, list] of byExpert) {
+      for (const { key: e, members } of byExpert) {
         const w = this.weights.experts[b.layer][e];
         if (!w) throw new Error(`expert ${b.layer}/${e} is not resident`);
-        const g = heap.f32(gathered, list.length * H);
+        const g = heap.f32(gathered, members.length * H);
         const x = heap.f32(b.x, b.nTok * H);
-        list.forEach((j, i) => g.set(x.subarray(j.token * H, j.token * H + H), i * H));
-        this.k.ffnSwiglu(w.gate, w.up, w.down, gathered, result, list.length);
-        const y = heap.f32(result, list.length * H);
+        members.forEach((m, i) => g.set(x.subarray(jobs[m].token * H, jobs[m].token * H + H), i * H));
+        this.k.ffnSwiglu(w.gate, w.up, w.down, gathered, result, members.length);
+        const y = heap.f32(result, members.length * H);
         const out = heap.f32(b.out, b.nTok * K * H);
-        list.forEach((j, i) => out.set(y.subarray(i * H, i * H + H), (j.token * K + j.slot) * H));
+        members.forEach((m, i) => out.set(y.subarray(i * H, i * H + H), (jobs[m].token * K + jobs[m].slot) * H));
       }
     } finally {
       heap.release(result);

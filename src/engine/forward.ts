@@ -131,7 +131,7 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
     // MoE block
     k.rmsNorm(seq.x, L.ffnNorm.data, seq.h, H, T, a.rmsNormEps);
     const routes = route(k, seq, L.router, T);
-    await experts.run({ layer: l, x: seq.h, nTok: T, routes, out: seq.expertOut });
+    await experts.run({ layer: l, x: seq.h, nTok: T, routes, scores: seq.routerLogits, out: seq.expertOut });
     combineExperts(k, seq, routes, T);
     if (L.shared) {
       k.ffnSwiglu(L.shared.gate, L.shared.up, L.shared.down, seq.h, seq.tmp, T);
@@ -162,7 +162,10 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   return out;
 }
 
-/** Router: logits (T, E) = router @ h, then per token softmax + top-k (renormalised when configured). */
+/**
+ * Router: logits (T, E) = router @ h, then per token softmax + top-k (renormalised when configured). The scores
+ * stay in seq.routerLogits (probabilities, or logits under routerTopKBeforeSoftmax) for the batch's `scores`.
+ */
 function route(k: Kernels, seq: Sequence, router: import('../kernels/types').Mat, T: number): ExpertRoute[][] {
   const a = seq.weights.arch;
   const E = a.numExperts;

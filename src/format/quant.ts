@@ -143,10 +143,16 @@ export function roundEven(x: number): number {
  */
 export function quantizeQ8_0(x: Float32Array, flavour: 'activation' | 'weight' = 'activation'): QuantizedTensor {
   checkBlockable('q8_0', x.length);
-  const nb = x.length / QK;
   const qs = new Uint8Array(x.length);
-  const q = new Int8Array(qs.buffer);
-  const d = new Uint16Array(nb);
+  const d = new Uint16Array(x.length / QK);
+  quantizeQ8_0Into(x, new Int8Array(qs.buffer), d, flavour);
+  return { dtype: 'q8_0', qs, d };
+}
+
+/** quantizeQ8_0 written into q (x.length) and d (x.length / 32): x, q and d may be views (a heap row, a frame). */
+export function quantizeQ8_0Into(x: Float32Array, q: Int8Array, d: Uint16Array, flavour: 'activation' | 'weight' = 'activation'): void {
+  checkBlockable('q8_0', x.length);
+  const nb = x.length / QK;
   const weight = flavour === 'weight';
   for (let b = 0; b < nb; b++) {
     let amax = 0;
@@ -159,7 +165,6 @@ export function quantizeQ8_0(x: Float32Array, flavour: 'activation' | 'weight' =
       q[b * QK + j] = weight ? Math.sign(v) * Math.floor(Math.abs(v) + 0.5) : roundEven(v);
     }
   }
-  return { dtype: 'q8_0', qs, d };
 }
 
 /** q4_0 of a float vector: d = max/-8 where max is the signed value of largest magnitude, q = min(15, trunc(x/d + 8.5)). */

@@ -1,7 +1,8 @@
 // The TypeScript reference executor: the readable definition of every kernel, ggml-compatible in value.
 // Slow on purpose; the conformance suite holds every other executor (WASM, WebGPU) to it.
-import { QK, f16ToF32, quantizeQ8_0, roundF16 } from '../format/quant';
+import { QK, f16ToF32, isQuantized, quantizeQ8_0, roundF16 } from '../format/quant';
 import { Heap } from './heap';
+import { ffnOnDequantized, q8Views } from './q8-input';
 import type { AttentionShape, Kernels, Mat, Ptr, RopeLayout } from './types';
 
 const fr = Math.fround;
@@ -44,19 +45,31 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
     return acc;
   }
 
+  // Y (nTok, rows) = X (nTok, cols) @ W^T for X given as q8_0 blocks: qx (nTok, cols) int8, dx (nTok, cols/32)
+  function quantMatmul(w: Mat, qx: Int8Array, dx: Float32Array, y: Ptr, nTok: number): void {
+    const { rows, cols } = w;
+    const nb = cols / QK;
+    const Y = new Float32Array(nTok * rows);
+    for (let t = 0; t < nTok; t++) {
+      const q = qx.subarray(t * cols, (t + 1) * cols);
+      const d = dx.subarray(t * nb, (t + 1) * nb);
+      for (let r = 0; r < rows; r++) Y[t * rows + r] = quantRowDot(w, r, q, d);
+    }
+    new Float32Array(buf(), y, nTok * rows).set(Y);
+  }
+
   // Y (nTok, rows) = X (nTok, cols) @ W^T
   function matmul(w: Mat, x: Ptr, y: Ptr, nTok: number): void {
     const { rows, cols } = w;
     const X = new Float32Array(buf(), x, nTok * cols).slice(); // own copy: y may overlap x
+    if (isQuantized(w.dtype)) {
+      const q = quantizeQ8_0(X); // per 32-block, so row by row: no block straddles two tokens
+      return quantMatmul(w, new Int8Array(q.qs.buffer), Float32Array.from(q.d, f16ToF32), y, nTok);
+    }
     const Y = new Float32Array(nTok * rows);
     for (let t = 0; t < nTok; t++) {
       const xt = X.subarray(t * cols, (t + 1) * cols);
-      if (w.dtype === 'q8_0' || w.dtype === 'q4_0') {
-        const q = quantizeQ8_0(xt);
-        const qx = new Int8Array(q.qs.buffer);
-        const dx = Float32Array.from(q.d, f16ToF32);
-        for (let r = 0; r < rows; r++) Y[t * rows + r] = quantRowDot(w, r, qx, dx);
-      } else if (w.dtype === 'f16') {
+      if (w.dtype === 'f16') {
         const xh = Float64Array.from(xt, roundF16);
         const W = new Uint16Array(buf(), w.data, rows * cols);
         for (let r = 0; r < rows; r++) {
@@ -107,12 +120,31 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
   // Y (nTok, H) = down(silu(gate X) * up X); the hidden (nTok, I) goes through matmul, so a quantized
   // down re-quantizes it to q8_0 exactly as a separate ggml mul_mat would.
   function ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
+    ffn(gate, down, y, nTok, (g, u) => {
+      matmul(gate, x, g, nTok);
+      matmul(up, x, u, nTok);
+    });
+  }
+
+  // The same with X given as q8_0 blocks: quantized gate/up dot them as they are (matmul would quantize X to them).
+  function ffnSwigluQ8(gate: Mat, up: Mat, down: Mat, xq: Ptr, xd: Ptr, y: Ptr, nTok: number): void {
+    if (!isQuantized(gate.dtype) || !isQuantized(up.dtype)) return ffnOnDequantized(kernels, gate, up, down, xq, xd, y, nTok);
+    const { qs, d } = q8Views(heap, xq, xd, nTok * gate.cols);
+    const qx = qs.slice();
+    const dx = Float32Array.from(d, f16ToF32);
+    ffn(gate, down, y, nTok, (g, u) => {
+      quantMatmul(gate, qx, dx, g, nTok);
+      quantMatmul(up, qx, dx, u, nTok);
+    });
+  }
+
+  // gateUp fills G and U (nTok, I); then G <- silu(G) * U and Y = down G.
+  function ffn(gate: Mat, down: Mat, y: Ptr, nTok: number, gateUp: (g: Ptr, u: Ptr) => void): void {
     const I = gate.rows;
     const g = heap.alloc(nTok * I * 4);
     const u = heap.alloc(nTok * I * 4);
     try {
-      matmul(gate, x, g, nTok);
-      matmul(up, x, u, nTok);
+      gateUp(g, u);
       const G = new Float32Array(buf(), g, nTok * I);
       const U = new Float32Array(buf(), u, nTok * I);
       for (let i = 0; i < nTok * I; i++) G[i] = fr(silu(G[i]) * U[i]);
@@ -227,7 +259,8 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
     for (let i = 0; i < n; i++) A[i] = fr(A[i] + fr(sf * B[i]));
   }
 
-  return { name: 'ts-ref', heap, matmul, getRow, ffnSwiglu, rmsNorm, rope, attention, softmax, topK, addScaled };
+  const kernels: Kernels = { name: 'ts-ref', heap, matmul, getRow, ffnSwiglu, ffnSwigluQ8, rmsNorm, rope, attention, softmax, topK, addScaled };
+  return kernels;
 }
 
 function silu(v: number): number {

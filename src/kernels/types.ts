@@ -1,5 +1,7 @@
-// The kernel seam: one interface that every executor implements (TS reference, WASM scalar/SIMD/relaxed,
-// and later WebGPU). Kernels are pure functions over flat buffers in one heap; the engine only composes them.
+// The kernel seam: one interface that every in-heap executor implements (TS reference, WASM scalar/SIMD/relaxed).
+// Kernels are pure functions over flat buffers in one heap; the engine only composes them. WebGPU is not a Kernels
+// executor: it is a second seam, behind the GPU backend's ExpertDevice (gpu-backend/devices/device.ts), held to
+// the same conformance cases by test/unit/kernels/webgpu.test.ts.
 import type { DType } from '../format/quant';
 import type { Heap, Ptr } from './heap';
 
@@ -44,6 +46,13 @@ export interface Kernels {
   getRow(w: Mat, row: number, out: Ptr): void;
   /** Fused SwiGLU expert FFN: Y (nTok, H) = down(silu(gate X) * up X); gate/up (I, H), down (H, I). */
   ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void;
+  /**
+   * ffnSwiglu on q8_0 activations as they arrive from the Worker: X = xq * xd per 32-block, xq (nTok, H) int8 and
+   * xd (nTok, H/32) f16 scales (src/format/quant.ts's q8_0 layout). Quantized gate/up take the blocks as their
+   * input quantization, with no dequantize -> requantize round; float gate/up get the dequantized X. Bit for bit
+   * ffnSwiglu on the dequantized X whenever the blocks are ggml's activation quantization of it (what the Worker sends).
+   */
+  ffnSwigluQ8(gate: Mat, up: Mat, down: Mat, xq: Ptr, xd: Ptr, y: Ptr, nTok: number): void;
   /** out (nTok, n) = x / sqrt(mean(x^2) + eps) * w, per row; sum of squares in double as ggml does; out may equal x. */
   rmsNorm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void;
   /**

@@ -1,7 +1,8 @@
 // The WebAssembly executor: instantiates a kernels-*.wasm module over a JS-owned WebAssembly.Memory and exposes
 // it as `Kernels` (variant scalar = the *_scalar twins; simd / relaxed = the SIMD exports of the module given).
-import { QK, quantBytes, memoryBytes, type DType } from '../format/quant';
+import { QK, isQuantized, quantBytes, memoryBytes, type DType } from '../format/quant';
 import { Heap } from './heap';
+import { ffnOnDequantized } from './q8-input';
 import type { AttentionShape, Kernels, Mat, Ptr, RopeLayout } from './types';
 
 export type WasmVariant = 'scalar' | 'simd' | 'relaxed';
@@ -15,6 +16,8 @@ type MatmulFn = (w: Ptr, rows: number, cols: number, x: Ptr, y: Ptr, nTok: numbe
 type QMatmulFn = (wq: Ptr, ws: Ptr, rows: number, cols: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
 type FfnFn = (dtGU: number, gq: Ptr, gs: Ptr, uq: Ptr, us: Ptr, dtD: number, dq: Ptr, ds: Ptr,
   hidden: number, inter: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
+type FfnQ8Fn = (dtGU: number, gq: Ptr, gs: Ptr, uq: Ptr, us: Ptr, dtD: number, dq: Ptr, ds: Ptr,
+  hidden: number, inter: number, xq: Ptr, xd: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
 type AttentionFn = (q: Ptr, k: Ptr, v: Ptr, out: Ptr, nTok: number, pos0: number, nHead: number, nKvHead: number,
   headDim: number, scale: number, scratch: Ptr) => void;
 
@@ -38,6 +41,7 @@ export interface WasmKernelExports {
   matmul_q8_0: QMatmulFn; matmul_q8_0_scalar: QMatmulFn;
   matmul_q4_0: QMatmulFn; matmul_q4_0_scalar: QMatmulFn;
   ffn_swiglu: FfnFn; ffn_swiglu_scalar: FfnFn;
+  ffn_swiglu_q8: FfnQ8Fn; ffn_swiglu_q8_scalar: FfnQ8Fn;
   attention: AttentionFn; attention_scalar: AttentionFn;
   get_row(dt: number, data: Ptr, scales: Ptr, cols: number, row: number, out: Ptr): void;
   rms_norm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void;
@@ -98,6 +102,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     q4_0: pick('matmul_q4_0', 'matmul_q4_0_scalar'),
   };
   const ffn = pick('ffn_swiglu', 'ffn_swiglu_scalar');
+  const ffnQ8 = pick('ffn_swiglu_q8', 'ffn_swiglu_q8_scalar');
   const attn = pick('attention', 'attention_scalar');
 
   // Scratch is taken from the heap for one call and given back: the heap is shared by concurrent generations,
@@ -114,7 +119,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     });
   };
 
-  return {
+  const kernels: Kernels = {
     name: `wasm-${variant}`,
     heap,
     matmul,
@@ -122,16 +127,20 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
       ex.get_row(DTYPE_CODE[w.dtype], w.data, w.scales, w.cols, row, out);
     },
     ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
-      const hidden = gate.cols;
-      const inter = gate.rows;
-      if (up.rows !== inter || up.cols !== hidden || down.rows !== hidden || down.cols !== inter) {
-        throw new RangeError(`ffnSwiglu: shapes gate ${gate.rows}x${gate.cols}, up ${up.rows}x${up.cols}, down ${down.rows}x${down.cols} do not fit`);
-      }
+      checkFfnShapes(gate, up, down);
       if (gate.dtype !== up.dtype) return composedFfn(gate, up, down, x, y, nTok);
       const dtGU = DTYPE_CODE[gate.dtype];
       const dtD = DTYPE_CODE[down.dtype];
-      withScratch(ex.ffn_scratch(dtGU, dtD, hidden, inter, nTok), (s) =>
-        ffn(dtGU, gate.data, gate.scales, up.data, up.scales, dtD, down.data, down.scales, hidden, inter, x, y, nTok, s));
+      withScratch(ex.ffn_scratch(dtGU, dtD, gate.cols, gate.rows, nTok), (s) =>
+        ffn(dtGU, gate.data, gate.scales, up.data, up.scales, dtD, down.data, down.scales, gate.cols, gate.rows, x, y, nTok, s));
+    },
+    ffnSwigluQ8(gate: Mat, up: Mat, down: Mat, xq: Ptr, xd: Ptr, y: Ptr, nTok: number): void {
+      checkFfnShapes(gate, up, down);
+      if (!isQuantized(gate.dtype) || gate.dtype !== up.dtype) return ffnOnDequantized(kernels, gate, up, down, xq, xd, y, nTok);
+      const dtGU = DTYPE_CODE[gate.dtype];
+      const dtD = DTYPE_CODE[down.dtype];
+      withScratch(ex.ffn_scratch(dtGU, dtD, gate.cols, gate.rows, nTok), (s) =>
+        ffnQ8(dtGU, gate.data, gate.scales, up.data, up.scales, dtD, down.data, down.scales, gate.cols, gate.rows, xq, xd, y, nTok, s));
     },
     rmsNorm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void {
       ex.rms_norm(x, w, out, n, nTok, eps);
@@ -157,6 +166,8 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     },
   };
 
+  return kernels;
+
   // gate and up of different dtypes (never produced by our converter): matmuls composed in JS, same values.
   function composedFfn(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
     const n = gate.rows * nTok;
@@ -173,5 +184,13 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
       heap.release(u);
       heap.release(g);
     }
+  }
+}
+
+function checkFfnShapes(gate: Mat, up: Mat, down: Mat): void {
+  const hidden = gate.cols;
+  const inter = gate.rows;
+  if (up.rows !== inter || up.cols !== hidden || down.rows !== hidden || down.cols !== inter) {
+    throw new RangeError(`ffnSwiglu: shapes gate ${gate.rows}x${gate.cols}, up ${up.rows}x${up.cols}, down ${down.rows}x${down.cols} do not fit`);
   }
 }

@@ -19,6 +19,8 @@
 import { MoeError, type ErrorType } from '../common/errors';
 import { MODEL_TAG_BYTES } from '../format/digest';
 import { f16ToF32, f32ToF16, QK } from '../format/quant';
+import type { ActDType, Activations } from './activations';
+import type { ExpertCall } from './expert-call';
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC = 0x58454f4d; // reads "MOEX" in a hex dump (the contract's 0x584F454D would read "MEOX")
@@ -33,32 +35,18 @@ export const FLAG_COMBINE = 1;
 export const FrameKind = { request: 1, result: 2, error: 3 } as const;
 export type FrameKindName = keyof typeof FrameKind;
 
-export type ActDType = 'f32' | 'f16' | 'q8_0';
 export type ResultDType = 'f32' | 'f16';
 const ACT_CODES: readonly ActDType[] = ['f32', 'f16', 'q8_0'];
 const RESULT_CODES: readonly ResultDType[] = ['f32', 'f16'];
-
-/** Token activations x (nTok, hidden) as they travel. */
-export type Activations =
-  | { readonly dtype: 'f32'; readonly data: Float32Array }
-  | { readonly dtype: 'f16'; readonly data: Uint16Array }
-  | { readonly dtype: 'q8_0'; readonly qs: Int8Array; readonly d: Uint16Array };
 
 interface FrameHeader {
   readonly requestId: number;
   readonly modelTag: Uint8Array; // 8 bytes
 }
 
-export interface ExpertRequest extends FrameHeader {
+/** A request frame: the header fields and one expert call (src/protocol/expert-call.ts). */
+export interface ExpertRequest extends FrameHeader, ExpertCall {
   readonly combine: boolean;
-  readonly layer: number;
-  readonly hidden: number;
-  readonly nTok: number;
-  /** pairs, as parallel arrays: token index (< nTok), expert id, routing weight */
-  readonly tokens: ArrayLike<number>;
-  readonly experts: ArrayLike<number>;
-  readonly weights: ArrayLike<number>;
-  readonly activations: Activations;
   readonly resultDType: ResultDType;
 }
 

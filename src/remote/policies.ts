@@ -7,6 +7,7 @@
 // Substitute falls back to drop for a slot when no unused resident expert is left; a layer with no resident
 // expert at all contributes nothing for such tokens (the residual stream passes through).
 import type { ExpertJob, ExpertRoute } from '../engine/experts';
+import { groupPairs } from '../protocol/expert-call';
 
 export interface ColdPick {
   readonly token: number;
@@ -35,13 +36,8 @@ export interface FallbackInput {
 
 export function planFallback(input: FallbackInput): FallbackPlan {
   const plan: FallbackPlan = { jobs: [], zero: [], scale: [] };
-  const byToken = new Map<number, ColdPick[]>();
-  for (const c of input.cold) {
-    const list = byToken.get(c.token) ?? [];
-    list.push(c);
-    byToken.set(c.token, list);
-  }
-  for (const [t, picks] of byToken) {
+  for (const { key: t, members } of groupPairs(input.cold.length, (i) => input.cold[i].token)) {
+    const picks = members.map((i) => input.cold[i]);
     const slots = input.routes[t];
     const dropped = new Set<number>();
     if (input.policy === 'substitute') {

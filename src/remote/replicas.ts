@@ -1,7 +1,8 @@
 // BACKENDS: an expert-parallel GPU tier as config. Parses the JSON var into replicas (each a block of layers x
 // experts, written as the backend's own --layers/--experts ranges), rejects overlaps at once, and checks
 // against a model that every (layer, expert) has exactly one owner. Pure: no I/O.
-import type { BackendReplica, IdRange } from '../engine/api';
+import type { BackendReplica } from '../engine/api';
+import { formatIdRange, inIdRange, parseIdRange, type IdRange } from '../protocol/id-range';
 import { BackendsConfigError } from './errors';
 
 /**
@@ -47,11 +48,9 @@ function parseEntry(entry: unknown, i: number): BackendReplica {
 /** "a-b", "a", a number, or absent / "all" (null: every id). */
 function parseRange(v: unknown, i: number, key: string): IdRange | null {
   if (v === undefined || v === null || v === 'all') return null;
-  const m = typeof v === 'number' ? (Number.isInteger(v) && v >= 0 ? [v, v] : null) : typeof v === 'string' ? /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(v)?.slice(1) : null;
-  const lo = m ? Number(m[0]) : NaN;
-  const hi = m ? Number(m[1] ?? m[0]) : NaN;
-  if (!(lo <= hi)) throw new BackendsConfigError(`entry ${i}: "${key}" must be a range like "0-7", "3" or "all", got ${JSON.stringify(v)}`);
-  return Object.freeze({ lo, hi });
+  const r = parseIdRange(v);
+  if (!r || !(r.lo <= r.hi)) throw new BackendsConfigError(`entry ${i}: "${key}" must be a range like "0-7", "3" or "all", got ${JSON.stringify(v)}`);
+  return r;
 }
 
 function overlaps(a: IdRange | null, b: IdRange | null): boolean {
@@ -59,12 +58,7 @@ function overlaps(a: IdRange | null, b: IdRange | null): boolean {
 }
 
 function describe(r: BackendReplica): string {
-  const range = (x: IdRange | null) => (x ? (x.lo === x.hi ? `${x.lo}` : `${x.lo}-${x.hi}`) : 'all');
-  return `${r.url}, layers ${range(r.layers)}, experts ${range(r.experts)}`;
-}
-
-function holds(r: IdRange | null, id: number): boolean {
-  return r === null || (id >= r.lo && id <= r.hi);
+  return `${r.url}, layers ${formatIdRange(r.layers)}, experts ${formatIdRange(r.experts)}`;
 }
 
 /**
@@ -80,7 +74,7 @@ export function ownerTable(replicas: readonly BackendReplica[], numLayers: numbe
   const missing: string[] = [];
   for (let l = 0; l < numLayers; l++) {
     for (let e = 0; e < numExperts; e++) {
-      const i = replicas.findIndex((r) => holds(r.layers, l) && holds(r.experts, e));
+      const i = replicas.findIndex((r) => inIdRange(r.layers, l) && inIdRange(r.experts, e));
       if (i < 0) missing.push(`layer ${l} expert ${e}`);
       else owner[l * numExperts + e] = i;
     }

@@ -1,22 +1,13 @@
-// One generation's connection to the GPU backend: a WebSocket opened when the generation starts and closed
-// when it ends (workerd ties a socket to the request that opened it). Requests are binary frames matched to
-// replies by requestId; every call has a deadline. The first failure (closed socket, timeout, garbage, an
-// error frame) is final: every pending and later call rejects with it, and the generation degrades.
+// One generation's connection to one GPU backend (replica): a WebSocket opened when the generation starts and
+// closed when it ends (workerd ties a socket to the request that opened it). Each ExpertCall (src/protocol) goes
+// out as a request frame and is matched to its reply by requestId; every call has a deadline. The first failure
+// (closed socket, timeout, garbage, an error frame) is final: every pending and later call rejects with it, and the
+// generation degrades. RemoteExperts is what the split executor sees: this session, or ShardedSession over several.
 import type { BackendTarget } from '../engine/api';
-import { checkResultFor, decodeFrame, encodeRequest, WireError, type Activations, type ExpertRequest } from '../protocol/expert-wire';
+import type { ExpertCall } from '../protocol/expert-call';
+import { checkResultFor, decodeFrame, encodeRequest, WireError, type ExpertRequest } from '../protocol/expert-wire';
 import { openExpertSocket } from './connect';
 import { BackendError, BackendTimeoutError, BackendUnavailableError } from './errors';
-
-/** The cold part of one layer's batch: pairs (token, expert) over the activations of nTok tokens. */
-export interface RemoteCall {
-  layer: number;
-  hidden: number;
-  nTok: number;
-  tokens: readonly number[];
-  experts: readonly number[];
-  weights: readonly number[];
-  activations: Activations;
-}
 
 export interface RemoteReply {
   /** (nPairs, hidden): row i = expert(pair i)(x[token i]), unweighted */
@@ -27,7 +18,7 @@ export interface RemoteReply {
 
 /** What the split executor needs from a backend connection (the WebSocket session, or a test double). */
 export interface RemoteExperts {
-  call(c: RemoteCall): Promise<RemoteReply>;
+  call(c: ExpertCall): Promise<RemoteReply>;
   /** The error that ended the session, if one did. */
   readonly failure: BackendError | null;
   close(): void;
@@ -69,7 +60,7 @@ export class ExpertSession implements RemoteExperts {
     );
   }
 
-  call(c: RemoteCall): Promise<RemoteReply> {
+  call(c: ExpertCall): Promise<RemoteReply> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new BackendUnavailableError('unavailable', 'session already closed'));
     const requestId = this.nextId;

@@ -4,11 +4,10 @@
 // hot experts run; the parts' rows are put back in the call's pair order. connectBackend picks this or a
 // plain ExpertSession (BACKEND_URL).
 import type { BackendTarget } from '../engine/api';
-import { QK } from '../format/quant';
-import type { Activations } from '../protocol/expert-wire';
+import { groupPairs, subCall, type ExpertCall } from '../protocol/expert-call';
 import { BackendUnavailableError, type BackendError } from './errors';
 import { ownerTable } from './replicas';
-import { ExpertSession, type RemoteCall, type RemoteExperts, type RemoteReply, type SocketOpener } from './session';
+import { ExpertSession, type RemoteExperts, type RemoteReply, type SocketOpener } from './session';
 
 export interface ModelLayout {
   numLayers: number;
@@ -65,27 +64,18 @@ export class ShardedSession implements RemoteExperts {
     return null;
   }
 
-  call(c: RemoteCall): Promise<RemoteReply> {
+  call(c: ExpertCall): Promise<RemoteReply> {
     if (this.closed) return Promise.reject(this.failure ?? new BackendUnavailableError('unavailable', 'session already closed'));
     const E = this.layout.numExperts;
-    const parts = new Map<number, number[]>(); // replica -> pair indexes, in call order
-    c.experts.forEach((e, i) => {
-      const r = this.owner[c.layer * E + e];
-      const list = parts.get(r);
-      if (list) list.push(i);
-      else parts.set(r, [i]);
-    });
-    if (parts.size === 1) {
-      const [r] = parts.keys();
-      return this.session(r).call(c);
-    }
-    const sent = [...parts].map(([r, pairs]) => ({ pairs, reply: this.session(r).call(subCall(c, pairs)) }));
+    const parts = groupPairs(c.experts.length, (i) => this.owner[c.layer * E + c.experts[i]]); // by replica
+    if (parts.length === 1) return this.session(parts[0].key).call(c);
+    const sent = parts.map(({ key, members }) => ({ members, reply: this.session(key).call(subCall(c, members)) }));
     return Promise.all(sent.map((s) => s.reply)).then((replies) => {
       const H = c.hidden;
       const values = new Float32Array(c.experts.length * H);
       let roundTripMs = 0;
       replies.forEach((rep, k) => {
-        sent[k].pairs.forEach((pair, j) => values.set(rep.values.subarray(j * H, j * H + H), pair * H));
+        sent[k].members.forEach((pair, j) => values.set(rep.values.subarray(j * H, j * H + H), pair * H));
         roundTripMs = Math.max(roundTripMs, rep.roundTripMs); // the parts travel at the same time
       });
       return { values, roundTripMs };
@@ -104,34 +94,5 @@ export class ShardedSession implements RemoteExperts {
       this.sessions[r] = s;
     }
     return s;
-  }
-}
-
-/** The pairs `pairs` of call c, over only the tokens they use (renumbered in order of first use). */
-function subCall(c: RemoteCall, pairs: readonly number[]): RemoteCall {
-  const index = new Map<number, number>();
-  for (const p of pairs) if (!index.has(c.tokens[p])) index.set(c.tokens[p], index.size);
-  return {
-    layer: c.layer,
-    hidden: c.hidden,
-    nTok: index.size,
-    tokens: pairs.map((p) => index.get(c.tokens[p])!),
-    experts: pairs.map((p) => c.experts[p]),
-    weights: pairs.map((p) => c.weights[p]),
-    activations: selectRows(c.activations, c.hidden, [...index.keys()]),
-  };
-}
-
-/** Rows `rows` of activations x (nTok, hidden), as they are (q8_0 blocks never straddle two rows: hidden % QK == 0). */
-export function selectRows(a: Activations, hidden: number, rows: readonly number[]): Activations {
-  const pick = <T extends Float32Array | Uint16Array | Int8Array>(src: T, width: number, make: (n: number) => T): T => {
-    const out = make(rows.length * width);
-    rows.forEach((r, i) => out.set(src.subarray(r * width, r * width + width) as never, i * width));
-    return out;
-  };
-  switch (a.dtype) {
-    case 'f32': return { dtype: 'f32', data: pick(a.data, hidden, (n) => new Float32Array(n)) };
-    case 'f16': return { dtype: 'f16', data: pick(a.data, hidden, (n) => new Uint16Array(n)) };
-    case 'q8_0': return { dtype: 'q8_0', qs: pick(a.qs, hidden, (n) => new Int8Array(n)), d: pick(a.d, hidden / QK, (n) => new Uint16Array(n)) };
   }
 }

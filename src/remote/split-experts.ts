@@ -5,8 +5,8 @@ import type { ColdPolicy, DegradedPolicy, DegradedReason, MoeUsage } from '../en
 import { LocalExperts, type ExpertBatch, type ExpertExecutor, type ExpertJob } from '../engine/experts';
 import type { ModelWeights } from '../engine/model';
 import type { Kernels } from '../kernels/types';
-import { encodeActivations } from '../protocol/activations';
-import type { ActDType } from '../protocol/expert-wire';
+import { encodeRows, type ActDType } from '../protocol/activations';
+import { usedRows } from '../protocol/expert-call';
 import { BackendError, BackendUnavailableError } from './errors';
 import { planFallback, type ColdPick } from './policies';
 import type { RemoteExperts, RemoteReply } from './session';
@@ -105,20 +105,16 @@ export class SplitExperts implements ExpertExecutor {
 
   private send(b: ExpertBatch, cold: readonly ColdPick[]): Promise<RemoteReply> {
     const H = this.o.weights.arch.hiddenSize;
-    // only the tokens that have a cold pick travel, renumbered 0..n-1
-    const index = new Map<number, number>();
-    for (const c of cold) if (!index.has(c.token)) index.set(c.token, index.size);
-    const x = new Float32Array(index.size * H);
-    const all = this.o.kernels.heap.f32(b.x, b.nTok * H);
-    for (const [t, i] of index) x.set(all.subarray(t * H, t * H + H), i * H);
+    // only the tokens that have a cold pick travel, renumbered 0..n-1, read from the heap and encoded in one pass
+    const used = usedRows(cold.map((c) => c.token));
     const p = this.o.remote!.call({
       layer: b.layer,
       hidden: H,
-      nTok: index.size,
-      tokens: cold.map((c) => index.get(c.token)!),
+      nTok: used.rows.length,
+      tokens: used.tokens,
       experts: cold.map((c) => c.expert),
       weights: cold.map((c) => b.routes[c.token][c.slot].weight),
-      activations: encodeActivations(x, this.o.actDType),
+      activations: encodeRows(this.o.kernels.heap.f32(b.x, b.nTok * H), H, used.rows, this.o.actDType),
     });
     p.catch(() => {}); // awaited after the hot work; never an unhandled rejection if that work throws
     return p;
@@ -135,13 +131,13 @@ export class SplitExperts implements ExpertExecutor {
   private fallback(b: ExpertBatch, cold: readonly ColdPick[], policy: 'substitute' | 'drop', hot: readonly ExpertJob[]): void {
     const H = this.o.weights.arch.hiddenSize;
     const K = this.o.weights.arch.topK;
-    let scores: Float32Array | undefined;
+    const E = this.o.weights.arch.numExperts;
     const plan = planFallback({
       policy,
       routes: b.routes,
       cold,
       resident: this.resident[b.layer],
-      scores: (t) => (scores ??= this.routerScores(b)).subarray(t * this.o.weights.arch.numExperts, (t + 1) * this.o.weights.arch.numExperts),
+      scores: (t) => this.o.kernels.heap.f32(b.scores + t * E * 4, E), // read before runLocal, which may grow the heap
     });
     this.runLocal(b, [...hot, ...plan.jobs]);
     const out = this.o.kernels.heap.f32(b.out, b.nTok * K * H);
@@ -149,19 +145,6 @@ export class SplitExperts implements ExpertExecutor {
     for (const s of plan.scale) {
       const at = (s.token * K + s.slot) * H;
       for (let i = at; i < at + H; i++) out[i] *= s.factor;
-    }
-  }
-
-  /** Router logits (nTok, E) recomputed for the batch: the forward pass keeps only the top-k. */
-  private routerScores(b: ExpertBatch): Float32Array {
-    const k = this.o.kernels;
-    const E = this.o.weights.arch.numExperts;
-    const tmp = k.heap.alloc(b.nTok * E * 4);
-    try {
-      k.matmul(this.o.weights.layers[b.layer].router, b.x, tmp, b.nTok);
-      return k.heap.f32(tmp, b.nTok * E).slice();
-    } finally {
-      k.heap.release(tmp);
     }
   }
 }

@@ -1,4 +1,5 @@
-// Prepared activations: each f32 input row is converted once per matmul into what the row-dot kernels read.
+// Prepared activations: each f32 input row is converted once per matmul into what the row-dot kernels read
+// (prepareQ8 builds the same from q8_0 blocks that arrive already quantized, e.g. from the Worker).
 // One token's block (stride actBytes(dt, cols), 64-byte aligned):
 //   f32:        x (cols f32)
 //   f16:        x rounded through f16 (cols f32), as ggml's F16 vec_dot sees it
@@ -91,25 +92,61 @@ function quantizeRowQ8Simd(src: usize, dst: usize, cols: i32, forQ8: bool): void
     const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
     store<f32>(dst + xsOff(cols) + (<usize>b << 2), blockScale(amax));
     store<i32>(dst + xsumOff(cols) + (<usize>b << 2), sum);
-    if (RELAXED) {
-      if (forQ8) {
-        const z = i8x16.splat(0);
-        const xp = dst + extOff(cols) + <usize>(b * 64);
-        v128.store(xp, i8x16.max_s(q0, z));
-        v128.store(xp, i8x16.max_s(q1, z), 16);
-        v128.store(xp, i8x16.max_s(i8x16.neg(q0), z), 32);
-        v128.store(xp, i8x16.max_s(i8x16.neg(q1), z), 48);
-      }
-    } else {
-      const e = dst + extOff(cols) + <usize>(b * QK * 2);
-      if (forQ8) {
-        v128.store(e, h0); v128.store(e, h1, 16); v128.store(e, h2, 32); v128.store(e, h3, 48);
+    storeExt(dst, cols, b, q0, q1, h0, h1, h2, h3, forQ8);
+  }
+}
+
+/**
+ * act (nTok, stride) <- what prepare(dt, x) makes of x = xq * xd, built from q8_0 blocks that are already there:
+ * xq (nTok, cols) i8 and xd (nTok, cols/32) f16 scales (src/format/quant.ts's layout). When the blocks are ggml's
+ * activation quantization of x (so quantizing q * d gives back q and d), the result is prepare's, byte for byte:
+ * a caller that received such blocks skips the dequantize/requantize round. dt: q8_0 or q4_0.
+ */
+export function prepareQ8(dt: i32, xq: usize, xd: usize, nTok: i32, cols: i32, act: usize, stride: i32, simd: bool): void {
+  const nb = cols / QK;
+  for (let t = 0; t < nTok; t++) {
+    const dst = act + <usize>(t * stride);
+    const ds = xd + (<usize>(t * nb) << 1);
+    memory.copy(dst, xq + <usize>(t * cols), <usize>cols);
+    for (let b = 0; b < nb; b++) {
+      const qo = dst + <usize>(b * QK);
+      let sum = 0;
+      if (simd) {
+        const q0 = v128.load(qo), q1 = v128.load(qo, 16);
+        const h0 = i16x8.extend_low_i8x16_s(q0), h1 = i16x8.extend_high_i8x16_s(q0); // elements 0..7, 8..15
+        const h2 = i16x8.extend_low_i8x16_s(q1), h3 = i16x8.extend_high_i8x16_s(q1); // 16..23, 24..31
+        const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(h0, h1), i16x8.add(h2, h3))); // |lane| <= 512
+        sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+        storeExt(dst, cols, b, q0, q1, h0, h1, h2, h3, dt == DT_Q8_0);
       } else {
-        v128.store(e, v128.shuffle<i16>(h0, h1, 0, 2, 4, 6, 8, 10, 12, 14));
-        v128.store(e, v128.shuffle<i16>(h2, h3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
-        v128.store(e, v128.shuffle<i16>(h0, h1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
-        v128.store(e, v128.shuffle<i16>(h2, h3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
+        for (let j = 0; j < QK; j++) sum += <i32>load<i8>(qo + j);
       }
+      store<f32>(dst + xsOff(cols) + (<usize>b << 2), f16ToF32(<u32>load<u16>(ds + (<usize>b << 1))));
+      store<i32>(dst + xsumOff(cols) + (<usize>b << 2), sum);
+    }
+  }
+}
+
+/** `ext` of block b from its quants: q0, q1 = elements 0..15, 16..31 (i8); h0..h3 = elements 0..7 .. 24..31 (i16). */
+@inline function storeExt(dst: usize, cols: i32, b: i32, q0: v128, q1: v128, h0: v128, h1: v128, h2: v128, h3: v128, forQ8: bool): void {
+  if (RELAXED) {
+    if (forQ8) {
+      const z = i8x16.splat(0);
+      const xp = dst + extOff(cols) + <usize>(b * 64);
+      v128.store(xp, i8x16.max_s(q0, z));
+      v128.store(xp, i8x16.max_s(q1, z), 16);
+      v128.store(xp, i8x16.max_s(i8x16.neg(q0), z), 32);
+      v128.store(xp, i8x16.max_s(i8x16.neg(q1), z), 48);
+    }
+  } else {
+    const e = dst + extOff(cols) + <usize>(b * QK * 2);
+    if (forQ8) {
+      v128.store(e, h0); v128.store(e, h1, 16); v128.store(e, h2, 32); v128.store(e, h3, 48);
+    } else {
+      v128.store(e, v128.shuffle<i16>(h0, h1, 0, 2, 4, 6, 8, 10, 12, 14));
+      v128.store(e, v128.shuffle<i16>(h2, h3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
+      v128.store(e, v128.shuffle<i16>(h0, h1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
+      v128.store(e, v128.shuffle<i16>(h2, h3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
     }
   }
 }

@@ -3,7 +3,7 @@
 // `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0.
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
 import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4 } from './common';
-import { matmul, matmulScratch, ffnSwiglu, ffnScratch } from './matmul';
+import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
 import { attention as attn, attentionScratch } from './attention';
 import { getRow, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
 
@@ -46,6 +46,16 @@ export function ffn_swiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize
 export function ffn_swiglu_scalar(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
   hidden: i32, inter: i32, x: usize, y: usize, nTok: i32, scratch: usize): void {
   ffnSwiglu(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, x, y, nTok, scratch, false);
+}
+
+// ---- the same FFN on q8_0 activations as they arrive (xq (nTok, hidden) i8, xd (nTok, hidden/32) f16); dtGU q8_0/q4_0 ----
+export function ffn_swiglu_q8(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
+  hidden: i32, inter: i32, xq: usize, xd: usize, y: usize, nTok: i32, scratch: usize): void {
+  ffnSwigluQ8(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, xq, xd, y, nTok, scratch, true);
+}
+export function ffn_swiglu_q8_scalar(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
+  hidden: i32, inter: i32, xq: usize, xd: usize, y: usize, nTok: i32, scratch: usize): void {
+  ffnSwigluQ8(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, xq, xd, y, nTok, scratch, false);
 }
 
 // ---- attention; scratch >= attention_scratch(pos0 + nTok) ----

@@ -2,7 +2,7 @@
 // once; mat-mat walks the tokens in tiles whose prepared activations stay in L2, and reuses each weight row
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
 import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, rowBytes, align64 } from './common';
-import { actBytes, prepare } from './activation';
+import { actBytes, prepare, prepareQ8 } from './activation';
 import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
@@ -86,12 +86,28 @@ const FFN_GU: usize = memory.data(8, 8); // the gate and up dots of one (row, to
  */
 export function ffnSwiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
   hidden: i32, inter: i32, x: usize, y: usize, nTok: i32, scratch: usize, simd: bool): void {
+  prepare(dtGU, x, nTok, hidden, scratch, actBytes(dtGU, hidden), simd);
+  ffnPrepared(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, y, nTok, scratch, simd);
+}
+
+/**
+ * ffnSwiglu with X given as q8_0 blocks, xq (nTok, hidden) i8 and xd (nTok, hidden/32) f16, for quantized gate/up
+ * (dtGU q8_0 or q4_0): the blocks are X's prepared quantization, so nothing is dequantized or quantized again.
+ */
+export function ffnSwigluQ8(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
+  hidden: i32, inter: i32, xq: usize, xd: usize, y: usize, nTok: i32, scratch: usize, simd: bool): void {
+  prepareQ8(dtGU, xq, xd, nTok, hidden, scratch, actBytes(dtGU, hidden), simd);
+  ffnPrepared(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, y, nTok, scratch, simd);
+}
+
+/** The FFN over X already prepared at the start of scratch (stride actBytes(dtGU, hidden)). */
+function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
+  hidden: i32, inter: i32, y: usize, nTok: i32, scratch: usize, simd: bool): void {
   const strideX = actBytes(dtGU, hidden);
   const actX = scratch;
   const h = actX + <usize>(strideX * nTok);
   const actH = h + <usize>align64((inter * nTok) << 2);
   const strideH = actBytes(dtD, inter);
-  prepare(dtGU, x, nTok, hidden, actX, strideX, simd);
 
   // H (nTok, inter): gate and up rows are read together so each pair is reused across the token tile
   const rb = <usize>rowBytes(dtGU, hidden);

@@ -1,6 +1,7 @@
 // The `webgpu` ExpertDevice: expert weights resident on the GPU (kernel-memory layout, see wgsl.ts) and
 // every call's groups run as one batch of WGSL dispatches with one readback.
 import { hostTensor } from '../../../src/format/tensor-layout';
+import { activationsToF32 } from '../../../src/protocol/activations';
 import type { ExpertDevice, ExpertEntries, ExpertGroup } from '../device';
 import type { WebGpuKernels } from './kernels';
 import { gpuBytes, type GpuTensor } from './layout';
@@ -40,7 +41,8 @@ export class WebGpuExpertDevice implements ExpertDevice {
     const jobs = groups.map((g) => {
       const e = this.experts.get(`${layer}/${g.expert}`);
       if (!e) throw new Error(`webgpu device: expert ${layer}/${g.expert} is not loaded`);
-      return { ...e, x: g.x, n: g.n };
+      // the WGSL kernels take f32 and quantize on the GPU: the one place q8_0 rows are widened on the backend
+      return { ...e, x: activationsToF32(g.x), n: g.n };
     });
     return this.kernels.ffn(jobs);
   }

@@ -7,9 +7,9 @@ import { loadTextModel, type LocalModel } from '../../../src/engine/load';
 import { fsSource } from '../../../src/store/source-fs';
 import { roundF16 } from '../../../src/format/quant';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
-import { encodeActivations } from '../../../src/protocol/activations';
+import { encodeActivations, type ActDType } from '../../../src/protocol/activations';
 import {
-  decodeError, decodeFrame, decodeResult, encodeRequest, type ActDType, type DecodedError, type DecodedResult, type ExpertRequest,
+  decodeError, decodeFrame, decodeResult, encodeRequest, type DecodedError, type DecodedResult, type ExpertRequest,
 } from '../../../src/protocol/expert-wire';
 import { modelTagOf } from '../../../src/format/digest';
 import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';

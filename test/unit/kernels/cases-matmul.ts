@@ -1,6 +1,6 @@
-// Conformance cases for the weight kernels: matmul (every dtype, mat-vec and mat-mat, odd shapes),
-// getRow and the fused SwiGLU FFN, checked against ts-ref, a float64 definition and onnxruntime-web.
-import { QK, f16ToF32, f32ToF16, type DType } from '../../../src/format/quant';
+// Conformance cases for the weight kernels: matmul (every dtype, mat-vec and mat-mat, odd shapes), getRow and the
+// fused SwiGLU FFN (on f32 or on q8_0 activations), checked against ts-ref, a float64 definition and onnxruntime-web.
+import { QK, dequantize, f16ToF32, f32ToF16, quantizeQ8_0, type DType } from '../../../src/format/quant';
 import type { Kernels } from '../../../src/kernels/types';
 import { Arena, expectClose, expectExact } from './harness';
 import { effectiveInput, matmulF64, reroundAllowance, silu, storedWeights } from './naive';
@@ -131,6 +131,55 @@ function ffnCase(dts: [DType, DType, DType], H: number, I: number, nTok: number,
     const rng = new Rng(seed);
     return { g: rng.floats(I * H, 0.3), u: rng.floats(I * H, 0.3), d: rng.floats(H * I, 0.3), x: rng.floats(nTok * H, 1) };
   });
+  return ffnCaseOf(`ffnSwiglu gate ${dg} up ${du} down ${dd} H=${H} I=${I} nTok=${nTok}`, dts, H, I, nTok, data);
+}
+
+// ffnSwigluQ8 on ggml's activation quantization of x (as the Worker sends it) must be ffnSwiglu on the dequantized x,
+// bit for bit, on every executor. Token 0 also carries an all-zero block (d = 0), a block so small that its f16
+// scale is 0 while its quants are not (amax 2e-6), and one whose scale is an f16 subnormal (amax 1e-4).
+function ffnQ8Case(dts: [DType, DType, DType], H: number, I: number, nTok: number, seed: number): Case {
+  const [dg, du, dd] = dts;
+  const data = lazy(() => {
+    const rng = new Rng(seed);
+    const w = { g: rng.floats(I * H, 0.3), u: rng.floats(I * H, 0.3), d: rng.floats(H * I, 0.3) };
+    const x = rng.floats(nTok * H, 1);
+    const small = [0, 2e-6, 1e-4];
+    for (let b = 0; b < Math.min(small.length, H / QK - 1); b++) {
+      for (let j = 0; j < QK; j++) x[(b + 1) * QK + j] = small[b] * Math.sin(j + 1);
+    }
+    const q = quantizeQ8_0(x, 'activation');
+    return { ...w, x: dequantize(q), xq: q.qs, xd: q.d };
+  });
+  const inner = ffnCaseOf(`ffnSwigluQ8 gate ${dg} up ${du} down ${dd} H=${H} I=${I} nTok=${nTok}`, dts, H, I, nTok, data);
+  return {
+    name: inner.name,
+    exec(k, a) {
+      const { g, u, d, x, xq, xd } = data();
+      const gate = a.mat(dg, I, H, g);
+      const up = a.mat(du, I, H, u);
+      const down = a.mat(dd, H, I, d);
+      const qp = a.alloc(xq.length);
+      k.heap.u8(qp, xq.length).set(xq);
+      const dp = a.alloc(xd.length * 2);
+      k.heap.u8(dp, xd.length * 2).set(new Uint8Array(xd.buffer, xd.byteOffset, xd.byteLength));
+      const xp = a.f32(x);
+      const yq = a.alloc(nTok * H * 4);
+      const yf = a.alloc(nTok * H * 4);
+      a.op(() => k.ffnSwigluQ8(gate, up, down, qp, dp, yq, nTok));
+      a.op(() => k.ffnSwiglu(gate, up, down, xp, yf, nTok));
+      expectExact('ffnSwigluQ8 must not modify its input', a.readBytes(qp, xq.length), xq);
+      return [a.read(yq, nTok * H), a.read(yf, nTok * H)];
+    },
+    async verify([q8, f32], [ref], label) {
+      const bits = (v: Float32Array) => new Uint32Array(v.buffer, v.byteOffset, v.length);
+      expectExact(`${label} vs ffnSwiglu on the dequantized input, bit for bit`, bits(q8), bits(f32));
+      await inner.verify([q8], [ref], label);
+    },
+  };
+}
+
+function ffnCaseOf(name: string, [dg, du, dd]: [DType, DType, DType], H: number, I: number, nTok: number,
+  data: () => { g: Float32Array; u: Float32Array; d: Float32Array; x: Float32Array }): Case {
   const f64 = lazy(() => {
     const { g: gv, u: uv, d: dv, x } = data();
     const G = matmulF64(storedWeights(dg, gv), effectiveInput(dg, x, H), I, H, nTok);
@@ -152,7 +201,7 @@ function ffnCase(dts: [DType, DType, DType], H: number, I: number, nTok: number,
     return { y: Y.y, tol };
   });
   return {
-    name: `ffnSwiglu gate ${dg} up ${du} down ${dd} H=${H} I=${I} nTok=${nTok}`,
+    name,
     exec(k, a) {
       const { g, u, d, x } = data();
       const gate = a.mat(dg, I, H, g);
@@ -197,5 +246,11 @@ export function weightCases(): Case[] {
   }
   cases.push(ffnCase(['q4_0', 'q4_0', 'q4_0'], 512, 1024, 1, seed++));
   cases.push(ffnCase(['q8_0', 'q8_0', 'q8_0'], 512, 1024, 4, seed++));
+  // q8_0 activations as they arrive: quantized gate/up (the no-requantize path), float and mixed ones (dequantized)
+  for (const dts of [...ffnDtypes, ['q8_0', 'q4_0', 'q8_0']] as [DType, DType, DType][]) {
+    cases.push(ffnQ8Case(dts, 64, 96, 1, seed++));
+    cases.push(ffnQ8Case(dts, 160, 352, 7, seed++));
+  }
+  cases.push(ffnQ8Case(['q4_0', 'q4_0', 'q4_0'], 512, 1024, 4, seed++));
   return cases;
 }

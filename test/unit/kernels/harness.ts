@@ -24,6 +24,7 @@ export class Arena {
   i32(n: number): Ptr { return this.alloc(n * 4); }
 
   read(p: Ptr, n: number): Float32Array { return this.k.heap.f32(p, n).slice(); }
+  readBytes(p: Ptr, n: number): Uint8Array { return this.k.heap.u8(p, n).slice(); }
   readI32(p: Ptr, n: number): Int32Array { return this.k.heap.i32(p, n).slice(); }
 
   /** W (rows, cols) stored as `dtype`, laid out as src/format/quant.ts says (scales widened to f32). */

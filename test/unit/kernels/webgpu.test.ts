@@ -11,6 +11,7 @@ import type { HostTensor } from '../../../gpu-backend/devices/webgpu/layout';
 import { SETUP_HINT } from '../../../gpu-backend/devices/webgpu/software-adapter';
 import type { TensorEntry } from '../../../src/format/manifest';
 import { f32ToF16 } from '../../../src/format/quant';
+import { activationsToF32, type Activations } from '../../../src/protocol/activations';
 import { weightCases } from './cases-matmul';
 import { referenceOutputs } from './describe-executor';
 import { report } from './harness';
@@ -73,6 +74,9 @@ function shardOf(t: HostTensor): Uint8Array {
   return out;
 }
 
+const f32 = (data: Float32Array): Activations => ({ dtype: 'f32', data });
+const copy = (g: ExpertGroup): ExpertGroup => ({ ...g, x: f32(activationsToF32(g.x).slice()) });
+
 const REPEAT = 3; // one group per case also carries its tokens three times: several tiles, the last one partial
 const SLAB_BYTES = 2 << 20; // small weight buffers, so that one call spans several of them
 
@@ -87,11 +91,11 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `webgpu ExpertDevice (ski
   beforeAll(async () => {
     calls = ffnCases.map((c) => recordCalls(c)[0] as FfnCall);
     groups = calls.flatMap((call, e) => [
-      { expert: e, x: call.x, n: call.n },
-      { expert: e, x: Float32Array.from({ length: REPEAT * call.x.length }, (_, i) => call.x[i % call.x.length]), n: REPEAT * call.n },
+      { expert: e, x: f32(call.x), n: call.n },
+      { expert: e, x: f32(Float32Array.from({ length: REPEAT * call.x.length }, (_, i) => call.x[i % call.x.length])), n: REPEAT * call.n },
     ]);
-    groups.push({ expert: 0, x: new Float32Array(0), n: 0 });
-    const copies = () => groups.map((g) => ({ ...g, x: g.x.slice() })); // devices may detach x
+    groups.push({ expert: 0, x: f32(new Float32Array(0)), n: 0 });
+    const copies = () => groups.map(copy); // devices may detach x
     for (const [name, make] of [
       ['webgpu', () => createWebGpuDevice({ allowSoftware: true, slabBytes: SLAB_BYTES })],
       ['cpu', () => createCpuDevice({ threads: 2 })],
@@ -115,8 +119,8 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `webgpu ExpertDevice (ski
   it('reports its resident weights and refuses unknown experts', async () => {
     expect(webgpu!.name).toBe('webgpu');
     expect(webgpu!.residentBytes).toBeGreaterThan(calls.reduce((s, c) => s + c.gate.data.length + c.up.data.length + c.down.data.length, 0));
-    await expect(webgpu!.run(0, [{ expert: calls.length, x: new Float32Array(0), n: 0 }])).rejects.toThrow(/not loaded/);
-    await expect(webgpu!.run(1, [{ expert: 0, x: new Float32Array(0), n: 0 }])).rejects.toThrow(/not loaded/);
+    await expect(webgpu!.run(0, [{ expert: calls.length, x: f32(new Float32Array(0)), n: 0 }])).rejects.toThrow(/not loaded/);
+    await expect(webgpu!.run(1, [{ expert: 0, x: f32(new Float32Array(0)), n: 0 }])).rejects.toThrow(/not loaded/);
   });
 
   it('spreads the experts over several weight buffers (one call reaches them all)', () => {
@@ -124,7 +128,6 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `webgpu ExpertDevice (ski
   });
 
   it('runs concurrent calls independently, each as it would run alone', async () => {
-    const copy = (g: ExpertGroup) => ({ ...g, x: g.x.slice() });
     const first = groups.filter((_, i) => i % 3 === 0);
     const second = groups.filter((_, i) => i % 3 !== 0);
     const [a, b] = await Promise.all([webgpu!.run(0, first.map(copy)), webgpu!.run(0, second.map(copy))]);

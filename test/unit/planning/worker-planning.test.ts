@@ -37,7 +37,7 @@ class Probe implements ExpertExecutor {
   }
 }
 
-const batch = (layer: number, experts: number[][]): ExpertBatch => ({ layer, x: 0, out: 0, nTok: experts.length, routes: experts.map((row) => row.map((expert) => ({ expert, weight: 1 / row.length }))) });
+const batch = (layer: number, experts: number[][]): ExpertBatch => ({ layer, x: 0, scores: 0, out: 0, nTok: experts.length, routes: experts.map((row) => row.map((expert) => ({ expert, weight: 1 / row.length }))) });
 
 /** Traffic of two kinds: "low" routes to experts 0..3 of every layer, "high" to 4..7. */
 function twoDomains(): RoutingStats {

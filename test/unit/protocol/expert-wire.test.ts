@@ -3,11 +3,11 @@
 // only ever yields a valid frame or a WireError.
 import { describe, expect, it } from 'vitest';
 import { QK, quantizeQ8_0 } from '../../../src/format/quant';
-import { activationDTypeFor, activationsToF32, encodeActivations } from '../../../src/protocol/activations';
+import { activationDTypeFor, activationsToF32, encodeActivations, type ActDType } from '../../../src/protocol/activations';
 import {
   decodeError, decodeFrame, decodeRequest, decodeResult, encodeError, encodeRequest, encodeResult, errorFrameFor,
   checkResultFor, HEADER_BYTES, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION, tagHex, WireError,
-  type ActDType, type DecodedFrame, type ExpertRequest, type ResultDType,
+  type DecodedFrame, type ExpertRequest, type ResultDType,
 } from '../../../src/protocol/expert-wire';
 import { modelTagOf } from '../../../src/format/digest';
 import { Rng } from '../kernels/rng';

@@ -1,11 +1,10 @@
 // BACKENDS parsing and ownership (src/remote/replicas.ts) and the row selection that splits a layer's cold
-// call between replicas (src/remote/sharded-session.ts): pure functions, checked alone. The end-to-end check
+// call between replicas (src/protocol/activations.ts selectRows): pure functions, checked alone. The end-to-end check
 // (two real replicas, logits identical to one backend) is test/worker/scale-out.test.ts.
 import { describe, expect, it } from 'vitest';
-import { encodeActivations, activationsToF32 } from '../../../src/protocol/activations';
+import { encodeActivations, activationsToF32, selectRows } from '../../../src/protocol/activations';
 import { BackendsConfigError } from '../../../src/remote/errors';
 import { ownerTable, parseReplicas } from '../../../src/remote/replicas';
-import { selectRows } from '../../../src/remote/sharded-session';
 
 describe('parseReplicas / ownerTable', () => {
   it('layer blocks, expert blocks and mixes of both own every expert once', () => {

@@ -43,6 +43,7 @@ function replayKernels(onCall: (c: Call) => Float32Array | null): Kernels {
     ffnSwiglu(gate, up, down, x, y, n) {
       write(y, onCall({ op: 'ffnSwiglu', gate: host(gate), up: host(up), down: host(down), x: heap.f32(x, n * gate.cols).slice(), n, y }));
     },
+    ffnSwigluQ8: unsupported('ffnSwigluQ8'),
     getRow: unsupported('getRow'),
     rmsNorm: unsupported('rmsNorm'),
     rope: unsupported('rope'),
