@@ -87,7 +87,7 @@ export async function graniteTokenizer(vocabSize: number, corpusDir: string, see
     eos_token: END_OF_TEXT,
     pad_token: END_OF_TEXT,
     unk_token: END_OF_TEXT,
-    clean_up_tokenization_spaces: true,
+    clean_up_tokenization_spaces: false, // granite's is true; false keeps decode(encode(text)) == text (" 'mong")
     model_max_length: 9223372036854775807,
     tokenizer_class: 'GPT2Tokenizer',
     additional_special_tokens: TRAILING_SPECIALS,

@@ -63,13 +63,18 @@ function tensorSeed(seed: number, name: string): number {
   return h >>> 0;
 }
 
-/** normal(0, std) values (Box-Muller, both outputs; `out.length` even) from a uniform stream. */
+// sd of the sum of the four bytes of a uniform 32-bit word: sqrt(4 * (256^2 - 1) / 12)
+const BYTE_SUM_SD = Math.sqrt((4 * (256 * 256 - 1)) / 12);
+
+/**
+ * Approximately normal(0, std) values: the centred sum of the four bytes of one uniform word (Irwin-Hall, cut
+ * at 3.5 sd). One PRNG call and no logarithm per value: the full model draws 1.3 billion of them.
+ */
 function fillNormal(out: Float32Array, rand: () => number, std: number): void {
-  for (let i = 0; i < out.length; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - rand())) * std;
-    const t = 2 * Math.PI * rand();
-    out[i] = r * Math.cos(t);
-    out[i + 1] = r * Math.sin(t);
+  const scale = std / BYTE_SUM_SD;
+  for (let i = 0; i < out.length; i++) {
+    const w = rand() * 4294967296; // the generator's 32-bit word, exactly
+    out[i] = ((w & 255) + ((w >>> 8) & 255) + ((w >>> 16) & 255) + (w >>> 24) - 510) * scale;
   }
 }
 
