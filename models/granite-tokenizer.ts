@@ -1,13 +1,10 @@
 // A granite-sized byte-level BPE tokenizer (exactly vocab_size entries) for the granite-shaped random model:
 // granite's own tokenizer cannot be downloaded here, and a 49k-entry BPE is what sets the Worker's tokenizer memory.
-// Merges are learned by pair counting over the training split of ../shared/corpus, so the same corpus gives the same file.
-import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Merges are learned by pair counting over seeded English-like words (seeded-words.ts): the seed alone gives the file.
 import { Tokenizer } from '@huggingface/tokenizers';
 import { seededRandom } from '../src/engine/sampler';
 import { bytesToUnicode } from './make-tiny-default';
+import { seededWordCounts } from './seeded-words';
 
 /** Granite's special tokens: <|end_of_text|> is id 0 (bos = eos = pad), the role markers sit after the BPE entries. */
 export const END_OF_TEXT = '<|end_of_text|>';
@@ -19,44 +16,25 @@ const CHAT_TEMPLATE =
   "{%- for message in messages %}{{- '<|start_of_role|>' + message['role'] + '<|end_of_role|>' + message['content'] + '<|end_of_text|>\\n' }}{%- endfor %}" +
   "{%- if add_generation_prompt %}{{- '<|start_of_role|>assistant<|end_of_role|>' }}{%- endif %}";
 
-// GPT-2's pre-tokenizer split (what the ByteLevel pre-tokenizer with use_regex applies before the merges)
-const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
-
 export interface GraniteTokenizerFiles {
   json: Record<string, unknown>;
   config: Record<string, unknown>;
   /** generation_config.json as granite ships it: greedy by default */
   generation: Record<string, unknown>;
-  /** merges learned from the corpus, and those filled in from the seed when the corpus ran out of pairs */
+  /** merges learned from the seeded words, and those filled in at random if the words ran out of pairs */
   learned: number;
   filled: number;
 }
 
-/** ../shared/corpus beside the checkout, or under MOE_EDGE_SHARED (as models/calibration/build.ts finds it). */
-export function findCorpus(): string | undefined {
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  return [process.env.MOE_EDGE_SHARED, join(root, '../shared')]
-    .filter((p): p is string => !!p)
-    .map((p) => join(p, 'corpus'))
-    .find((p) => existsSync(join(p, 'shakespeare.txt')) && existsSync(join(p, 'python.txt')));
-}
+// seeded word draws to learn merges from: enough distinct words that pair counting never runs out before 49k merges
+const WORD_TYPES = 200_000;
 
-/** The first 95% of each corpus domain (the last 5% is the default model's held-out split and stays unseen). */
-async function trainingText(corpusDir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const f of ['shakespeare.txt', 'python.txt']) {
-    const text = await readFile(join(corpusDir, f), 'utf8');
-    out.push(text.slice(0, Math.floor(text.length * 0.95)));
-  }
-  return out;
-}
-
-export async function graniteTokenizer(vocabSize: number, corpusDir: string, seed: number): Promise<GraniteTokenizerFiles> {
+export function graniteTokenizer(vocabSize: number, seed: number): GraniteTokenizerFiles {
   const byteChars = bytesToUnicode();
   const tokens: string[] = [...LEADING_SPECIALS, ...byteChars];
   const nMerges = vocabSize - tokens.length - TRAILING_SPECIALS.length;
   if (nMerges < 0) throw new Error(`vocab_size ${vocabSize} is smaller than the byte and special tokens`);
-  const merges = learnMerges(await trainingText(corpusDir), tokens, byteChars, nMerges);
+  const merges = learnMerges(seededWordCounts(seed, WORD_TYPES), tokens, byteChars, nMerges);
   const learned = merges.length;
   fillMerges(tokens, merges, byteChars, nMerges - learned, seed);
   tokens.push(...TRAILING_SPECIALS);
@@ -99,18 +77,16 @@ export async function graniteTokenizer(vocabSize: number, corpusDir: string, see
 
 /**
  * BPE training by pair counting: repeatedly merge the most frequent adjacent pair (ties: lowest ids) over the
- * pre-tokenized words, until `max` merges or no pair is left. Appends each merged token to `tokens`.
+ * pre-tokenized words and their counts, until `max` merges or no pair is left. Appends each merged token to `tokens`.
  */
-function learnMerges(texts: string[], tokens: string[], byteChars: string[], max: number): string[] {
+function learnMerges(wordCounts: Map<string, number>, tokens: string[], byteChars: string[], max: number): string[] {
   const idOf = new Map(tokens.map((t, i) => [t, i]));
   const enc = new TextEncoder();
   const freq = new Map<string, number>();
-  for (const text of texts) {
-    for (const m of text.matchAll(PRETOKENIZE)) {
-      let w = '';
-      for (const b of enc.encode(m[0])) w += byteChars[b];
-      freq.set(w, (freq.get(w) ?? 0) + 1);
-    }
+  for (const [word, count] of wordCounts) {
+    let w = '';
+    for (const b of enc.encode(word)) w += byteChars[b];
+    freq.set(w, (freq.get(w) ?? 0) + count);
   }
   const words: number[][] = [];
   const counts: number[] = [];
@@ -184,7 +160,7 @@ function learnMerges(texts: string[], tokens: string[], byteChars: string[], max
   return merges;
 }
 
-/** When the corpus runs out of pairs: seeded merges of a short existing token and a letter, each new and unique. */
+/** If the words run out of pairs: seeded merges of a short existing token and a letter, each new and unique. */
 function fillMerges(tokens: string[], merges: string[], byteChars: string[], n: number, seed: number): void {
   const rand = seededRandom(seed);
   const taken = new Set(tokens);

@@ -13,7 +13,7 @@ import { readTokenizerMeta, TOKENIZER_CONFIG, TOKENIZER_JSON } from '../tools/co
 import { tensorNames as T } from '../src/format/manifest';
 import { encodeTensor, quantBytes, scaleCount, shardBytes, type DType } from '../src/format/quant';
 import { seededRandom } from '../src/engine/sampler';
-import { checkTokenizer, findCorpus, graniteTokenizer } from './granite-tokenizer';
+import { checkTokenizer, graniteTokenizer } from './granite-tokenizer';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const GRANITE_CONFIG = join(ROOT, 'models/configs/granite-3.0-1b-a400m.json');
@@ -29,8 +29,6 @@ export interface GraniteShapedOptions {
   seed?: number;
   /** HF config.json to take the architecture from; default: granite-3.0-1b-a400m */
   config?: string;
-  /** the corpus folder the tokenizer's merges are learned from; default: ../shared/corpus */
-  corpus?: string;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -116,9 +114,7 @@ export async function makeGraniteShaped(opts: GraniteShapedOptions): Promise<Con
   const init = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
   const outDir = resolve(opts.outDir ?? defaultOutDir(opts.quant, opts.layers));
 
-  const corpus = opts.corpus ?? findCorpus();
-  if (!corpus) throw new Error('corpus not found: the tokenizer learns its merges from ../shared/corpus (or $MOE_EDGE_SHARED/corpus)');
-  const tok = await graniteTokenizer(architecture.vocabSize, corpus, seed);
+  const tok = graniteTokenizer(architecture.vocabSize, seed);
   checkTokenizer(tok, architecture.vocabSize, ['Hello, world!', 'def f(x):\n    return x + 1\n', 'naïve café 日本語 🙂', '<|start_of_role|>user<|end_of_role|>hi<|end_of_text|>\n']);
 
   // the tokenizer files go through the converter's reader, as a real granite folder's would
@@ -183,7 +179,7 @@ async function main(): Promise<void> {
   console.log(
     `\nwrote ${r.outDir}: ${a.numLayers} layers x ${a.numExperts} experts (top-${a.topK}), hidden ${a.hiddenSize}, vocab ${a.vocabSize}, ` +
       `${r.manifest.quant.trunk}, ${Object.keys(r.manifest.objects).length} objects, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ` +
-      `tokenizer merges ${r.tokenizer.learned} learned + ${r.tokenizer.filled} seeded, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `tokenizer merges ${r.tokenizer.learned} learned from seeded words + ${r.tokenizer.filled} filled, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
 }
 
