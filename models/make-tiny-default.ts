@@ -28,7 +28,7 @@ const CHAT_TEMPLATE =
   "{%- if add_generation_prompt %}{{ '<|assistant|>\\n' }}{%- endif %}";
 
 /** GPT-2's reversible byte -> printable character map used by ByteLevel pre-tokenizer and decoder. */
-function bytesToUnicode(): string[] {
+export function bytesToUnicode(): string[] {
   const printable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   const out: string[] = [];
   let n = 0;

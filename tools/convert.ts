@@ -28,8 +28,8 @@ export interface ConvertProgress {
 }
 
 export interface ConvertOptions {
-  /** an HF checkpoint folder or a .gguf file */
-  inDir: string;
+  /** an HF checkpoint folder or a .gguf file, or an input already open (a generated model, models/make-granite-shaped.ts) */
+  inDir: string | ConvertInput;
   outDir: string;
   /** default format of every matrix; required for HF input, for GGUF input default: keep each tensor's type */
   quant?: DType;
@@ -55,7 +55,7 @@ export interface ConvertResult {
 const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
 /** What convert() reads from: the model's architecture, tensors and text metadata, from HF or GGUF. */
-interface ConvertInput {
+export interface ConvertInput {
   name: string;
   architecture: Architecture;
   sources: TensorSource[];
@@ -130,15 +130,12 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     warnings.push(msg);
     (opts.warn ?? console.warn)(msg);
   };
-  const inDir = resolve(opts.inDir);
   const outDir = resolve(opts.outDir);
   const trunkQuant = opts.trunkQuant ?? opts.quant;
   const expertQuant = opts.expertQuant ?? opts.quant;
   for (const q of [trunkQuant, expertQuant]) if (q !== undefined && !DTYPES.includes(q)) throw new Error(`unknown quant ${JSON.stringify(q)} (one of ${DTYPES.join(', ')})`);
 
-  const gguf = await isGgufInput(inDir);
-  if (!gguf && (trunkQuant === undefined || expertQuant === undefined)) throw new Error('converting an HF checkpoint needs --quant (f32, f16, q8_0 or q4_0)');
-  const input = gguf ? await openGguf(inDir, warn) : await openHfInput(inDir, warn);
+  const input = typeof opts.inDir === 'string' ? await openInput(resolve(opts.inDir), trunkQuant, expertQuant, warn) : opts.inDir;
   const { architecture, sources, meta } = input;
   try {
     // a folder without manifest.json is not a model: remove it first so a failed run leaves no stale model
@@ -184,6 +181,12 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   } finally {
     await input.close();
   }
+}
+
+async function openInput(inDir: string, trunkQuant: DType | undefined, expertQuant: DType | undefined, warn: (msg: string) => void): Promise<ConvertInput> {
+  const gguf = await isGgufInput(inDir);
+  if (!gguf && (trunkQuant === undefined || expertQuant === undefined)) throw new Error('converting an HF checkpoint needs --quant (f32, f16, q8_0 or q4_0)');
+  return gguf ? openGguf(inDir, warn) : openHfInput(inDir, warn);
 }
 
 /** Indented JSON with number arrays (shapes) on one line, so a manifest of a thousand tensors stays readable. */
