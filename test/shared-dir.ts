@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..');
-const CANDIDATES = [process.env.MOE_EDGE_SHARED, join(ROOT, '../shared'), '/work/shared'].filter((p): p is string => !!p);
+const CANDIDATES = [process.env.MOE_EDGE_SHARED, join(ROOT, '../shared')].filter((p): p is string => !!p);
 
 /** Absolute path of a file or folder under the shared data; throws naming every place it looked. */
 export function sharedPath(...parts: string[]): string {

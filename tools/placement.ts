@@ -12,7 +12,7 @@ import { PREFILL_CHUNK } from '../src/engine/forward';
 export const ISOLATE_BYTES = 128 * 2 ** 20;
 /**
  * Estimate, not measured in workerd: V8 isolate baseline, the Worker's compiled JS and the kernels' WASM
- * code, request and stream buffers. The bundle itself is 1.3 MiB, 0.25 MiB gzipped (test/unit/deploy/bundle.test.ts).
+ * code, request and stream buffers. The bundle itself is 1.3 MiB, 0.25 MiB gzipped (test/process/deploy/bundle.test.ts).
  */
 export const RUNTIME_BYTES = 8 * 2 ** 20;
 /**

@@ -1,12 +1,12 @@
 // `npm run seed`: puts a model folder (default models/default) into the local R2 that `wrangler dev` uses
 // (Miniflare persistence, default .wrangler/state), under "<MODEL_PREFIX>/<MODEL_ID>/" from wrangler.toml.
-// Idempotent: an object whose stored SHA-256 already matches is skipped.
+// Idempotent: an object whose stored SHA-256 already matches is skipped. Offline, like every wrangler use (tools/dev/).
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { getPlatformProxy } from 'wrangler';
+import { keepWranglerOffline } from './dev/offline-env';
 
 export interface SeedOptions {
   model?: string; // model folder
@@ -28,6 +28,9 @@ export async function seedLocalR2(opts: SeedOptions = {}): Promise<{ written: nu
   const names = await modelObjectNames(dir).catch((e: Error) => {
     throw new Error(`cannot read ${dir}/manifest.json (${e.message}); build the default model with \`npm run make:tiny-model\``);
   });
+  keepWranglerOffline();
+  // imported only now, after the offline settings are in the environment it reads
+  const { getPlatformProxy } = await import('wrangler');
   const proxy = await getPlatformProxy<Env>({ configPath: 'wrangler.toml', persist: { path: join(persistTo, 'v3') }, remoteBindings: false });
   try {
     const { MODELS, MODEL_PREFIX } = proxy.env;

@@ -7,7 +7,7 @@ import { parseManifest } from '../../src/format/manifest';
 import { activationDTypeFor, encodeActivations } from '../../src/protocol/activations';
 import { decodeFrame, encodeRequest } from '../../src/protocol/expert-wire';
 import { modelTagOf } from '../../src/format/digest';
-import { spawnBackend, type SpawnedBackend } from '../../gpu-backend/spawn';
+import { startBackend, type BackendProcess } from '../../tools/dev/backend';
 import { machineInfo } from '../matvec/machine';
 
 const { values: opts } = parseArgs({
@@ -46,7 +46,7 @@ interface Row {
 }
 
 /** One generation: its own socket, calls one after another over the layers, until `until`. */
-async function generation(b: SpawnedBackend, s: Scenario, seed: number, until: number, lat: number[]): Promise<number> {
+async function generation(b: BackendProcess, s: Scenario, seed: number, until: number, lat: number[]): Promise<number> {
   const ws = new WebSocket(`${b.url.replace('http', 'ws')}/v1/experts/ws`, { headers: { authorization: `Bearer ${TOKEN}` } } as unknown as string[]);
   ws.binaryType = 'arraybuffer';
   await new Promise<void>((resolve, reject) => { ws.onopen = () => resolve(); ws.onerror = () => reject(new Error('ws refused')); });
@@ -77,15 +77,14 @@ async function generation(b: SpawnedBackend, s: Scenario, seed: number, until: n
   return calls;
 }
 
-async function metric(b: SpawnedBackend, name: string): Promise<number> {
+async function metric(b: BackendProcess, name: string): Promise<number> {
   const text = await (await fetch(`${b.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
   return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 
 const pct = (xs: number[], p: number) => xs.sort((u, v) => u - v)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 
-const args = ['--model', opts.model, '--device', opts.device, ...(opts.threads ? ['--threads', opts.threads] : [])];
-const backend = await spawnBackend({ args, token: TOKEN });
+const backend = await startBackend({ model: opts.model, device: opts.device, args: opts.threads ? ['--threads', opts.threads] : [], token: TOKEN });
 const health = await (await fetch(`${backend.url}/healthz`)).json() as { device: string };
 const rows: Row[] = [];
 try {

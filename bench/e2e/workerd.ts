@@ -1,12 +1,12 @@
 // Runs moe-edge's engine inside local workerd for the e2e benchmark: starts bench/e2e/worker.ts with wrangler's
-// unstable_startWorker (no inspector, random port, offline), sends it the model's objects, then one request per round.
+// unstable_startWorker (tools/dev/local-worker.ts: no inspector, random port, offline), sends it the model's objects, then one request per round.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startLocalWorker } from '../../tools/dev/local-worker';
 import type { RoundResult } from './engine-round';
 
 const CONFIG = fileURLToPath(new URL('./wrangler.toml', import.meta.url));
-const OFFLINE_ENV = { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true', WRANGLER_SEND_ERROR_REPORTS: 'false' };
 
 export interface WorkerdEngine {
   kernels: string;
@@ -15,12 +15,9 @@ export interface WorkerdEngine {
 }
 
 export async function startWorkerdEngine(modelDir: string): Promise<WorkerdEngine> {
-  Object.assign(process.env, OFFLINE_ENV);
-  const { unstable_startWorker } = await import('wrangler');
-  const worker = await unstable_startWorker({ config: CONFIG, dev: { inspector: false, server: { hostname: '127.0.0.1', port: 0 }, watch: false, logLevel: 'warn' } });
-  await worker.ready;
+  const worker = await startLocalWorker({ config: CONFIG });
   const call = async (path: string, init: RequestInit) => {
-    const res = await worker.fetch(`http://bench${path}`, init as never);
+    const res = await worker.fetch(`http://bench${path}`, init);
     if (!res.ok) throw new Error(`workerd ${path}: ${res.status} ${await res.text()}`);
     return res;
   };

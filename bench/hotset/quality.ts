@@ -8,7 +8,7 @@ import type { HotSetSpec } from '../../src/hotset/spec';
 import { ServedModel } from '../../src/runtime/served-model';
 import { perplexity } from '../../tools/perplexity';
 import { makeKernels } from '../../tools/kernels-node';
-import { startBackendProcess } from '../../test/helpers/backend-process';
+import { startBackend } from '../../tools/dev/backend';
 
 export interface QualityRow {
   share: number;
@@ -49,7 +49,7 @@ export async function measureQuality(input: QualityInput): Promise<QualityResult
   const log = input.log ?? (() => {});
   const domains = Object.keys(input.texts);
   const model = await ServedModel.load(fsSource(input.modelDir), await makeKernels(), { hotExperts: { kind: 'all' }, budgetBytes: null });
-  const backend = await startBackendProcess({ token: TOKEN, model: input.modelDir, timeoutMs: 120_000 });
+  const backend = await startBackend({ token: TOKEN, model: input.modelDir, timeoutMs: 120_000 });
   try {
     const moe = (policy: ColdPolicy): MoeOptions => ({
       policy,

@@ -1,5 +1,5 @@
-// Bounded load test on loopback: the Worker in local workerd (wrangler's unstable_startWorker without the
-// inspector proxy, which leaks under load; see /work/shared/pitfalls.md) over a seeded local R2, with the real
+// Bounded load test on loopback: the Worker in local workerd (tools/dev/local-worker.ts: wrangler's unstable_startWorker
+// without the inspector proxy, which leaks under load) over a seeded local R2, with the real
 // GPU backend for the cold experts, as `npm start` runs them. N clients each stream chat completions back to
 // back for a fixed time, then stop. Records throughput, time to first token (p50/p99), errors (must be 0),
 // and the backend's resident memory (VmRSS) after a warm-up and at the end, against a stated bound.
@@ -10,7 +10,8 @@ import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startBackendProcess } from '../../test/helpers/backend-process';
+import { startBackend } from '../../tools/dev/backend';
+import { startLocalWorker } from '../../tools/dev/local-worker';
 import { seedLocalR2 } from '../../tools/seed-local-r2';
 import { machineInfo } from '../matvec/machine';
 import { keepAliveAgent, quantile, streamChat, type StreamResult } from './client';
@@ -29,7 +30,7 @@ const { values: o } = parseArgs({
     var: { type: 'string', multiple: true, default: [] },
   },
 });
-const extraVars = Object.fromEntries(o.var.map((v) => [v.slice(0, v.indexOf('=')), { type: 'plain_text' as const, value: v.slice(v.indexOf('=') + 1) }]));
+const extraVars = Object.fromEntries(o.var.map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]));
 const N = Number(o.concurrency);
 const DURATION_S = Number(o.duration);
 const WARMUP_S = Number(o.warmup);
@@ -37,13 +38,6 @@ const MAX_TOKENS = Number(o['max-tokens']);
 const RSS_BOUND_MIB = Number(o['rss-bound-mib']);
 const REQUEST_TIMEOUT_MS = 60_000;
 const log = (l: string) => process.stderr.write(`bench:load: ${l}\n`);
-
-Object.assign(process.env, {
-  WRANGLER_SEND_METRICS: 'false',
-  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-  WRANGLER_HIDE_BANNER: 'true',
-  WRANGLER_SEND_ERROR_REPORTS: 'false',
-});
 
 const PROMPTS = [
   'Tell me about experts.',
@@ -104,18 +98,12 @@ let stopBackend: (() => Promise<void>) | undefined;
 let disposeWorker: (() => Promise<void>) | undefined;
 try {
   await seedLocalR2({ persistTo, log });
-  const backend = await startBackendProcess({ token: TOKEN, args: ['--threads', o.threads] });
+  const backend = await startBackend({ token: TOKEN, args: ['--threads', o.threads] });
   stopBackend = () => backend.stop();
   log(`backend ${backend.url} (pid ${backend.pid}, cpu device, ${o.threads} threads)`);
-  const { unstable_startWorker } = await import('wrangler');
-  const worker = await unstable_startWorker({
-    config: 'wrangler.toml',
-    bindings: { BACKEND_URL: { type: 'plain_text', value: backend.url }, BACKEND_TOKEN: { type: 'secret_text', value: TOKEN }, ...extraVars },
-    dev: { inspector: false, server: { hostname: '127.0.0.1', port: 0 }, watch: false, persist: persistTo, logLevel: 'warn' },
-  });
+  const worker = await startLocalWorker({ vars: { BACKEND_URL: backend.url, ...extraVars }, secrets: { BACKEND_TOKEN: TOKEN }, persistTo });
   disposeWorker = () => worker.dispose();
-  await worker.ready;
-  const url = (await worker.url).origin;
+  const url = worker.url;
   const health = await fetch(`${url}/healthz`);
   if (health.status !== 200) throw new Error(`the Worker is not healthy: ${health.status} ${await health.text()}`);
   log(`worker ${url}; ${N} clients, ${WARMUP_S} s warm-up, ${DURATION_S} s measured, max_tokens ${MAX_TOKENS}`);

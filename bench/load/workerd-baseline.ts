@@ -1,6 +1,6 @@
 // Baseline for the load test's workerd memory: the RSS of the workerd that wrangler runs grows with every
 // request, whatever the Worker. This floods (autocannon, 16 connections) a one-line Worker and moe-edge under
-// the same unstable_startWorker setup, plain and streamed (40 SSE events: a one-liner's stream, moe-edge's
+// the same local-worker setup (tools/dev/local-worker.ts), plain and streamed (40 SSE events: a one-liner's stream, moe-edge's
 // chat stream of max_tokens 40, every expert hot), and prints workerd's RSS every 10 s: when the one-liner
 // grows as much per request, the growth is wrangler's / workerd's, not moe-edge's.
 //   npx tsx bench/load/workerd-baseline.ts [--seconds 60]    (writes bench/results/load-workerd-baseline.md)
@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { startLocalWorker } from '../../tools/dev/local-worker';
 import { seedLocalR2 } from '../../tools/seed-local-r2';
 
 const { values: o } = parseArgs({ options: { seconds: { type: 'string', default: '60' } } });
 const SECONDS = Number(o.seconds);
-Object.assign(process.env, { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true', WRANGLER_SEND_ERROR_REPORTS: 'false' });
 
 const rssMiB = (pid: number) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 function workerdPids(): number[] {
@@ -33,16 +33,10 @@ function workerdPids(): number[] {
 type Target = Pick<autocannon.Options, 'method' | 'headers' | 'body'> & { path: string };
 
 async function flood(name: string, config: string, req: Target, persistTo: string | false): Promise<void> {
-  const { unstable_startWorker } = await import('wrangler');
   const before = new Set(workerdPids());
-  const worker = await unstable_startWorker({
-    config,
-    bindings: { HOT_EXPERTS: { type: 'plain_text', value: 'all' } },
-    dev: { inspector: false, server: { hostname: '127.0.0.1', port: 0 }, watch: false, persist: persistTo, logLevel: 'warn' },
-  });
+  const worker = await startLocalWorker({ config, vars: { HOT_EXPERTS: 'all' }, persistTo });
   try {
-    await worker.ready;
-    const url = (await worker.url).origin;
+    const url = worker.url;
     const pids = workerdPids().filter((p) => !before.has(p));
     const mem = () => pids.map(rssMiB).reduce((a, b) => a + b, 0);
     const start = mem();

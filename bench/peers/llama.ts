@@ -1,6 +1,6 @@
 // llama.cpp in Node (node-llama-cpp's prebuilt CPU binary, installed into bench/peers by `npm run setup:peers`):
 // loading a GGUF with reference settings, per-position logits, greedy decoding and timed prefill/decode.
-// Shared by the parity test (test/unit/peers) and the benchmarks (bench/e2e, bench/kernels).
+// Shared by the parity test (test/process/peers) and the benchmarks (bench/e2e, bench/kernels).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';

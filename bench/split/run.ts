@@ -1,6 +1,6 @@
 // Split benchmark (Node: the Worker's engine and backend client, not workerd, whose clock does not move
 // during compute): per-token decode latency against hot-set coverage (0/50/100 %) and injected round-trip
-// delay (0/5/20 ms, through test/helpers/fault-proxy.ts in its own process), each run twice: as the Worker
+// delay (0/5/20 ms, through tools/dev/fault-proxy.ts in its own process), each run twice: as the Worker
 // runs it (cold request sent first, hot experts computed while it is in flight) and serialized (wait for the
 // reply, then compute the hot experts), to show latency near max(hot, round trip) rather than the sum.
 // Then backend throughput (expert calls/s) at 1, 4 and 16 concurrent generations, all experts cold.
@@ -15,7 +15,7 @@ import { fsSource } from '../../src/store/source-fs';
 import { parseHotExperts } from '../../src/hotset/spec';
 import { loadNodeKernels } from '../../src/kernels/load-node';
 import { ServedModel } from '../../src/runtime/served-model';
-import { startBackendProcess } from '../../test/helpers/backend-process';
+import { startBackend } from '../../tools/dev/backend';
 import { machineInfo } from '../matvec/machine';
 import { benchModel, DEFAULT_DIMS, type BenchModelDims } from './model';
 import { renderMarkdown, type LatencyRow, type SplitResults, type ThroughputRow } from './report';
@@ -44,9 +44,9 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const machine = machineInfo();
 const dir = await benchModel(dims, log);
 const TOKEN = 'bench-split-token';
-const backend = await startBackendProcess({ token: TOKEN, model: dir, args: ['--threads', o.threads], timeoutMs: 600_000 });
+const backend = await startBackend({ token: TOKEN, model: dir, args: ['--threads', o.threads], timeoutMs: 600_000 });
 log(`backend ${backend.url} (cpu device, ${o.threads} thread)`);
-const proxyProc = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/fault-proxy.ts', '--upstream', backend.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+const proxyProc = spawn(process.execPath, ['--import', 'tsx', 'tools/dev/fault-proxy.ts', '--upstream', backend.url], { stdio: ['ignore', 'pipe', 'inherit'] });
 const proxyUrl = await new Promise<string>((resolve, reject) => {
   let out = '';
   proxyProc.stdout!.setEncoding('utf8').on('data', (d: string) => {

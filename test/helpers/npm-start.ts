@@ -1,12 +1,13 @@
-// The server exactly as `npm start` runs it (tools/start.ts: seed local R2, the GPU backend, wrangler dev),
+// The server exactly as `npm start` runs it (tools/start.ts: seed local R2, the GPU backend, the Worker in workerd),
 // on a free loopback port with its own local R2 folder, for tests that drive it over HTTP. It runs in its own
-// process group so that stop() ends start.ts, the backend, wrangler and workerd together.
+// process group so that stop() ends start.ts, the backend and workerd together.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closedPort } from './backend-process';
+import { closedPort } from '../../tools/dev/free-port';
+import { WRANGLER_OFFLINE_ENV } from '../../tools/dev/offline-env';
 
 export const READY_TIMEOUT_MS = 120_000;
 
@@ -28,7 +29,7 @@ export async function startServer(extraArgs: string[] = []): Promise<StartedServ
   const server: ChildProcess = spawn(process.execPath, [tsx, 'tools/start.ts', '--port', String(port), '--persist-to', persistDir, '--skip-build', ...extraArgs], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true', WRANGLER_SEND_ERROR_REPORTS: 'false' },
+    env: { ...process.env, ...WRANGLER_OFFLINE_ENV },
   });
   server.stdout!.on('data', (d) => (output += d));
   server.stderr!.on('data', (d) => (output += d));

@@ -32,7 +32,7 @@ export interface BackendInfo {
   /** the real backend on loopback */
   url: string;
   token: string;
-  /** test/helpers/fault-proxy.ts: append a mode, e.g. `${proxyUrl}/delay/2000` */
+  /** tools/dev/fault-proxy.ts: append a mode, e.g. `${proxyUrl}/delay/2000` */
   proxyUrl: string;
   /** a loopback port nobody listens on */
   deadUrl: string;

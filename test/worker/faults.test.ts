@@ -2,7 +2,7 @@
 // of the wrong shape, refusing our token. Each generation completes under DEGRADED_POLICY (flagged in
 // x-moe-degraded, usage.moe.degraded and /metrics) or fails with a clear 502/504 when it is `error`;
 // nothing hangs, and the next request is served normally on a new connection.
-// The faults come from test/helpers/fault-proxy.ts (mode in BACKEND_URL's path) and a backend process
+// The faults come from tools/dev/fault-proxy.ts (mode in BACKEND_URL's path) and a backend process
 // that the proxy SIGKILLs (global-setup.ts).
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, inject, it } from 'vitest';

@@ -2,7 +2,7 @@
 // environment of `npm test` / `npm run fuzz`) and one more real backend on loopback that only
 // disconnect.test.ts uses, so that its /metrics session gauge counts that test's sessions alone.
 import type { TestProject } from 'vitest/node';
-import { startBackendProcess } from '../helpers/backend-process';
+import { startBackend } from '../../tools/dev/backend';
 import { BACKEND_TOKEN } from './cases';
 
 /** fast-check settings of the fuzz tests. */
@@ -23,7 +23,7 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const runs = Number(process.env.FUZZ_RUNS);
   project.provide('fuzz', { runs: runs > 0 ? runs : null, seed: Number(process.env.FUZZ_SEED ?? 20261123) });
-  const quiet = await startBackendProcess({ token: BACKEND_TOKEN, args: ['--threads', '1'] });
+  const quiet = await startBackend({ token: BACKEND_TOKEN, args: ['--threads', '1'] });
   project.provide('quietBackendUrl', quiet.url);
   return () => quiet.stop();
 }

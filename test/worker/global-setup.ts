@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
-import { closedPort, startBackendProcess, type BackendProcess } from '../helpers/backend-process';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
+import { startBackend, type BackendProcess } from '../../tools/dev/backend';
+import { startFaultProxy, type FaultProxy } from '../../tools/dev/fault-proxy';
+import { closedPort } from '../../tools/dev/free-port';
 import { ADMIN_TOKEN, BACKEND_TOKEN, GREEDY_CASES, type BackendInfo, type GreedyExpectation } from './cases';
 
 const MODEL_DIR = 'models/default';
@@ -68,11 +69,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   };
   try {
     const [main, victim, low, high] = await Promise.all([
-      startBackendProcess({ token: BACKEND_TOKEN }),
-      startBackendProcess({ token: BACKEND_TOKEN }),
+      startBackend({ token: BACKEND_TOKEN }),
+      startBackend({ token: BACKEND_TOKEN }),
       // expert parallelism (scale-out.test.ts): each replica loads only its half of every layer's experts
-      startBackendProcess({ token: BACKEND_TOKEN, args: ['--experts', '0-3', '--threads', '1'] }),
-      startBackendProcess({ token: BACKEND_TOKEN, args: ['--experts', '4-7', '--threads', '1'] }),
+      startBackend({ token: BACKEND_TOKEN, args: ['--experts', '0-3', '--threads', '1'] }),
+      startBackend({ token: BACKEND_TOKEN, args: ['--experts', '4-7', '--threads', '1'] }),
     ]);
     started.push(main, victim, low, high);
     // kill-after/<n> goes to the victim, which dies for good; every other mode to the main backend

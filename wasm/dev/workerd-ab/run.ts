@@ -1,14 +1,9 @@
 // Throwaway: old vs new kernels in local workerd, interleaved per case. Usage: npx tsx wasm/dev/workerd-ab/run.ts
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_OPTIONS, type CaseResult, type CaseSpec } from '../../../bench/matvec/measure';
+import { startLocalWorker } from '../../../tools/dev/local-worker';
 
-Object.assign(process.env, { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true', WRANGLER_SEND_ERROR_REPORTS: 'false' });
-const { unstable_startWorker } = await import('wrangler');
-const worker = await unstable_startWorker({
-  config: fileURLToPath(new URL('./wrangler.toml', import.meta.url)),
-  dev: { inspector: false, server: { hostname: '127.0.0.1', port: 0 }, watch: false, logLevel: 'warn' },
-});
-await worker.ready;
+const worker = await startLocalWorker({ config: fileURLToPath(new URL('./wrangler.toml', import.meta.url)) });
 const opts = { ...DEFAULT_OPTIONS, rounds: Number(process.env.ROUNDS ?? 5) };
 try {
   for (const quant of (process.env.DTYPES ?? 'q8_0,q4_0').split(',')) for (const [rows, cols] of [[512, 1024], [1024, 512]]) for (const executor of (process.env.KINDS ?? 'wasm-relaxed,wasm-simd').split(',')) {

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';
+import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
 import { encodeActivations } from '../../../src/protocol/activations';
 import {
   decodeFrame, encodeError, encodeRequest, encodeResult, HEADER_BYTES, type DecodedFrame, type ExpertRequest,
@@ -15,7 +15,7 @@ import { modelTagOf } from '../../../src/format/digest';
 import { fuzzParams, fuzzRuns, fuzzTimeout, mutatedBytes } from '../../helpers/fuzz';
 
 const TOKEN = 'fuzz-backend-token';
-let backend: SpawnedBackend;
+let backend: BackendProcess;
 let tag: Uint8Array;
 let H = 0;
 let L = 0;
@@ -27,7 +27,7 @@ beforeAll(async () => {
   const a = JSON.parse(new TextDecoder().decode(manifestBytes)).architecture;
   [H, L, E] = [a.hiddenSize, a.numLayers, a.numExperts];
   tag = await modelTagOf(manifestBytes);
-  backend = await spawnBackend({ args: ['--model', 'models/default', '--device', 'cpu', '--threads', '1'], token: TOKEN });
+  backend = await startBackend({ model: 'models/default', args: ['--threads', '1'], token: TOKEN });
 }, 60_000);
 afterAll(async () => {
   await backend?.stop();

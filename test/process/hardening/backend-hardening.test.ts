@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';
+import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
 import { encodeActivations } from '../../../src/protocol/activations';
 import { decodeFrame, encodeRequest } from '../../../src/protocol/expert-wire';
 import { modelTagOf } from '../../../src/format/digest';
@@ -32,7 +32,7 @@ async function modelWith(name: string, change: (path: string) => Promise<void>):
 }
 
 async function startFails(model: string, extra: string[] = []): Promise<string> {
-  const err = await spawnBackend({ args: ['--model', model, '--device', 'cpu', '--threads', '1', ...extra], token: 't' }).then(
+  const err = await startBackend({ model, args: ['--threads', '1', ...extra], token: 't' }).then(
     async (b) => {
       await b.stop();
       return null;
@@ -68,7 +68,7 @@ describe('gpu-backend verifies its experts before serving', () => {
 
   it('a replica whose range leaves the altered expert out starts and serves its own', async () => {
     const d = await modelWith('experts/1/3.bin', flip);
-    const b = await spawnBackend({ args: ['--model', d, '--device', 'cpu', '--threads', '1', '--experts', '4-7'], token: 't' });
+    const b = await startBackend({ model: d, args: ['--threads', '1', '--experts', '4-7'], token: 't' });
     try {
       expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
     } finally {
@@ -100,11 +100,11 @@ function upgrade(url: string, headers: Record<string, string>): Promise<{ status
 describe('gpu-backend never echoes or logs a token', () => {
   const TOKEN = 'backend-secret-token-8Kq2';
   const WRONG = 'a-wrong-but-real-token-Xy7';
-  let b: SpawnedBackend;
+  let b: BackendProcess;
   let stdout = '';
 
   beforeAll(async () => {
-    b = await spawnBackend({ args: ['--model', MODEL, '--device', 'cpu', '--threads', '1'], token: TOKEN });
+    b = await startBackend({ model: MODEL, args: ['--threads', '1'], token: TOKEN });
     b.process.stdout!.on('data', (d: string) => (stdout += d));
   }, 60_000);
   afterAll(async () => {

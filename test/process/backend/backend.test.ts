@@ -12,14 +12,14 @@ import {
   decodeError, decodeFrame, decodeResult, encodeRequest, type DecodedError, type DecodedResult, type ExpertRequest,
 } from '../../../src/protocol/expert-wire';
 import { modelTagOf } from '../../../src/format/digest';
-import { spawnBackend, type SpawnedBackend } from '../../../gpu-backend/spawn';
-import { Rng } from '../kernels/rng';
+import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
+import { Rng } from '../../unit/kernels/rng';
 import { tinyModelDir } from '../../helpers/tiny-model';
 
 let MODEL: string; // tiny fixed shapes: hidden 64, 2 layers, 8 experts
 const TOKEN = 'backend-test-token';
-let full: SpawnedBackend;
-let half: SpawnedBackend; // --experts 0-3
+let full: BackendProcess;
+let half: BackendProcess; // --experts 0-3
 let local: LocalModel;
 let tag: Uint8Array;
 let H: number;
@@ -28,8 +28,8 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 beforeAll(async () => {
   MODEL = await tinyModelDir();
   [full, half, local, tag] = await Promise.all([
-    spawnBackend({ args: ['--model', MODEL, '--device', 'cpu', '--threads', '2'], token: TOKEN }),
-    spawnBackend({ args: ['--model', MODEL, '--device', 'cpu', '--threads', '1', '--experts', '0-3'], token: TOKEN }),
+    startBackend({ model: MODEL, args: ['--threads', '2'], token: TOKEN }),
+    startBackend({ model: MODEL, args: ['--threads', '1', '--experts', '0-3'], token: TOKEN }),
     loadNodeKernels().then((k) => loadTextModel(fsSource(MODEL), k)),
     readFile(`${MODEL}/manifest.json`).then((b) => modelTagOf(new Uint8Array(b))),
   ]);
@@ -103,13 +103,13 @@ function expectExact(c: Call, res: DecodedResult): void {
   expect(bits(res.values)).toEqual(bits(expected(c)));
 }
 
-async function post(b: SpawnedBackend, body: Uint8Array, headers: Record<string, string> = auth): Promise<{ status: number; bytes: Uint8Array }> {
+async function post(b: BackendProcess, body: Uint8Array, headers: Record<string, string> = auth): Promise<{ status: number; bytes: Uint8Array }> {
   const res = await fetch(`${b.url}/v1/experts`, { method: 'POST', headers, body: body as Uint8Array<ArrayBuffer> });
   return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) };
 }
 
 /** A WebSocket session; replies are matched by requestId as the Worker does. */
-async function openWs(b: SpawnedBackend, headers: Record<string, string> = auth) {
+async function openWs(b: BackendProcess, headers: Record<string, string> = auth) {
   const ws = new WebSocket(`${b.url.replace('http', 'ws')}/v1/experts/ws`, { headers } as unknown as string[]);
   ws.binaryType = 'arraybuffer';
   await new Promise<void>((resolve, reject) => {
@@ -139,7 +139,7 @@ async function openWs(b: SpawnedBackend, headers: Record<string, string> = auth)
   };
 }
 
-async function metric(b: SpawnedBackend, name: string): Promise<number> {
+async function metric(b: BackendProcess, name: string): Promise<number> {
   const text = await (await fetch(`${b.url}/metrics`, { headers: auth })).text();
   const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;

@@ -10,7 +10,7 @@ import { parseHotExperts } from '../../../src/hotset/spec';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { ServedModel } from '../../../src/runtime/served-model';
 import { scoreTokens } from '../../../tools/score';
-import { startBackendProcess, type BackendProcess } from '../../helpers/backend-process';
+import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
 import { maxAbsDiff } from '../../helpers/logits';
 import { randomHalf, splitLogits } from '../../helpers/split-score';
 
@@ -19,7 +19,7 @@ let backend: BackendProcess;
 let remote: MoeOptions;
 
 beforeAll(async () => {
-  backend = await startBackendProcess({ token: 'split-exact-token' });
+  backend = await startBackend({ token: 'split-exact-token' });
   remote = { policy: 'remote', degradedPolicy: 'error', backend: { url: backend.url, token: backend.token, timeoutMs: 10_000 } };
 }, 60_000);
 afterAll(async () => backend?.stop());

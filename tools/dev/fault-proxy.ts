@@ -8,7 +8,7 @@
 //   <proxy>/wrong-shape          relay replies with their last row cut (a valid frame of the wrong shape)
 //   <proxy>/close-after/<n>      relay n replies, then drop the connection
 //   <proxy>/kill-after/<n>       relay n replies, then call `kill` (SIGKILL a backend process) and relay nothing more
-// The upstream for a mode is `upstream(mode)`. Run as a CLI (`npx tsx test/helpers/fault-proxy.ts --upstream URL
+// The upstream for a mode is `upstream(mode)`. Run as a CLI (`npx tsx tools/dev/fault-proxy.ts --upstream URL
 // [--port 0]`) to keep it off the event loop of the process it measures.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectNotFoundError } from '../../../src/common/errors';
 import { readManifest, readVerified, ShortReadError } from '../../../src/store/source';
 import { s3Source } from '../../../src/store/source-s3';
-import { spawnBackend } from '../../../gpu-backend/spawn';
+import { startBackend } from '../../../tools/dev/backend';
 
 const BUCKET = 'weights';
 const KEY_ID = 'test-key-id';
@@ -85,8 +85,9 @@ describe('s3Source', () => {
 
 describe('gpu-backend --model r2:<path>', () => {
   it('loads its experts from R2 through the S3 API (env R2_*)', async () => {
-    const b = await spawnBackend({
-      args: ['--model', 'r2:default', '--device', 'cpu', '--threads', '1', '--layers', '1'],
+    const b = await startBackend({
+      model: 'r2:default',
+      args: ['--threads', '1', '--layers', '1'],
       env: { R2_ENDPOINT: endpoint, R2_BUCKET: BUCKET, R2_PREFIX: 'models', R2_ACCESS_KEY_ID: KEY_ID, R2_SECRET_ACCESS_KEY: 'x' },
     });
     try {
@@ -101,7 +102,7 @@ describe('gpu-backend --model r2:<path>', () => {
   });
 
   it('refuses to start without the R2 settings or without a token', async () => {
-    await expect(spawnBackend({ args: ['--model', 'r2:default', '--device', 'cpu'], env: { R2_ENDPOINT: '' } })).rejects.toThrow(/R2_ENDPOINT/);
-    await expect(spawnBackend({ args: ['--device', 'cpu'], token: '' })).rejects.toThrow(/BACKEND_TOKEN/);
+    await expect(startBackend({ model: 'r2:default', env: { R2_ENDPOINT: '' } })).rejects.toThrow(/R2_ENDPOINT/);
+    await expect(startBackend({ token: '' })).rejects.toThrow(/BACKEND_TOKEN/);
   });
 });

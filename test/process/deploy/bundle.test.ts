@@ -10,9 +10,10 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { afterAll, expect, it } from 'vitest';
+import { WRANGLER_OFFLINE_ENV } from '../../../tools/dev/offline-env';
 
 const FREE_PLAN_LIMIT = 3 * 2 ** 20;
-const OFFLINE = { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true', WRANGLER_SEND_ERROR_REPORTS: 'false', CI: 'true' };
+const OFFLINE = { ...WRANGLER_OFFLINE_ENV, CI: 'true' };
 let out: string | undefined;
 afterAll(async () => out && rm(out, { recursive: true, force: true }));
 
