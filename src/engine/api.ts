@@ -1,7 +1,6 @@
 // The engine as the HTTP layer sees it: a loaded text model that turns a prompt into a stream of text.
 // Routes depend on this interface only, never on kernels or tensors, nor on which model class they hold.
 import type { Architecture } from '../format/manifest';
-import type { HotSetControl } from '../hotset/control';
 import type { IdRange } from '../protocol/id-range';
 
 export interface ChatMessage {
@@ -133,6 +132,4 @@ export interface TextModel {
   generate(req: GenerateRequest): Generation;
   /** What admission weighs a generation against (ISOLATE_MEMORY_MB); absent: generations are only counted. */
   readonly memory?: ModelMemory;
-  /** The run-time hot set (the admin routes); absent: this model has no hot set. */
-  readonly hotSet?: HotSetControl;
 }

@@ -6,12 +6,21 @@ import { appConfig, type AppConfig, type AppEnv } from '../config/env';
 import { InvalidRequestError, ModelNotFoundError } from '../common/errors';
 import { checkContext } from '../engine/context';
 import { sseResponse } from '../http/sse';
+import type { HotSetControl } from '../hotset/control';
 import { admission, releasedWhenDone, type GenerationLimits } from '../runtime/admission';
 import type { GenerationFields } from '../schemas/common';
 
 /** Where routes get the model from; the Worker entry binds it to the per-isolate cache. */
 export interface ModelProvider {
-  getModel(env: AppEnv, waitUntil: (p: Promise<unknown>) => void): Promise<TextModel>;
+  getModel(env: AppEnv, waitUntil: (p: Promise<unknown>) => void): Promise<ServingModel>;
+}
+
+/**
+ * What the routes serve: a TextModel, plus the run-time hot set when the model has one (the Worker's ServedModel;
+ * the admin routes use it). Declared here, not in the engine: the hot set is a serving concern.
+ */
+export interface ServingModel extends TextModel {
+  readonly hotSet?: HotSetControl;
 }
 
 export type AppContext = Context<{ Bindings: AppEnv }>;

@@ -1,6 +1,7 @@
 // What `wrangler deploy` would upload, built offline (`wrangler deploy --dry-run --outdir`): the Worker's JS and
 // the kernels' .wasm modules, gzipped, must stay under the Workers free-plan limit of 3 MiB compressed (paid:
-// 10 MiB), so CI catches a dependency that would make the Worker undeployable. Needs wasm/build (npm test builds it).
+// 10 MiB), so CI catches a dependency that would make the Worker undeployable; and it carries only what the Worker
+// runs (src/ and its packages: no converter, tool or backend code). Needs wasm/build (npm test builds it).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -46,4 +47,11 @@ it('the deployable bundle (JS + wasm) is under 3 MiB gzipped', async () => {
   expect(reported, 'wrangler prints the upload size').not.toBeNull();
   expect(Number(reported![2]) * 1024).toBeLessThan(FREE_PLAN_LIMIT);
   expect(gzipped).toBeLessThan(FREE_PLAN_LIMIT);
+
+  // esbuild (unminified) starts each bundled module with a `// <path>` line: every one of ours must be under src/
+  const js = (await Promise.all(files.filter((f) => !f.endsWith('.wasm')).map((f) => readFile(join(out!, f), 'utf8')))).join('\n');
+  const modules = [...js.matchAll(/^\/\/ ((?!node_modules\/)[\w./-]+\.(?:ts|js|mjs))$/gm)].map((m) => m[1]);
+  expect(modules).toContain('src/engine/forward.ts');
+  expect(modules.filter((m) => !m.startsWith('src/'))).toEqual([]);
+  expect(modules.filter((m) => /gguf|safetensors|hf-config|ggml-dequant|source-fs|source-s3|sink-s3/.test(m))).toEqual([]);
 }, 120_000);
