@@ -8,7 +8,7 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 
 /** A SHA-256 fed chunk by chunk: the digest of an object that is never whole in memory. */
 export interface Sha256Stream {
-  /** Hashes `bytes` next; the caller must not change them afterwards (workerd may still be reading them). */
+  /** Hashes `bytes` next; the caller keeps them unchanged until the returned promise resolves. */
   update(bytes: Uint8Array): Promise<void>;
   /** Lowercase hex of everything updated so far; the stream takes no more bytes after it. */
   hex(): Promise<string>;

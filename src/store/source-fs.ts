@@ -54,8 +54,8 @@ export function fsSource(dir: string): ObjectSource {
         throw missing(name, e);
       }
       try {
+        const chunk = new Uint8Array(FS_STREAM_CHUNK_BYTES); // one buffer, reused: no megabytes of garbage per load
         for (;;) {
-          const chunk = new Uint8Array(FS_STREAM_CHUNK_BYTES);
           const { bytesRead } = await file.read(chunk, 0, chunk.length, null);
           if (bytesRead === 0) return;
           yield chunk.subarray(0, bytesRead);

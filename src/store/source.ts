@@ -12,7 +12,8 @@ export interface ObjectSource {
   getRange(name: string, offset: number, length: number): Promise<Uint8Array>;
   /**
    * The whole object as a sequence of chunks, so that it is never whole in memory (the trunk streams into the
-   * heap); ObjectNotFoundError when it is absent. Each chunk is a fresh array the consumer may keep.
+   * heap); ObjectNotFoundError when it is absent. A chunk is the consumer's until it asks for the next one: a
+   * source may reuse its buffer.
    */
   stream(name: string): AsyncIterable<Uint8Array>;
   /** Where the objects live, for error messages (e.g. `r2://models/default`). */
@@ -39,7 +40,7 @@ export function listedObject(manifest: Manifest, name: string): { bytes: number;
 
 /**
  * Stream an object listed in the manifest through `take` (chunk, and the object offset of its first byte; only
- * bytes within the manifest's size), hashing it on the way, then check its size and SHA-256: ShardIntegrityError
+ * bytes within the manifest's size; valid only during the call), hashing it on the way, then check its size and SHA-256: ShardIntegrityError
  * on mismatch, as readVerified. Whatever `take` did with the bytes must not be used until this resolves; on a
  * throw, the caller discards it. The way to load an object too large to hold twice (the trunk).
  */
