@@ -1,5 +1,6 @@
 // The model's weights resident in the kernel heap, loaded from verified objects (the trunk streamed into place,
-// chosen experts read whole; the backend reads its experts through readExpert too). Read-only once loaded; a hot-set change builds a new ModelWeights over the same trunk.
+// chosen experts read whole; the backend reads its experts through readExpert too). Read-only once loaded; a
+// hot-set change builds a new ModelWeights over the same trunk.
 import { expertEntries, objectNames, tensorEntry, tensorNames, type Architecture, type ExpertEntries, type Manifest } from '../format/manifest';
 import { listedObject, readVerified, type ObjectSource } from '../store/source';
 import { memoryBytes } from '../format/quant';

@@ -21,10 +21,6 @@ export function uploadMat(k: Kernels, entry: TensorEntry, object: Uint8Array): M
   return m;
 }
 
-export function uploadVec(k: Kernels, entry: TensorEntry, object: Uint8Array): Vec {
-  return vecOf(uploadMat(k, checkVec(entry), object));
-}
-
 /** Heap room for one tensor in kernel layout, its contents not yet written (writeMatPart fills it). */
 export function allocMat(k: Kernels, entry: TensorEntry): Mat {
   const { dtype, rows, cols } = matrixOf(entry);
