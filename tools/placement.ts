@@ -6,7 +6,7 @@
 import { architectureFromHf } from './convert/hf-config';
 import { ArchitectureSchema, type Architecture } from '../src/format/manifest';
 import { canQuantizeRows, memoryBytes, shardBytes, type DType } from '../src/format/quant';
-import { PREFILL_CHUNK } from '../src/engine/forward';
+import { sequenceScratchBytes } from '../src/engine/forward';
 
 /** Cloudflare Workers: memory of one isolate (JS heap and WebAssembly memory together). */
 export const ISOLATE_BYTES = 128 * 2 ** 20;
@@ -15,6 +15,12 @@ export const ISOLATE_BYTES = 128 * 2 ** 20;
  * code, request and stream buffers. The bundle itself is 1.3 MiB, 0.25 MiB gzipped (test/process/deploy/bundle.test.ts).
  */
 export const RUNTIME_BYTES = 8 * 2 ** 20;
+/**
+ * The most bytes of trunk.bin in JS memory at once while it streams into the heap (src/engine/weights.ts
+ * streamIntoHeap): one chunk of the object's stream. The folder source reads 1 MiB chunks (source-fs.ts); R2's
+ * body stream hands out smaller ones in workerd (see docs/placement.md), so 1 MiB bounds both.
+ */
+export const LOAD_CHUNK_BYTES = 2 ** 20;
 /**
  * JS heap a loaded @huggingface/tokenizers BPE tokenizer keeps per vocabulary entry: measured in Node 22
  * (V8, as workerd) at 339 B for 50k and 341 B for 152k synthetic byte-level BPE entries with merges.
@@ -99,20 +105,20 @@ export interface Placement {
   readonly context: number;
   /** heap bytes of the trunk by part; `shared` = shared experts (always resident) */
   readonly trunk: Readonly<Record<Group, number>> & { readonly total: number };
-  /** trunk.bin as stored (read whole at load, beside its heap copy) */
+  /** trunk.bin as stored (streamed into the heap at load, one chunk at a time) */
   readonly trunkStored: number;
   readonly expertHeap: number;
   readonly expertStored: number;
   /** KV cache of one generation at `context` positions: layers x 2 x ctx x kvHeads x headDim x 4 (f32) */
   readonly kvCache: number;
   readonly kvPerToken: number;
-  /** one generation's scratch activations (engine Sequence, prefill chunk of PREFILL_CHUNK tokens) */
+  /** one generation's scratch activations (engine Sequence: prefill chunk of PREFILL_CHUNK tokens, one logits row) */
   readonly scratch: number;
   readonly runtime: number;
   readonly tokenizer: number;
   /** what the isolate holds with no hot expert: trunk + KV + scratch + runtime + tokenizer */
   readonly fixed: number;
-  /** model load: runtime + tokenizer + trunk in the heap + trunk.bin still in the JS heap */
+  /** model load: runtime + tokenizer + trunk in the heap + one chunk of trunk.bin's stream */
   readonly loadPeak: number;
   readonly budget: number;
   /** hot experts per layer within `budget` (the same number in every layer), at most numExperts */
@@ -134,15 +140,12 @@ export function place(a: Architecture, quant: Quants, budgetBytes: number, o: Pl
   for (const t of ts) trunk[t.group] += heapBytes([t], quant.trunk);
   trunk.total = heapBytes(ts, quant.trunk);
   const kvPerToken = a.numLayers * 2 * a.numKvHeads * a.headDim * 4;
-  const C = PREFILL_CHUNK;
-  const q = a.numHeads * a.headDim;
-  // x, h, tmp, moe (C, H); q, attn (C, qDim); router logits (C, E); top-k idx/val; expert outputs (C, K, H); gate (C); logits (C, V)
-  const scratch = 4 * (4 * C * a.hiddenSize + 2 * C * q + C * a.numExperts + 2 * a.topK + C * a.topK * a.hiddenSize + C + C * a.vocabSize);
+  const scratch = sequenceScratchBytes(a, 'last'); // what a generation's Sequence allocates beside its KV cache
   const tokenizer = o.tokenizer === false ? 0 : a.vocabSize * TOKENIZER_BYTES_PER_TOKEN;
   const kvCache = kvPerToken * context;
   const fixed = trunk.total + kvCache + scratch + RUNTIME_BYTES + tokenizer;
   const trunkStored = storedBytes(ts, quant.trunk);
-  const loadPeak = RUNTIME_BYTES + tokenizer + trunk.total + trunkStored;
+  const loadPeak = RUNTIME_BYTES + tokenizer + trunk.total + Math.min(LOAD_CHUNK_BYTES, trunkStored);
   const expertHeap = heapBytes(expertTensors(a), quant.experts);
   const hotPerLayer = Math.max(0, Math.min(a.numExperts, Math.floor((budgetBytes - fixed) / (a.numLayers * expertHeap))));
   const room = ISOLATE_BYTES - (trunk.total + scratch + RUNTIME_BYTES + tokenizer);

@@ -90,7 +90,7 @@ function report(name: string, a: Architecture, cols: Column[], budgetMb: number,
     ['runtime: JS + WASM (estimate)', (p) => mb(p.runtime)],
     ['tokenizer (estimate)', (p) => mb(p.tokenizer)],
     ['= must hold, no hot expert', (p) => mb(p.fixed)],
-    ['load peak (trunk.bin + its heap copy)', (p) => mb(p.loadPeak)],
+    ['load peak (trunk in the heap + a chunk)', (p) => mb(p.loadPeak)],
     ['one expert (heap / in R2)', (p) => `${mb(p.expertHeap)} / ${mb(p.expertStored)}`],
     [`hot experts per layer in ${budgetMb} MiB`, (p) => `${p.hotPerLayer} of ${a.numExperts}`],
     ['  HOT_BUDGET_MB for them', (p) => mb(p.hotBytes)],
@@ -111,7 +111,7 @@ function report(name: string, a: Architecture, cols: Column[], budgetMb: number,
     '',
     'must hold = trunk + KV cache + scratch + runtime + tokenizer; every concurrent generation adds its own KV',
     'cache (prompt + max_tokens positions) and scratch. Hot experts fill what the budget leaves; the rest are cold',
-    '(GPU backend). The load peak counts trunk.bin read whole beside the heap copy it is unpacked into.',
+    '(GPU backend). The load peak counts the trunk in the heap and one chunk of trunk.bin streaming into it.',
   );
   return lines.join('\n') + '\n';
 }

@@ -42,6 +42,9 @@ export function memorySource(objects: Map<string, Uint8Array>): ObjectSource {
   return {
     get: async (name) => get(name),
     getRange: async (name, offset, length) => get(name).subarray(offset, offset + length),
+    async *stream(name) {
+      yield get(name);
+    },
     describe: () => 'memory',
   };
 }

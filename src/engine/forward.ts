@@ -4,12 +4,52 @@
 // Flags by architecture: qwen2_moe qkvBias + shared expert with sigmoid gate; olmoe qkNorm 'full';
 // qwen3_moe qkNorm 'per_head' with headDim != hidden/heads; granitemoe the four multipliers and
 // routerTopKBeforeSoftmax; normTopKProb per config. Each is checked in test/unit/engine/.
+import type { Architecture } from '../format/manifest';
 import type { Kernels, Ptr } from '../kernels/types';
 import type { ExpertExecutor, ExpertRoute } from './experts';
 import type { ModelWeights } from './model';
 
 /** Tokens per forward call during prefill: bounds scratch memory for long prompts. */
 export const PREFILL_CHUNK = 64;
+
+/** Which rows a Sequence's forward calls ask logits for (ForwardOptions.logits): its logits buffer is sized to it. */
+export type LogitRows = 'last' | 'all';
+
+/**
+ * f32 elements of each scratch activation a Sequence allocates (beside its KV cache): the one count the engine
+ * allocates from and admission (src/runtime/admission.ts) and the planner (tools/placement.ts) reserve from.
+ * Logits take one row when only the last is asked for (generation), PREFILL_CHUNK rows for scoring.
+ */
+export function sequenceScratch(a: Architecture, logits: LogitRows) {
+  const C = PREFILL_CHUNK;
+  const H = a.hiddenSize;
+  const qDim = a.numHeads * a.headDim;
+  return {
+    x: C * H, // residual stream
+    h: C * H, // normalised
+    q: C * qDim,
+    attn: C * qDim,
+    tmp: C * H,
+    moe: C * H,
+    routerLogits: C * a.numExperts,
+    topIdx: a.topK, // i32
+    topVal: a.topK,
+    expertOut: C * a.topK * H,
+    gate: C, // shared-expert gate logits
+    logits: (logits === 'all' ? C : 1) * a.vocabSize,
+  };
+}
+
+/** Bytes of sequenceScratch, each buffer rounded by `block` (the heap's alignment and header; none by default). */
+export function sequenceScratchBytes(a: Architecture, logits: LogitRows, block: (bytes: number) => number = (b) => b): number {
+  return Object.values(sequenceScratch(a, logits)).reduce((sum, n) => sum + block(n * 4), 0);
+}
+
+/** How a Sequence is built beyond its capacity. */
+export interface SequenceOptions {
+  /** the widest logits its forward calls ask for (default 'last': one row, all generation needs) */
+  logits?: LogitRows;
+}
 
 /**
  * Per-generation state in the heap: the KV cache for `capacity` positions and scratch activations.
@@ -32,13 +72,15 @@ export class Sequence {
   readonly topVal: Ptr; // (K) f32
   readonly expertOut: Ptr; // (chunk, K, H)
   readonly gate: Ptr; // (chunk) shared-expert gate logits
-  readonly logits: Ptr; // (chunk, vocab)
+  readonly logits: Ptr; // (logitRows, vocab)
+  /** What forward may ask for: 'all' needs a Sequence built with { logits: 'all' }. */
+  readonly logitRows: LogitRows;
 
-  constructor(private readonly k: Kernels, readonly weights: ModelWeights, readonly capacity: number) {
+  constructor(private readonly k: Kernels, readonly weights: ModelWeights, readonly capacity: number, opts: SequenceOptions = {}) {
     const a = weights.arch;
     const kvDim = a.numKvHeads * a.headDim;
-    const qDim = a.numHeads * a.headDim;
-    const C = PREFILL_CHUNK;
+    this.logitRows = opts.logits ?? 'last';
+    const s = sequenceScratch(a, this.logitRows);
     const f = (n: number) => {
       const p = k.heap.alloc(n * 4);
       this.buffers.push(p);
@@ -49,18 +91,18 @@ export class Sequence {
         this.kCache.push(f(capacity * kvDim));
         this.vCache.push(f(capacity * kvDim));
       }
-      this.x = f(C * a.hiddenSize);
-      this.h = f(C * a.hiddenSize);
-      this.q = f(C * qDim);
-      this.attn = f(C * qDim);
-      this.tmp = f(C * a.hiddenSize);
-      this.moe = f(C * a.hiddenSize);
-      this.routerLogits = f(C * a.numExperts);
-      this.topIdx = f(a.topK);
-      this.topVal = f(a.topK);
-      this.expertOut = f(C * a.topK * a.hiddenSize);
-      this.gate = f(C);
-      this.logits = f(C * a.vocabSize);
+      this.x = f(s.x);
+      this.h = f(s.h);
+      this.q = f(s.q);
+      this.attn = f(s.attn);
+      this.tmp = f(s.tmp);
+      this.moe = f(s.moe);
+      this.routerLogits = f(s.routerLogits);
+      this.topIdx = f(s.topIdx);
+      this.topVal = f(s.topVal);
+      this.expertOut = f(s.expertOut);
+      this.gate = f(s.gate);
+      this.logits = f(s.logits);
     } catch (e) {
       this.release();
       throw e;
@@ -87,6 +129,7 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   const T = tokens.length;
   if (T < 1 || T > PREFILL_CHUNK) throw new RangeError(`forward takes 1..${PREFILL_CHUNK} tokens, got ${T}`);
   if (seq.length + T > seq.capacity) throw new RangeError(`sequence capacity ${seq.capacity} exceeded`);
+  if (opts.logits === 'all' && seq.logitRows !== 'all') throw new RangeError("logits 'all' needs a Sequence built with { logits: 'all' }");
   const H = a.hiddenSize;
   const hd = a.headDim;
   const qDim = a.numHeads * hd;

@@ -1,10 +1,12 @@
-// The model's weights resident in the kernel heap, loaded from verified objects (trunk + chosen experts; the backend
-// reads its experts through readExpert too). Read-only once loaded; a hot-set change builds a new ModelWeights over the same trunk.
+// The model's weights resident in the kernel heap, loaded from verified objects (the trunk streamed into place,
+// chosen experts read whole; the backend reads its experts through readExpert too). Read-only once loaded; a
+// hot-set change builds a new ModelWeights over the same trunk.
 import { expertEntries, objectNames, tensorEntry, tensorNames, type Architecture, type ExpertEntries, type Manifest } from '../format/manifest';
-import { readVerified, type ObjectSource } from '../store/source';
+import { listedObject, readVerified, type ObjectSource } from '../store/source';
 import { memoryBytes } from '../format/quant';
+import { checkShard } from '../format/tensor-layout';
 import type { Kernels, Mat } from '../kernels/types';
-import { releaseMat, uploadMat, uploadVec, type Vec } from './weights';
+import { allocMat, checkVec, releaseMat, streamIntoHeap, uploadMat, vecOf, type Pending, type Vec } from './weights';
 
 export interface ExpertWeights {
   readonly gate: Mat; // (I, H)
@@ -67,60 +69,65 @@ export function withExperts(trunk: TrunkWeights, experts: readonly (readonly (Ex
   return Object.freeze({ ...trunk, experts, bytes });
 }
 
+/**
+ * The trunk into the heap: every tensor's room allocated first (in the order the engine has always used), then
+ * each object holding trunk tensors streamed once, its bytes copied into place as they pass, and its SHA-256
+ * checked at the end (streamIntoHeap). Nothing is returned before every digest matched; on any failure every
+ * tensor is released again and the error thrown (ShardIntegrityError, ObjectReadError, ...).
+ */
 export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Manifest): Promise<TrunkWeights> {
   const arch = manifest.architecture;
   const before = k.heap.usedBytes;
-  const objects = new Map<string, Uint8Array>();
-  const bytesOf = async (name: string) => {
-    let b = objects.get(name);
-    if (!b) {
-      b = await readVerified(source, manifest, name);
-      objects.set(name, b);
-    }
-    return b;
-  };
-  const mat = async (name: string) => {
+  const pending: Pending[] = [];
+  const mat = (name: string): Mat => {
     const entry = tensorEntry(manifest, name);
-    return uploadMat(k, entry, await bytesOf(entry.object));
+    checkShard(entry, listedObject(manifest, entry.object).bytes); // a bad entry fails before a byte is read
+    const m = allocMat(k, entry);
+    pending.push({ entry, mat: m });
+    return m;
   };
-  const vec = async (name: string) => {
-    const entry = tensorEntry(manifest, name);
-    return uploadVec(k, entry, await bytesOf(entry.object));
+  const vec = (name: string): Vec => {
+    checkVec(tensorEntry(manifest, name));
+    return vecOf(mat(name));
   };
   // present exactly when the architecture's flag says so: a manifest that disagrees fails here, not mid-forward
   // and not by silently skipping a tensor
-  const flagged = async (on: boolean, name: string) => {
+  const flagged = (on: boolean, name: string) => {
     if (!on && manifest.tensors[name]) throw new Error(`manifest has tensor ${name}, which its architecture flags do not use`);
     return on ? vec(name) : undefined;
   };
   const t = tensorNames;
-
-  const embed = await mat(t.tokenEmbedding);
-  const outputNorm = await vec(t.outputNorm);
-  const output = arch.tieWordEmbeddings ? embed : await mat(t.output);
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < arch.numLayers; l++) {
-    layers.push({
-      attnNorm: await vec(t.attnNorm(l)),
-      q: await mat(t.attnQ(l)),
-      k: await mat(t.attnK(l)),
-      v: await mat(t.attnV(l)),
-      o: await mat(t.attnOutput(l)),
-      qBias: await flagged(arch.qkvBias, t.attnQBias(l)),
-      kBias: await flagged(arch.qkvBias, t.attnKBias(l)),
-      vBias: await flagged(arch.qkvBias, t.attnVBias(l)),
-      qNorm: await flagged(arch.qkNorm !== 'none', t.attnQNorm(l)),
-      kNorm: await flagged(arch.qkNorm !== 'none', t.attnKNorm(l)),
-      ffnNorm: await vec(t.ffnNorm(l)),
-      router: await mat(t.router(l)),
-      shared: arch.sharedExpertFfnSize > 0
-        ? { gate: await mat(t.sharedGate(l)), up: await mat(t.sharedUp(l)), down: await mat(t.sharedDown(l)) }
-        : undefined,
-      sharedGate: arch.sharedExpertGate ? await mat(t.sharedExpertGate(l)) : undefined,
-    });
+  try {
+    const embed = mat(t.tokenEmbedding);
+    const outputNorm = vec(t.outputNorm);
+    const output = arch.tieWordEmbeddings ? embed : mat(t.output);
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < arch.numLayers; l++) {
+      layers.push({
+        attnNorm: vec(t.attnNorm(l)),
+        q: mat(t.attnQ(l)),
+        k: mat(t.attnK(l)),
+        v: mat(t.attnV(l)),
+        o: mat(t.attnOutput(l)),
+        qBias: flagged(arch.qkvBias, t.attnQBias(l)),
+        kBias: flagged(arch.qkvBias, t.attnKBias(l)),
+        vBias: flagged(arch.qkvBias, t.attnVBias(l)),
+        qNorm: flagged(arch.qkNorm !== 'none', t.attnQNorm(l)),
+        kNorm: flagged(arch.qkNorm !== 'none', t.attnKNorm(l)),
+        ffnNorm: vec(t.ffnNorm(l)),
+        router: mat(t.router(l)),
+        shared: arch.sharedExpertFfnSize > 0 ? { gate: mat(t.sharedGate(l)), up: mat(t.sharedUp(l)), down: mat(t.sharedDown(l)) } : undefined,
+        sharedGate: arch.sharedExpertGate ? mat(t.sharedExpertGate(l)) : undefined,
+      });
+    }
+    // one pass per object (the converter writes one, trunk.bin), in the order tensors were first met
+    const objects = [...new Set(pending.map((p) => p.entry.object))];
+    for (const name of objects) await streamIntoHeap(k, source, manifest, name, pending.filter((p) => p.entry.object === name));
+    return Object.freeze({ arch, embed, outputNorm, output, layers, bytes: k.heap.usedBytes - before });
+  } catch (e) {
+    for (const p of pending) releaseMat(k, p.mat); // a failed load leaves the heap as it found it
+    throw e;
   }
-  objects.clear(); // trunk bytes are in the heap now; let the copy go before experts arrive
-  return Object.freeze({ arch, embed, outputNorm, output, layers, bytes: k.heap.usedBytes - before });
 }
 
 /** One routed expert's gate/up/down from its verified object. */

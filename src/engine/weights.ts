@@ -1,9 +1,11 @@
-// Moves tensors from verified shard bytes into the kernel heap as `Mat`s (layout: src/format/tensor-layout.ts).
+// Moves tensors from verified shard bytes into the kernel heap as `Mat`s (layout: src/format/tensor-layout.ts):
+// whole from an object in memory (experts), or streamed from a large object straight into place (the trunk).
 // Weights are loaded once per isolate and shared read-only by every generation.
-import { ManifestError, type TensorEntry } from '../format/manifest';
+import { ManifestError, type Manifest, type TensorEntry } from '../format/manifest';
 import { isQuantized, memoryBytes, quantBytes, scaleCount } from '../format/quant';
-import { matrixOf, shardOf, widenScales } from '../format/tensor-layout';
+import { matrixOf, shardOf, writeShardPart } from '../format/tensor-layout';
 import type { Kernels, Mat, Ptr } from '../kernels/types';
+import { streamVerified, type ObjectSource } from '../store/source';
 
 /** A 1-D f32 vector (norm weights, biases) in the heap. */
 export interface Vec {
@@ -14,23 +16,61 @@ export interface Vec {
 /** Copy one tensor (its bytes inside `object`) into the heap: quants as stored, scales widened straight into place. */
 export function uploadMat(k: Kernels, entry: TensorEntry, object: Uint8Array): Mat {
   const shard = shardOf(entry, object); // ManifestError when the entry does not fit its object
-  const { dtype, rows, cols } = matrixOf(entry);
-  const n = rows * cols;
-  const ptr = k.heap.alloc(memoryBytes(dtype, n));
-  const qb = quantBytes(dtype, n);
-  k.heap.u8(ptr, qb).set(shard.subarray(0, qb));
-  let scales = 0;
-  if (isQuantized(dtype)) {
-    scales = ptr + qb;
-    widenScales(dtype, n, shard, k.heap.f32(scales, scaleCount(dtype, n)));
-  }
-  return { dtype, rows, cols, data: ptr, scales };
+  const m = allocMat(k, entry);
+  writeMatPart(k, m, shard, 0);
+  return m;
 }
 
-export function uploadVec(k: Kernels, entry: TensorEntry, object: Uint8Array): Vec {
+/** Heap room for one tensor in kernel layout, its contents not yet written (writeMatPart fills it). */
+export function allocMat(k: Kernels, entry: TensorEntry): Mat {
+  const { dtype, rows, cols } = matrixOf(entry);
+  const n = rows * cols;
+  const data = k.heap.alloc(memoryBytes(dtype, n));
+  return { dtype, rows, cols, data, scales: isQuantized(dtype) ? data + quantBytes(dtype, n) : 0 };
+}
+
+/** Writes `part`, the bytes of m's shard from shard offset `at`, into m's heap layout (views made now: the heap may have grown). */
+export function writeMatPart(k: Kernels, m: Mat, part: Uint8Array, at: number): void {
+  const n = m.rows * m.cols;
+  const scales = isQuantized(m.dtype) ? k.heap.f32(m.scales, scaleCount(m.dtype, n)) : null;
+  writeShardPart(m.dtype, n, part, at, k.heap.u8(m.data, quantBytes(m.dtype, n)), scales);
+}
+
+/** Vectors are 1-D f32 tensors; anything else in a vector's place is a broken manifest. */
+export function checkVec(entry: TensorEntry): TensorEntry {
   if (entry.dtype !== 'f32' || entry.shape.length !== 1) throw new ManifestError(`tensor in ${entry.object} at offset ${entry.offset}: expected a 1-D f32 tensor, got ${entry.dtype} ${JSON.stringify(entry.shape)}`);
-  const m = uploadMat(k, entry, object);
+  return entry;
+}
+
+export function vecOf(m: Mat): Vec {
   return { n: m.cols, data: m.data };
+}
+
+/** A tensor whose heap room is allocated and whose bytes are still to come from its object. */
+export interface Pending {
+  readonly entry: TensorEntry;
+  readonly mat: Mat;
+}
+
+/**
+ * Streams the object `name` once, each chunk's bytes copied straight to their tensors' places (`tensors`: the
+ * pending ones inside it), and resolves when its size and SHA-256 matched the manifest (streamVerified). No
+ * object-sized copy is ever made: the peak is the heap plus one chunk. On a throw the tensors hold garbage; the
+ * caller releases them.
+ */
+export async function streamIntoHeap(k: Kernels, source: ObjectSource, manifest: Manifest, name: string, tensors: readonly Pending[]): Promise<void> {
+  const byOffset = [...tensors].sort((a, b) => a.entry.offset - b.entry.offset);
+  let first = 0; // tensors before it end before the current chunk (chunks come in order)
+  await streamVerified(source, manifest, name, (chunk, offset) => {
+    const end = offset + chunk.length;
+    while (first < byOffset.length && byOffset[first].entry.offset + byOffset[first].entry.bytes <= offset) first++;
+    for (let i = first; i < byOffset.length && byOffset[i].entry.offset < end; i++) {
+      const { entry, mat } = byOffset[i];
+      const from = Math.max(offset, entry.offset);
+      const to = Math.min(end, entry.offset + entry.bytes);
+      if (from < to) writeMatPart(k, mat, chunk.subarray(from - offset, to - offset), from - entry.offset);
+    }
+  });
 }
 
 export function releaseMat(k: Kernels, m: Mat | Vec): void {

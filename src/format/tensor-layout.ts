@@ -25,24 +25,53 @@ export function matrixOf(entry: TensorEntry): { dtype: DType; rows: number; cols
  * the end.
  */
 export function shardOf(entry: TensorEntry, object: Uint8Array): Uint8Array {
+  checkShard(entry, object.length);
+  return object.subarray(entry.offset, entry.offset + entry.bytes);
+}
+
+/** shardOf's check alone, against an object's size (a streamed load checks every entry before the first byte arrives). */
+export function checkShard(entry: TensorEntry, objectBytes: number): void {
   const { dtype, rows, cols } = matrixOf(entry);
   const stored = cols % QK === 0 || !isQuantized(dtype) ? shardBytes(dtype, rows * cols) : NaN;
-  if (entry.bytes !== stored || entry.offset + entry.bytes > object.length) {
+  if (entry.bytes !== stored || entry.offset + entry.bytes > objectBytes) {
     throw new ManifestError(
       `tensor in ${entry.object} at offset ${entry.offset}: ${entry.bytes} bytes for ${dtype} ${JSON.stringify(entry.shape)} ` +
-        `(that shape needs ${stored}), in an object of ${object.length} bytes`,
+        `(that shape needs ${stored}), in an object of ${objectBytes} bytes`,
     );
   }
-  return object.subarray(entry.offset, entry.offset + entry.bytes);
 }
 
 /** Widens the f16 scales that follow the quants in `shard` (a tensor of `n` elements) into `out`, wherever it lives. */
 export function widenScales(dtype: DType, n: number, shard: Uint8Array, out: Float32Array): void {
   const count = scaleCount(dtype, n);
   if (out.length !== count) throw new RangeError(`widenScales: ${dtype} of ${n} elements has ${count} scales, got room for ${out.length}`);
+  const qb = quantBytes(dtype, n);
+  writeShardPart(dtype, n, shard.subarray(qb, qb + 2 * count), qb, new Uint8Array(0), out);
+}
+
+/**
+ * Writes the part of one tensor's shard that `part` holds (part[0] is shard byte `at`) into its kernel-memory
+ * layout: quants or values copied into `data` (quantBytes long), f16 scales widened into `scales` (null for
+ * f32/f16). Parts may split anywhere, also inside a scale: the first byte of a split scale waits in that scale's
+ * own f32 slot (a byte value, exact in f32) until the part holding its second byte comes, so a streamed load
+ * keeps no state between chunks. Parts must come in order for a split scale; all else may come in any order.
+ */
+export function writeShardPart(dtype: DType, n: number, part: Uint8Array, at: number, data: Uint8Array, scales: Float32Array | null): void {
+  const qb = quantBytes(dtype, n);
+  const end = at + part.length;
+  if (end > qb + (scales ? 2 * scales.length : 0)) throw new RangeError(`writeShardPart: bytes ${at}..${end} outside a ${dtype} shard of ${n} elements`);
+  if (at < qb) data.set(part.subarray(0, Math.min(part.length, qb - at)), at);
+  if (!scales || end <= qb) return;
   const table = halfToFloatTable();
   // byte by byte: the scales may start at any offset of the object, too unaligned for a Uint16Array view
-  for (let i = 0, p = quantBytes(dtype, n); i < count; i++, p += 2) out[i] = table[shard[p] | (shard[p + 1] << 8)];
+  let p = Math.max(at, qb); // shard offset of the next byte to place
+  if ((p - qb) & 1) {
+    const i = (p - qb) >> 1; // the second byte of a scale split across parts: its first byte waits in scales[i]
+    scales[i] = table[scales[i] | (part[p - at] << 8)];
+    p++;
+  }
+  for (; p + 1 < end; p += 2) scales[(p - qb) >> 1] = table[part[p - at] | (part[p + 1 - at] << 8)];
+  if (p < end) scales[(p - qb) >> 1] = part[p - at];
 }
 
 /** Shard bytes of `entry` inside `object` -> kernel-memory layout: the quants as a view, the scales widened into a new array. */

@@ -3,7 +3,7 @@
 // and scratch plus this one's within ISOLATE_MEMORY_MB (400 when the request could never fit, 503 while others
 // hold the memory). A RangeError from memory.grow mid-generation is what this exists to prevent.
 import type { Generation, ModelMemory } from '../engine/api';
-import { PREFILL_CHUNK } from '../engine/forward';
+import { PREFILL_CHUNK, sequenceScratchBytes } from '../engine/forward';
 import { MoeError } from '../common/errors';
 import type { Architecture } from '../format/manifest';
 
@@ -78,8 +78,8 @@ export class WeightsOverBudgetError extends MoeError {
 }
 
 /**
- * Upper bound of the heap bytes one generation holds for `positions` tokens: its Sequence (KV cache and
- * prefill-chunk activations, as allocated in src/engine/forward.ts) plus the transient kernel scratch of one
+ * Upper bound of the heap bytes one generation holds for `positions` tokens: its Sequence (KV cache, and the
+ * prefill-chunk activations and one logits row that sequenceScratch in src/engine/forward.ts allocates) plus the transient kernel scratch of one
  * forward call (activations quantized for a matmul, the FFN intermediates, attention scores, the expert gather
  * buffers, router scores). Scratch lives only inside one synchronous call, so it is counted per generation
  * although at most one generation's scratch is ever live: the bound errs on the safe side.
@@ -92,7 +92,7 @@ export function generationBytes(a: Architecture, positions: number): number {
   const f32 = (n: number) => block(n * 4);
   const sequence =
     2 * a.numLayers * f32(positions * kvDim) + // K and V per layer: (positions, kvDim)
-    4 * f32(C * H) + 2 * f32(C * qDim) + f32(C * a.numExperts) + 2 * f32(a.topK) + f32(C * a.topK * H) + f32(C) + f32(C * a.vocabSize);
+    sequenceScratchBytes(a, 'last', block); // a generation asks for the last row's logits only
   const widest = Math.max(H, qDim, a.expertFfnSize, a.sharedExpertFfnSize);
   const scratch = f32(C * widest) + 3 * f32(C * widest) + f32(positions + 3) + 2 * f32(C * H) + f32(C * a.numExperts);
   return sequence + scratch;

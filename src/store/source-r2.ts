@@ -1,5 +1,6 @@
 // ObjectSource over an R2 bucket (the Worker's model store): `<prefix>/<name>` keys, ranged reads via R2's
-// `range`, and `arrayBuffer()` as the fast path (a BYOB reader cannot target WASM memory anyway).
+// `range`, `arrayBuffer()` for whole small objects and the body's stream for large ones (a BYOB reader cannot
+// target WASM memory anyway, so chunks are copied into the heap by the consumer).
 import { MoeError, ObjectNotFoundError } from '../common/errors';
 import { checkObjectName, checkRange, ObjectReadError, ShortReadError, type ObjectSource } from './source';
 
@@ -48,6 +49,26 @@ export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {
       const bytes = new Uint8Array(await read(name, () => body.arrayBuffer()));
       if (bytes.length !== length) throw new ShortReadError(name, offset, length, bytes.length, where);
       return bytes;
+    },
+    async *stream(name) {
+      const k = key(name);
+      const obj = await read(name, () => bucket.get(k));
+      if (!obj) throw new ObjectNotFoundError(name, where);
+      const reader = obj.body.getReader();
+      let finished = false;
+      try {
+        for (;;) {
+          const { done, value } = await read(name, () => reader.read());
+          if (done) {
+            finished = true;
+            return;
+          }
+          yield value;
+        }
+      } finally {
+        // the consumer stopped early (a bad entry, an error): drop the rest of the body instead of leaving it open
+        if (!finished) await reader.cancel().catch(() => {});
+      }
     },
     describe: () => where,
   };

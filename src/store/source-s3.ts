@@ -80,6 +80,25 @@ export function s3Source(opts: S3SourceOptions): ObjectSource {
       if (got.length !== length) throw new ShortReadError(name, offset, length, got.length, where);
       return got;
     },
+    async *stream(name) {
+      const res = await client.fetch(url(name));
+      if (!res.ok) throw await failed(name, res);
+      if (!res.body) return; // an empty object
+      const reader = res.body.getReader();
+      let finished = false;
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) {
+            finished = true;
+            return;
+          }
+          yield value;
+        }
+      } finally {
+        if (!finished) await reader.cancel().catch(() => {});
+      }
+    },
     describe: () => where,
   };
 }

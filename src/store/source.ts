@@ -1,7 +1,7 @@
 // Where a model's objects come from (R2 in the Worker, a folder in Node tools and the backend), and the one
 // place that checks an object against its manifest digest before anything uses it.
 import { MoeError, ObjectNotFoundError, ShardIntegrityError } from '../common/errors';
-import { modelTagOf, sha256Hex } from '../format/digest';
+import { modelTagOf, sha256Hex, sha256Stream } from '../format/digest';
 import { ManifestError, objectNames, parseManifest, type Manifest } from '../format/manifest';
 
 /** Read access to the objects of one model (names relative to the model, e.g. `experts/0/3.bin`). */
@@ -10,20 +10,57 @@ export interface ObjectSource {
   get(name: string): Promise<Uint8Array>;
   /** `length` bytes from `offset`; an error when the object is absent or shorter. */
   getRange(name: string, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * The whole object as a sequence of chunks, so that it is never whole in memory (the trunk streams into the
+   * heap); ObjectNotFoundError when it is absent. A chunk is the consumer's until it asks for the next one: a
+   * source may reuse its buffer.
+   */
+  stream(name: string): AsyncIterable<Uint8Array>;
   /** Where the objects live, for error messages (e.g. `r2://models/default`). */
   describe(): string;
 }
 
 /** Read an object listed in the manifest and check its size and SHA-256; ShardIntegrityError on mismatch. */
 export async function readVerified(source: ObjectSource, manifest: Manifest, name: string): Promise<Uint8Array> {
-  const expected = manifest.objects[name];
-  if (!expected) throw new ObjectNotFoundError(name, `the manifest of ${manifest.name}`, 'is not listed');
+  const expected = listedObject(manifest, name);
   const bytes = await source.get(name);
   const sha256 = await sha256Hex(bytes);
   if (bytes.length !== expected.bytes || sha256 !== expected.sha256) {
     throw new ShardIntegrityError(name, expected, { bytes: bytes.length, sha256 });
   }
   return bytes;
+}
+
+/** The manifest's size and digest of `name`; ObjectNotFoundError when the manifest does not list it. */
+export function listedObject(manifest: Manifest, name: string): { bytes: number; sha256: string } {
+  const expected = manifest.objects[name];
+  if (!expected) throw new ObjectNotFoundError(name, `the manifest of ${manifest.name}`, 'is not listed');
+  return expected;
+}
+
+/**
+ * Stream an object listed in the manifest through `take` (chunk, and the object offset of its first byte; only
+ * bytes within the manifest's size; valid only during the call), hashing it on the way, then check its size and SHA-256: ShardIntegrityError
+ * on mismatch, as readVerified. Whatever `take` did with the bytes must not be used until this resolves; on a
+ * throw, the caller discards it. The way to load an object too large to hold twice (the trunk).
+ */
+export async function streamVerified(
+  source: ObjectSource,
+  manifest: Manifest,
+  name: string,
+  take: (chunk: Uint8Array, offset: number) => void,
+): Promise<void> {
+  const expected = listedObject(manifest, name);
+  const hash = sha256Stream();
+  let got = 0;
+  for await (const chunk of source.stream(name)) {
+    const inside = chunk.subarray(0, Math.max(0, Math.min(chunk.length, expected.bytes - got)));
+    if (inside.length > 0) take(inside, got);
+    await hash.update(chunk);
+    got += chunk.length;
+  }
+  const sha256 = await hash.hex();
+  if (got !== expected.bytes || sha256 !== expected.sha256) throw new ShardIntegrityError(name, expected, { bytes: got, sha256 });
 }
 
 /** A model's manifest and its tag (the model version on the wire, see src/format/digest.ts). */

@@ -7,7 +7,7 @@ import type { ServedModel } from '../../src/runtime/served-model';
 
 export async function splitLogits(model: ServedModel, tokens: readonly number[], moe: MoeOptions, decode: number): Promise<{ rows: Float32Array[]; usage: MoeUsage }> {
   const g = model.beginExperts(moe);
-  const seq = new Sequence(model.kernels, g.weights, tokens.length + decode);
+  const seq = new Sequence(model.kernels, g.weights, tokens.length + decode, { logits: 'all' });
   try {
     const rows = await forward(model.kernels, seq, g.experts, tokens, { logits: 'all' });
     for (let i = 0; i < decode; i++) rows.push(...(await forward(model.kernels, seq, g.experts, [argmax(rows.at(-1)!)], { logits: 'last' })));

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectNotFoundError } from '../../../src/common/errors';
-import { readManifest, readVerified, ShortReadError } from '../../../src/store/source';
+import { readManifest, readVerified, ShortReadError, streamVerified } from '../../../src/store/source';
 import { s3Source } from '../../../src/store/source-s3';
 import { startBackend } from '../../../tools/dev/backend';
 
@@ -60,6 +60,18 @@ describe('s3Source', () => {
     expect(bytes.length).toBe(m.objects['experts/1/3.bin'].bytes);
     expect(seen.at(-1)).toMatchObject({ method: 'GET', path: `/${BUCKET}/models/default/experts/1/3.bin` });
     expect(src.describe()).toBe(`s3://${BUCKET}/models/default`);
+  });
+
+  it('streams an object (the trunk load) with its digest checked on the way; a missing one is ObjectNotFoundError', async () => {
+    const src = source();
+    const m = await readManifest(src);
+    const parts: Uint8Array[] = [];
+    await streamVerified(src, m, 'trunk.bin', (chunk) => void parts.push(chunk.slice()));
+    expect(Buffer.concat(parts)).toEqual(Buffer.from(await src.get('trunk.bin')));
+    const missing = async () => {
+      for await (const _ of src.stream('experts/9/9.bin'));
+    };
+    await expect(missing()).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
 
   it('ranged reads, empty ranges, and reads past the end', async () => {

@@ -13,7 +13,7 @@ import { canQuantizeRows, memoryBytes, shardBytes, type DType } from '../../../s
 import { fsSource } from '../../../src/store/source-fs';
 import { expertHeapBytes } from '../../../src/hotset/resolve';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
-import { expertTensors, heapBytes, ISOLATE_BYTES, place, storedBytes, trunkTensors } from '../../../tools/placement';
+import { expertTensors, heapBytes, ISOLATE_BYTES, LOAD_CHUNK_BYTES, place, storedBytes, trunkTensors } from '../../../tools/placement';
 import { sharedPath } from '../../shared-dir';
 
 const CONFIGS = ['granite-3.0-1b-a400m', 'OLMoE-1B-7B-0924', 'Qwen1.5-MoE-A2.7B'];
@@ -80,7 +80,10 @@ describe('npm run cli -- plan', () => {
     const text = await plan('--config', 'models/configs/granite-3.0-1b-a400m.json', '--budget-mb', '100');
     expect(text).toMatch(/^granite-3.0-1b-a400m \(granitemoe\): 24 layers x 32 experts \(top-8\)/);
     expect(text).toMatch(/hot experts per layer in 100 MiB +0 of 32/);
-    expect(text).toMatch(/runs at the edge \(128 MiB\) +no: trunk too big +no: load peak/);
+    // the trunk streams into the heap (one chunk in JS at a time), so q4_0's load peak is no longer what binds
+    expect(text).toMatch(/runs at the edge \(128 MiB\) +no: trunk too big +ctx <= \d+ +no: trunk too big/);
+    expect(byQuant.q4_0.loadPeak).toBe(byQuant.q4_0.runtime + byQuant.q4_0.tokenizer + byQuant.q4_0.trunk.total + LOAD_CHUNK_BYTES);
+    expect(byQuant.q4_0.loadPeak).toBeLessThan(ISOLATE_BYTES);
   });
 
   it('--model: the tiny default model fits with every expert hot, as converted and at each quant', async () => {

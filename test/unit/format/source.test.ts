@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectNotFoundError, ShardIntegrityError } from '../../../src/common/errors';
 import { sha256Hex } from '../../../src/format/digest';
 import { ManifestError, type Manifest } from '../../../src/format/manifest';
-import { readManifest, readVerified, ShortReadError } from '../../../src/store/source';
+import { readManifest, readVerified, ShortReadError, streamVerified } from '../../../src/store/source';
 import { fsSource } from '../../../src/store/source-fs';
 import { convert } from '../../../tools/convert';
 import { sharedPath } from '../../shared-dir';
@@ -37,6 +37,18 @@ describe('fsSource', () => {
     expect(await src.getRange('experts/1/3.bin', 100, 50)).toEqual(whole.subarray(100, 150));
     expect(await src.getRange('experts/1/3.bin', whole.length, 0)).toEqual(new Uint8Array(0));
     expect(src.describe()).toBe(join(dir, 'model'));
+  });
+
+  it('streams an object in chunks that add up to it; a missing one is ObjectNotFoundError', async () => {
+    const src = fsSource(join(dir, 'model'));
+    const parts: Uint8Array[] = [];
+    for await (const chunk of src.stream('trunk.bin')) parts.push(chunk.slice()); // chunks may share a buffer
+    expect(Buffer.concat(parts)).toEqual(await readFile(join(dir, 'model/trunk.bin')));
+    const drain = async (name: string) => {
+      for await (const _ of src.stream(name));
+    };
+    await expect(drain('experts/9/9.bin')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(drain('../model/trunk.bin')).rejects.toBeInstanceOf(ManifestError);
   });
 
   it('reports missing objects, short ranges and names that escape the folder', async () => {
@@ -106,6 +118,30 @@ describe('readVerified', () => {
       await writeFile(path, good);
     }
     await expect(readVerified(src, manifest, 'experts/0/99.bin')).rejects.toBeInstanceOf(ObjectNotFoundError);
+  });
+});
+
+describe('streamVerified', () => {
+  it('passes the bytes within the manifest size, then checks size and digest like readVerified', async () => {
+    const src = fsSource(join(dir, 'model'));
+    const parts: Uint8Array[] = [];
+    await streamVerified(src, manifest, 'trunk.bin', (chunk, offset) => {
+      expect(offset).toBe(parts.reduce((n, p) => n + p.length, 0));
+      parts.push(chunk.slice());
+    });
+    expect(Buffer.concat(parts)).toEqual(Buffer.from(await readVerified(src, manifest, 'trunk.bin')));
+    const path = join(dir, 'model/trunk.bin');
+    const good = await readFile(path);
+    try {
+      await appendFile(path, new Uint8Array(3));
+      let passed = 0;
+      const err = (await streamVerified(src, manifest, 'trunk.bin', (chunk) => void (passed += chunk.length)).catch((e: unknown) => e)) as ShardIntegrityError;
+      expect(err).toBeInstanceOf(ShardIntegrityError);
+      expect([err.actual.bytes, err.expected.bytes, passed]).toEqual([good.length + 3, good.length, good.length]);
+    } finally {
+      await writeFile(path, good);
+    }
+    await expect(streamVerified(src, manifest, 'experts/0/99.bin', () => {})).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
 });
 

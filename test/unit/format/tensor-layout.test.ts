@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expertEntries, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../../../src/format/manifest';
 import { decodeTensor, encodeTensor, quantBytes, type DType } from '../../../src/format/quant';
-import { hostTensor, shardOf, widenScales } from '../../../src/format/tensor-layout';
+import { hostTensor, shardOf, widenScales, writeShardPart } from '../../../src/format/tensor-layout';
 import { readManifest } from '../../../src/store/source';
 import { fsSource } from '../../../src/store/source-fs';
 import { Rng } from '../kernels/rng';
@@ -86,5 +86,33 @@ describe('expertEntries', () => {
       .toThrow(`tensor ${tensorNames.expertDown(0, 2)} lives in trunk.bin, expected experts/0/2.bin`);
     expect(() => expertEntries(edited(tensorNames.expertGate(0, 2), { shape: [H, I] }), 0, 2))
       .toThrow(`tensor ${tensorNames.expertGate(0, 2)} has shape [${H},${I}], expected [${I},${H}]`);
+  });
+});
+
+describe('writeShardPart (the streamed load: a shard arriving in parts)', () => {
+  for (const dtype of ['f32', 'f16', 'q8_0', 'q4_0'] as const) {
+    it(`${dtype}: parts cut anywhere, inside a value and inside a scale, give the whole shard's layout`, () => {
+      const n = 2 * 64;
+      const { entry, object } = placed(dtype, 2, 64, 11);
+      const shard = shardOf(entry, object);
+      const whole = hostTensor(entry, object);
+      const qb = quantBytes(dtype, n);
+      const scaleCount = whole.scales?.length ?? 0;
+      const cuts = [qb + 1, qb + 3, 1, 2, 5, qb - 1, shard.length - 1]; // +1, +3: inside the 1st and 2nd scales
+      for (const cut of [...Array(shard.length).keys(), ...cuts.map((c) => [c, c + 2, c + 3])].flat().filter((c) => c > 0 && c < shard.length)) {
+        const data = new Uint8Array(qb);
+        const scales = whole.scales ? new Float32Array(scaleCount) : null;
+        const parts = [...new Set([0, cut, Math.min(shard.length, cut + 3), shard.length])];
+        for (let i = 0; i + 1 < parts.length; i++) writeShardPart(dtype, n, shard.subarray(parts[i], parts[i + 1]), parts[i], data, scales);
+        expect(data, `cut at ${cut}`).toEqual(whole.data);
+        if (scales) expect(scales, `cut at ${cut}`).toEqual(whole.scales);
+      }
+    });
+  }
+
+  it('refuses bytes past the shard', () => {
+    const { entry, object } = placed('q8_0', 1, 32, 3);
+    const shard = shardOf(entry, object);
+    expect(() => writeShardPart('q8_0', 32, new Uint8Array(4), shard.length - 2, new Uint8Array(32), new Float32Array(1))).toThrow(RangeError);
   });
 });
