@@ -4,8 +4,10 @@
 // Flags by architecture: qwen2_moe qkvBias + shared expert with sigmoid gate; olmoe qkNorm 'full';
 // qwen3_moe qkNorm 'per_head' with headDim != hidden/heads; granitemoe the four multipliers and
 // routerTopKBeforeSoftmax; normTopKProb per config. Each is checked in test/unit/engine/.
-import type { Kernels, Ptr } from '../kernels/types';
+import { quantBytes, isQuantized } from '../format/quant';
+import type { Kernels, Mat, Ptr } from '../kernels/types';
 import type { ExpertExecutor, ExpertRoute } from './experts';
+import { kvTensorBytes, type KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
 
 /** Tokens per forward call during prefill: bounds scratch memory for long prompts. */
@@ -16,8 +18,9 @@ export const PREFILL_CHUNK = 64;
  * Allocated when a generation starts and released when it ends, so concurrent generations never share.
  */
 export class Sequence {
-  readonly kCache: Ptr[] = [];
-  readonly vCache: Ptr[] = [];
+  /** per layer: (capacity, nKvHead*headDim) of kvType; f32 rows are written in place by the K/V matmuls */
+  readonly kCache: Mat[] = [];
+  readonly vCache: Mat[] = [];
   /** Positions already in the cache. */
   length = 0;
   private readonly buffers: Ptr[] = [];
@@ -33,8 +36,10 @@ export class Sequence {
   readonly expertOut: Ptr; // (chunk, K, H)
   readonly gate: Ptr; // (chunk) shared-expert gate logits
   readonly logits: Ptr; // (chunk, vocab)
+  readonly kNew: Ptr; // (chunk, kvDim) new keys before storeRows converts them into a non-f32 cache (else 0)
+  readonly vNew: Ptr;
 
-  constructor(private readonly k: Kernels, readonly weights: ModelWeights, readonly capacity: number) {
+  constructor(private readonly k: Kernels, readonly weights: ModelWeights, readonly capacity: number, readonly kvType: KvCacheType = 'f32') {
     const a = weights.arch;
     const kvDim = a.numKvHeads * a.headDim;
     const qDim = a.numHeads * a.headDim;
@@ -44,11 +49,19 @@ export class Sequence {
       this.buffers.push(p);
       return p;
     };
+    const tensorBytes = kvTensorBytes(a, capacity, kvType); // refuses a quantized type for heads that are not whole blocks
+    const cache = (): Mat => {
+      const data = k.heap.alloc(tensorBytes);
+      this.buffers.push(data);
+      return { dtype: kvType, rows: capacity, cols: kvDim, data, scales: isQuantized(kvType) ? data + quantBytes(kvType, capacity * kvDim) : 0 };
+    };
     try {
       for (let l = 0; l < a.numLayers; l++) {
-        this.kCache.push(f(capacity * kvDim));
-        this.vCache.push(f(capacity * kvDim));
+        this.kCache.push(cache());
+        this.vCache.push(cache());
       }
+      this.kNew = kvType === 'f32' ? 0 : f(C * kvDim);
+      this.vNew = kvType === 'f32' ? 0 : f(C * kvDim);
       this.x = f(C * a.hiddenSize);
       this.h = f(C * a.hiddenSize);
       this.q = f(C * qDim);
@@ -104,8 +117,10 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   const attnScale = a.attentionMultiplier ?? 1 / Math.sqrt(hd);
   for (let l = 0; l < a.numLayers; l++) {
     const L = w.layers[l];
-    const kOut = seq.kCache[l] + pos0 * kvDim * 4; // new keys/values land straight in the cache
-    const vOut = seq.vCache[l] + pos0 * kvDim * 4;
+    // new keys/values land straight in an f32 cache; other types get them converted by storeRows once roped
+    const f32Cache = seq.kvType === 'f32';
+    const kOut = f32Cache ? seq.kCache[l].data + pos0 * kvDim * 4 : seq.kNew;
+    const vOut = f32Cache ? seq.vCache[l].data + pos0 * kvDim * 4 : seq.vNew;
 
     // attention block
     k.rmsNorm(seq.x, L.attnNorm.data, seq.h, H, T, a.rmsNormEps);
@@ -124,6 +139,10 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
     }
     k.rope(seq.q, T, a.numHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
     k.rope(kOut, T, a.numKvHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
+    if (!f32Cache) {
+      k.storeRows(kOut, seq.kCache[l], pos0, T);
+      k.storeRows(vOut, seq.vCache[l], pos0, T);
+    }
     k.attention(seq.q, seq.kCache[l], seq.vCache[l], seq.attn, T, pos0, { nHead: a.numHeads, nKvHead: a.numKvHeads, headDim: hd, scale: attnScale });
     k.matmul(L.o, seq.attn, seq.tmp, T);
     k.addScaled(seq.x, seq.tmp, a.residualMultiplier, T * H);
