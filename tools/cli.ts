@@ -6,6 +6,7 @@ import { fsSource } from '../src/store/source-fs';
 import { EXECUTORS, makeKernels, type ExecutorName } from './kernels-node';
 import { scoreTokens } from './score';
 import { kvCacheTypeOf } from './kv-cache-option';
+import { DEFAULT_KV_CACHE_TYPE } from '../src/engine/kv-cache';
 
 const USAGE = `usage: npm run cli -- <command> [options]
 
@@ -16,7 +17,8 @@ const USAGE = `usage: npm run cli -- <command> [options]
   generate --model <model-folder> (--prompt <text> | --chat <text>) [--max-tokens n]
            [--temperature t] [--top-p p] [--top-k k] [--seed s] [--json] [--executor e] [--kv-cache-type t]
   perplexity --model <model-folder> --file <text-file> [--max-tokens n] [--window n] [--json] [--kv-cache-type t]
-           (--kv-cache-type: the KV cache's element type, default f32, the exact reference; the Worker's is KV_CACHE_TYPE)
+           (--kv-cache-type: the KV cache's element type; generate defaults to KV_CACHE_TYPE's default, ${DEFAULT_KV_CACHE_TYPE},
+           as the Worker; logits and perplexity to f32, the exact reference)
   profile  --model <model-folder> --prompts <file.jsonl> [--out stats.json]
            (JSONL lines {"domain": "...", "text": "..."}; routing counts per layer x expert + skill map)
   plan-hot-set --model <model-folder> --stats <stats.json> --budget-mb <n> [--profile <domain>]
@@ -109,7 +111,7 @@ async function generateCommand(args: string[]): Promise<void> {
     },
   });
   if (!values.model || (values.prompt === undefined) === (values.chat === undefined)) throw new Error('generate needs --model and one of --prompt / --chat');
-  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)), { kvCacheType: kvCacheTypeOf(values['kv-cache-type']) });
+  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)), { kvCacheType: kvCacheTypeOf(values['kv-cache-type'], DEFAULT_KV_CACHE_TYPE) });
   const promptTokens = values.chat !== undefined ? model.encodeChat([{ role: 'user', content: values.chat }]) : model.encode(values.prompt!);
   const maxTokens = Number(values['max-tokens']);
   checkContext(model.contextLength, promptTokens.length, maxTokens, { prompt: values.chat !== undefined ? 'chat' : 'prompt', maxTokens: 'max-tokens' });
