@@ -9,6 +9,7 @@ interface __BaseEnv_Env {
 	MAX_COMPLETION_TOKENS: string;
 	MAX_CONCURRENT_GENERATIONS: string;
 	ISOLATE_MEMORY_MB: string;
+	KV_CACHE_TYPE: string;
 	HOT_EXPERTS: string;
 	HOT_BUDGET_MB: string;
 	HOT_SET_REFRESH_MS: string;

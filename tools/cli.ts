@@ -5,16 +5,20 @@ import { loadTextModel } from '../src/engine/load';
 import { fsSource } from '../src/store/source-fs';
 import { EXECUTORS, makeKernels, type ExecutorName } from './kernels-node';
 import { scoreTokens } from './score';
+import { kvCacheTypeOf } from './kv-cache-option';
+import { DEFAULT_KV_CACHE_TYPE } from '../src/engine/kv-cache';
 
 const USAGE = `usage: npm run cli -- <command> [options]
 
   convert  --in <hf-folder> --out <model-folder> --quant f32|f16|q8_0|q4_0
            [--trunk-quant q] [--expert-quant q] [--name n]
   logits   --model <model-folder> --tokens 1,2,3 [--mode prefill|decode] [--json]
-           [--executor ${EXECUTORS.join('|')}]
+           [--executor ${EXECUTORS.join('|')}] [--kv-cache-type f32|f16|q8_0|q4_0]
   generate --model <model-folder> (--prompt <text> | --chat <text>) [--max-tokens n]
-           [--temperature t] [--top-p p] [--top-k k] [--seed s] [--json] [--executor e]
-  perplexity --model <model-folder> --file <text-file> [--max-tokens n] [--window n] [--json]
+           [--temperature t] [--top-p p] [--top-k k] [--seed s] [--json] [--executor e] [--kv-cache-type t]
+  perplexity --model <model-folder> --file <text-file> [--max-tokens n] [--window n] [--json] [--kv-cache-type t]
+           (--kv-cache-type: the KV cache's element type; generate defaults to KV_CACHE_TYPE's default, ${DEFAULT_KV_CACHE_TYPE},
+           as the Worker; logits and perplexity to f32, the exact reference)
   profile  --model <model-folder> --prompts <file.jsonl> [--out stats.json]
            (JSONL lines {"domain": "...", "text": "..."}; routing counts per layer x expert + skill map)
   plan-hot-set --model <model-folder> --stats <stats.json> --budget-mb <n> [--profile <domain>]
@@ -22,7 +26,8 @@ const USAGE = `usage: npm run cli -- <command> [options]
   export-gguf --model <model-folder> --out <file.gguf> [--name n]
            (llama.cpp's GGUF: mixtral as arch llama, q8_0/q4_0 blocks kept, tokenizer included)
   plan     (--model <model-folder> | --config <hf-config.json>) [--budget-mb 100] [--context n]
-           [--quant q8_0,q4_0,f16] [--json]   (what the 128 MB isolate holds; hot experts that fit)
+           [--quant q8_0,q4_0,f16] [--kv-cache-type t] [--json]   (what the 128 MB isolate holds; hot experts
+           that fit; the KV cache at --kv-cache-type, default KV_CACHE_TYPE's default)
   upload   --model <model-folder> --bucket <b> [--prefix models/<name>] [--concurrency n]
            (to R2 over the S3 API: env R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY;
            resumable, manifest.json last)
@@ -74,7 +79,7 @@ function executorOf(v: string | undefined): ExecutorName {
 }
 
 async function logitsCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, tokens: { type: 'string' }, mode: { type: 'string', default: 'prefill' }, json: { type: 'boolean', default: false }, executor: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { model: { type: 'string' }, tokens: { type: 'string' }, mode: { type: 'string', default: 'prefill' }, json: { type: 'boolean', default: false }, executor: { type: 'string' }, 'kv-cache-type': { type: 'string' } } });
   if (!values.model || !values.tokens) throw new Error('logits needs --model and --tokens');
   const tokens = values.tokens.split(',').map((s) => {
     const n = Number(s.trim());
@@ -82,7 +87,7 @@ async function logitsCommand(args: string[]): Promise<void> {
     return n;
   });
   if (values.mode !== 'prefill' && values.mode !== 'decode') throw new Error('--mode is prefill or decode');
-  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)));
+  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)), { kvCacheType: kvCacheTypeOf(values['kv-cache-type']) });
   const logits = await scoreTokens(model, tokens, values.mode);
   if (values.json) {
     process.stdout.write(JSON.stringify({ tokens, logits: logits.map((r) => Array.from(r)) }) + '\n');
@@ -102,11 +107,11 @@ async function generateCommand(args: string[]): Promise<void> {
       model: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'string' },
       'max-tokens': { type: 'string', default: '64' }, temperature: { type: 'string', default: '0' },
       'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' }, seed: { type: 'string' },
-      json: { type: 'boolean', default: false }, executor: { type: 'string' },
+      json: { type: 'boolean', default: false }, executor: { type: 'string' }, 'kv-cache-type': { type: 'string' },
     },
   });
   if (!values.model || (values.prompt === undefined) === (values.chat === undefined)) throw new Error('generate needs --model and one of --prompt / --chat');
-  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)));
+  const model = await loadTextModel(fsSource(values.model), await makeKernels(executorOf(values.executor)), { kvCacheType: kvCacheTypeOf(values['kv-cache-type'], DEFAULT_KV_CACHE_TYPE) });
   const promptTokens = values.chat !== undefined ? model.encodeChat([{ role: 'user', content: values.chat }]) : model.encode(values.prompt!);
   const maxTokens = Number(values['max-tokens']);
   checkContext(model.contextLength, promptTokens.length, maxTokens, { prompt: values.chat !== undefined ? 'chat' : 'prompt', maxTokens: 'max-tokens' });

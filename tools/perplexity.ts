@@ -8,6 +8,7 @@ import { loadTextModel, type LocalModel } from '../src/engine/load';
 import { fsSource } from '../src/store/source-fs';
 import { makeKernels } from './kernels-node';
 import { scoreTokens } from './score';
+import { kvCacheTypeOf } from './kv-cache-option';
 
 export interface PerplexityResult {
   /** tokens predicted (the text's tokens, after --max-tokens) */
@@ -53,7 +54,7 @@ function logSoftmaxAt(row: Float32Array, target: number): number {
 
 /** CLI: perplexity --model <dir> --file <text-file> [--max-tokens n] [--window n] [--json] */
 export async function perplexityCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, file: { type: 'string' }, 'max-tokens': { type: 'string' }, window: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args, options: { model: { type: 'string' }, file: { type: 'string' }, 'max-tokens': { type: 'string' }, window: { type: 'string' }, json: { type: 'boolean', default: false }, 'kv-cache-type': { type: 'string' } } });
   if (!values.model || !values.file) throw new Error('perplexity needs --model and --file');
   const positive = (flag: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
@@ -62,7 +63,7 @@ export async function perplexityCommand(args: string[]): Promise<void> {
     return n;
   };
   const maxTokens = positive('max-tokens', values['max-tokens']);
-  const model = await loadTextModel(fsSource(values.model), await makeKernels());
+  const model = await loadTextModel(fsSource(values.model), await makeKernels(), { kvCacheType: kvCacheTypeOf(values['kv-cache-type']) });
   const all = textTokens(model, await readFile(values.file, 'utf8'));
   const r = await perplexity(model, maxTokens === undefined ? all : all.slice(0, maxTokens), { window: positive('window', values.window) });
   if (values.json) process.stdout.write(JSON.stringify({ file: values.file, ...r }) + '\n');

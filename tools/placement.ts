@@ -7,6 +7,7 @@ import { architectureFromHf } from './convert/hf-config';
 import { ArchitectureSchema, type Architecture } from '../src/format/manifest';
 import { canQuantizeRows, memoryBytes, shardBytes, type DType } from '../src/format/quant';
 import { sequenceScratchBytes } from '../src/engine/forward';
+import { kvCacheBytes, type KvCacheType } from '../src/engine/kv-cache';
 
 /** Cloudflare Workers: memory of one isolate (JS heap and WebAssembly memory together). */
 export const ISOLATE_BYTES = 128 * 2 ** 20;
@@ -98,6 +99,8 @@ export interface PlaceOptions {
   context?: number;
   /** count the tokenizer's JS heap (default true; a model converted without tokenizer files has none) */
   tokenizer?: boolean;
+  /** element type of the KV cache (default f32; `plan` passes KV_CACHE_TYPE's default) */
+  kvCacheType?: KvCacheType;
 }
 
 export interface Placement {
@@ -109,7 +112,8 @@ export interface Placement {
   readonly trunkStored: number;
   readonly expertHeap: number;
   readonly expertStored: number;
-  /** KV cache of one generation at `context` positions: layers x 2 x ctx x kvHeads x headDim x 4 (f32) */
+  readonly kvCacheType: KvCacheType;
+  /** KV cache of one generation at `context` positions: layers x 2 x ctx x kvHeads x headDim at kvCacheType (src/engine/kv-cache.ts) */
   readonly kvCache: number;
   readonly kvPerToken: number;
   /** one generation's scratch activations (engine Sequence: prefill chunk of PREFILL_CHUNK tokens, one logits row) */
@@ -139,10 +143,11 @@ export function place(a: Architecture, quant: Quants, budgetBytes: number, o: Pl
   const trunk = { embedding: 0, attention: 0, norms: 0, routers: 0, shared: 0, output: 0, total: 0 };
   for (const t of ts) trunk[t.group] += heapBytes([t], quant.trunk);
   trunk.total = heapBytes(ts, quant.trunk);
-  const kvPerToken = a.numLayers * 2 * a.numKvHeads * a.headDim * 4;
-  const scratch = sequenceScratchBytes(a, 'last'); // what a generation's Sequence allocates beside its KV cache
+  const kvCacheType = o.kvCacheType ?? 'f32';
+  const kvPerToken = kvCacheBytes(a, 1, kvCacheType);
+  const scratch = sequenceScratchBytes(a, 'last', kvCacheType); // what a generation's Sequence allocates beside its KV cache
   const tokenizer = o.tokenizer === false ? 0 : a.vocabSize * TOKENIZER_BYTES_PER_TOKEN;
-  const kvCache = kvPerToken * context;
+  const kvCache = kvCacheBytes(a, context, kvCacheType);
   const fixed = trunk.total + kvCache + scratch + RUNTIME_BYTES + tokenizer;
   const trunkStored = storedBytes(ts, quant.trunk);
   const loadPeak = RUNTIME_BYTES + tokenizer + trunk.total + Math.min(LOAD_CHUNK_BYTES, trunkStored);
@@ -156,6 +161,7 @@ export function place(a: Architecture, quant: Quants, budgetBytes: number, o: Pl
     trunkStored,
     expertHeap,
     expertStored: storedBytes(expertTensors(a), quant.experts),
+    kvCacheType,
     kvCache,
     kvPerToken,
     scratch,

@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseManifest, type Architecture, type Manifest } from '../src/format/manifest';
 import { DTYPES, type DType } from '../src/format/quant';
+import { checkKvCacheType, DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../src/engine/kv-cache';
 import { architectureForPlan, ISOLATE_BYTES, place, type Placement, type Quants } from './placement';
 
 const USAGE = `usage: npm run cli -- plan (--model <model-folder> | --config <config.json>) [--budget-mb 100]
-         [--context <n>] [--quant q8_0,q4_0,f16] [--json]`;
+         [--context <n>] [--quant q8_0,q4_0,f16] [--kv-cache-type ${KV_CACHE_TYPES.join('|')}] [--json]
+         (--kv-cache-type defaults to KV_CACHE_TYPE's default, ${DEFAULT_KV_CACHE_TYPE})`;
 
 const MiB = 2 ** 20;
 const mb = (b: number) => (b / MiB).toFixed(1);
@@ -28,6 +30,7 @@ export async function planCommand(args: string[]): Promise<void> {
       'budget-mb': { type: 'string', default: '100' },
       context: { type: 'string' },
       quant: { type: 'string', default: 'q8_0,q4_0,f16' },
+      'kv-cache-type': { type: 'string', default: DEFAULT_KV_CACHE_TYPE },
       json: { type: 'boolean', default: false },
     },
   });
@@ -55,13 +58,16 @@ export async function planCommand(args: string[]): Promise<void> {
   const context = values.context === undefined ? arch.contextLength : Number(values.context);
   if (!Number.isInteger(context) || context < 1) throw new Error(`--context takes a positive integer, got ${values.context}`);
 
+  const kvCacheType = values['kv-cache-type'] as KvCacheType;
+  if (!KV_CACHE_TYPES.includes(kvCacheType)) throw new Error(`--kv-cache-type: unknown ${kvCacheType}; one of ${KV_CACHE_TYPES.join(', ')}`);
+  checkKvCacheType(arch, kvCacheType);
   const budget = budgetMb * MiB;
   const columns: Column[] = [];
   if (manifest) {
     const q = manifest.quant;
-    columns.push({ label: `as converted (${q.trunk === q.experts ? q.trunk : `${q.trunk}/${q.experts}`})`, p: place(arch, q, budget, { context, tokenizer: manifest.tokenizer !== null }) });
+    columns.push({ label: `as converted (${q.trunk === q.experts ? q.trunk : `${q.trunk}/${q.experts}`})`, p: place(arch, q, budget, { context, tokenizer: manifest.tokenizer !== null, kvCacheType }) });
   }
-  for (const q of quants) columns.push({ label: q, p: place(arch, { trunk: q, experts: q } satisfies Quants, budget, { context, tokenizer: manifest ? manifest.tokenizer !== null : true }) });
+  for (const q of quants) columns.push({ label: q, p: place(arch, { trunk: q, experts: q } satisfies Quants, budget, { context, tokenizer: manifest ? manifest.tokenizer !== null : true, kvCacheType }) });
 
   if (values.json) {
     process.stdout.write(JSON.stringify({ model: name, architecture: arch, budgetBytes: budget, isolateBytes: ISOLATE_BYTES, placements: columns.map((c) => ({ label: c.label, ...c.p })) }) + '\n');
@@ -85,7 +91,7 @@ function report(name: string, a: Architecture, cols: Column[], budgetMb: number,
     ['  routers (f32)', (p) => mb(p.trunk.routers)],
     ['  shared experts', (p) => mb(p.trunk.shared)],
     ['  output head', (p) => mb(p.trunk.output)],
-    [`KV cache (${context} positions, f32)`, (p) => mb(p.kvCache)],
+    [`KV cache (${context} positions, ${cols[0].p.kvCacheType})`, (p) => mb(p.kvCache)],
     ['scratch (one generation)', (p) => mb(p.scratch)],
     ['runtime: JS + WASM (estimate)', (p) => mb(p.runtime)],
     ['tokenizer (estimate)', (p) => mb(p.tokenizer)],

@@ -8,9 +8,9 @@ import { prefill } from '../src/engine/prefill';
 export type ScoreMode = 'prefill' | 'decode';
 
 /** logits[i] = the model's logits after reading tokens[0..i]; prefill feeds chunks, decode one token at a time. */
-export async function scoreTokens(model: Pick<LocalModel, 'weights' | 'kernels' | 'expertExecutor'>, tokens: readonly number[], mode: ScoreMode = 'prefill'): Promise<Float32Array[]> {
+export async function scoreTokens(model: Pick<LocalModel, 'weights' | 'kernels' | 'expertExecutor' | 'kvCacheType'>, tokens: readonly number[], mode: ScoreMode = 'prefill'): Promise<Float32Array[]> {
   const k: Kernels = model.kernels;
-  const seq = new Sequence(k, model.weights, tokens.length, { logits: 'all' });
+  const seq = new Sequence(k, model.weights, tokens.length, { logits: 'all', kvType: model.kvCacheType });
   try {
     if (mode === 'prefill') return await prefill(k, seq, model.expertExecutor, tokens, { logits: 'all' });
     const out: Float32Array[] = [];

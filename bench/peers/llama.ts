@@ -22,6 +22,9 @@ export function loadLlama(): Promise<Llama> {
   return llamaPromise;
 }
 
+/** llama.cpp's KV cache types that moe-edge also has (KV_CACHE_TYPE); a quantized V cache needs flashAttention. */
+export type LlamaKvType = 'F32' | 'F16' | 'Q8_0' | 'Q4_0';
+
 export interface LlamaSession {
   model: LlamaModel;
   context: LlamaContext;
@@ -32,18 +35,19 @@ export interface LlamaSession {
 
 /**
  * One model, one context, one sequence. threads: 1 (the comparison is single-thread). The reference settings
- * of the shared fixtures: F32 KV cache and no flash attention (the defaults shift logits by ~5e-3).
+ * of the shared fixtures: F32 KV cache and no flash attention (the defaults shift logits by ~5e-3); kvCacheType
+ * and flashAttention override them for the KV cache parity test.
  */
-export async function openLlama(modelPath: string, opts: { contextSize: number; batchSize?: number; threads?: number }): Promise<LlamaSession> {
+export async function openLlama(modelPath: string, opts: { contextSize: number; batchSize?: number; threads?: number; kvCacheType?: LlamaKvType; flashAttention?: boolean }): Promise<LlamaSession> {
   const llama = await loadLlama();
   const model = await llama.loadModel({ modelPath, gpuLayers: 0, useMmap: true });
   const context = await model.createContext({
     contextSize: opts.contextSize,
     batchSize: opts.batchSize ?? Math.min(opts.contextSize, 512),
     threads: { ideal: opts.threads ?? 1, min: opts.threads ?? 1 },
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
+    flashAttention: opts.flashAttention ?? false,
+    experimentalKvCacheKeyType: opts.kvCacheType ?? 'F32',
+    experimentalKvCacheValueType: opts.kvCacheType ?? 'F32',
     sequences: 1,
   });
   const sequence = context.getSequence();

@@ -5,6 +5,7 @@
 import { COLD_POLICIES, DEGRADED_POLICIES, type BackendTarget, type ColdPolicy, type DegradedPolicy } from '../engine/api';
 import { MoeError } from '../common/errors';
 import { parseReplicas } from '../remote/replicas';
+import { DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../engine/kv-cache';
 
 /** Bindings and vars as the runtime hands them over; secrets (API_KEYS, BACKEND_TOKEN, ADMIN_TOKEN) are not in wrangler.toml. */
 export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS'> & {
@@ -27,6 +28,7 @@ export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRES
   MAX_COMPLETION_TOKENS?: string;
   MAX_CONCURRENT_GENERATIONS?: string;
   ISOLATE_MEMORY_MB?: string;
+  KV_CACHE_TYPE?: string;
 };
 
 export interface AppConfig {
@@ -53,6 +55,8 @@ export interface AppConfig {
   readonly maxConcurrentGenerations: number;
   /** ISOLATE_MEMORY_MB in bytes: weights + KV caches + scratch of running generations stay within it. */
   readonly isolateMemoryBytes: number;
+  /** KV_CACHE_TYPE: the element type of every generation's KV cache (src/engine/kv-cache.ts). */
+  readonly kvCacheType: KvCacheType;
 }
 
 /** A var in wrangler.toml (or a secret) with a value the Worker cannot use: every route answers 500 naming it. */
@@ -128,6 +132,7 @@ export function appConfig(env: AppEnv): AppConfig {
     maxPromptTokens: positiveInt('MAX_PROMPT_TOKENS', env.MAX_PROMPT_TOKENS),
     maxCompletionTokens: positiveInt('MAX_COMPLETION_TOKENS', env.MAX_COMPLETION_TOKENS),
     maxConcurrentGenerations: positiveInt('MAX_CONCURRENT_GENERATIONS', env.MAX_CONCURRENT_GENERATIONS),
+    kvCacheType: oneOf('KV_CACHE_TYPE', env.KV_CACHE_TYPE, KV_CACHE_TYPES, DEFAULT_KV_CACHE_TYPE),
     isolateMemoryBytes: Math.floor(positive('ISOLATE_MEMORY_MB', env.ISOLATE_MEMORY_MB, DEFAULT_LIMITS.ISOLATE_MEMORY_MB)! * 1024 * 1024),
   });
   parsed.set(env, cfg);

@@ -2,6 +2,7 @@
 // Routes depend on this interface only, never on kernels or tensors, nor on which model class they hold.
 import type { Architecture } from '../format/manifest';
 import type { IdRange } from '../protocol/id-range';
+import type { KvCacheType } from './kv-cache';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -110,6 +111,8 @@ export interface ModelMemory {
   readonly arch: Architecture;
   /** bytes of weights resident now (trunk and hot experts of every live hot-set version) */
   readonly weightsBytes: number;
+  /** the element type of every generation's KV cache (KV_CACHE_TYPE); absent: f32 */
+  readonly kvCacheType?: KvCacheType;
 }
 
 /**

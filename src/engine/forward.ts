@@ -5,8 +5,10 @@
 // qwen3_moe qkNorm 'per_head' with headDim != hidden/heads; granitemoe the four multipliers and
 // routerTopKBeforeSoftmax; normTopKProb per config. Each is checked in test/unit/engine/.
 import type { Architecture } from '../format/manifest';
-import type { Kernels, Ptr } from '../kernels/types';
+import { quantBytes, isQuantized } from '../format/quant';
+import type { Kernels, Mat, Ptr } from '../kernels/types';
 import type { ExpertExecutor, ExpertRoute } from './experts';
+import { kvTensorBytes, type KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
 
 /** Tokens per forward call during prefill: bounds scratch memory for long prompts. */
@@ -20,11 +22,14 @@ export type LogitRows = 'last' | 'all';
  * allocates from and admission (src/runtime/admission.ts) and the planner (tools/placement.ts) reserve from.
  * Logits take one row when only the last is asked for (generation), PREFILL_CHUNK rows for scoring.
  */
-export function sequenceScratch(a: Architecture, logits: LogitRows) {
+export function sequenceScratch(a: Architecture, logits: LogitRows, kvType: KvCacheType = 'f32') {
   const C = PREFILL_CHUNK;
   const H = a.hiddenSize;
   const qDim = a.numHeads * a.headDim;
+  const kvNew = kvType === 'f32' ? 0 : C * a.numKvHeads * a.headDim; // f32 K/V rows go straight into an f32 cache
   return {
+    kNew: kvNew, // a chunk's new keys before storeRows converts them into the cache
+    vNew: kvNew,
     x: C * H, // residual stream
     h: C * H, // normalised
     q: C * qDim,
@@ -41,14 +46,16 @@ export function sequenceScratch(a: Architecture, logits: LogitRows) {
 }
 
 /** Bytes of sequenceScratch, each buffer rounded by `block` (the heap's alignment and header; none by default). */
-export function sequenceScratchBytes(a: Architecture, logits: LogitRows, block: (bytes: number) => number = (b) => b): number {
-  return Object.values(sequenceScratch(a, logits)).reduce((sum, n) => sum + block(n * 4), 0);
+export function sequenceScratchBytes(a: Architecture, logits: LogitRows, kvType: KvCacheType = 'f32', block: (bytes: number) => number = (b) => b): number {
+  return Object.values(sequenceScratch(a, logits, kvType)).reduce((sum, n) => sum + (n ? block(n * 4) : 0), 0);
 }
 
 /** How a Sequence is built beyond its capacity. */
 export interface SequenceOptions {
   /** the widest logits its forward calls ask for (default 'last': one row, all generation needs) */
   logits?: LogitRows;
+  /** the KV cache's block format (default f32) */
+  kvType?: KvCacheType;
 }
 
 /**
@@ -56,8 +63,9 @@ export interface SequenceOptions {
  * Allocated when a generation starts and released when it ends, so concurrent generations never share.
  */
 export class Sequence {
-  readonly kCache: Ptr[] = [];
-  readonly vCache: Ptr[] = [];
+  /** per layer: (capacity, nKvHead*headDim) of kvType; f32 rows are written in place by the K/V matmuls */
+  readonly kCache: Mat[] = [];
+  readonly vCache: Mat[] = [];
   /** Positions already in the cache. */
   length = 0;
   private readonly buffers: Ptr[] = [];
@@ -75,22 +83,35 @@ export class Sequence {
   readonly logits: Ptr; // (logitRows, vocab)
   /** What forward may ask for: 'all' needs a Sequence built with { logits: 'all' }. */
   readonly logitRows: LogitRows;
+  readonly kNew: Ptr; // (chunk, kvDim) new keys before storeRows converts them into a non-f32 cache (else 0)
+  readonly vNew: Ptr;
+  /** The KV cache's block format (KV_CACHE_TYPE). */
+  readonly kvType: KvCacheType;
 
   constructor(private readonly k: Kernels, readonly weights: ModelWeights, readonly capacity: number, opts: SequenceOptions = {}) {
     const a = weights.arch;
     const kvDim = a.numKvHeads * a.headDim;
     this.logitRows = opts.logits ?? 'last';
-    const s = sequenceScratch(a, this.logitRows);
+    const kvType = (this.kvType = opts.kvType ?? 'f32');
+    const s = sequenceScratch(a, this.logitRows, kvType);
     const f = (n: number) => {
       const p = k.heap.alloc(n * 4);
       this.buffers.push(p);
       return p;
     };
+    const tensorBytes = kvTensorBytes(a, capacity, kvType); // refuses a quantized type for heads that are not whole blocks
+    const cache = (): Mat => {
+      const data = k.heap.alloc(tensorBytes);
+      this.buffers.push(data);
+      return { dtype: kvType, rows: capacity, cols: kvDim, data, scales: isQuantized(kvType) ? data + quantBytes(kvType, capacity * kvDim) : 0 };
+    };
     try {
       for (let l = 0; l < a.numLayers; l++) {
-        this.kCache.push(f(capacity * kvDim));
-        this.vCache.push(f(capacity * kvDim));
+        this.kCache.push(cache());
+        this.vCache.push(cache());
       }
+      this.kNew = s.kNew ? f(s.kNew) : 0;
+      this.vNew = s.vNew ? f(s.vNew) : 0;
       this.x = f(s.x);
       this.h = f(s.h);
       this.q = f(s.q);
@@ -147,8 +168,10 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   const attnScale = a.attentionMultiplier ?? 1 / Math.sqrt(hd);
   for (let l = 0; l < a.numLayers; l++) {
     const L = w.layers[l];
-    const kOut = seq.kCache[l] + pos0 * kvDim * 4; // new keys/values land straight in the cache
-    const vOut = seq.vCache[l] + pos0 * kvDim * 4;
+    // new keys/values land straight in an f32 cache; other types get them converted by storeRows once roped
+    const f32Cache = seq.kvType === 'f32';
+    const kOut = f32Cache ? seq.kCache[l].data + pos0 * kvDim * 4 : seq.kNew;
+    const vOut = f32Cache ? seq.vCache[l].data + pos0 * kvDim * 4 : seq.vNew;
 
     // attention block
     k.rmsNorm(seq.x, L.attnNorm.data, seq.h, H, T, a.rmsNormEps);
@@ -167,6 +190,10 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
     }
     k.rope(seq.q, T, a.numHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
     k.rope(kOut, T, a.numKvHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
+    if (!f32Cache) {
+      k.storeRows(kOut, seq.kCache[l], pos0, T);
+      k.storeRows(vOut, seq.vCache[l], pos0, T);
+    }
     k.attention(seq.q, seq.kCache[l], seq.vCache[l], seq.attn, T, pos0, { nHead: a.numHeads, nKvHead: a.numKvHeads, headDim: hd, scale: attnScale });
     k.matmul(L.o, seq.attn, seq.tmp, T);
     k.addScaled(seq.x, seq.tmp, a.residualMultiplier, T * H);

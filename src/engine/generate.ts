@@ -5,6 +5,7 @@ import type { Kernels } from '../kernels/types';
 import type { GenerateChunk, GenerateRequest, GenerateResult } from './api';
 import type { ExpertExecutor } from './experts';
 import { forward, Sequence } from './forward';
+import type { KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
 import { prefill, throwIfAborted } from './prefill';
 import { Sampler } from './sampler';
@@ -18,11 +19,13 @@ export interface GenerationContext {
   /** null: a model without a tokenizer (fed token ids), whose output text is empty */
   codec: Pick<TextCodec, 'decode'> | null;
   eosTokenIds: readonly number[];
+  /** the KV cache's element type (absent: f32) */
+  kvCacheType?: KvCacheType;
 }
 
 export async function* generateTokens(ctx: GenerationContext, req: GenerateRequest): AsyncGenerator<GenerateChunk, GenerateResult, void> {
   const { kernels: k, weights } = ctx;
-  const seq = new Sequence(k, weights, req.promptTokens.length + req.maxTokens);
+  const seq = new Sequence(k, weights, req.promptTokens.length + req.maxTokens, { kvType: ctx.kvCacheType });
   const sampler = new Sampler(req.sampling);
   const decoder = new IncrementalDecoder(ctx.codec ?? { decode: () => '' });
   const stop = new StopMatcher(req.stop);

@@ -8,6 +8,7 @@ import { LocalExperts, type ExpertExecutor } from './experts';
 import { generateTokens } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
 import { HfTextCodec, type TextCodec } from './tokenizer';
+import { checkKvCacheType, type KvCacheType } from './kv-cache';
 
 /** A TextModel computed in this process, whichever experts it keeps: the CLI's LocalModel and the Worker's ServedModel. */
 export interface EngineModel extends TextModel {
@@ -16,6 +17,8 @@ export interface EngineModel extends TextModel {
   readonly codec: TextCodec | null;
   /** The weights resident now (a ServedModel's generations each hold a lease on theirs). */
   readonly weights: ModelWeights;
+  /** The element type of every generation's KV cache (absent: f32). */
+  readonly kvCacheType?: KvCacheType;
 }
 
 /** The CLI's model: every expert resident and computed by one LocalExperts, which tools drive prefill() and forward() with. */
@@ -27,6 +30,8 @@ export interface LoadOptions {
   /** The id clients use; defaults to the manifest's name. */
   id?: string;
   experts?: ExpertSelection;
+  /** KV cache element type of its generations (default f32: the exact reference) */
+  kvCacheType?: KvCacheType;
 }
 
 /** The TextModel fields that follow from the manifest and its tokenizer. */
@@ -47,12 +52,12 @@ export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?
 
 /** One generation of `model` computing with `weights` and `experts` (its own, or a ServedModel's lease). */
 export function generateWith(
-  model: Pick<EngineModel, 'manifest' | 'kernels' | 'codec'>,
+  model: Pick<EngineModel, 'manifest' | 'kernels' | 'codec' | 'kvCacheType'>,
   weights: ModelWeights,
   experts: ExpertExecutor,
   req: GenerateRequest,
 ): AsyncGenerator<GenerateChunk, GenerateResult, void> {
-  return generateTokens({ kernels: model.kernels, weights, experts, codec: model.codec, eosTokenIds: model.manifest.generation.eosTokenIds }, req);
+  return generateTokens({ kernels: model.kernels, weights, experts, codec: model.codec, eosTokenIds: model.manifest.generation.eosTokenIds, kvCacheType: model.kvCacheType }, req);
 }
 
 export async function loadTextModel(source: ObjectSource, kernels: Kernels, opts: LoadOptions = {}): Promise<LocalModel> {
@@ -63,6 +68,8 @@ export async function loadTextModel(source: ObjectSource, kernels: Kernels, opts
 export async function loadFromManifest(source: ObjectSource, manifest: Manifest, kernels: Kernels, opts: LoadOptions = {}): Promise<LocalModel> {
   parseManifest(manifest); // re-validate when handed a manifest from elsewhere
   const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
+  const kvCacheType = opts.kvCacheType ?? 'f32';
+  checkKvCacheType(manifest.architecture, kvCacheType); // before megabytes of weights are read
   const weights = await loadWeights(kernels, source, manifest, opts.experts ?? 'all');
   const experts = new LocalExperts(kernels, weights);
   const model: LocalModel = {
@@ -71,6 +78,7 @@ export async function loadFromManifest(source: ObjectSource, manifest: Manifest,
     weights,
     kernels,
     codec,
+    kvCacheType,
     expertExecutor: experts,
     generate: (req) => generateWith(model, weights, experts, req),
   };

@@ -1,9 +1,10 @@
 // The TypeScript reference executor: the readable definition of every kernel, ggml-compatible in value.
 // Slow on purpose; the conformance suite holds every other executor (WASM, WebGPU) to it.
-import { QK, f16ToF32, isQuantized, quantizeQ8_0, roundF16 } from '../format/quant';
+import { QK, f16ToF32, f32ToF16, isQuantized, quantBytes, quantizeQ4_0, quantizeQ8_0, roundF16 } from '../format/quant';
+import { asKvMat, checkKvHeads } from './kv-rows';
 import { Heap } from './heap';
 import { ffnOnDequantized, q8Views } from './q8-input';
-import type { AttentionShape, Kernels, Mat, Ptr, RopeLayout } from './types';
+import type { AttentionShape, Kernels, KvRows, Mat, Ptr, RopeLayout } from './types';
 
 const fr = Math.fround;
 const PAGE = 65536;
@@ -195,15 +196,19 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
   }
 
   // out[t, h] = sum_j softmax_j(scale * q[t,h] . k[j, kvh]) v[j, kvh] over j <= pos0 + t
-  function attention(q: Ptr, kCache: Ptr, vCache: Ptr, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void {
+  function attention(q: Ptr, kCache: KvRows, vCache: KvRows, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void {
     const { nHead, nKvHead, headDim, scale } = shape;
     const group = nHead / nKvHead;
     const qStride = nHead * headDim;
     const kvStride = nKvHead * headDim;
     const nPos = pos0 + nTok;
+    const kMat = asKvMat(kCache, nPos, kvStride);
+    const vMat = asKvMat(vCache, nPos, kvStride);
+    checkKvHeads(kMat, vMat, headDim);
     const Q = new Float32Array(buf(), q, nTok * qStride).slice(); // out may alias q
-    const K = new Float32Array(buf(), kCache, nPos * kvStride);
-    const V = new Float32Array(buf(), vCache, nPos * kvStride);
+    const V = dequantRows(vMat, nPos); // exact: every cache dtype widens to f32 without rounding
+    const keyDot = kMat.dtype === 'f32' ? null : keyDotOf(kMat, nPos, kvStride);
+    const K = keyDot ? null : new Float32Array(buf(), kMat.data, nPos * kvStride);
     const O = new Float32Array(buf(), out, nTok * qStride);
     const p = new Float64Array(nPos);
     const acc = new Float64Array(headDim);
@@ -212,10 +217,12 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
       for (let h = 0; h < nHead; h++) {
         const qo = t * qStride + h * headDim;
         const kvo = Math.floor(h / group) * headDim;
+        const dot = keyDot?.(Q.subarray(qo, qo + headDim), kvo);
         let max = -Infinity;
         for (let j = 0; j <= last; j++) {
           let s = 0;
-          for (let d = 0; d < headDim; d++) s += Q[qo + d] * K[j * kvStride + kvo + d];
+          if (dot) s = dot(j);
+          else for (let d = 0; d < headDim; d++) s += Q[qo + d] * K![j * kvStride + kvo + d];
           p[j] = fr(fr(s) * scale);
           if (p[j] > max) max = p[j];
         }
@@ -229,6 +236,66 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
         for (let d = 0; d < headDim; d++) O[qo + d] = acc[d];
       }
     }
+  }
+
+  /** Rows 0..nPos-1 of a cache as f32 (a copy for f32: later stores must not show through). */
+  function dequantRows(m: Mat, nPos: number): Float32Array {
+    const out = new Float32Array(nPos * m.cols);
+    const row = heap.alloc(m.cols * 4);
+    try {
+      for (let j = 0; j < nPos; j++) {
+        getRow(m, j, row);
+        out.set(new Float32Array(buf(), row, m.cols), j * m.cols);
+      }
+    } finally {
+      heap.release(row);
+    }
+    return out;
+  }
+
+  /**
+   * For a non-f32 K cache: (query head, its kv head offset) -> (position -> q . k) with q converted to K's dot
+   * input, as ggml's flash attention does (f16: q rounded to f16, products summed in double as vec_dot_f16;
+   * q8_0/q4_0: q quantized to q8_0, the integer block dots of quantRowDot).
+   */
+  function keyDotOf(k: Mat, nPos: number, kvStride: number): (qh: Float32Array, kvo: number) => (j: number) => number {
+    if (k.dtype === 'f16') {
+      const Kh = new Uint16Array(buf(), k.data, nPos * kvStride).slice();
+      return (qh, kvo) => {
+        const qr = Float64Array.from(qh, roundF16);
+        return (j) => {
+          let s = 0;
+          for (let d = 0; d < qr.length; d++) s += f16ToF32(Kh[j * kvStride + kvo + d]) * qr[d];
+          return s;
+        };
+      };
+    }
+    return (qh, kvo) => {
+      const qq = quantizeQ8_0(qh);
+      const qx = new Int8Array(qq.qs.buffer);
+      const dx = Float32Array.from(qq.d, f16ToF32);
+      // a head of row j is `headDim` columns of a (nPos * nKvHead, headDim) matrix: row j * nKvHead + kvo / headDim
+      const head: Mat = { dtype: k.dtype, rows: nPos * (kvStride / qh.length), cols: qh.length, data: k.data, scales: k.scales };
+      return (j) => quantRowDot(head, (j * kvStride + kvo) / qh.length, qx, dx);
+    };
+  }
+
+  // rows row0.. of dst = x (nRows, dst.cols), stored as dst.dtype the way ggml writes its KV cache
+  function storeRows(x: Ptr, dst: Mat, row0: number, nRows: number): void {
+    const { cols } = dst;
+    if (row0 < 0 || row0 + nRows > dst.rows) throw new RangeError(`storeRows: rows ${row0}..${row0 + nRows - 1} outside 0..${dst.rows - 1}`);
+    const X = new Float32Array(buf(), x, nRows * cols).slice();
+    const n = nRows * cols;
+    const at = row0 * cols;
+    if (dst.dtype === 'f32') return new Float32Array(buf(), dst.data + at * 4, n).set(X);
+    if (dst.dtype === 'f16') {
+      const h = new Uint16Array(buf(), dst.data + at * 2, n);
+      for (let i = 0; i < n; i++) h[i] = f32ToF16(X[i]);
+      return;
+    }
+    const q = dst.dtype === 'q8_0' ? quantizeQ8_0(X) : quantizeQ4_0(X);
+    new Uint8Array(buf(), dst.data + quantBytes(dst.dtype, at), q.qs.length).set(q.qs);
+    new Float32Array(buf(), dst.scales + (at / QK) * 4, q.d.length).set(Float32Array.from(q.d, f16ToF32));
   }
 
   function softmax(x: Ptr, n: number, rows: number): void {
@@ -259,7 +326,7 @@ export function createReferenceKernels(opts: ReferenceOptions = {}): Kernels {
     for (let i = 0; i < n; i++) A[i] = fr(A[i] + fr(sf * B[i]));
   }
 
-  const kernels: Kernels = { name: 'ts-ref', heap, matmul, getRow, ffnSwiglu, ffnSwigluQ8, rmsNorm, rope, attention, softmax, topK, addScaled };
+  const kernels: Kernels = { name: 'ts-ref', heap, matmul, getRow, ffnSwiglu, ffnSwigluQ8, rmsNorm, rope, attention, storeRows, softmax, topK, addScaled };
   return kernels;
 }
 

@@ -20,6 +20,13 @@ export interface Mat {
   readonly scales: Ptr;
 }
 
+/**
+ * One layer's K or V cache as attention reads it: `rows` positions of `cols` = nKvHead*headDim, stored as `dtype`
+ * in quant.ts's kernel layout (q8_0/q4_0: quants at `data`, one f32 scale per 32-block at `scales`). A bare
+ * pointer is f32 rows. Quantized caches need headDim % 32 == 0, so no block straddles two heads (as in ggml).
+ */
+export type KvRows = Ptr | Mat;
+
 export type RopeLayout = 'neox' | 'interleaved'; // neox: rotate halves (HF rotate_half); interleaved: adjacent pairs (GPT-J, llama.cpp NORM)
 
 export interface AttentionShape {
@@ -62,9 +69,16 @@ export interface Kernels {
   rope(x: Ptr, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, base: number, layout: RopeLayout): void;
   /**
    * Causal attention for nTok queries at positions pos0..pos0+nTok-1 over a KV cache holding positions
-   * 0..pos0+nTok-1. q, out: (nTok, nHead*headDim); kCache, vCache: (maxCtx, nKvHead*headDim).
+   * 0..pos0+nTok-1. q, out: (nTok, nHead*headDim); kCache, vCache: (maxCtx, nKvHead*headDim), any KvRows dtype.
+   * As ggml's CPU flash attention: each query head is converted to the K dtype's dot input (f16: rounded to f16;
+   * q8_0/q4_0: quantized to q8_0 per 32-block) and dotted like a matmul row; V rows are dequantized exactly.
    */
-  attention(q: Ptr, kCache: Ptr, vCache: Ptr, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void;
+  attention(q: Ptr, kCache: KvRows, vCache: KvRows, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void;
+  /**
+   * Rows row0..row0+nRows-1 of `dst` (a KV cache) = x (nRows, dst.cols) f32, converted as ggml writes its cache:
+   * f16 round to nearest even, q8_0 as quantizeQ8_0 'activation' (ggml's CPU from_float), q4_0 as quantizeQ4_0.
+   */
+  storeRows(x: Ptr, dst: Mat, row0: number, nRows: number): void;
   /** In-place softmax over each of `rows` rows of n floats (max-subtracted). */
   softmax(x: Ptr, n: number, rows: number): void;
   /** Indices and values of the k largest of x (n floats), in descending order (ties: lower index first). */

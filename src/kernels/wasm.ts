@@ -3,7 +3,8 @@
 import { QK, isQuantized, quantBytes, memoryBytes, type DType } from '../format/quant';
 import { Heap } from './heap';
 import { ffnOnDequantized } from './q8-input';
-import type { AttentionShape, Kernels, Mat, Ptr, RopeLayout } from './types';
+import { asKvMat, checkKvHeads } from './kv-rows';
+import type { AttentionShape, Kernels, KvRows, Mat, Ptr, RopeLayout } from './types';
 
 export type WasmVariant = 'scalar' | 'simd' | 'relaxed';
 
@@ -20,6 +21,8 @@ type FfnQ8Fn = (dtGU: number, gq: Ptr, gs: Ptr, uq: Ptr, us: Ptr, dtD: number, d
   hidden: number, inter: number, xq: Ptr, xd: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
 type AttentionFn = (q: Ptr, k: Ptr, v: Ptr, out: Ptr, nTok: number, pos0: number, nHead: number, nKvHead: number,
   headDim: number, scale: number, scratch: Ptr) => void;
+type AttentionKvFn = (q: Ptr, dtK: number, k: Ptr, ks: Ptr, dtV: number, v: Ptr, vs: Ptr, out: Ptr, nTok: number, pos0: number,
+  nHead: number, nKvHead: number, headDim: number, scale: number, scratch: Ptr) => void;
 
 /** The module's exports (see wasm/assembly/index.ts). */
 export interface WasmKernelExports {
@@ -36,6 +39,7 @@ export interface WasmKernelExports {
   matmul_scratch(dt: number, cols: number, nTok: number): number;
   ffn_scratch(dtGU: number, dtD: number, hidden: number, inter: number, nTok: number): number;
   attention_scratch(nCtx: number): number;
+  attention_kv_scratch(nCtx: number, headDim: number): number;
   matmul_f32: MatmulFn; matmul_f32_scalar: MatmulFn;
   matmul_f16: MatmulFn; matmul_f16_scalar: MatmulFn;
   matmul_q8_0: QMatmulFn; matmul_q8_0_scalar: QMatmulFn;
@@ -43,6 +47,8 @@ export interface WasmKernelExports {
   ffn_swiglu: FfnFn; ffn_swiglu_scalar: FfnFn;
   ffn_swiglu_q8: FfnQ8Fn; ffn_swiglu_q8_scalar: FfnQ8Fn;
   attention: AttentionFn; attention_scalar: AttentionFn;
+  attention_kv: AttentionKvFn; attention_kv_scalar: AttentionKvFn;
+  store_rows(dt: number, x: Ptr, data: Ptr, scales: Ptr, cols: number, row0: number, nRows: number): void;
   get_row(dt: number, data: Ptr, scales: Ptr, cols: number, row: number, out: Ptr): void;
   rms_norm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void;
   rope(x: Ptr, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, base: number, layout: number): void;
@@ -104,6 +110,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
   const ffn = pick('ffn_swiglu', 'ffn_swiglu_scalar');
   const ffnQ8 = pick('ffn_swiglu_q8', 'ffn_swiglu_q8_scalar');
   const attn = pick('attention', 'attention_scalar');
+  const attnKv = pick('attention_kv', 'attention_kv_scalar');
 
   // Scratch is taken from the heap for one call and given back: the heap is shared by concurrent generations,
   // so a kernel must not keep memory it no longer needs (an alloc/release pair costs well under a microsecond).
@@ -149,10 +156,25 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
       if (rotDims > headDim || rotDims % 2 !== 0) throw new RangeError(`rope: rotDims ${rotDims} must be even and <= headDim ${headDim}`);
       ex.rope(x, nTok, nHeads, headDim, rotDims, pos0, base, layout === 'neox' ? 0 : 1);
     },
-    attention(q: Ptr, kCache: Ptr, vCache: Ptr, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void {
+    attention(q: Ptr, kCache: KvRows, vCache: KvRows, out: Ptr, nTok: number, pos0: number, shape: AttentionShape): void {
       if (shape.nHead % shape.nKvHead !== 0) throw new RangeError(`attention: nHead ${shape.nHead} is not a multiple of nKvHead ${shape.nKvHead}`);
-      withScratch(ex.attention_scratch(pos0 + nTok), (s) =>
-        attn(q, kCache, vCache, out, nTok, pos0, shape.nHead, shape.nKvHead, shape.headDim, shape.scale, s));
+      const nPos = pos0 + nTok;
+      const kvDim = shape.nKvHead * shape.headDim;
+      const k = asKvMat(kCache, nPos, kvDim);
+      const v = asKvMat(vCache, nPos, kvDim);
+      checkKvHeads(k, v, shape.headDim);
+      if (k.dtype === 'f32' && v.dtype === 'f32') {
+        return withScratch(ex.attention_scratch(nPos), (s) =>
+          attn(q, k.data, v.data, out, nTok, pos0, shape.nHead, shape.nKvHead, shape.headDim, shape.scale, s));
+      }
+      withScratch(ex.attention_kv_scratch(nPos, shape.headDim), (s) =>
+        attnKv(q, DTYPE_CODE[k.dtype], k.data, k.scales, DTYPE_CODE[v.dtype], v.data, v.scales, out, nTok, pos0,
+          shape.nHead, shape.nKvHead, shape.headDim, shape.scale, s));
+    },
+    storeRows(x: Ptr, dst: Mat, row0: number, nRows: number): void {
+      if (row0 < 0 || row0 + nRows > dst.rows) throw new RangeError(`storeRows: rows ${row0}..${row0 + nRows - 1} outside 0..${dst.rows - 1}`);
+      if (isQuantized(dst.dtype) && dst.cols % QK !== 0) throw new RangeError(`storeRows: ${dst.dtype} rows need a multiple of ${QK} columns, got ${dst.cols}`);
+      ex.store_rows(DTYPE_CODE[dst.dtype], x, dst.data, dst.scales, dst.cols, row0, nRows);
     },
     softmax(x: Ptr, n: number, rows: number): void {
       ex.softmax(x, n, rows);

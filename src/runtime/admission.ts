@@ -6,6 +6,7 @@ import type { Generation, ModelMemory } from '../engine/api';
 import { PREFILL_CHUNK, sequenceScratchBytes } from '../engine/forward';
 import { MoeError } from '../common/errors';
 import type { Architecture } from '../format/manifest';
+import { kvTensorBytes, type KvCacheType } from '../engine/kv-cache';
 
 const MIB = 1024 * 1024;
 const ALIGN = 64; // src/kernels/heap.ts: blocks are cache-line aligned and carry a one-line header
@@ -84,30 +85,30 @@ export class WeightsOverBudgetError extends MoeError {
  * buffers, router scores). Scratch lives only inside one synchronous call, so it is counted per generation
  * although at most one generation's scratch is ever live: the bound errs on the safe side.
  */
-export function generationBytes(a: Architecture, positions: number): number {
+export function generationBytes(a: Architecture, positions: number, kvType: KvCacheType = 'f32'): number {
   const C = PREFILL_CHUNK;
   const H = a.hiddenSize;
-  const kvDim = a.numKvHeads * a.headDim;
   const qDim = a.numHeads * a.headDim;
   const f32 = (n: number) => block(n * 4);
   const sequence =
-    2 * a.numLayers * f32(positions * kvDim) + // K and V per layer: (positions, kvDim)
-    sequenceScratchBytes(a, 'last', block); // a generation asks for the last row's logits only
+    2 * a.numLayers * block(kvTensorBytes(a, positions, kvType)) + // K and V per layer: (positions, kvDim) of kvType
+    sequenceScratchBytes(a, 'last', kvType, block) + // a generation asks for the last row's logits only
+    (kvType === 'f32' ? 0 : f32(5 * a.headDim)); // a quantized cache's attention: the query head and V rows
   const widest = Math.max(H, qDim, a.expertFfnSize, a.sharedExpertFfnSize);
   const scratch = f32(C * widest) + 3 * f32(C * widest) + f32(positions + 3) + 2 * f32(C * H) + f32(C * a.numExperts);
   return sequence + scratch;
 }
 
 /** The largest number of positions whose generationBytes fits in `room` (0 when none does). */
-export function positionsThatFit(a: Architecture, room: number): number {
-  if (generationBytes(a, 1) > room) return 0;
+export function positionsThatFit(a: Architecture, room: number, kvType: KvCacheType = 'f32'): number {
+  if (generationBytes(a, 1, kvType) > room) return 0;
   let lo = 1;
   let hi = 1;
-  while (generationBytes(a, hi * 2) <= room && hi < 2 ** 30) hi *= 2;
+  while (generationBytes(a, hi * 2, kvType) <= room && hi < 2 ** 30) hi *= 2;
   hi *= 2;
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
-    if (generationBytes(a, mid) <= room) lo = mid;
+    if (generationBytes(a, mid, kvType) <= room) lo = mid;
     else hi = mid;
   }
   return lo;
@@ -131,10 +132,11 @@ export class Admission {
     let slot: { bytes: number; count: number } | undefined;
     if (budget !== null && memory) {
       const a = memory.arch;
-      bytes = generationBytes(a, shape.promptTokens + shape.maxTokens);
+      const kvType = memory.kvCacheType ?? 'f32';
+      bytes = generationBytes(a, shape.promptTokens + shape.maxTokens, kvType);
       const room = budget - memory.weightsBytes;
       if (room <= 0) throw new WeightsOverBudgetError(memory.weightsBytes, budget);
-      if (bytes > room) throw new MemoryBudgetExceededError(shape, bytes, room, budget, positionsThatFit(a, room));
+      if (bytes > room) throw new MemoryBudgetExceededError(shape, bytes, room, budget, positionsThatFit(a, room, kvType));
       slot = this.reserved.get(memory.heap);
       if (!slot) this.reserved.set(memory.heap, (slot = { bytes: 0, count: 0 }));
       if (slot.bytes + bytes > room) throw new MemoryBusyError(bytes, memory.weightsBytes + slot.bytes, budget, slot.count);

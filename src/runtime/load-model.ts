@@ -29,5 +29,6 @@ export async function loadModelFromR2(env: AppEnv): Promise<ServedModel> {
     refreshMs: cfg.hotSetRefreshMs,
     onGenerationEnd: (usage, result) => metrics.generation(usage, result),
     routing: metrics.routingTally(cfg.modelId),
+    kvCacheType: cfg.kvCacheType,
   });
 }

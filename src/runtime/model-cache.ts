@@ -16,10 +16,10 @@ export class ModelCache<M extends TextModel = TextModel> {
    * cancel the R2 reads that later requests are waiting on.
    */
   getModel(env: AppEnv, waitUntil: (p: Promise<unknown>) => void): Promise<M> {
-    // The hot-set vars are part of the key: what is resident depends on them (one value per deployment;
+    // The hot-set vars and KV_CACHE_TYPE are part of the key: what is resident, and how generations allocate, depends on them (one value per deployment;
     // tests vary them per request).
     const cfg = appConfig(env);
-    const key = `${cfg.modelKeyPrefix}\u0000${cfg.hotExperts}\u0000${cfg.hotBudgetBytes}`;
+    const key = `${cfg.modelKeyPrefix}\u0000${cfg.hotExperts}\u0000${cfg.hotBudgetBytes}\u0000${cfg.kvCacheType}`;
     let p = this.loads.get(key);
     if (!p) {
       p = this.load(env);

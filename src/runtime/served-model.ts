@@ -6,6 +6,7 @@
 import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, ModelMemory, MoeOptions, MoeUsage, TextModel } from '../engine/api';
 import { generateWith, loadCodec, textModelFields, type EngineModel } from '../engine/load';
 import { loadTrunk, type ModelWeights } from '../engine/model';
+import { checkKvCacheType, type KvCacheType } from '../engine/kv-cache';
 import type { TextCodec } from '../engine/tokenizer';
 import { InvalidRequestError, ModelNotUploadedError, ObjectNotFoundError } from '../common/errors';
 import { objectNames, tensorNames, type Manifest } from '../format/manifest';
@@ -47,6 +48,8 @@ export interface ServedModelOptions {
   onGenerationEnd?: (usage: MoeUsage, result: GenerateResult | null) => void;
   /** Where each generation's routing counts go (the isolate's statistics); absent: not counted. */
   routing?: RoutingTally;
+  /** KV_CACHE_TYPE: the element type of every generation's KV cache (absent: f32) */
+  kvCacheType?: KvCacheType;
   log?: (line: string) => void;
 }
 
@@ -85,6 +88,7 @@ export class ServedModel implements EngineModel, HotSetControl {
 
   static async load(source: ObjectSource, kernels: Kernels, opts: ServedModelOptions): Promise<ServedModel> {
     const { manifest, tag } = await readServedManifest(source, opts.id);
+    checkKvCacheType(manifest.architecture, opts.kvCacheType ?? 'f32');
     const budget = opts.budgetBytes;
     // validate the deployment's hot set before reading megabytes of weights
     let envHotSet: HotSet = resolveHotSet(opts.hotExperts, manifest, budget);
@@ -118,7 +122,7 @@ export class ServedModel implements EngineModel, HotSetControl {
 
   /** Admission's view: the kernel heap and what the trunk and every live hot-set version hold in it now. */
   get memory(): ModelMemory {
-    return { heap: this.kernels.heap, arch: this.manifest.architecture, weightsBytes: this.hot.bytes };
+    return { heap: this.kernels.heap, arch: this.manifest.architecture, weightsBytes: this.hot.bytes, kvCacheType: this.kvCacheType };
   }
 
   /** The admin routes' handle on the hot set: this model itself. */
@@ -145,6 +149,10 @@ export class ServedModel implements EngineModel, HotSetControl {
   /** This isolate's routing statistics of this model (null when not counted). */
   get routing(): RoutingTally | null {
     return this.opts.routing ?? null;
+  }
+
+  get kvCacheType(): KvCacheType {
+    return this.opts.kvCacheType ?? 'f32';
   }
 
   get budgetBytes(): number | null {

@@ -70,6 +70,11 @@ describe('MAX_PROMPT_TOKENS and MAX_COMPLETION_TOKENS', () => {
     const e = await expectOpenAIError(await complete({ MAX_COMPLETION_TOKENS: 'lots' }, { max_tokens: 1 }), 500, { code: 'invalid_config' });
     expect(e.message).toContain('MAX_COMPLETION_TOKENS');
   });
+
+  it('KV_CACHE_TYPE other than f32 | f16 | q8_0 | q4_0 is a configuration error (500 naming it)', async () => {
+    const e = await expectOpenAIError(await complete({ KV_CACHE_TYPE: 'q5_1' }, { max_tokens: 1 }), 500, { code: 'invalid_config' });
+    expect(e.message).toContain('KV_CACHE_TYPE');
+  });
 });
 
 /** A model cache of our own (same loader as the Worker) so the test can read the model's heap. */
@@ -117,17 +122,21 @@ describe('ISOLATE_MEMORY_MB', () => {
   let perGen = 0;
   let promptTokens = 0;
   let arch: ServedModel['manifest']['architecture'];
+  let kvType: ServedModel['kvCacheType']; // wrangler.toml's KV_CACHE_TYPE: admission counts the cache at it
   const MAX = 24; // max_tokens of the generations that fill the budget
-  // room for one generation and a half beside the weights: one fits, two do not
-  const budgetVars = () => ({ ISOLATE_MEMORY_MB: String((weights + 1.5 * perGen) / 2 ** 20), MAX_CONCURRENT_GENERATIONS: '64' });
+  // room for one generation and a half beside the weights: one fits, two do not. At an f32 KV cache, where a
+  // position costs enough that the budget, not the context, is what refuses a long request (a q8_0 one below).
+  const KV = { KV_CACHE_TYPE: 'f32' };
+  const budgetVars = () => ({ ISOLATE_MEMORY_MB: String((weights + 1.5 * perGen) / 2 ** 20), MAX_CONCURRENT_GENERATIONS: '64', ...KV });
 
   beforeAll(async () => {
     const { send, model } = ownApp();
-    const m = await model({});
+    const m = await model(KV);
     arch = m.manifest.architecture;
     weights = m.hot.bytes;
-    promptTokens = ((await (await send({}, { max_tokens: 1 })).json()) as any).usage.prompt_tokens;
-    perGen = generationBytes(arch, promptTokens + MAX);
+    promptTokens = ((await (await send(KV, { max_tokens: 1 })).json()) as any).usage.prompt_tokens;
+    kvType = m.kvCacheType;
+    perGen = generationBytes(arch, promptTokens + MAX, kvType);
   });
 
   it('a request that can never fit beside the weights -> 400 memory_budget_exceeded naming max_tokens, before any allocation', async () => {
@@ -135,13 +144,27 @@ describe('ISOLATE_MEMORY_MB', () => {
     const vars = budgetVars();
     const heap = (await model(vars)).kernels.heap;
     const idle = heap.usedBytes;
-    const fits = positionsThatFit(arch, Math.floor(Number(vars.ISOLATE_MEMORY_MB) * 2 ** 20) - weights);
+    const fits = positionsThatFit(arch, Math.floor(Number(vars.ISOLATE_MEMORY_MB) * 2 ** 20) - weights, kvType);
     const tooMany = Math.min(fits - promptTokens + 1, arch.contextLength - promptTokens);
     expect(tooMany).toBeGreaterThan(MAX); // the context alone would allow it: the budget is what refuses it
     const e = await expectOpenAIError(await send(vars, { max_tokens: tooMany }), 400, { code: 'memory_budget_exceeded', param: 'max_tokens', type: 'invalid_request_error' });
     expect(e.message).toMatch(new RegExp(`at most ${fits} tokens fit`));
     expect(heap.usedBytes).toBe(idle);
     expect((await send(vars, { max_tokens: tooMany - 1 })).status).toBe(200);
+  });
+
+  it('at the default KV_CACHE_TYPE (q8_0) the 400 counts the cache at q8_0: the same numbers as admission and plan', async () => {
+    const { send, model } = ownApp();
+    const m = await model({});
+    expect(m.kvCacheType).toBe('q8_0');
+    const room = generationBytes(arch, 300, 'q8_0');
+    const vars = { ISOLATE_MEMORY_MB: String((weights + room) / 2 ** 20), MAX_CONCURRENT_GENERATIONS: '64' };
+    const fits = positionsThatFit(arch, Math.floor(Number(vars.ISOLATE_MEMORY_MB) * 2 ** 20) - weights, 'q8_0');
+    expect(fits).toBeGreaterThanOrEqual(300);
+    expect(fits).toBeGreaterThan(positionsThatFit(arch, Math.floor(Number(vars.ISOLATE_MEMORY_MB) * 2 ** 20) - weights, 'f32'));
+    const e = await expectOpenAIError(await send(vars, { max_tokens: fits - promptTokens + 1 }), 400, { code: 'memory_budget_exceeded', param: 'max_tokens' });
+    expect(e.message).toMatch(new RegExp(`at most ${fits} tokens fit`));
+    expect((await send(vars, { max_tokens: fits - promptTokens })).status).toBe(200);
   });
 
   it('a second generation while the first holds the memory -> 503 isolate_memory_busy with Retry-After; then served', async () => {

@@ -1,7 +1,11 @@
-// Causal multi-head attention with GQA over an f32 KV cache, for decode (nTok = 1) and prefill (nTok > 1).
-// Keys and values are taken four positions at a time (independent accumulators for the q.k dots, one register
-// pass of the output per four values). Every SIMD loop has a scalar twin with the same float order per element.
-import { dotF32Simd, dotF32Scalar } from './dot';
+// Causal multi-head attention with GQA, for decode (nTok = 1) and prefill (nTok > 1), over an f32 KV cache
+// (attention) or one of any dtype (attentionKv). Keys and values are taken four positions at a time (independent
+// accumulators for the q.k dots, one register pass of the output per four values). Every SIMD loop has a scalar
+// twin with the same float order per element.
+import { QK, DT_F32, DT_F16, DT_Q8_0, align64, rowBytes } from './common';
+import { actBytes, prepare } from './activation';
+import { dotF32Simd, dotF32Scalar, dotRow } from './dot';
+import { getRow } from './elementwise';
 import { hsumF32 } from './simd-util';
 
 /** s[0..3] = q . k_j * scale for keys k0, k0 + ks, k0 + 2ks, k0 + 3ks; each dot in dotF32Simd's order. */
@@ -91,20 +95,85 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
         const kr = k + <usize>j * rowBytes + kvOff;
         store<f32>(scores + (<usize>j << 2), (simd ? dotF32Simd(qrow, kr, headDim) : dotF32Scalar(qrow, kr, headDim)) * scale);
       }
-      let mx = -Infinity as f32;
-      for (j = 0; j < n; j++) mx = max<f32>(mx, load<f32>(scores + (<usize>j << 2)));
-      let sum: f64 = 0;
-      for (j = 0; j < n; j++) {
-        const e = Mathf.exp(load<f32>(scores + (<usize>j << 2)) - mx);
-        store<f32>(scores + (<usize>j << 2), e);
-        sum += <f64>e;
-      }
-      const inv = <f32>(1.0 / sum);
-      for (j = 0; j < n; j++) store<f32>(scores + (<usize>j << 2), load<f32>(scores + (<usize>j << 2)) * inv);
+      softmaxScores(scores, n);
       const o = out + (<usize>(t * qStride + h * headDim) << 2);
       memory.fill(o, 0, <usize>headDim << 2); // after the q row was read: out may alias q
       for (j = 0; j + 4 <= n; j += 4) axpy4(o, v + <usize>j * rowBytes + kvOff, rowBytes, scores + (<usize>j << 2), headDim, simd);
       for (; j < n; j++) axpy(o, v + <usize>j * rowBytes + kvOff, load<f32>(scores + (<usize>j << 2)), headDim, simd);
     }
   }
+}
+
+/** scores (n) <- softmax(scores): the max subtracted, the sum in f64 (ggml's soft_max). */
+function softmaxScores(scores: usize, n: i32): void {
+  let mx = -Infinity as f32;
+  for (let j = 0; j < n; j++) mx = max<f32>(mx, load<f32>(scores + (<usize>j << 2)));
+  let sum: f64 = 0;
+  for (let j = 0; j < n; j++) {
+    const e = Mathf.exp(load<f32>(scores + (<usize>j << 2)) - mx);
+    store<f32>(scores + (<usize>j << 2), e);
+    sum += <f64>e;
+  }
+  const inv = <f32>(1.0 / sum);
+  for (let j = 0; j < n; j++) store<f32>(scores + (<usize>j << 2), load<f32>(scores + (<usize>j << 2)) * inv);
+}
+
+/** Bytes of one query head converted to a K dtype's dot input (the largest, over every dtype). */
+function headActBytes(headDim: i32): i32 {
+  return max<i32>(actBytes(DT_Q8_0, headDim), actBytes(DT_F16, headDim));
+}
+
+export function attentionKvScratch(nCtx: i32, headDim: i32): i32 {
+  return align64((nCtx + 3) << 2) + headActBytes(headDim) + ((4 * headDim) << 2);
+}
+
+/**
+ * attention over a KV cache of dtypes dtK / dtV (src/format/quant.ts's kernel layout: quants at k / v, f32
+ * scales per 32-block at ks / vs; headDim % 32 == 0 for q8_0/q4_0). As ggml's CPU flash attention: each query
+ * head is converted once to K's dot input (activation.ts's prepare: f16-rounded or q8_0) and dotted with each key
+ * head like a matmul row (dotRow); V heads are dequantized exactly (getRow), four at a time, and accumulated as
+ * in the f32 kernel. Both f32: the f32 kernel itself. Scratch: attentionKvScratch(pos0 + nTok, headDim).
+ */
+export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v: usize, vs: usize, out: usize, nTok: i32,
+  pos0: i32, nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize, simd: bool): void {
+  if (dtK == DT_F32 && dtV == DT_F32) {
+    attention(q, k, v, out, nTok, pos0, nHead, nKvHead, headDim, scale, scratch, simd);
+    return;
+  }
+  const group = nHead / nKvHead;
+  const qStride = nHead * headDim;
+  const kvStride = nKvHead * headDim;
+  const scores = scratch;
+  const act = scores + <usize>align64((pos0 + nTok + 3) << 2);
+  const vrows = act + <usize>headActBytes(headDim);
+  const headBytes = <usize>headDim << 2;
+  for (let t = 0; t < nTok; t++) {
+    const n = pos0 + t + 1;
+    for (let h = 0; h < nHead; h++) {
+      const col = (h / group) * headDim; // first column of this head's kv head in a cache row
+      prepare(dtK, q + (<usize>(t * qStride + h * headDim) << 2), 1, headDim, act, 0, simd);
+      for (let j = 0; j < n; j++) {
+        const at = j * kvStride + col;
+        const s = dotRow(dtK, k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), act, headDim, simd);
+        store<f32>(scores + (<usize>j << 2), s * scale);
+      }
+      softmaxScores(scores, n);
+      const o = out + (<usize>(t * qStride + h * headDim) << 2);
+      memory.fill(o, 0, headBytes); // after the q row was prepared: out may alias q
+      let j = 0;
+      for (; j + 4 <= n; j += 4) {
+        for (let m = 0; m < 4; m++) vHead(dtV, v, vs, (j + m) * kvStride + col, headDim, vrows + <usize>m * headBytes);
+        axpy4(o, vrows, headBytes, scores + (<usize>j << 2), headDim, simd);
+      }
+      for (; j < n; j++) {
+        vHead(dtV, v, vs, j * kvStride + col, headDim, vrows);
+        axpy(o, vrows, load<f32>(scores + (<usize>j << 2)), headDim, simd);
+      }
+    }
+  }
+}
+
+/** out (headDim) f32 = the cache's elements at..at+headDim-1 (one head of one position), dequantized exactly. */
+@inline function vHead(dt: i32, v: usize, vs: usize, at: i32, headDim: i32, out: usize): void {
+  getRow(dt, v + <usize>rowBytes(dt, at), vs + (<usize>(at / QK) << 2), headDim, 0, out);
 }

@@ -4,7 +4,8 @@
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
 import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4 } from './common';
 import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
-import { attention as attn, attentionScratch } from './attention';
+import { attention as attn, attentionScratch, attentionKv, attentionKvScratch } from './attention';
+import { storeRows } from './kv-store';
 import { getRow, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
 
 export const QK: i32 = QK_;
@@ -27,6 +28,7 @@ export function heap_base(): usize {
 export function matmul_scratch(dt: i32, cols: i32, nTok: i32): i32 { return matmulScratch(dt, cols, nTok); }
 export function ffn_scratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, nTok: i32): i32 { return ffnScratch(dtGateUp, dtDown, hidden, inter, nTok); }
 export function attention_scratch(nCtx: i32): i32 { return attentionScratch(nCtx); }
+export function attention_kv_scratch(nCtx: i32, headDim: i32): i32 { return attentionKvScratch(nCtx, headDim); }
 
 // ---- matmul: Y (nTok, rows) = X (nTok, cols) @ W^T; scratch >= matmul_scratch(dt, cols, nTok) ----
 export function matmul_f32(w: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(0, w, 0, rows, cols, x, y, nTok, scratch, true); }
@@ -66,7 +68,19 @@ export function attention_scalar(q: usize, k: usize, v: usize, out: usize, nTok:
   attn(q, k, v, out, nTok, pos0, nHead, nKvHead, headDim, scale, scratch, false);
 }
 
+// ---- attention over a KV cache of dtypes dtK / dtV (quants k / v, f32 scales ks / vs); scratch >= attention_kv_scratch ----
+export function attention_kv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v: usize, vs: usize, out: usize, nTok: i32, pos0: i32,
+  nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize): void {
+  attentionKv(q, dtK, k, ks, dtV, v, vs, out, nTok, pos0, nHead, nKvHead, headDim, scale, scratch, true);
+}
+export function attention_kv_scalar(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v: usize, vs: usize, out: usize, nTok: i32, pos0: i32,
+  nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize): void {
+  attentionKv(q, dtK, k, ks, dtV, v, vs, out, nTok, pos0, nHead, nKvHead, headDim, scale, scratch, false);
+}
+
 // ---- single-version O(n) kernels ----
+/** KV cache rows row0..row0+nRows-1 (dtype dt, quants data, f32 scales) = x (nRows, cols) f32, as ggml writes its cache. */
+export function store_rows(dt: i32, x: usize, data: usize, scales: usize, cols: i32, row0: i32, nRows: i32): void { storeRows(dt, x, data, scales, cols, row0, nRows); }
 export function get_row(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void { getRow(dt, data, scales, cols, row, out); }
 export function rms_norm(x: usize, w: usize, out: usize, n: i32, nTok: i32, eps: f32): void { rmsNorm(x, w, out, n, nTok, eps); }
 export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, rotDims: i32, pos0: i32, base: f64, layout: i32): void { ropeImpl(x, nTok, nHeads, headDim, rotDims, pos0, base, layout); }

@@ -70,7 +70,7 @@ describe('npm run cli -- plan', () => {
   };
 
   it('--config: granite-3.0-1b-a400m does not run at the edge at its full context; --context finds what does', async () => {
-    const r = JSON.parse(await plan('--config', 'models/configs/granite-3.0-1b-a400m.json', '--json'));
+    const r = JSON.parse(await plan('--config', 'models/configs/granite-3.0-1b-a400m.json', '--json', '--kv-cache-type', 'f32'));
     const byQuant = Object.fromEntries(r.placements.map((p: any) => [p.label, p]));
     expect(r.architecture).toMatchObject({ modelType: 'granitemoe', numLayers: 24, numExperts: 32, topK: 8, vocabSize: 49155, contextLength: 4096 });
     expect(byQuant.q4_0.kvCache).toBe(24 * 2 * 4096 * 8 * 64 * 4);
@@ -92,6 +92,16 @@ describe('npm run cli -- plan', () => {
     expect(text).toMatch(/hot experts per layer in 100 MiB +(8 of 8 +){3}8 of 8/);
     expect(text).toMatch(/runs at the edge \(128 MiB\) +yes +yes +yes +yes/);
     expect(text).toMatch(/trunk\.bin in R2: ([\d.]+) MiB \(as converted, computed \1 MiB\)/);
+  });
+
+  it('--kv-cache-type: the KV cache at that type (default KV_CACHE_TYPE\'s, q8_0), as src/engine/kv-cache.ts sizes it', async () => {
+    const at = async (...t: string[]) => JSON.parse(await plan('--config', 'models/configs/granite-3.0-1b-a400m.json', '--context', '2048', '--quant', 'q4_0', '--json', ...t)).placements[0];
+    const positions = 24 * 2 * 2048 * 8 * 64;
+    expect((await at()).kvCache).toBe(positions + (positions / 32) * 4); // q8_0: quants + f32 scales, 54 MiB
+    expect((await at('--kv-cache-type', 'q4_0')).kvCache).toBe(positions / 2 + (positions / 32) * 4);
+    expect((await at('--kv-cache-type', 'f16')).kvCache).toBe(positions * 2);
+    expect(await plan('--config', 'models/configs/granite-3.0-1b-a400m.json', '--context', '2048', '--kv-cache-type', 'q4_0')).toMatch(/KV cache \(2048 positions, q4_0\) +30\.0/);
+    await expect(plan('--config', 'models/configs/granite-3.0-1b-a400m.json', '--kv-cache-type', 'q5_1')).rejects.toThrow(/--kv-cache-type: unknown q5_1/);
   });
 
   it('refuses a missing source or a bad budget', async () => {

@@ -15,6 +15,7 @@ import { loadNodeKernels } from '../../../src/kernels/load-node';
 import type { Kernels } from '../../../src/kernels/types';
 import { Admission, generationBytes, MemoryBudgetExceededError, MemoryBusyError, positionsThatFit, releasedWhenDone, TooManyGenerationsError } from '../../../src/runtime/admission';
 import { ServedModel } from '../../../src/runtime/served-model';
+import { kvCacheBytes } from '../../../src/engine/kv-cache';
 
 const MODEL = 'models/default';
 
@@ -63,6 +64,32 @@ describe('generationBytes bounds the real peak', () => {
     const peak = await peakDuring(k, () => drain(model.generate({ promptTokens: tokens, maxTokens: 8, sampling: { temperature: 0, topP: 1, topK: 0 }, stop: [], moe })));
     expect(peak - idle).toBeLessThanOrEqual(generationBytes(model.manifest.architecture, 78));
     expect(model.hot.bytes).toBe(idle); // the weights are what the heap holds when idle
+  });
+
+  it.each(['f16', 'q8_0', 'q4_0'] as const)('a %s KV cache: 70 prompt tokens + 8, local and split', async (kvCacheType) => {
+    const k = await loadNodeKernels();
+    const model = await loadTextModel(fsSource(MODEL), k, { kvCacheType });
+    const a = model.manifest.architecture;
+    const idle = k.heap.usedBytes;
+    const tokens = Array.from({ length: 70 }, (_, i) => 3 + (i % 50));
+    const sampling = { temperature: 0, topP: 1, topK: 0 };
+    const peak = await peakDuring(k, () => drain(model.generate({ promptTokens: tokens, maxTokens: 8, sampling, stop: [] })));
+    expect(peak - idle).toBeLessThanOrEqual(generationBytes(a, 78, kvCacheType));
+    expect(peak - idle).toBeGreaterThan(generationBytes(a, 78, kvCacheType) / 4);
+    expect(generationBytes(a, 78, kvCacheType)).toBeLessThan(generationBytes(a, 78, 'f32'));
+    const served = await ServedModel.load(fsSource(MODEL), k, { hotExperts: parseHotExperts('50%'), budgetBytes: null, kvCacheType });
+    const idle2 = k.heap.usedBytes;
+    const moe = { policy: 'substitute' as const, degradedPolicy: 'substitute' as const, backend: null };
+    const peak2 = await peakDuring(k, () => drain(served.generate({ promptTokens: tokens, maxTokens: 8, sampling, stop: [], moe })));
+    expect(peak2 - idle2).toBeLessThanOrEqual(generationBytes(a, 78, kvCacheType));
+    expect(served.memory.kvCacheType).toBe(kvCacheType);
+  });
+
+  it('a model whose heads are not whole 32-blocks refuses a q8_0 / q4_0 cache by name; f16 is fine', () => {
+    const a = { modelType: 'mixtral', headDim: 16, numKvHeads: 2, numLayers: 2 } as never;
+    expect(() => generationBytes({ ...(a as object), numHeads: 4, hiddenSize: 64, expertFfnSize: 32, sharedExpertFfnSize: 0, numExperts: 8, topK: 2, vocabSize: 260 } as never, 10, 'q8_0')).toThrow(/q8_0 KV cache needs a head dimension that is a multiple of 32; this mixtral model has 16/);
+    expect(kvCacheBytes(a, 10, 'f16')).toBe(2 * 2 * 10 * 2 * 16 * 2);
+    expect(kvCacheBytes({ ...(a as object), headDim: 64 } as never, 10, 'q8_0')).toBe(2 * 2 * (10 * 128 + (10 * 128 / 32) * 4));
   });
 
   it('positionsThatFit is the largest count whose bound fits', async () => {
@@ -126,6 +153,20 @@ describe('releasedWhenDone', () => {
       log.push('finally');
     }
   }
+
+  it('memory at a q8_0 KV cache: the 400 uses the q8_0 numbers (more positions fit than at f32)', () => {
+    const arch32 = { modelType: 'mixtral', numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 32, hiddenSize: 128, expertFfnSize: 64, sharedExpertFfnSize: 0, numExperts: 8, topK: 2, vocabSize: 304 } as never;
+    const shape = (promptTokens: number, maxTokens: number) => ({ promptTokens, maxTokens, promptParam: 'prompt', maxTokensParam: 'max_tokens' });
+    const one = generationBytes(arch32, 40, 'q8_0');
+    const room = Math.floor(1.5 * one);
+    const limits = { maxConcurrentGenerations: null, isolateMemoryBytes: 1000 + room };
+    const memory = { heap: {}, arch: arch32, weightsBytes: 1000, kvCacheType: 'q8_0' as const };
+    const fits = positionsThatFit(arch32, room, 'q8_0');
+    expect(fits).toBeGreaterThan(positionsThatFit(arch32, room, 'f32'));
+    const a = new Admission();
+    expect(() => a.admit(limits, shape(10, fits - 9), memory)).toThrow(new RegExp(`at most ${fits} tokens fit`));
+    a.admit(limits, shape(10, fits - 10), memory).release();
+  });
 
   it('releases when drained, when closed early, when closed before it started, and when it throws', async () => {
     let released = 0;

@@ -4,10 +4,11 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { createReferenceKernels } from '../../../src/kernels/reference';
 import type { Kernels } from '../../../src/kernels/types';
 import { weightCases, type Case } from './cases-matmul';
+import { kvCases } from './cases-kv';
 import { opCases } from './cases-ops';
 import { Arena, report } from './harness';
 
-const cases: Case[] = [...weightCases(), ...opCases()];
+const cases: Case[] = [...weightCases(), ...opCases(), ...kvCases()];
 
 // ts-ref's outputs are computed once per case and shared by every executor's describe block (webgpu.test.ts too).
 let reference: Kernels | undefined;

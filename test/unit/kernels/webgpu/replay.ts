@@ -48,6 +48,7 @@ function replayKernels(onCall: (c: Call) => Float32Array | null): Kernels {
     rmsNorm: unsupported('rmsNorm'),
     rope: unsupported('rope'),
     attention: unsupported('attention'),
+    storeRows: unsupported('storeRows'),
     softmax: unsupported('softmax'),
     topK: unsupported('topK'),
     addScaled: unsupported('addScaled'),
