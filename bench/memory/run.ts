@@ -63,18 +63,26 @@ interface Outcome {
   error?: { code: string | null; message: string };
 }
 
+/**
+ * One generation of `positions` (half prompt, half output), streamed: between tokens the stream waits for the
+ * client's read, and the isolate answers the sampler's inspector and /metrics requests meanwhile.
+ */
 async function generate(url: string, positions: number): Promise<Outcome> {
   const p = promptOf(Math.max(1, Math.floor(positions / 2)));
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: modelId, prompt: p.text, max_tokens: positions - p.count, temperature: 0.8, seed: 7 }),
+    body: JSON.stringify({ model: modelId, prompt: p.text, max_tokens: positions - p.count, temperature: 0.8, seed: 7, stream: true, stream_options: { include_usage: true } }),
   });
-  const body = (await res.json()) as any;
-  const ms = performance.now() - t0;
-  if (res.status !== 200) return { positions, status: res.status, ms, error: { code: body.error?.code ?? null, message: body.error?.message ?? JSON.stringify(body) } };
-  return { positions, status: 200, promptTokens: body.usage.prompt_tokens, completionTokens: body.usage.completion_tokens, ms };
+  if (res.status !== 200) {
+    const body = (await res.json()) as any;
+    return { positions, status: res.status, ms: performance.now() - t0, error: { code: body.error?.code ?? null, message: body.error?.message ?? JSON.stringify(body) } };
+  }
+  const events = (await res.text()).split('\n\n').filter((f) => f.startsWith('data: {')).map((f) => JSON.parse(f.slice('data: '.length)));
+  const usage = events.at(-1)?.usage;
+  if (!usage) throw new Error(`the stream of a ${positions}-position generation ended without usage: ${JSON.stringify(events.at(-1))}`);
+  return { positions, status: 200, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, ms: performance.now() - t0 };
 }
 
 /** Samples the isolate while `work` runs. */
