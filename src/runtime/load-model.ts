@@ -21,6 +21,7 @@ export async function loadModelFromR2(env: AppEnv): Promise<ServedModel> {
   const cfg = appConfig(env);
   const opts = { maximumPages: MAX_HEAP_PAGES };
   const kernels = supportsRelaxedSimd() ? createWasmKernels(relaxedModule, 'relaxed', opts) : createWasmKernels(simdModule, 'simd', opts);
+  const untrack = metrics.trackHeap(cfg.modelId, kernels.heap);
   return ServedModel.load(r2Source(env.MODELS, cfg.modelKeyPrefix), kernels, {
     id: cfg.modelId,
     hotExperts: parseHotExperts(cfg.hotExperts),
@@ -30,5 +31,8 @@ export async function loadModelFromR2(env: AppEnv): Promise<ServedModel> {
     onGenerationEnd: (usage, result) => metrics.generation(usage, result),
     routing: metrics.routingTally(cfg.modelId),
     kvCacheType: cfg.kvCacheType,
+  }).catch((e: unknown) => {
+    untrack(); // the model cache forgets a failed load; its memory goes with it
+    throw e;
   });
 }

@@ -1,8 +1,15 @@
 // Per-isolate counters exposed at GET /metrics in Prometheus text format: requests, tokens, where the
-// routed experts ran (hot hits, cold calls, remote time, degraded generations by reason), and what the
-// routers asked for (routings per model, layer, expert and profile: the statistics the hot set is planned from).
+// routed experts ran (hot hits, cold calls, remote time, degraded generations by reason), what the
+// routers asked for (routings per model, layer, expert and profile: the statistics the hot set is planned from),
+// and gauges of each loaded model's WASM memory: the part of the isolate the V8 inspector's heap usage leaves out.
 import type { GenerateResult, MoeUsage } from '../engine/api';
 import { RoutingTally } from '../routing/tally';
+
+/** What the WASM gauges read from a kernel heap (src/kernels/heap.ts): its memory and the allocator's bytes in use. */
+export interface HeapGauge {
+  readonly memory: WebAssembly.Memory;
+  readonly usedBytes: number;
+}
 
 export class Metrics {
   private readonly requests = new Map<string, number>(); // `${route}\t${status}` -> count
@@ -15,12 +22,31 @@ export class Metrics {
   private remoteMs = 0;
   /** model id -> its routing statistics in this isolate (one tally per id, shared by every load of it) */
   private readonly routing = new Map<string, RoutingTally>();
+  /**
+   * model id -> the kernel heaps of its loads in this isolate (one per hot-set configuration; tests vary it),
+   * held weakly: a load nobody keeps (a tool's, a test's) is not kept alive by its gauge.
+   */
+  private readonly heaps = new Map<string, Set<WeakRef<HeapGauge>>>();
 
   /** The routing statistics of the model served under `modelId` (created empty on first use). */
   routingTally(modelId: string): RoutingTally {
     let t = this.routing.get(modelId);
     if (!t) this.routing.set(modelId, (t = new RoutingTally()));
     return t;
+  }
+
+  /**
+   * Counts `heap` in the WASM gauges of `modelId` from now on (from the start of a load: its memory grows as
+   * weights arrive). Call the returned function when the load fails, so a forgotten load is not counted.
+   */
+  trackHeap(modelId: string, heap: HeapGauge): () => void {
+    let set = this.heaps.get(modelId);
+    if (!set) this.heaps.set(modelId, (set = new Set()));
+    const ref = new WeakRef(heap);
+    set.add(ref);
+    return () => {
+      set.delete(ref);
+    };
   }
 
   request(route: string, status: number): void {
@@ -42,7 +68,8 @@ export class Metrics {
     if (usage.degraded) this.degraded.set(usage.degraded, (this.degraded.get(usage.degraded) ?? 0) + 1);
   }
 
-  render(): string {
+  /** `modelIds`: models that get WASM gauges even before a load (0), e.g. the deployment's MODEL_ID. */
+  render(modelIds: readonly string[] = []): string {
     const out: string[] = [];
     const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: [string, number][]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -69,6 +96,20 @@ export class Metrics {
     }
     metric('moe_routed_tokens_total', 'counter', 'Tokens routed through every layer, by model and profile (profile="" without one).', tokens);
     metric('moe_expert_routings_total', 'counter', 'Router picks (token x top-k slot) per layer and expert, counted before the cold policy, by model and profile.', routings);
+    const wasm: [string, number][] = [];
+    const used: [string, number][] = [];
+    for (const id of new Set([...modelIds, ...this.heaps.keys()])) {
+      const heaps: HeapGauge[] = [];
+      for (const ref of this.heaps.get(id) ?? []) {
+        const h = ref.deref();
+        if (h) heaps.push(h);
+        else this.heaps.get(id)!.delete(ref); // collected
+      }
+      wasm.push([`{model="${label(id)}"}`, heaps.reduce((s, h) => s + h.memory.buffer.byteLength, 0)]);
+      used.push([`{model="${label(id)}"}`, heaps.reduce((s, h) => s + h.usedBytes, 0)]);
+    }
+    metric('moe_wasm_memory_bytes', 'gauge', 'WebAssembly memory of the model\'s kernels (memory.buffer.byteLength), by model; 0 before it loads.', wasm);
+    metric('moe_wasm_heap_used_bytes', 'gauge', 'Bytes the kernels\' allocator has handed out in that memory (weights, KV caches, scratch), by model.', used);
     return out.join('\n') + '\n';
   }
 }

@@ -1,6 +1,8 @@
 // The OpenAI-compatible API through the Worker's fetch, in workerd, over the real model in local R2.
+import { env } from 'cloudflare:workers';
 import { describe, expect, inject, it } from 'vitest';
-import { call, countsOf, MODEL, postJson, readSse } from './helpers';
+import { loadModelFromR2 } from '../../src/runtime/load-model';
+import { call, callWithEnv, countsOf, MODEL, postJson, readSse } from './helpers';
 
 describe('discovery', () => {
   it('GET /healthz says the model loads', async () => {
@@ -15,6 +17,34 @@ describe('discovery', () => {
     expect(await res.json()).toEqual({ object: 'list', data: [{ id: MODEL, object: 'model', created: expect.any(Number), owned_by: 'moe-edge' }] });
     const one = await call(`/v1/models/${MODEL}`);
     expect(await one.json()).toMatchObject({ id: MODEL, object: 'model' });
+  });
+});
+
+describe('GET /metrics: WASM memory gauges', () => {
+  const gauges = async (vars: Record<string, string>, model: string) => {
+    const text = await (await callWithEnv(vars, '/metrics')).text();
+    const value = (name: string) => Number(new RegExp(`^${name}\\{model="${model}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    return { memory: value('moe_wasm_memory_bytes'), used: value('moe_wasm_heap_used_bytes') };
+  };
+
+  it('reads 0 for the served model before it loads, and after a load that fails', async () => {
+    expect(await gauges({ MODEL_ID: 'never-uploaded' }, 'never-uploaded')).toEqual({ memory: 0, used: 0 });
+    expect((await callWithEnv({ MODEL_ID: 'never-uploaded' }, '/healthz')).status).toBe(503);
+    expect(await gauges({ MODEL_ID: 'never-uploaded' }, 'never-uploaded')).toEqual({ memory: 0, used: 0 });
+  });
+
+  it('counts each load of a model: its kernels\' memory.buffer.byteLength and the allocator\'s bytes in use', async () => {
+    expect((await callWithEnv({}, '/healthz')).status).toBe(200);
+    const before = await gauges({}, MODEL);
+    expect(before.memory).toBeGreaterThan(before.used);
+    expect(before.memory % 65536).toBe(0); // whole WASM pages
+    const model = await loadModelFromR2({ ...env, HOT_EXPERTS: 'none' });
+    const heap = model.kernels.heap;
+    const trunkBytes = model.manifest.objects['trunk.bin']!.bytes;
+    expect(heap.usedBytes).toBeGreaterThanOrEqual(trunkBytes); // the trunk's quants, scales widened to f32
+    const after = await gauges({}, MODEL);
+    expect(after.memory - before.memory).toBe(heap.memory.buffer.byteLength);
+    expect(after.used - before.used).toBe(heap.usedBytes);
   });
 });
 

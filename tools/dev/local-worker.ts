@@ -19,6 +19,8 @@ export interface LocalWorkerOptions {
   port?: number;
   /** the V8 inspector (DevTools) on its default port (default false) */
   inspector?: boolean;
+  /** with `inspector`: the port of its proxy (default wrangler's, 9229 or the next free one; 0: any free port) */
+  inspectorPort?: number;
   /** reload when the sources change (default false) */
   watch?: boolean;
   /** wrangler's log level (default 'warn'; 'info' logs each request) */
@@ -28,6 +30,8 @@ export interface LocalWorkerOptions {
 export interface LocalWorker {
   /** origin the Worker listens on, e.g. http://127.0.0.1:40123 */
   readonly url: string;
+  /** with `inspector`: the inspector proxy's origin (its targets at /json), e.g. http://127.0.0.1:9229 */
+  readonly inspectorUrl: string | null;
   /** a request straight to the Worker (the URL's host is ignored) */
   fetch(url: string, init?: RequestInit): Promise<Response>;
   dispose(): Promise<void>;
@@ -48,7 +52,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions = {}): Promise<L
     config: opts.config ?? PROJECT_CONFIG,
     bindings,
     dev: {
-      ...(opts.inspector ? {} : { inspector: false as const }),
+      ...(opts.inspector ? (opts.inspectorPort === undefined ? {} : { inspector: { port: opts.inspectorPort } }) : { inspector: false as const }),
       server: { hostname: opts.hostname ?? '127.0.0.1', port: opts.port ?? 0 },
       watch: opts.watch ?? false,
       persist: opts.persistTo,
@@ -58,8 +62,10 @@ export async function startLocalWorker(opts: LocalWorkerOptions = {}): Promise<L
   try {
     await worker.ready;
     const url = (await worker.url).origin;
+    const inspector = opts.inspector ? await worker.inspectorUrl : undefined;
     return {
       url,
+      inspectorUrl: inspector ? `http://${inspector.host}` : null,
       fetch: async (u, init) => (await worker.fetch(u, init as never)) as unknown as Response,
       dispose: () => worker.dispose(),
     };

@@ -1,0 +1,98 @@
+// The memory benchmark's arithmetic: a phase's samples summarized (peak while it ran, steady state after it,
+// deltas from before the load), and what the planner (tools/placement.ts) and admission (src/runtime/admission.ts)
+// predict for the same model and generation lengths.
+import type { Architecture, Manifest } from '../../src/format/manifest';
+import { generationBytes } from '../../src/runtime/admission';
+import { isolateBytes, type IsolateSample } from '../../tools/dev/isolate-memory';
+import { place } from '../../tools/placement';
+
+const MiB = 2 ** 20;
+const mib = (b: number) => Math.round((b / MiB) * 10) / 10;
+
+/** One moment's figures in MiB: JS heap used, ArrayBuffer backing stores, WASM memory and its used bytes, their sum, workerd RSS delta. */
+export interface Figures {
+  jsUsed: number;
+  jsBacking: number;
+  wasmMemory: number;
+  wasmHeapUsed: number;
+  /** jsUsed + jsBacking + wasmMemory */
+  isolate: number;
+  /** workerd RSS minus its RSS before the model loaded */
+  rssDelta: number;
+}
+
+export interface Phase {
+  label: string;
+  generations: { positions: number; status: number; promptTokens?: number; completionTokens?: number; ms: number }[];
+  samples: number;
+  failedSamples: number;
+  durationMs: number;
+  /** the largest value of each figure over the phase's samples (each its own maximum; isolate: the largest sum) */
+  peak: Figures;
+  /** one sample after the phase ended */
+  after: Figures;
+}
+
+function figures(s: IsolateSample, before: IsolateSample): Figures {
+  return {
+    jsUsed: mib(s.jsUsedBytes),
+    jsBacking: mib(s.jsBackingStoreBytes),
+    wasmMemory: mib(s.wasmMemoryBytes),
+    wasmHeapUsed: mib(s.wasmHeapUsedBytes),
+    isolate: mib(isolateBytes(s)),
+    rssDelta: mib(s.rssBytes - before.rssBytes),
+  };
+}
+
+export function summarize(label: string, generations: Phase['generations'], run: { samples: IsolateSample[]; failed: number }, before: IsolateSample, after: IsolateSample): Phase {
+  const all = [...run.samples, after].map((s) => figures(s, before));
+  const peak = Object.fromEntries((Object.keys(all[0]) as (keyof Figures)[]).map((k) => [k, Math.max(...all.map((f) => f[k]))])) as unknown as Figures;
+  return {
+    label,
+    generations,
+    samples: run.samples.length,
+    failedSamples: run.failed,
+    durationMs: Math.round((run.samples.at(-1)?.atMs ?? 0) - (run.samples[0]?.atMs ?? 0)),
+    peak,
+    after: figures(after, before),
+  };
+}
+
+/** What the planner predicts for one phase, in MiB: the WASM heap in use and the isolate (heap + runtime + tokenizer). */
+export interface Prediction {
+  label: string;
+  heap: number;
+  isolate: number;
+  /** admission's bound of the generations' heap bytes (KV cache + scratch), which ISOLATE_MEMORY_MB is checked against */
+  admissionGenerations: number;
+}
+
+export const predict = {
+  /** The longest M such that two generations of M positions fit where one of `fitsOne` does (admission's accounting). */
+  pairThatFits(a: Architecture, fitsOne: number): number {
+    const room = generationBytes(a, fitsOne);
+    let m = 1;
+    while (2 * generationBytes(a, m + 1) <= room) m++;
+    return 2 * generationBytes(a, m) <= room ? m : 0;
+  },
+
+  placements(a: Architecture, manifest: Manifest, phases: readonly Phase[]): Prediction[] {
+    const tokenizer = manifest.tokenizer !== null;
+    return phases.map((ph) => {
+      if (ph.generations.length === 0) {
+        const p = place(a, manifest.quant, 0, { context: 1, tokenizer });
+        return { label: `${ph.label} (planner's load peak: trunk.bin beside its heap copy)`, heap: mib(p.trunk.total), isolate: mib(p.loadPeak), admissionGenerations: 0 };
+      }
+      const ok = ph.generations.filter((g) => g.status === 200);
+      const perGen = ok.map((g) => place(a, manifest.quant, 0, { context: g.positions, tokenizer }));
+      const base = place(a, manifest.quant, 0, { context: 1, tokenizer });
+      const heap = base.trunk.total + perGen.reduce((s, p) => s + p.kvCache + p.scratch, 0);
+      return {
+        label: ph.label,
+        heap: mib(heap),
+        isolate: mib(heap + base.runtime + base.tokenizer),
+        admissionGenerations: mib(ok.reduce((s, g) => s + generationBytes(a, g.positions), 0)),
+      };
+    });
+  },
+};

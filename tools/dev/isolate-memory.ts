@@ -1,0 +1,172 @@
+// Samples one Worker isolate's memory from outside, as issue 13 measures it: the JS heap from the V8 inspector
+// (Runtime.getHeapUsage, which leaves WASM memory out), the WASM memory the Worker reports in /metrics
+// (moe_wasm_memory_bytes), and the RSS of the workerd process that hosts it as a cross-check. One sampler per
+// isolate: the front Worker now, a shard Worker the same way (its inspector target, its /metrics, its process).
+import { createRequire } from 'node:module';
+import type { LocalWorker } from './local-worker';
+import { inspectedWorkerdPid, residentBytes } from './workerd-process';
+
+// `ws` (reached through wrangler/miniflare) rather than Node's WebSocket: the inspector proxy refuses a socket
+// without a devtools Origin, and Node's WebSocket cannot set one. Untyped here (no @types/ws), hence the shape below.
+interface InspectorSocket {
+  on(event: 'open' | 'close', cb: () => void): void;
+  on(event: 'message', cb: (data: Buffer) => void): void;
+  on(event: 'error', cb: (e: Error) => void): void;
+  send(text: string): void;
+  close(): void;
+}
+const WebSocketClient = createRequire(import.meta.url)('ws') as new (url: string, opts: { headers: Record<string, string> }) => InspectorSocket;
+const DEVTOOLS_ORIGIN = 'https://devtools.devprod.cloudflare.dev';
+
+/** One entry of the inspector's /json list. */
+export interface InspectorTarget {
+  readonly id: string;
+  readonly title: string;
+  readonly webSocketDebuggerUrl: string;
+}
+
+export interface IsolateProbe {
+  /** the inspector's origin, e.g. http://127.0.0.1:9229 (LocalWorker.inspectorUrl) */
+  readonly inspectorUrl: string;
+  /** which /json target is the isolate (default: the only one) */
+  readonly pick?: (t: InspectorTarget) => boolean;
+  /** GET /metrics of the same isolate */
+  readonly metricsUrl: string;
+  /** the model whose WASM gauges count (MODEL_ID) */
+  readonly model: string;
+  /** the workerd process that hosts the isolate (tools/dev/workerd-process.ts) */
+  readonly pid: number;
+}
+
+export interface IsolateSample {
+  /** ms since the sampler connected */
+  readonly atMs: number;
+  /** Runtime.getHeapUsage: V8 heap in use and allocated, ArrayBuffer backing stores (WASM memory not included), embedder */
+  readonly jsUsedBytes: number;
+  readonly jsTotalBytes: number;
+  readonly jsBackingStoreBytes: number;
+  readonly jsEmbedderBytes: number;
+  /** /metrics: moe_wasm_memory_bytes and moe_wasm_heap_used_bytes of the model */
+  readonly wasmMemoryBytes: number;
+  readonly wasmHeapUsedBytes: number;
+  /** VmRSS of the hosting workerd process */
+  readonly rssBytes: number;
+}
+
+/** What the isolate holds: JS heap in use + ArrayBuffer backing stores + WASM memory. */
+export function isolateBytes(s: IsolateSample): number {
+  return s.jsUsedBytes + s.jsBackingStoreBytes + s.wasmMemoryBytes;
+}
+
+/** A Prometheus gauge's value with one model label (NaN when absent). */
+export function gaugeOf(text: string, name: string, model: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{model="${model}"} `));
+  return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+export class IsolateMemory {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly t0 = performance.now();
+
+  private constructor(
+    private readonly socket: InspectorSocket,
+    private readonly probe: IsolateProbe,
+  ) {
+    socket.on('message', (data) => {
+      const msg = JSON.parse(data.toString('utf8')) as { id?: number; result?: unknown; error?: { message: string } };
+      const p = msg.id === undefined ? undefined : this.pending.get(msg.id);
+      if (!p) return; // an event
+      this.pending.delete(msg.id!);
+      if (msg.error) p.reject(new Error(`inspector: ${msg.error.message}`));
+      else p.resolve(msg.result);
+    });
+    socket.on('close', () => {
+      for (const p of this.pending.values()) p.reject(new Error('inspector: the socket closed'));
+      this.pending.clear();
+    });
+  }
+
+  /** Finds the isolate's target in the inspector's /json list and opens its socket. */
+  static async connect(probe: IsolateProbe): Promise<IsolateMemory> {
+    const targets = (await (await fetch(`${probe.inspectorUrl}/json`)).json()) as InspectorTarget[];
+    const matching = probe.pick ? targets.filter(probe.pick) : targets;
+    if (matching.length !== 1) throw new Error(`inspector ${probe.inspectorUrl}: ${matching.length} matching targets (${targets.map((t) => t.title).join(', ')})`);
+    const socket = new WebSocketClient(matching[0].webSocketDebuggerUrl, { headers: { Origin: DEVTOOLS_ORIGIN } });
+    await new Promise<void>((resolve, reject) => {
+      socket.on('open', resolve);
+      socket.on('error', reject);
+    });
+    return new IsolateMemory(socket, probe);
+  }
+
+  private call<T>(method: string, params: object = {}): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.socket.send(JSON.stringify({ id, method, params }));
+    });
+  }
+
+  /** One sample: the inspector and /metrics are asked at once; the isolate answers both between its tasks. */
+  async sample(): Promise<IsolateSample> {
+    const [heap, text] = await Promise.all([
+      this.call<{ usedSize: number; totalSize: number; backingStorageSize?: number; embedderHeapUsedSize?: number }>('Runtime.getHeapUsage'),
+      fetch(this.probe.metricsUrl).then((r) => {
+        if (!r.ok) throw new Error(`GET ${this.probe.metricsUrl}: ${r.status}`);
+        return r.text();
+      }),
+    ]);
+    const wasmMemoryBytes = gaugeOf(text, 'moe_wasm_memory_bytes', this.probe.model);
+    if (Number.isNaN(wasmMemoryBytes)) throw new Error(`${this.probe.metricsUrl} has no moe_wasm_memory_bytes for model ${this.probe.model}`);
+    return {
+      atMs: performance.now() - this.t0,
+      jsUsedBytes: heap.usedSize,
+      jsTotalBytes: heap.totalSize,
+      jsBackingStoreBytes: heap.backingStorageSize ?? 0,
+      jsEmbedderBytes: heap.embedderHeapUsedSize ?? 0,
+      wasmMemoryBytes,
+      wasmHeapUsedBytes: gaugeOf(text, 'moe_wasm_heap_used_bytes', this.probe.model),
+      rssBytes: residentBytes(this.probe.pid).rss,
+    };
+  }
+
+  /**
+   * Samples back to back, one every `everyMs` at most (a sample waits while the isolate computes), until the
+   * returned stop() is called; stop() resolves with every sample taken. A failed sample is skipped and counted.
+   */
+  every(everyMs: number): { stop(): Promise<{ samples: IsolateSample[]; failed: number }> } {
+    const samples: IsolateSample[] = [];
+    let failed = 0;
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const start = performance.now();
+        try {
+          samples.push(await this.sample());
+        } catch {
+          failed++;
+        }
+        const wait = everyMs - (performance.now() - start);
+        if (wait > 0 && running) await new Promise((r) => setTimeout(r, wait));
+      }
+    })();
+    return {
+      stop: async () => {
+        running = false;
+        await loop;
+        return { samples, failed };
+      },
+    };
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** The probe of a Worker started by startLocalWorker({ inspector: true }): its inspector, its /metrics, its workerd. */
+export async function probeOf(worker: LocalWorker, model: string): Promise<IsolateProbe> {
+  if (!worker.inspectorUrl) throw new Error('the Worker was started without its inspector (startLocalWorker({ inspector: true }))');
+  return { inspectorUrl: worker.inspectorUrl, metricsUrl: `${worker.url}/metrics`, model, pid: await inspectedWorkerdPid() };
+}
