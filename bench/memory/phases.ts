@@ -2,6 +2,7 @@
 // deltas from before the load), and what the planner (tools/placement.ts) and admission (src/runtime/admission.ts)
 // predict for the same model and generation lengths.
 import type { Architecture, Manifest } from '../../src/format/manifest';
+import type { KvCacheType } from '../../src/engine/kv-cache';
 import { generationBytes } from '../../src/runtime/admission';
 import { isolateBytes, type IsolateSample } from '../../tools/dev/isolate-memory';
 import { place } from '../../tools/placement';
@@ -69,29 +70,30 @@ export interface Prediction {
 
 export const predict = {
   /** The longest M such that two generations of M positions fit where one of `fitsOne` does (admission's accounting). */
-  pairThatFits(a: Architecture, fitsOne: number): number {
-    const room = generationBytes(a, fitsOne);
+  pairThatFits(a: Architecture, fitsOne: number, kv: KvCacheType): number {
+    const room = generationBytes(a, fitsOne, kv);
     let m = 1;
-    while (2 * generationBytes(a, m + 1) <= room) m++;
-    return 2 * generationBytes(a, m) <= room ? m : 0;
+    while (2 * generationBytes(a, m + 1, kv) <= room) m++;
+    return 2 * generationBytes(a, m, kv) <= room ? m : 0;
   },
 
-  placements(a: Architecture, manifest: Manifest, phases: readonly Phase[]): Prediction[] {
+  /** `kv`: the Worker's KV_CACHE_TYPE, so the planner sizes the caches as the Worker allocates them. */
+  placements(a: Architecture, manifest: Manifest, phases: readonly Phase[], kv: KvCacheType): Prediction[] {
     const tokenizer = manifest.tokenizer !== null;
     return phases.map((ph) => {
       if (ph.generations.length === 0) {
-        const p = place(a, manifest.quant, 0, { context: 1, tokenizer });
-        return { label: `${ph.label} (planner's load peak: trunk.bin beside its heap copy)`, heap: mib(p.trunk.total), isolate: mib(p.loadPeak), admissionGenerations: 0 };
+        const p = place(a, manifest.quant, 0, { context: 1, tokenizer, kvCacheType: kv });
+        return { label: `${ph.label} (planner's load peak: the trunk in the heap and one streamed chunk)`, heap: mib(p.trunk.total), isolate: mib(p.loadPeak), admissionGenerations: 0 };
       }
       const ok = ph.generations.filter((g) => g.status === 200);
-      const perGen = ok.map((g) => place(a, manifest.quant, 0, { context: g.positions, tokenizer }));
-      const base = place(a, manifest.quant, 0, { context: 1, tokenizer });
+      const perGen = ok.map((g) => place(a, manifest.quant, 0, { context: g.positions, tokenizer, kvCacheType: kv }));
+      const base = place(a, manifest.quant, 0, { context: 1, tokenizer, kvCacheType: kv });
       const heap = base.trunk.total + perGen.reduce((s, p) => s + p.kvCache + p.scratch, 0);
       return {
         label: ph.label,
         heap: mib(heap),
         isolate: mib(heap + base.runtime + base.tokenizer),
-        admissionGenerations: mib(ok.reduce((s, g) => s + generationBytes(a, g.positions), 0)),
+        admissionGenerations: mib(ok.reduce((s, g) => s + generationBytes(a, g.positions, kv), 0)),
       };
     });
   },

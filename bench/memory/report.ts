@@ -46,7 +46,7 @@ export function renderMarkdown(runs: readonly MemoryRun[]): string {
     "process's RSS delta from before the model load as a cross-check. isolate = JS used + backing stores + WASM memory.",
     'Peak: the largest value while the phase ran (~50 ms samples; the isolate answers between its tasks); after:',
     'one sample once it ended. Planner: tools/placement.ts for the same lengths (heap: trunk + KV caches + scratch;',
-    'isolate: + runtime and tokenizer estimates; load: trunk.bin read whole beside its heap copy). MiB throughout.',
+    'isolate: + runtime and tokenizer estimates; load: the trunk in the heap and one streamed chunk; KV caches at the Worker KV_CACHE_TYPE). MiB throughout.',
     '',
   ];
   for (const r of runs) {

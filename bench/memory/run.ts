@@ -15,6 +15,7 @@ import { fsSource } from '../../src/store/source-fs';
 import { IsolateMemory, probeOf } from '../../tools/dev/isolate-memory';
 import { startLocalWorker } from '../../tools/dev/local-worker';
 import { seedLocalR2 } from '../../tools/seed-local-r2';
+import { DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../../src/engine/kv-cache';
 import { predict, summarize, type Phase } from './phases';
 import { recordRun, type MemoryRun } from './report';
 
@@ -43,6 +44,9 @@ const vars: Record<string, string> = {
   ISOLATE_MEMORY_MB: '96',
   ...Object.fromEntries(o.var.map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)])),
 };
+// the cache type the Worker will use (its var, else the default), for the planner's figures
+const kvType = (vars.KV_CACHE_TYPE ?? DEFAULT_KV_CACHE_TYPE) as KvCacheType;
+if (!KV_CACHE_TYPES.includes(kvType)) throw new Error(`--var KV_CACHE_TYPE=${kvType}: one of ${KV_CACHE_TYPES.join(', ')}`);
 const codec = await loadCodec(fsSource(dir), manifest);
 
 /** A prompt of at most `tokens` tokens (as the Worker encodes it) and its exact count. */
@@ -136,7 +140,7 @@ try {
   if (refused) {
     refusals.push(refused);
     const fitsOne = fitsFrom(refusals.find((r) => r.status === 400) ?? refused);
-    const pair = Number.isNaN(fitsOne) ? NaN : predict.pairThatFits(arch, fitsOne);
+    const pair = Number.isNaN(fitsOne) ? NaN : predict.pairThatFits(arch, fitsOne, kvType);
     log(`2 x ${half} positions refused (${refused.error?.code}); 2 x ${pair} fit`);
     if (pair > 1) two = await sampled(mem, () => Promise.all([generate(worker.url, pair), generate(worker.url, pair)]));
   }
@@ -156,7 +160,7 @@ try {
     refusals: refusals.map((r) => ({ positions: r.positions, status: r.status, code: r.error?.code ?? null, message: r.error?.message ?? '' })),
     before,
     phases,
-    planner: predict.placements(arch, manifest, phases),
+    planner: predict.placements(arch, manifest, phases, kvType),
   };
   if (!o['no-record']) await recordRun(run);
   process.stdout.write(JSON.stringify(run, null, 2) + '\n');

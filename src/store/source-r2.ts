@@ -2,7 +2,7 @@
 // `range`, `arrayBuffer()` for whole small objects and the body's stream for large ones (a BYOB reader cannot
 // target WASM memory anyway, so chunks are copied into the heap by the consumer).
 import { MoeError, ObjectNotFoundError } from '../common/errors';
-import { checkObjectName, checkRange, ObjectReadError, ShortReadError, type ObjectSource } from './source';
+import { bodyChunks, checkObjectName, checkRange, ObjectReadError, ShortReadError, type ObjectSource } from './source';
 
 export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {
   const base = prefix.replace(/^\/+|\/+$/g, '');
@@ -54,21 +54,7 @@ export function r2Source(bucket: R2Bucket, prefix: string): ObjectSource {
       const k = key(name);
       const obj = await read(name, () => bucket.get(k));
       if (!obj) throw new ObjectNotFoundError(name, where);
-      const reader = obj.body.getReader();
-      let finished = false;
-      try {
-        for (;;) {
-          const { done, value } = await read(name, () => reader.read());
-          if (done) {
-            finished = true;
-            return;
-          }
-          yield value;
-        }
-      } finally {
-        // the consumer stopped early (a bad entry, an error): drop the rest of the body instead of leaving it open
-        if (!finished) await reader.cancel().catch(() => {});
-      }
+      yield* bodyChunks(obj.body, (next) => read(name, next));
     },
     describe: () => where,
   };

@@ -2,7 +2,7 @@
 // `<endpoint>/<bucket>/<prefix>/<name>`, SigV4 through aws4fetch, ranged GETs. Runs on Node and in workers.
 import { AwsClient } from 'aws4fetch';
 import { ObjectNotFoundError } from '../common/errors';
-import { checkObjectName, checkRange, ShortReadError, type ObjectSource } from './source';
+import { bodyChunks, checkObjectName, checkRange, ShortReadError, type ObjectSource } from './source';
 
 export interface S3SourceOptions {
   /** e.g. https://<account>.r2.cloudflarestorage.com */
@@ -84,20 +84,7 @@ export function s3Source(opts: S3SourceOptions): ObjectSource {
       const res = await client.fetch(url(name));
       if (!res.ok) throw await failed(name, res);
       if (!res.body) return; // an empty object
-      const reader = res.body.getReader();
-      let finished = false;
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) {
-            finished = true;
-            return;
-          }
-          yield value;
-        }
-      } finally {
-        if (!finished) await reader.cancel().catch(() => {});
-      }
+      yield* bodyChunks(res.body);
     },
     describe: () => where,
   };

@@ -124,3 +124,27 @@ export function checkRange(offset: number, length: number): void {
     throw new RangeError(`invalid byte range: offset ${offset}, length ${length}`);
   }
 }
+
+/**
+ * The chunks of a response body, each read through `read` (a source's error mapping). A consumer that stops early
+ * (a bad entry, an error) cancels the rest of the body instead of leaving it open.
+ */
+export async function* bodyChunks(
+  body: ReadableStream<Uint8Array>,
+  read: (next: () => Promise<ReadableStreamReadResult<Uint8Array>>) => Promise<ReadableStreamReadResult<Uint8Array>> = (next) => next(),
+): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  let finished = false;
+  try {
+    for (;;) {
+      const { done, value } = await read(() => reader.read());
+      if (done) {
+        finished = true;
+        return;
+      }
+      yield value;
+    }
+  } finally {
+    if (!finished) await reader.cancel().catch(() => {});
+  }
+}
