@@ -16,6 +16,13 @@ export function fsSource(dir: string): ObjectSource {
   };
   const missing = (name: string, e: unknown): unknown =>
     (e as NodeJS.ErrnoException).code === 'ENOENT' ? new ObjectNotFoundError(name, root) : e;
+  const openObject = async (name: string) => {
+    try {
+      return await open(path(name), 'r');
+    } catch (e) {
+      throw missing(name, e);
+    }
+  };
   return {
     async get(name) {
       try {
@@ -27,12 +34,7 @@ export function fsSource(dir: string): ObjectSource {
     },
     async getRange(name, offset, length) {
       checkRange(offset, length);
-      let file;
-      try {
-        file = await open(path(name), 'r');
-      } catch (e) {
-        throw missing(name, e);
-      }
+      const file = await openObject(name);
       try {
         const out = new Uint8Array(length);
         let got = 0;
@@ -47,12 +49,7 @@ export function fsSource(dir: string): ObjectSource {
       }
     },
     async *stream(name) {
-      let file;
-      try {
-        file = await open(path(name), 'r');
-      } catch (e) {
-        throw missing(name, e);
-      }
+      const file = await openObject(name);
       try {
         const chunk = new Uint8Array(FS_STREAM_CHUNK_BYTES); // one buffer, reused: no megabytes of garbage per load
         for (;;) {
