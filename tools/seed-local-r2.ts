@@ -12,6 +12,8 @@ export interface SeedOptions {
   model?: string; // model folder
   persistTo?: string; // same meaning as `wrangler dev --persist-to`
   modelId?: string; // defaults to MODEL_ID from wrangler.toml
+  /** more objects to put beside the model (e.g. shard-layout.json): [name in R2, bytes] */
+  extra?: readonly (readonly [string, Uint8Array])[];
   log?: (line: string) => void;
 }
 
@@ -48,6 +50,10 @@ export async function seedLocalR2(opts: SeedOptions = {}): Promise<{ written: nu
         continue;
       }
       await MODELS.put(key, bytes, { customMetadata: { sha256 } });
+      written++;
+    }
+    for (const [name, bytes] of opts.extra ?? []) {
+      await MODELS.put(prefix + name, bytes);
       written++;
     }
     log(`seeded local R2 bucket at ${persistTo}: ${prefix} (${written} written, ${skipped} unchanged)`);

@@ -8,7 +8,7 @@ import { parseReplicas } from '../remote/replicas';
 import { DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../engine/kv-cache';
 
 /** Bindings and vars as the runtime hands them over; secrets (API_KEYS, BACKEND_TOKEN, ADMIN_TOKEN) are not in wrangler.toml. */
-export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS'> & {
+export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS' | 'SHARD_LAYOUT' | 'SHARD_TIMEOUT_MS'> & {
   /** Comma-separated bearer keys accepted on /v1/*; unset or empty means no authentication. */
   API_KEYS?: string;
   HOT_EXPERTS?: string;
@@ -29,6 +29,13 @@ export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRES
   MAX_CONCURRENT_GENERATIONS?: string;
   ISOLATE_MEMORY_MB?: string;
   KV_CACHE_TYPE?: string;
+  /** front | shard (an expert-shard Worker: the same bundle, serving only /v1/experts/ws); empty: front */
+  ROLE?: string;
+  /** on a shard: its binding name in shard-layout.json (which slice it loads) */
+  SHARD?: string;
+  /** shard-layout.json's object name beside the model; empty: no expert shards */
+  SHARD_LAYOUT?: string;
+  SHARD_TIMEOUT_MS?: string;
 };
 
 export interface AppConfig {
@@ -57,6 +64,12 @@ export interface AppConfig {
   readonly isolateMemoryBytes: number;
   /** KV_CACHE_TYPE: the element type of every generation's KV cache (src/engine/kv-cache.ts). */
   readonly kvCacheType: KvCacheType;
+  /** ROLE: the front (the API) or an expert shard */
+  readonly role: 'front' | 'shard';
+  /** SHARD: on a shard, its binding name in the layout (required there) */
+  readonly shard: string | null;
+  /** SHARD_LAYOUT and SHARD_TIMEOUT_MS; null: no expert shards */
+  readonly shards: { readonly layoutName: string; readonly timeoutMs: number } | null;
 }
 
 /** A var in wrangler.toml (or a secret) with a value the Worker cannot use: every route answers 500 naming it. */
@@ -116,6 +129,13 @@ export function appConfig(env: AppEnv): AppConfig {
   const maxBodyBytes = Number(env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
   const budgetMb = positive('HOT_BUDGET_MB', env.HOT_BUDGET_MB, null);
   const backend = backendTarget(env);
+  const role = oneOf('ROLE', env.ROLE, ['front', 'shard'] as const, 'front');
+  const shard = (env.SHARD ?? '').trim() || null;
+  if (role === 'shard' && shard === null) throw new ConfigError('SHARD', '', "this shard's binding name in shard-layout.json (e.g. SHARD_0)");
+  const layoutName = (env.SHARD_LAYOUT ?? '').trim();
+  if (layoutName && (!/^[\w.-]+(\/[\w.-]+)*$/.test(layoutName) || layoutName.split('/').some((p) => p === '.' || p === '..'))) {
+    throw new ConfigError('SHARD_LAYOUT', layoutName, 'an object name beside the model, e.g. shard-layout.json');
+  }
   cfg = Object.freeze({
     modelPrefix,
     modelId,
@@ -133,6 +153,10 @@ export function appConfig(env: AppEnv): AppConfig {
     maxCompletionTokens: positiveInt('MAX_COMPLETION_TOKENS', env.MAX_COMPLETION_TOKENS),
     maxConcurrentGenerations: positiveInt('MAX_CONCURRENT_GENERATIONS', env.MAX_CONCURRENT_GENERATIONS),
     kvCacheType: oneOf('KV_CACHE_TYPE', env.KV_CACHE_TYPE, KV_CACHE_TYPES, DEFAULT_KV_CACHE_TYPE),
+    role,
+    shard,
+    // a shard's first call may wait for it to load its slice from R2: a longer default than the backend's
+    shards: layoutName ? Object.freeze({ layoutName, timeoutMs: positive('SHARD_TIMEOUT_MS', env.SHARD_TIMEOUT_MS, 10_000)! }) : null,
     isolateMemoryBytes: Math.floor(positive('ISOLATE_MEMORY_MB', env.ISOLATE_MEMORY_MB, DEFAULT_LIMITS.ISOLATE_MEMORY_MB)! * 1024 * 1024),
   });
   parsed.set(env, cfg);

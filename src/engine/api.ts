@@ -74,6 +74,8 @@ export type DegradedReason = 'no_backend' | 'unavailable' | 'timeout' | 'protoco
 export interface MoeUsage {
   /** Router picks served by a resident (hot) expert. */
   hot_hits: number;
+  /** Router picks served by an expert-shard Worker (SHARD_LAYOUT): at the edge, exact, not on the GPU. */
+  shard_hits: number;
   /** Router picks of cold experts (computed remotely, or substituted / dropped by the policy). */
   cold_calls: number;
   /** Sum of round trips of the remote requests (send -> reply), ms. */

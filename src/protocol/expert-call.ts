@@ -67,3 +67,18 @@ export function subCall(c: ExpertCall, pairs: readonly number[]): ExpertCall {
     activations: selectRows(c.activations, c.hidden, used.rows),
   };
 }
+
+/**
+ * COMBINE: y (nTok, H), y[t] = the sum over the pairs of token t, in pair order, of weight * rows[pair], accumulated
+ * in f32 (what the front would compute from the uncombined rows).
+ */
+export function combinePairs(c: Pick<ExpertCall, 'nTok' | 'hidden' | 'tokens' | 'weights'>, rows: Float32Array): Float32Array {
+  const H = c.hidden;
+  const y = new Float32Array(c.nTok * H);
+  for (let i = 0; i < c.tokens.length; i++) {
+    const w = c.weights[i];
+    const o = c.tokens[i] * H;
+    for (let j = 0; j < H; j++) y[o + j] = Math.fround(y[o + j] + Math.fround(w * rows[i * H + j]));
+  }
+  return y;
+}

@@ -1,6 +1,7 @@
-// Opens the WebSocket to the backend's /v1/experts/ws with the bearer token, in workerd (fetch with an
-// Upgrade header, then accept(): its WebSocket constructor cannot send headers) and in Node (the global
-// WebSocket, which takes headers). Resolves once the socket is open; rejects with a BackendError.
+// Opens the WebSocket to an expert server's /v1/experts/ws (the GPU backend, or an expert-shard Worker through its
+// service binding) with the bearer token, in workerd (fetch with an Upgrade header, then accept(): its WebSocket
+// constructor cannot send headers) and in Node (the global WebSocket, which takes headers). Resolves once the
+// socket is open; rejects with a BackendError.
 import type { BackendTarget } from '../engine/api';
 import { decodeFrame } from '../protocol/expert-wire';
 import { BackendTimeoutError, BackendUnavailableError, type BackendError } from './errors';
@@ -17,7 +18,16 @@ function isWorkerd(): boolean {
   return typeof (globalThis as { WebSocketPair?: unknown }).WebSocketPair === 'function';
 }
 
-export async function openExpertSocket(target: BackendTarget): Promise<WebSocket> {
+/** What a service binding offers (a Fetcher): the socket opens through it instead of the network. */
+export interface FetchBinding {
+  fetch(input: string, init?: RequestInit): Promise<Response>;
+}
+
+/**
+ * Opens the socket to `target`; with `via` (a service binding to an expert-shard Worker) the upgrade goes through
+ * the binding, whatever the URL's host says.
+ */
+export async function openExpertSocket(target: BackendTarget, via?: FetchBinding): Promise<WebSocket> {
   const url = backendUrl(target.url, EXPERTS_WS_PATH);
   const timeout = new BackendTimeoutError(`no connection to ${url} within ${target.timeoutMs} ms`);
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -28,7 +38,7 @@ export async function openExpertSocket(target: BackendTarget): Promise<WebSocket
       reject(timeout);
     }, target.timeoutMs);
   });
-  const open = isWorkerd() ? openInWorkerd(url, target.token, ac.signal) : openInNode(url, target.token, ac.signal);
+  const open = via ? openInWorkerd(url, target.token, ac.signal, via) : isWorkerd() ? openInWorkerd(url, target.token, ac.signal) : openInNode(url, target.token, ac.signal);
   try {
     return await Promise.race([open, expired]);
   } finally {
@@ -38,10 +48,10 @@ export async function openExpertSocket(target: BackendTarget): Promise<WebSocket
   }
 }
 
-async function openInWorkerd(url: string, token: string, signal: AbortSignal): Promise<WebSocket> {
+async function openInWorkerd(url: string, token: string, signal: AbortSignal, via: FetchBinding = { fetch: (u, i) => fetch(u, i) }): Promise<WebSocket> {
   let res: Response;
   try {
-    res = await fetch(url, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}` }, signal });
+    res = await via.fetch(url, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${token}` }, signal });
   } catch (e) {
     throw new BackendUnavailableError('unavailable', `cannot connect to ${url}: ${(e as Error)?.message ?? e}`, e);
   }

@@ -1,8 +1,8 @@
-// A generation's connection to an expert-parallel GPU tier (BACKENDS): one ExpertSession per replica that owns
-// a cold expert of this generation's hot set (replicas holding only hot experts are never contacted). A layer's
-// cold call is split by owner and every part is sent before call() returns, so all of them travel while the
-// hot experts run; the parts' rows are put back in the call's pair order. connectBackend picks this or a
-// plain ExpertSession (BACKEND_URL).
+// A generation's connection to experts spread over several endpoints (the BACKENDS replicas of the GPU tier, or
+// the expert-shard Workers): one ExpertSession per endpoint that owns a non-resident expert of this generation's
+// hot set (endpoints holding only hot experts are never contacted). A layer's call is split by owner and every
+// part is sent before call() returns, so all of them travel while the hot experts run; the parts' rows are put
+// back in the call's pair order. connectBackend picks this or a plain ExpertSession (BACKEND_URL).
 import type { BackendTarget } from '../engine/api';
 import { groupPairs, subCall, type ExpertCall } from '../protocol/expert-call';
 import { BackendUnavailableError, type BackendError } from './errors';
@@ -35,28 +35,45 @@ function ownersOf(target: BackendTarget, layout: ModelLayout): Uint8Array {
  */
 export function connectBackend(target: BackendTarget, modelTag: Uint8Array, layout: ModelLayout, open?: SocketOpener): RemoteExperts {
   if (!target.replicas) return new ExpertSession(target, modelTag, open);
-  return new ShardedSession(target, modelTag, ownersOf(target, layout), layout, open);
+  const endpoints = target.replicas.map((r) => ({ target: { ...target, url: r.url }, open }));
+  return new ShardedSession(endpoints, modelTag, ownersOf(target, layout), layout);
 }
 
+/** One place experts can be sent: where it is, and how its socket opens (default: fetch to the URL). */
+export interface Endpoint {
+  readonly target: BackendTarget;
+  readonly open?: SocketOpener;
+}
+
+/** In an owner table: the expert has no owner among these endpoints (it is someone else's). */
+export const NO_OWNER = 0xff;
+
+/**
+ * Calls split by owner over several endpoints: BACKENDS replicas, or expert-shard Workers. Only endpoints that own
+ * a non-resident expert are connected to, at once, so the handshakes overlap the first tokens' trunk work.
+ */
 export class ShardedSession implements RemoteExperts {
   private readonly sessions: (ExpertSession | null)[];
   private closed = false;
 
   constructor(
-    private readonly target: BackendTarget,
+    private readonly endpoints: readonly Endpoint[],
     private readonly modelTag: Uint8Array,
+    /** owner[layer * numExperts + expert] = endpoint index, or NO_OWNER */
     private readonly owner: Uint8Array,
     private readonly layout: ModelLayout,
-    private readonly open?: SocketOpener,
   ) {
-    const replicas = target.replicas!;
-    this.sessions = replicas.map(() => null);
-    // connect now to every replica a cold pick can reach, so the handshakes overlap the first tokens' trunk work
+    this.sessions = endpoints.map(() => null);
     const E = layout.numExperts;
     for (let l = 0; l < layout.numLayers; l++) {
       const hot = new Set(layout.hot[l] ?? []);
-      for (let e = 0; e < E; e++) if (!hot.has(e)) this.session(owner[l * E + e]);
+      for (let e = 0; e < E; e++) if (!hot.has(e) && owner[l * E + e] !== NO_OWNER) this.session(owner[l * E + e]);
     }
+  }
+
+  /** True when one of the endpoints holds (layer, expert). */
+  owns(layer: number, expert: number): boolean {
+    return this.owner[layer * this.layout.numExperts + expert] !== NO_OWNER;
   }
 
   get failure(): BackendError | null {
@@ -67,7 +84,9 @@ export class ShardedSession implements RemoteExperts {
   call(c: ExpertCall): Promise<RemoteReply> {
     if (this.closed) return Promise.reject(this.failure ?? new BackendUnavailableError('unavailable', 'session already closed'));
     const E = this.layout.numExperts;
-    const parts = groupPairs(c.experts.length, (i) => this.owner[c.layer * E + c.experts[i]]); // by replica
+    const parts = groupPairs(c.experts.length, (i) => this.owner[c.layer * E + c.experts[i]]); // by endpoint
+    const unowned = parts.find((p) => p.key === NO_OWNER);
+    if (unowned) return Promise.reject(new BackendUnavailableError('protocol', `expert ${c.layer}/${c.experts[unowned.members[0]]} has no owner here`));
     if (parts.length === 1) return this.session(parts[0].key).call(c);
     const sent = parts.map(({ key, members }) => ({ members, reply: this.session(key).call(subCall(c, members)) }));
     return Promise.all(sent.map((s) => s.reply)).then((replies) => {
@@ -87,11 +106,12 @@ export class ShardedSession implements RemoteExperts {
     for (const s of this.sessions) s?.close();
   }
 
-  private session(r: number): ExpertSession {
-    let s = this.sessions[r];
+  private session(i: number): ExpertSession {
+    let s = this.sessions[i];
     if (!s) {
-      s = new ExpertSession({ ...this.target, url: this.target.replicas![r].url }, this.modelTag, this.open);
-      this.sessions[r] = s;
+      const ep = this.endpoints[i];
+      s = new ExpertSession(ep.target, this.modelTag, ep.open);
+      this.sessions[i] = s;
     }
     return s;
   }

@@ -1,6 +1,8 @@
-// The split executor: hot experts run here (LocalExperts), cold ones by policy. Under `remote` the cold
-// request is sent before the hot experts run and awaited after, so the round trip hides behind local work.
-// The first backend failure degrades the rest of the generation to DEGRADED_POLICY (or fails it: 502/504).
+// The split executor: hot experts run here (LocalExperts), experts an expert-shard Worker holds run there, cold
+// ones by policy. Shard and remote requests are sent before the hot experts run and awaited after, so the round
+// trips hide behind local work. The first backend failure degrades the rest of the generation's cold picks to
+// DEGRADED_POLICY (or fails it: 502/504); the first shard failure sends the rest of its picks down the cold path
+// (the backend holds every expert) and flags the generation degraded the same way.
 import type { ColdPolicy, DegradedPolicy, DegradedReason, MoeUsage } from '../engine/api';
 import { LocalExperts, type ExpertBatch, type ExpertExecutor, type ExpertJob } from '../engine/experts';
 import type { ModelWeights } from '../engine/model';
@@ -10,6 +12,7 @@ import { usedRows } from '../protocol/expert-call';
 import { BackendError, BackendUnavailableError } from './errors';
 import { planFallback, type ColdPick } from './policies';
 import type { RemoteExperts, RemoteReply } from './session';
+import type { EdgeExperts } from './shard-tier';
 
 export interface SplitOptions {
   kernels: Kernels;
@@ -18,6 +21,8 @@ export interface SplitOptions {
   degradedPolicy: DegradedPolicy;
   /** The generation's backend session; null when no backend is configured. */
   remote: RemoteExperts | null;
+  /** The generation's expert-shard Workers (SHARD_LAYOUT); null when there are none. */
+  shards?: EdgeExperts | null;
   /** Activation dtype on the wire: q8_0 for quantized experts (exact), f32 otherwise. */
   actDType: ActDType;
   /** Counters of this generation, updated as it runs (usage.moe). */
@@ -27,7 +32,7 @@ export interface SplitOptions {
 }
 
 export function newMoeUsage(policy: ColdPolicy): MoeUsage {
-  return { hot_hits: 0, cold_calls: 0, remote_ms: 0, remote_wait_ms: 0, degraded: null, policy };
+  return { hot_hits: 0, shard_hits: 0, cold_calls: 0, remote_ms: 0, remote_wait_ms: 0, degraded: null, policy };
 }
 
 export class SplitExperts implements ExpertExecutor {
@@ -35,6 +40,7 @@ export class SplitExperts implements ExpertExecutor {
   /** Resident experts per layer, ascending. */
   private readonly resident: number[][];
   private failure: BackendError | null = null;
+  private shardFailure: BackendError | null = null;
   /** Time spent computing experts here (ms; stands still in workerd, whose clock moves only across I/O). */
   localMs = 0;
 
@@ -46,33 +52,75 @@ export class SplitExperts implements ExpertExecutor {
   async run(b: ExpertBatch): Promise<void> {
     const { usage } = this.o;
     const row = this.o.weights.experts[b.layer];
+    const shards = this.shardFailure ? null : (this.o.shards ?? null);
     const hot: ExpertJob[] = [];
+    const edge: ColdPick[] = [];
     const cold: ColdPick[] = [];
     b.routes.forEach((slots, token) =>
-      slots.forEach((r, slot) => (row[r.expert] ? hot : cold).push({ token, slot, expert: r.expert })),
+      slots.forEach((r, slot) => {
+        const pick = { token, slot, expert: r.expert };
+        if (row[r.expert]) hot.push(pick);
+        else if (shards?.owns(b.layer, r.expert)) edge.push(pick);
+        else cold.push(pick);
+      }),
     );
     usage.hot_hits += hot.length;
+    usage.shard_hits += edge.length;
     usage.cold_calls += cold.length;
-    if (cold.length === 0) return this.runLocal(b, hot);
+    if (cold.length === 0 && edge.length === 0) return this.runLocal(b, hot);
 
-    const policy = this.coldPolicy();
-    if (policy === 'remote') {
-      const sent = this.send(b, cold); // before the hot work: the round trip overlaps it
-      if (this.o.serialize) await sent.catch(() => {});
-      else if (hot.length > 0) await yieldToIo(); // ws.send() only queues: the frame leaves when we yield
-      this.runLocal(b, hot);
-      const localDone = now();
+    const policy = cold.length > 0 ? this.coldPolicy() : null;
+    // everything that travels leaves before the hot work, so the round trips overlap it
+    const toShards = edge.length > 0 ? this.send(shards!, b, edge) : null;
+    const toBackend = policy === 'remote' ? this.send(this.o.remote!, b, cold) : null;
+    if (this.o.serialize) await Promise.all([toShards?.catch(() => {}), toBackend?.catch(() => {})]);
+    else if (hot.length > 0) await yieldToIo(); // ws.send() only queues: the frame leaves when we yield
+    if (policy === null || policy === 'remote') this.runLocal(b, hot);
+    else this.fallback(b, cold, policy, hot); // one pass over the experts for hot picks and substitutes
+    const localDone = now();
+    if (toShards) {
       try {
-        const reply = await sent;
-        usage.remote_wait_ms += now() - localDone;
-        usage.remote_ms += reply.roundTripMs;
-        this.writeRows(b, cold, reply.values);
-        return;
+        this.received(b, edge, await toShards, localDone);
       } catch (e) {
-        return this.fallback(b, cold, this.degrade(e), []);
+        this.shardDown(e);
+        await this.runCold(b, edge); // the backend holds every expert: the shard's picks go where cold ones go
       }
     }
-    this.fallback(b, cold, policy, hot); // one pass over the experts for hot picks and substitutes
+    if (toBackend) {
+      try {
+        this.received(b, cold, await toBackend, localDone);
+      } catch (e) {
+        this.fallback(b, cold, this.degrade(e), []);
+      }
+    }
+  }
+
+  /** Cold picks computed after the hot work: remote when the policy allows, else (or on failure) by fallback. */
+  private async runCold(b: ExpertBatch, cold: readonly ColdPick[]): Promise<void> {
+    const policy = this.coldPolicy();
+    if (policy !== 'remote') return this.fallback(b, cold, policy, []);
+    try {
+      this.received(b, cold, await this.send(this.o.remote!, b, cold), now());
+    } catch (e) {
+      this.fallback(b, cold, this.degrade(e), []);
+    }
+  }
+
+  private received(b: ExpertBatch, picks: readonly ColdPick[], reply: RemoteReply, localDone: number): void {
+    this.o.usage.remote_wait_ms += Math.max(0, now() - localDone);
+    this.o.usage.remote_ms += reply.roundTripMs;
+    this.writeRows(b, picks, reply.values);
+  }
+
+  /** A shard failed: flag the generation (first reason wins), stop using the shards, or fail under DEGRADED_POLICY=error. */
+  private shardDown(e: unknown): void {
+    const err = e instanceof BackendError ? e : new BackendUnavailableError('protocol', String((e as Error)?.message ?? e), e);
+    if (!this.shardFailure) {
+      this.shardFailure = err;
+      this.o.usage.degraded ??= err.reason as DegradedReason;
+      this.o.shards?.close();
+    }
+    if (this.o.degradedPolicy === 'error') throw this.shardFailure;
   }
 
   private runLocal(b: ExpertBatch, jobs: readonly ExpertJob[]): void {
@@ -96,18 +144,18 @@ export class SplitExperts implements ExpertExecutor {
     const err = e instanceof BackendError ? e : new BackendUnavailableError('protocol', String((e as Error)?.message ?? e), e);
     if (!this.failure) {
       this.failure = err;
-      this.o.usage.degraded = err.reason as DegradedReason;
+      this.o.usage.degraded ??= err.reason as DegradedReason;
       this.o.remote?.close();
     }
     if (this.o.degradedPolicy === 'error') throw this.failure;
     return this.o.degradedPolicy;
   }
 
-  private send(b: ExpertBatch, cold: readonly ColdPick[]): Promise<RemoteReply> {
+  private send(to: RemoteExperts, b: ExpertBatch, cold: readonly ColdPick[]): Promise<RemoteReply> {
     const H = this.o.weights.arch.hiddenSize;
     // only the tokens that have a cold pick travel, renumbered 0..n-1, read from the heap and encoded in one pass
     const used = usedRows(cold.map((c) => c.token));
-    const p = this.o.remote!.call({
+    const p = to.call({
       layer: b.layer,
       hidden: H,
       nTok: used.rows.length,

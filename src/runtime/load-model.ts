@@ -1,26 +1,17 @@
-// Loads the served model from R2 into WASM kernels: the relaxed-SIMD build where the runtime validates it,
-// the SIMD build otherwise. Only the trunk and the hot experts are read (HOT_EXPERTS, or hot-set.json
-// beside the model when one is stored). The .wasm files are imported as compiled modules (wrangler's
-// CompiledWasm rule); workerd forbids compiling bytes at run time.
-import { appConfig, type AppEnv } from '../config/env';
+// Loads the served model from R2 into the Worker's WASM kernels (worker-kernels.ts). Only the trunk and the hot
+// experts are read (HOT_EXPERTS, or hot-set.json beside the model when one is stored).
+import { appConfig, ConfigError, type AppEnv } from '../config/env';
+import type { FetchBinding } from '../remote/connect';
 import { r2Source } from '../store/source-r2';
 import { parseHotExperts } from '../hotset/spec';
 import { r2HotSetStore } from '../hotset/store';
-import { createWasmKernels } from '../kernels/wasm';
-import { supportsRelaxedSimd } from '../kernels/wasm-features';
 import { metrics } from './metrics';
 import { ServedModel } from './served-model';
-import relaxedModule from '../../wasm/build/kernels-relaxed.wasm';
-import simdModule from '../../wasm/build/kernels-simd.wasm';
-
-// An isolate has 128 MB in all; capping the heap there turns an oversized model into a clear error
-// instead of the isolate being killed.
-const MAX_HEAP_PAGES = (128 << 20) >> 16;
+import { createWorkerKernels } from './worker-kernels';
 
 export async function loadModelFromR2(env: AppEnv): Promise<ServedModel> {
   const cfg = appConfig(env);
-  const opts = { maximumPages: MAX_HEAP_PAGES };
-  const kernels = supportsRelaxedSimd() ? createWasmKernels(relaxedModule, 'relaxed', opts) : createWasmKernels(simdModule, 'simd', opts);
+  const kernels = createWorkerKernels();
   const untrack = metrics.trackHeap(cfg.modelId, kernels.heap);
   return ServedModel.load(r2Source(env.MODELS, cfg.modelKeyPrefix), kernels, {
     id: cfg.modelId,
@@ -31,8 +22,16 @@ export async function loadModelFromR2(env: AppEnv): Promise<ServedModel> {
     onGenerationEnd: (usage, result) => metrics.generation(usage, result),
     routing: metrics.routingTally(cfg.modelId),
     kvCacheType: cfg.kvCacheType,
+    shards: cfg.shards && { ...cfg.shards, binding: (name) => serviceBinding(env, name) },
   }).catch((e: unknown) => {
     untrack(); // the model cache forgets a failed load; its memory goes with it
     throw e;
   });
+}
+
+/** The service binding `name` of this Worker (a shard named in shard-layout.json); ConfigError when it has none. */
+function serviceBinding(env: AppEnv, name: string): FetchBinding {
+  const b = (env as unknown as Record<string, unknown>)[name] as Partial<FetchBinding> | undefined;
+  if (typeof b?.fetch !== 'function') throw new ConfigError(name, String(b ?? ''), `a service binding to the expert shard ${name} ([[services]] binding = "${name}" in wrangler.toml), as ${appConfig(env).shards?.layoutName} names it`);
+  return b as FetchBinding;
 }

@@ -19,7 +19,7 @@ export class ModelCache<M extends TextModel = TextModel> {
     // The hot-set vars and KV_CACHE_TYPE are part of the key: what is resident, and how generations allocate, depends on them (one value per deployment;
     // tests vary them per request).
     const cfg = appConfig(env);
-    const key = `${cfg.modelKeyPrefix}\u0000${cfg.hotExperts}\u0000${cfg.hotBudgetBytes}\u0000${cfg.kvCacheType}`;
+    const key = `${cfg.modelKeyPrefix}\u0000${cfg.hotExperts}\u0000${cfg.hotBudgetBytes}\u0000${cfg.kvCacheType}\u0000${cfg.shards?.layoutName ?? ''}`;
     let p = this.loads.get(key);
     if (!p) {
       p = this.load(env);

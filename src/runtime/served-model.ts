@@ -20,7 +20,11 @@ import type { HotSetStore, StoredHotSet } from '../hotset/store';
 import { HotWeights, type HotVersion } from '../hotset/versions';
 import type { Kernels } from '../kernels/types';
 import { activationDTypeFor } from '../protocol/activations';
+import type { FetchBinding } from '../remote/connect';
 import { connectBackend } from '../remote/sharded-session';
+import { connectShards, type ShardTier } from '../remote/shard-tier';
+import { NO_SHARD } from '../shard/layout';
+import { readShardLayout } from '../shard/read-layout';
 import { newMoeUsage, SplitExperts, type SplitOptions } from '../remote/split-experts';
 import type { RoutingTally } from '../routing/tally';
 import { watchRouting } from './generation-routing';
@@ -50,7 +54,17 @@ export interface ServedModelOptions {
   routing?: RoutingTally;
   /** KV_CACHE_TYPE: the element type of every generation's KV cache (absent: f32) */
   kvCacheType?: KvCacheType;
+  /** Expert-shard Workers (SHARD_LAYOUT): the layout object's name and each shard's binding; absent: none. */
+  shards?: ShardBindings | null;
   log?: (line: string) => void;
+}
+
+export interface ShardBindings {
+  /** shard-layout.json's object name beside the model */
+  readonly layoutName: string;
+  /** the service binding named in the layout (ConfigError when the Worker has none by that name) */
+  binding(name: string): FetchBinding;
+  readonly timeoutMs: number;
 }
 
 /** Without `moe` in the request: exact or nothing (every cold pick fails the request with 502). */
@@ -68,6 +82,8 @@ export class ServedModel implements EngineModel, HotSetControl {
   private refreshing: Promise<void> | null = null;
   /** HOT_EXPERTS resolved (with `auto`, planned from routing-stats.json): what applies when no hot-set.json is stored */
   private envHotSet: HotSet | null = null;
+  /** The expert-shard Workers and the layout they were planned with; null: none. */
+  private shardTier: ShardTier | null = null;
 
   private constructor(
     readonly manifest: Manifest,
@@ -94,11 +110,13 @@ export class ServedModel implements EngineModel, HotSetControl {
     let envHotSet: HotSet = resolveHotSet(opts.hotExperts, manifest, budget);
     if (opts.hotExperts.kind === 'auto') envHotSet = (await planAutoHotSet(source, manifest, budget, opts.log ?? console.warn)) ?? envHotSet;
     const stored = opts.store ? await readStored(opts.store, opts.log) : null;
+    const shardTier = opts.shards ? await loadShardTier(source, manifest, opts.shards) : null;
     const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
     const trunk = await loadTrunk(kernels, source, manifest);
     const model = new ServedModel(manifest, kernels, codec, tag, new HotWeights(kernels, source, manifest, trunk), opts);
     model.lastCheck = Date.now();
     model.envHotSet = envHotSet;
+    model.shardTier = shardTier;
     if (stored) {
       try {
         await model.applyStored(stored);
@@ -203,14 +221,18 @@ export class ServedModel implements EngineModel, HotSetControl {
     const lease = this.hot.acquire();
     const v = lease.version;
     const a = this.manifest.architecture;
-    const needsBackend = moe.policy === 'remote' && moe.backend !== null && v.hotSet.count < a.numLayers * a.numExperts;
-    const remote = needsBackend ? connectBackend(moe.backend!, this.modelTag, { numLayers: a.numLayers, numExperts: a.numExperts, hot: v.hotSet.layers }) : null;
+    const layout = { numLayers: a.numLayers, numExperts: a.numExperts, hot: v.hotSet.layers };
+    const shards = this.shardTier && !coveredBy(layout, () => false) ? connectShards(this.shardTier, this.modelTag, layout) : null;
+    const shardOwned = (l: number, e: number) => this.shardTier !== null && this.shardTier.layout.owner[l * a.numExperts + e] !== NO_SHARD;
+    const needsBackend = moe.policy === 'remote' && moe.backend !== null && !coveredBy(layout, shardOwned);
+    const remote = needsBackend ? connectBackend(moe.backend!, this.modelTag, layout) : null;
     const experts = new SplitExperts({
       kernels: this.kernels,
       weights: v.weights,
       policy: moe.policy,
       degradedPolicy: moe.degradedPolicy,
       remote,
+      shards,
       actDType: activationDTypeFor(this.manifest.tensors[tensorNames.expertGate(0, 0)]!.dtype),
       usage,
       ...tuning,
@@ -222,6 +244,7 @@ export class ServedModel implements EngineModel, HotSetControl {
       usage,
       end: () => {
         remote?.close();
+        shards?.close();
         lease.release();
       },
     };
@@ -285,6 +308,21 @@ export class ServedModel implements EngineModel, HotSetControl {
   private warn(line: string): void {
     (this.opts.log ?? console.warn)(line);
   }
+}
+
+/** True when every expert is hot or `elsewhere` says it is served at the edge (no backend call can happen). */
+function coveredBy(layout: { numLayers: number; numExperts: number; hot: readonly (readonly number[])[] }, elsewhere: (l: number, e: number) => boolean): boolean {
+  for (let l = 0; l < layout.numLayers; l++) {
+    const hot = new Set(layout.hot[l] ?? []);
+    for (let e = 0; e < layout.numExperts; e++) if (!hot.has(e) && !elsewhere(l, e)) return false;
+  }
+  return true;
+}
+
+/** shard-layout.json checked against the model, and a binding for every shard in it (before any weight is read). */
+async function loadShardTier(source: ObjectSource, manifest: Manifest, sb: ShardBindings): Promise<ShardTier> {
+  const layout = await readShardLayout(source, sb.layoutName, manifest);
+  return { layout, bindings: layout.doc.shards.map((s) => sb.binding(s.binding)), timeoutMs: sb.timeoutMs };
 }
 
 /** manifest.json, or ModelNotUploadedError when it is absent (every other object is checked against it). */

@@ -8,6 +8,8 @@ import { MoeError } from '../common/errors';
 import type { Architecture } from '../format/manifest';
 
 export const SHARD_LAYOUT_FORMAT = 'moe-edge-shard-layout/1';
+/** The layout's conventional object name beside the model (SHARD_LAYOUT's value in the written configs). */
+export const SHARD_LAYOUT_OBJECT = 'shard-layout.json';
 
 /**
  * Workers allow a request to invoke at most 32 Workers through service bindings (the front's own invocation
