@@ -13,10 +13,27 @@ export const BACKEND_ERROR_CODES: Readonly<Record<DegradedReason, string>> = {
   backend_error: 'backend_error',
 };
 
+/** The same reasons, when an expert-shard Worker is what failed. */
+export const SHARD_ERROR_CODES: Readonly<Record<DegradedReason, string>> = {
+  no_backend: 'shard_not_configured',
+  unavailable: 'shard_unavailable',
+  timeout: 'shard_timeout',
+  protocol: 'shard_protocol_error',
+  unauthorized: 'shard_unauthorized',
+  backend_error: 'shard_error',
+};
+
+const TIERS = { backend: { name: 'GPU backend', codes: BACKEND_ERROR_CODES }, shard: { name: 'expert shard', codes: SHARD_ERROR_CODES } } as const;
+
 export class BackendError extends MoeError {
-  constructor(readonly reason: DegradedReason, message: string, status: 502 | 504, cause?: unknown) {
-    super(`GPU backend: ${message}`, { status, code: BACKEND_ERROR_CODES[reason], type: 'server_error', cause });
+  constructor(readonly reason: DegradedReason, readonly detail: string, status: 502 | 504, cause?: unknown, readonly tier: keyof typeof TIERS = 'backend') {
+    super(`${TIERS[tier].name}: ${detail}`, { status, code: TIERS[tier].codes[reason], type: 'server_error', cause });
   }
+}
+
+/** A failure of an expert-shard Worker's session (same transport, same reasons), named as the shard tier's. */
+export function asShardError(e: BackendError): BackendError {
+  return e.tier === 'shard' ? e : new BackendError(e.reason, e.detail, e.status as 502 | 504, e, 'shard');
 }
 
 /** Unreachable, closed, refused our token, answered an error frame or garbage: 502. */

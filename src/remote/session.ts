@@ -104,7 +104,7 @@ export class ExpertSession implements RemoteExperts {
     this.ws = ws;
     ws.addEventListener('message', (ev: MessageEvent) => this.onMessage(ev.data));
     ws.addEventListener('close', (ev: CloseEvent) => {
-      if (!this.closed) this.fail(new BackendUnavailableError('unavailable', `connection closed by the backend (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`));
+      if (!this.closed) this.fail(new BackendUnavailableError('unavailable', `connection closed by the other end (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`));
     });
     ws.addEventListener('error', () => {
       if (!this.closed) this.fail(new BackendUnavailableError('unavailable', 'connection error'));

@@ -9,7 +9,7 @@ import type { ModelWeights } from '../engine/model';
 import type { Kernels } from '../kernels/types';
 import { encodeRows, type ActDType } from '../protocol/activations';
 import { usedRows } from '../protocol/expert-call';
-import { BackendError, BackendUnavailableError } from './errors';
+import { asShardError, BackendError, BackendUnavailableError } from './errors';
 import { planFallback, type ColdPick } from './policies';
 import type { RemoteExperts, RemoteReply } from './session';
 import type { EdgeExperts } from './shard-tier';
@@ -116,7 +116,7 @@ export class SplitExperts implements ExpertExecutor {
   private shardDown(e: unknown): void {
     const err = e instanceof BackendError ? e : new BackendUnavailableError('protocol', String((e as Error)?.message ?? e), e);
     if (!this.shardFailure) {
-      this.shardFailure = err;
+      this.shardFailure = asShardError(err);
       this.o.usage.degraded ??= err.reason as DegradedReason;
       this.o.shards?.close();
     }
