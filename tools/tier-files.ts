@@ -11,6 +11,7 @@ import { hotSetDocument } from '../src/planning/hot-set-file';
 import { edgeSizes } from '../src/planning/sizes';
 import { shardLayoutDocument, shardNames } from '../src/shard/layout';
 import type { TierReport } from './plan-tiers';
+import { keepWranglerOffline } from './dev/offline-env';
 import { toToml, type TomlTable } from './toml';
 
 /** The object name of the layout beside the model in R2 (the SHARD_LAYOUT var of the front and every shard). */
@@ -152,6 +153,7 @@ interface ProjectConfig {
 }
 
 async function readProjectConfig(path: string): Promise<ProjectConfig> {
+  keepWranglerOffline();
   const { unstable_readConfig } = await import('wrangler');
   // wrangler's Config types come from a package it bundles without its types: the fields used, spelled out
   const c = unstable_readConfig({ config: path }, { hideWarnings: true }) as unknown as WranglerConfig;
