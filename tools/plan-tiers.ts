@@ -40,10 +40,10 @@ export interface TierReport {
   routingStats: RoutingStats | null;
 }
 
-const positive = (flag: string, v: string | undefined): number | undefined => {
+const positive = (flag: string, v: string | undefined, orZero = false): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!(n > 0)) throw new Error(`--${flag} takes a positive number, got ${v}`);
+  if (!(n > 0 || (orZero && n === 0 && v.trim() !== ''))) throw new Error(`--${flag} takes a ${orZero ? 'non-negative' : 'positive'} number, got ${v}`);
   return n;
 };
 
@@ -53,7 +53,8 @@ const positive = (flag: string, v: string | undefined): number | undefined => {
  * src/runtime/admission.ts counts them); otherwise the table's budget minus its "must hold".
  */
 export function frontRoom(arch: Architecture, p: Placement, args: TierArgs, context: number, kvCacheType: KvCacheType): FrontRoom {
-  const hotMb = positive('front-hot-mb', args.frontHotMb);
+  if (args.frontHotMb !== undefined && args.isolateMemoryMb !== undefined) throw new Error('--front-hot-mb and --isolate-memory-mb both set the front\'s room: give one');
+  const hotMb = positive('front-hot-mb', args.frontHotMb, true);
   if (hotMb !== undefined) return { bytes: Math.floor(hotMb * MiB), how: `--front-hot-mb ${hotMb}` };
   const isolateMb = positive('isolate-memory-mb', args.isolateMemoryMb);
   if (isolateMb !== undefined) {
@@ -84,7 +85,7 @@ export async function tierReport(args: TierArgs, arch: Architecture, manifest: M
   return {
     plan,
     front,
-    isolateMemoryMb: args.frontHotMb === undefined ? (positive('isolate-memory-mb', args.isolateMemoryMb) ?? null) : null,
+    isolateMemoryMb: positive('isolate-memory-mb', args.isolateMemoryMb) ?? null,
     shard: { budgetBytes, jsBytes: SHARD_JS_BYTES, scratchBytes: shardScratchBytes(arch), expertBytes: room },
     stats: routingStats && args.stats ? { file: args.stats, tokens: routingStats.overall.tokens } : null,
     routingStats,

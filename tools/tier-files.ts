@@ -102,8 +102,9 @@ export async function writeTierFiles(input: TierFilesInput): Promise<string[]> {
     KV_CACHE_TYPE: input.kvCacheType,
     ...(report.isolateMemoryMb !== null ? { ISOLATE_MEMORY_MB: String(report.isolateMemoryMb) } : {}),
     // over the var limit, hot-set.json in R2 (which takes precedence anyway) carries the set
-    HOT_EXPERTS: hotExperts.length <= VAR_LIMIT ? hotExperts : 'none',
-    HOT_BUDGET_MB: String(hotBudgetMb),
+    HOT_EXPERTS: plan.front.experts > 0 && hotExperts.length <= VAR_LIMIT ? hotExperts : 'none',
+    // the Worker refuses 0 (src/config/env.ts): no room at all is "no limit" on a set of none
+    HOT_BUDGET_MB: hotBudgetMb > 0 ? String(hotBudgetMb) : '',
   };
   const frontToml = toToml(
     {
