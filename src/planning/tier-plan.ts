@@ -83,11 +83,11 @@ export function planTiers(input: TierPlanInput, maxShards: number): TierPlan {
   let n: number;
   let allAtEdge: TierPlan['allAtEdge'] = null;
   if (input.shards === 'all') {
-    const needed = fewestShards(rest, picks, size, input.shardBytes);
+    const needed = fewestShards(rest, picks, size, input.shardBytes, maxShards);
     allAtEdge = { needed, limit: needed === null ? 'shard-budget' : needed > maxShards ? 'max-shards' : null };
     // over a limit: as many shards as help, the rest stays on the GPU
     const fitting = rest.filter(([l, e]) => size(l, e) <= input.shardBytes);
-    n = Math.min(maxShards, needed ?? fewestShards(fitting, picks, size, input.shardBytes)!);
+    n = Math.min(maxShards, needed ?? fewestShards(fitting, picks, size, input.shardBytes, maxShards)!);
   } else {
     n = input.shards;
   }
@@ -146,13 +146,22 @@ function fillShards(experts: readonly [number, number][], picks: readonly (reado
 }
 
 /** The fewest shards that leave nothing to the GPU; null when some expert alone is over a shard's room. */
-function fewestShards(experts: readonly [number, number][], picks: readonly (readonly number[])[], size: (l: number, e: number) => number, room: number): number | null {
+function fewestShards(experts: readonly [number, number][], picks: readonly (readonly number[])[], size: (l: number, e: number) => number, room: number, maxShards: number): number | null {
   if (experts.length === 0) return 0;
   if (experts.some(([l, e]) => size(l, e) > room)) return null;
-  // no fewer than the bytes need; at most one per expert (then each holds one), so the search ends
-  for (let n = Math.max(1, Math.ceil(sum(experts.map(([l, e]) => size(l, e))) / room)); ; n++) {
-    if (fillShards(experts, picks, size, room, n).every((s) => s !== GPU)) return n;
+  const placesAll = (n: number) => fillShards(experts, picks, size, room, n).every((s) => s !== GPU);
+  // no fewer than the bytes need; one per expert always holds them all
+  const least = Math.max(1, Math.ceil(sum(experts.map(([l, e]) => size(l, e))) / room));
+  for (let n = least; n <= maxShards; n++) if (placesAll(n)) return n;
+  // beyond the cap the count only tells how far over it is: bisect instead of trying each
+  let lo = Math.max(least, maxShards + 1) - 1;
+  let hi = experts.length;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (placesAll(mid)) hi = mid;
+    else lo = mid;
   }
+  return hi;
 }
 
 function balanceOf(shards: readonly Tier[], picks: readonly (readonly number[])[]): TierPlan['balance'] {
