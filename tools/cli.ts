@@ -28,6 +28,9 @@ const USAGE = `usage: npm run cli -- <command> [options]
   plan     (--model <model-folder> | --config <hf-config.json>) [--budget-mb 100] [--context n]
            [--quant q8_0,q4_0,f16] [--kv-cache-type t] [--json]   (what the 128 MB isolate holds; hot experts
            that fit; the KV cache at --kv-cache-type, default KV_CACHE_TYPE's default)
+           [--shards <N|all> [--shard-budget-mb 100] [--stats stats.json] [--isolate-memory-mb n | --front-hot-mb n]
+            [--write <dir> [--worker-name w] [--model-id id]]]   (tiers: front hot set, expert shards, GPU; --write:
+           shard-layout.json, hot-set.json, wrangler.shard-<i>.toml, wrangler.front.toml)
   upload   --model <model-folder> --bucket <b> [--prefix models/<name>] [--concurrency n]
            (to R2 over the S3 API: env R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY;
            resumable, manifest.json last)

@@ -1,6 +1,7 @@
 // `npm run cli -- plan`: the placement report. For a converted model (--model) or a published HF config.json
 // (--config, no weights needed): what a Worker isolate must hold, how many hot experts per layer fit in the
 // budget at each quantization, and whether the model can run at the edge at all. Arithmetic in placement.ts.
+// With --shards, also the tier plan (front, expert shards, GPU; plan-tiers.ts) and, with --write, its files.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -8,9 +9,12 @@ import { parseManifest, type Architecture, type Manifest } from '../src/format/m
 import { DTYPES, type DType } from '../src/format/quant';
 import { checkKvCacheType, DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../src/engine/kv-cache';
 import { architectureForPlan, ISOLATE_BYTES, place, type Placement, type Quants } from './placement';
+import { tierJson, tierReport, tierText, type TierReport } from './plan-tiers';
 
 const USAGE = `usage: npm run cli -- plan (--model <model-folder> | --config <config.json>) [--budget-mb 100]
          [--context <n>] [--quant q8_0,q4_0,f16] [--kv-cache-type ${KV_CACHE_TYPES.join('|')}] [--json]
+         [--shards <N|all> [--shard-budget-mb 100] [--stats routing-stats.json]
+          [--isolate-memory-mb <n> | --front-hot-mb <n>] [--write <dir> [--worker-name <front>] [--model-id <id>]]]
          (--kv-cache-type defaults to KV_CACHE_TYPE's default, ${DEFAULT_KV_CACHE_TYPE})`;
 
 const MiB = 2 ** 20;
@@ -32,8 +36,22 @@ export async function planCommand(args: string[]): Promise<void> {
       quant: { type: 'string', default: 'q8_0,q4_0,f16' },
       'kv-cache-type': { type: 'string', default: DEFAULT_KV_CACHE_TYPE },
       json: { type: 'boolean', default: false },
+      shards: { type: 'string' },
+      'shard-budget-mb': { type: 'string', default: '100' },
+      stats: { type: 'string' },
+      'isolate-memory-mb': { type: 'string' },
+      'front-hot-mb': { type: 'string' },
+      write: { type: 'string' },
+      'worker-name': { type: 'string' },
+      'model-id': { type: 'string' },
     },
   });
+  if (values.shards === undefined) {
+    for (const flag of ['stats', 'isolate-memory-mb', 'front-hot-mb', 'write', 'worker-name', 'model-id'] as const) {
+      if (values[flag] !== undefined) throw new Error(`--${flag} goes with --shards\n${USAGE}`);
+    }
+  }
+  if (values.write !== undefined && !values.model) throw new Error(`--write needs --model (the files name the converted model)\n${USAGE}`);
   if ((values.model === undefined) === (values.config === undefined)) throw new Error(`plan needs one of --model / --config\n${USAGE}`);
   const budgetMb = Number(values['budget-mb']);
   if (!(budgetMb > 0)) throw new Error(`--budget-mb takes a positive number, got ${values['budget-mb']}`);
@@ -69,11 +87,25 @@ export async function planCommand(args: string[]): Promise<void> {
   }
   for (const q of quants) columns.push({ label: q, p: place(arch, { trunk: q, experts: q } satisfies Quants, budget, { context, tokenizer: manifest ? manifest.tokenizer !== null : true, kvCacheType }) });
 
+  // the tiers plan the front as converted (--model) or at the first --quant (--config)
+  let tiers: TierReport | null = null;
+  if (values.shards !== undefined) {
+    const args = { shards: values.shards, shardBudgetMb: values['shard-budget-mb'], stats: values.stats, isolateMemoryMb: values['isolate-memory-mb'], frontHotMb: values['front-hot-mb'] };
+    tiers = await tierReport(args, arch, manifest, columns[0].p, context, kvCacheType);
+  }
+  let written: string[] = [];
+  if (tiers && values.write !== undefined && manifest) {
+    const { writeTierFiles } = await import('./tier-files'); // loads wrangler's config reader: only when writing
+    written = await writeTierFiles({ dir: values.write, manifest, report: tiers, kvCacheType, workerName: values['worker-name'], modelId: values['model-id'] });
+  }
+
   if (values.json) {
-    process.stdout.write(JSON.stringify({ model: name, architecture: arch, budgetBytes: budget, isolateBytes: ISOLATE_BYTES, placements: columns.map((c) => ({ label: c.label, ...c.p })) }) + '\n');
+    process.stdout.write(JSON.stringify({ model: name, architecture: arch, budgetBytes: budget, isolateBytes: ISOLATE_BYTES, placements: columns.map((c) => ({ label: c.label, ...c.p })), ...(tiers ? { tiers: tierJson(tiers) } : {}), ...(values.write !== undefined ? { written } : {}) }) + '\n');
     return;
   }
   process.stdout.write(report(name, arch, columns, budgetMb, context, note, manifest));
+  if (tiers) process.stdout.write('\n' + tierText(tiers));
+  if (written.length) process.stdout.write(`\nwrote ${written.join(', ')}\n`);
 }
 
 function report(name: string, a: Architecture, cols: Column[], budgetMb: number, context: number, note: string, manifest: Manifest | null): string {
