@@ -3,8 +3,8 @@
 // bundle with ROLE = "shard", its binding name, the models bucket, no public route). One builder for the configs
 // `plan --write` emits as TOML and for the JSON ones the local multi-Worker starter runs.
 import { fileURLToPath } from 'node:url';
-import { unstable_readConfig } from 'wrangler';
 import { SHARD_LAYOUT_OBJECT } from '../src/shard/layout';
+import { keepWranglerOffline } from './dev/offline-env';
 
 export const PROJECT_CONFIG = fileURLToPath(new URL('../wrangler.toml', import.meta.url));
 
@@ -25,16 +25,21 @@ export interface BaseConfig {
   readonly vars: Readonly<Record<string, string>>;
 }
 
-export function readBaseConfig(configPath = PROJECT_CONFIG): BaseConfig {
-  const c = unstable_readConfig({ config: configPath });
+export async function readBaseConfig(configPath = PROJECT_CONFIG): Promise<BaseConfig> {
+  keepWranglerOffline();
+  // imported only now, after the offline settings are in the environment it reads
+  const { unstable_readConfig } = await import('wrangler');
+  const c = unstable_readConfig({ config: configPath }, { hideWarnings: true });
+  if (!c.name || !c.main || !c.compatibility_date) throw new Error(`${configPath}: needs name, main and compatibility_date`);
+  if (!c.r2_buckets.some((b: { binding: string }) => b.binding === 'MODELS')) throw new Error(`${configPath}: no r2 bucket bound as MODELS`);
   return {
-    name: c.name!,
-    main: c.main!,
-    compatibility_date: c.compatibility_date!,
+    name: c.name,
+    main: c.main,
+    compatibility_date: c.compatibility_date,
     compatibility_flags: c.compatibility_flags,
     rules: c.rules.map((r: { type: string; globs: string[]; fallthrough?: boolean }) => ({ type: r.type, globs: [...r.globs], ...(r.fallthrough === undefined ? {} : { fallthrough: r.fallthrough }) })),
     r2_buckets: c.r2_buckets.map((b: { binding: string; bucket_name?: string }) => ({ binding: b.binding, bucket_name: b.bucket_name! })),
-    vars: Object.fromEntries(Object.entries(c.vars).map(([k, v]) => [k, String(v)])),
+    vars: Object.fromEntries(Object.entries(c.vars).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])),
   };
 }
 

@@ -3,24 +3,20 @@
 // wrangler.front.toml the front with a service binding per shard. Settings are copied from the project's
 // wrangler.toml, read with wrangler's own config reader, so the generated files agree with what deploys today.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative, resolve, sep } from 'node:path';
 import type { Manifest } from '../src/format/manifest';
 import type { KvCacheType } from '../src/engine/kv-cache';
 import { hotSetDocument } from '../src/planning/hot-set-file';
 import { edgeSizes } from '../src/planning/sizes';
-import { shardLayoutDocument, shardNames } from '../src/shard/layout';
+import { SHARD_LAYOUT_OBJECT, shardLayoutDocument, shardNames } from '../src/shard/layout';
 import type { TierReport } from './plan-tiers';
 import { keepWranglerOffline } from './dev/offline-env';
+import { frontConfig, PROJECT_CONFIG, readBaseConfig, shardConfig } from './shard-configs';
 import { toToml, type TomlTable } from './toml';
 
-/** The object name of the layout beside the model in R2 (the SHARD_LAYOUT var of the front and every shard). */
-export const SHARD_LAYOUT_OBJECT = 'shard-layout.json';
 /** Workers vars stop at 5 KB (https://developers.cloudflare.com/workers/platform/limits/#environment-variables). */
 const VAR_LIMIT = 5 * 1024;
 const MiB = 2 ** 20;
-
-const PROJECT_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'wrangler.toml');
 
 export interface TierFilesInput {
   dir: string;
@@ -39,18 +35,14 @@ export interface TierFilesInput {
 export async function writeTierFiles(input: TierFilesInput): Promise<string[]> {
   const { manifest, report } = input;
   const { plan } = report;
-  const project = await readProjectConfig(input.projectConfig ?? PROJECT_CONFIG);
+  keepWranglerOffline();
+  const project = await readBaseConfig(input.projectConfig ?? PROJECT_CONFIG);
   const front = input.workerName ?? project.name;
   const modelId = input.modelId ?? manifest.name;
   const names = plan.shards.map((_, i) => shardNames(front, i));
   await mkdir(input.dir, { recursive: true });
+  // main relative to the written file, so the folder deploys from wherever the project is checked out
   const main = relative(resolve(input.dir), project.main).split(sep).join('/');
-  const common = (name: string): TomlTable => ({
-    name,
-    main,
-    compatibility_date: project.compatibilityDate,
-    compatibility_flags: project.compatibilityFlags,
-  });
   const files: [string, string][] = [];
 
   const layout = shardLayoutDocument(manifest.name, plan.shards.map((s, i) => ({ ...names[i], layers: s.layers })));
@@ -74,17 +66,9 @@ export async function writeTierFiles(input: TierFilesInput): Promise<string[]> {
   });
   files.push(['hot-set.json', json(hotSet)]);
 
-  const vars = { SHARD_LAYOUT: SHARD_LAYOUT_OBJECT, MODEL_PREFIX: project.vars.MODEL_PREFIX ?? 'models', MODEL_ID: modelId };
   plan.shards.forEach((s, i) => {
     const toml = toToml(
-      {
-        ...common(names[i].worker),
-        // reachable only through the front's service binding
-        workers_dev: false,
-        rules: project.rules,
-        r2_buckets: project.r2Buckets,
-        vars: { ROLE: 'shard', SHARD: names[i].binding, ...vars },
-      },
+      { ...shardConfig(project, names[i], { MODEL_ID: modelId }), main } as TomlTable,
       [
         `Expert shard ${i} of ${plan.shards.length} for ${manifest.name}: ${s.experts} experts, ${mib(s.bytes)} MiB of heap, ${pct(s.share)} of routed picks.`,
         `Written by \`npm run cli -- plan --shards\`; deploy with \`npx wrangler deploy -c ${`wrangler.shard-${i}.toml`}\`.`,
@@ -97,8 +81,7 @@ export async function writeTierFiles(input: TierFilesInput): Promise<string[]> {
   const hotExperts = JSON.stringify({ layers: Object.fromEntries(plan.front.layers.flatMap((row, l) => (row.length ? [[String(l), row]] : []))) });
   const hotBudgetMb = Math.max(Math.ceil((plan.front.bytes / MiB) * 1000), Math.floor((plan.front.budgetBytes / MiB) * 1000)) / 1000;
   const frontVars: Record<string, string> = {
-    ...project.vars,
-    ...vars,
+    MODEL_ID: modelId,
     KV_CACHE_TYPE: input.kvCacheType,
     ...(report.isolateMemoryMb !== null ? { ISOLATE_MEMORY_MB: String(report.isolateMemoryMb) } : {}),
     // over the var limit, hot-set.json in R2 (which takes precedence anyway) carries the set
@@ -107,13 +90,7 @@ export async function writeTierFiles(input: TierFilesInput): Promise<string[]> {
     HOT_BUDGET_MB: hotBudgetMb > 0 ? String(hotBudgetMb) : '',
   };
   const frontToml = toToml(
-    {
-      ...common(front),
-      rules: project.rules,
-      r2_buckets: project.r2Buckets,
-      vars: frontVars,
-      services: names.map((n) => ({ binding: n.binding, service: n.worker })),
-    },
+    { ...frontConfig({ ...project, name: front }, names, frontVars), main } as TomlTable,
     [
       `The front Worker of ${manifest.name} with ${plan.shards.length} expert shard(s): ${plan.front.experts} hot experts (${pct(plan.front.share)} of routed picks),`,
       `${pct(plan.shards.reduce((a, s) => a + s.share, 0))} on the shards, ${pct(plan.gpu.share)} on the GPU backend (BACKEND_URL / BACKENDS).`,
@@ -130,48 +107,6 @@ export async function writeTierFiles(input: TierFilesInput): Promise<string[]> {
     paths.push(path);
   }
   return paths;
-}
-
-interface WranglerConfig {
-  name?: string;
-  main?: string;
-  compatibility_date?: string;
-  compatibility_flags: string[];
-  rules: { type: string; globs: string[]; fallthrough?: boolean }[];
-  r2_buckets: { binding: string; bucket_name?: string; jurisdiction?: string }[];
-  vars: Record<string, unknown>;
-}
-
-interface ProjectConfig {
-  name: string;
-  /** absolute path of the Worker's entry */
-  main: string;
-  compatibilityDate: string;
-  compatibilityFlags: string[];
-  rules: TomlTable[];
-  r2Buckets: TomlTable[];
-  vars: Record<string, string>;
-}
-
-async function readProjectConfig(path: string): Promise<ProjectConfig> {
-  keepWranglerOffline();
-  const { unstable_readConfig } = await import('wrangler');
-  // wrangler's Config types come from a package it bundles without its types: the fields used, spelled out
-  const c = unstable_readConfig({ config: path }, { hideWarnings: true }) as unknown as WranglerConfig;
-  if (!c.name || !c.main || !c.compatibility_date) throw new Error(`${path}: needs name, main and compatibility_date`);
-  const models = c.r2_buckets.find((b) => b.binding === 'MODELS');
-  if (!models) throw new Error(`${path}: no r2 bucket bound as MODELS`);
-  const vars: Record<string, string> = {};
-  for (const [k, v] of Object.entries(c.vars)) vars[k] = typeof v === 'string' ? v : JSON.stringify(v);
-  return {
-    name: c.name,
-    main: resolve(dirname(path), c.main),
-    compatibilityDate: c.compatibility_date,
-    compatibilityFlags: c.compatibility_flags,
-    rules: c.rules.map((r) => ({ type: r.type, globs: r.globs, ...(r.fallthrough !== undefined ? { fallthrough: r.fallthrough } : {}) })),
-    r2Buckets: c.r2_buckets.map((b) => ({ binding: b.binding, ...(b.bucket_name ? { bucket_name: b.bucket_name } : {}), ...(b.jurisdiction ? { jurisdiction: b.jurisdiction } : {}) })),
-    vars,
-  };
 }
 
 /** Indented JSON with each list of numbers (a layer's experts) on one line. */

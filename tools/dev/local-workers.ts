@@ -39,7 +39,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 export async function startLocalWorkers(o: LocalWorkersOptions): Promise<LocalWorkers> {
   keepWranglerOffline();
-  const base = readBaseConfig();
+  const base = await readBaseConfig();
   const dir = join(root, '.wrangler', 'local-workers', `${process.pid}-${Date.now()}`);
   await mkdir(dir, { recursive: true });
   const configs = [join(dir, 'front.json'), ...o.shards.map((_, i) => join(dir, `shard-${i}.json`))];
