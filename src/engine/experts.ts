@@ -2,6 +2,7 @@
 // the experts run here (WASM, hot set) or on the GPU backend (cold set).
 import type { Kernels, Ptr } from '../kernels/types';
 import { groupPairs } from '../protocol/expert-call';
+import type { HeadExecutor } from './head';
 import type { ModelWeights } from './model';
 
 /** routes[t][slot] = the expert chosen for token t in that top-k slot, with its routing weight. */
@@ -26,6 +27,8 @@ export interface ExpertBatch {
 export interface ExpertExecutor {
   /** Fill batch.out for every (token, slot). May be asynchronous (remote experts). */
   run(batch: ExpertBatch): Promise<void> | void;
+  /** Where the embedding and output head run when not in the weights' heap (an expert shard holds them). */
+  readonly head?: HeadExecutor;
 }
 
 /** One expert applied to one token, written to out[token][slot] (an executor's unit of work). */

@@ -8,6 +8,7 @@ import type { Architecture } from '../format/manifest';
 import { quantBytes, isQuantized } from '../format/quant';
 import type { Kernels, Mat, Ptr } from '../kernels/types';
 import type { ExpertExecutor, ExpertRoute } from './experts';
+import { localHead, type HeadExecutor } from './head';
 import { kvTensorBytes, type KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
 
@@ -161,8 +162,9 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   // x (T, H) = embedding rows
   for (let t = 0; t < T; t++) {
     if (!(tokens[t] >= 0 && tokens[t] < a.vocabSize)) throw new RangeError(`token id ${tokens[t]} outside the vocabulary`);
-    k.getRow(w.embed, tokens[t], seq.x + t * H * 4);
   }
+  const head = experts.head ?? headOf(k, w);
+  await head.embed(tokens, seq.x);
   if (a.embeddingMultiplier !== 1) scale(heap.f32(seq.x, T * H), a.embeddingMultiplier);
 
   const attnScale = a.attentionMultiplier ?? 1 / Math.sqrt(hd);
@@ -221,7 +223,7 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   const first = opts.logits === 'all' ? 0 : T - 1;
   const rows = T - first;
   k.rmsNorm(seq.x + first * H * 4, w.outputNorm.data, seq.h, H, rows, a.rmsNormEps);
-  k.matmul(w.output, seq.h, seq.logits, rows);
+  await head.logits(seq.h, rows, seq.logits);
   const all = heap.f32(seq.logits, rows * a.vocabSize);
   const out: Float32Array[] = [];
   for (let r = 0; r < rows; r++) {
@@ -230,6 +232,12 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
     out.push(row);
   }
   return out;
+}
+
+/** The weights' own head; a model loaded without it needs an executor that brings one (a head shard). */
+function headOf(k: Kernels, w: ModelWeights): HeadExecutor {
+  if (!w.embed || !w.output) throw new Error('this model was loaded without its embedding / output head, and no head executor was given');
+  return localHead(k, w.embed, w.output);
 }
 
 /**

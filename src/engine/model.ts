@@ -33,9 +33,11 @@ export interface LayerWeights {
 
 export interface ModelWeights {
   readonly arch: Architecture;
-  readonly embed: Mat; // (vocab, H)
+  /** (vocab, H); absent when an expert shard holds the head (loadTrunk's `head: false`) */
+  readonly embed?: Mat;
   readonly outputNorm: Vec;
-  readonly output: Mat; // (vocab, H); the embedding itself when tied
+  /** (vocab, H); the embedding itself when tied; absent with `embed` */
+  readonly output?: Mat;
   readonly layers: readonly LayerWeights[];
   /** experts[layer][expert], undefined where the expert is not resident here */
   readonly experts: readonly (readonly (ExpertWeights | undefined)[])[];
@@ -75,7 +77,17 @@ export function withExperts(trunk: TrunkWeights, experts: readonly (readonly (Ex
  * checked at the end (streamIntoHeap). Nothing is returned before every digest matched; on any failure every
  * tensor is released again and the error thrown (ShardIntegrityError, ObjectReadError, ...).
  */
-export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Manifest): Promise<TrunkWeights> {
+export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Manifest, opts: { head?: boolean } = {}): Promise<TrunkWeights> {
+  return loadTensors(k, source, manifest, opts.head ?? true, true) as Promise<TrunkWeights>;
+}
+
+/** The embedding and output head alone (an expert shard that holds the head for a front loaded without it). */
+export async function loadHead(k: Kernels, source: ObjectSource, manifest: Manifest): Promise<{ embed: Mat; output: Mat; bytes: number }> {
+  const w = await loadTensors(k, source, manifest, true, false);
+  return { embed: w.embed!, output: w.output!, bytes: w.bytes };
+}
+
+async function loadTensors(k: Kernels, source: ObjectSource, manifest: Manifest, withHead: boolean, withLayers: boolean): Promise<Partial<TrunkWeights> & { bytes: number }> {
   const arch = manifest.architecture;
   const before = k.heap.usedBytes;
   const pending: Pending[] = [];
@@ -98,11 +110,11 @@ export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Mani
   };
   const t = tensorNames;
   try {
-    const embed = mat(t.tokenEmbedding);
-    const outputNorm = vec(t.outputNorm);
-    const output = arch.tieWordEmbeddings ? embed : mat(t.output);
+    const embed = withHead ? mat(t.tokenEmbedding) : undefined;
+    const outputNorm = withLayers ? vec(t.outputNorm) : undefined;
+    const output = !withHead ? undefined : arch.tieWordEmbeddings ? embed : mat(t.output);
     const layers: LayerWeights[] = [];
-    for (let l = 0; l < arch.numLayers; l++) {
+    for (let l = 0; withLayers && l < arch.numLayers; l++) {
       layers.push({
         attnNorm: vec(t.attnNorm(l)),
         q: mat(t.attnQ(l)),
@@ -123,7 +135,7 @@ export async function loadTrunk(k: Kernels, source: ObjectSource, manifest: Mani
     // one pass per object (the converter writes one, trunk.bin), in the order tensors were first met
     const objects = [...new Set(pending.map((p) => p.entry.object))];
     for (const name of objects) await streamIntoHeap(k, source, manifest, name, pending.filter((p) => p.entry.object === name));
-    return Object.freeze({ arch, embed, outputNorm, output, layers, bytes: k.heap.usedBytes - before });
+    return Object.freeze({ arch, embed, outputNorm, output, layers: withLayers ? layers : undefined, bytes: k.heap.usedBytes - before });
   } catch (e) {
     for (const p of pending) releaseMat(k, p.mat); // a failed load leaves the heap as it found it
     throw e;
@@ -168,6 +180,11 @@ export function releaseExpert(k: Kernels, e: ExpertWeights): void {
 export function releaseWeights(k: Kernels, w: ModelWeights): void {
   releaseTrunk(k, w);
   for (const row of w.experts) for (const e of row) if (e) releaseExpert(k, e);
+}
+
+export function releaseHead(k: Kernels, h: { embed: Mat; output: Mat }): void {
+  releaseMat(k, h.embed);
+  if (h.output !== h.embed) releaseMat(k, h.output);
 }
 
 export function releaseTrunk(k: Kernels, w: TrunkWeights): void {

@@ -16,6 +16,10 @@
 //   With COMBINE: count = nTok, row t = sum over the pairs of token t, in request order, of weight * expert(x[t])
 //   (f32 accumulation from 0); tokens without pairs get zero rows.
 // Error payload: status u16 (HTTP-like), code (u16 length + utf8), message (u16 length + utf8).
+// Head payload (the model's token embedding / output head, held by an expert shard instead of the front):
+//   op u8 (0 embed, 1 logits), 3 reserved bytes = 0, n u32, hidden u32, then embed: n token ids u32;
+//   logits: n x hidden f32 rows (after the final norm). Answered by a result (f32) of count n and width hidden
+//   (embed: the embedding rows as the kernels read them) or vocab (logits: output @ row, unscaled).
 import { MoeError, type ErrorType } from '../common/errors';
 import { MODEL_TAG_BYTES } from '../format/digest';
 import { f16ToF32, f32ToF16, QK } from '../format/quant';
@@ -32,7 +36,8 @@ export const RESULT_HEAD_BYTES = 12;
 export const MAX_PAYLOAD_BYTES = 32 * 1024 * 1024 - HEADER_BYTES;
 export const FLAG_COMBINE = 1;
 
-export const FrameKind = { request: 1, result: 2, error: 3 } as const;
+export const FrameKind = { request: 1, result: 2, error: 3, head: 4 } as const;
+export const HEAD_HEAD_BYTES = 12;
 export type FrameKindName = keyof typeof FrameKind;
 
 export type ResultDType = 'f32' | 'f16';
@@ -81,7 +86,16 @@ export interface DecodedError extends ExpertError {
   readonly kind: 'error';
 }
 
-export type DecodedFrame = DecodedRequest | DecodedResult | DecodedError;
+/** A head call: embedding rows for tokens, or logits for final hidden rows. */
+export type HeadCall =
+  | { readonly op: 'embed'; readonly hidden: number; readonly tokens: ArrayLike<number> }
+  | { readonly op: 'logits'; readonly hidden: number; readonly rows: Float32Array };
+
+export type HeadRequest = FrameHeader & HeadCall;
+
+export type DecodedHead = HeadRequest & { readonly kind: 'head'; readonly n: number };
+
+export type DecodedFrame = DecodedRequest | DecodedResult | DecodedError | DecodedHead;
 
 /** A frame that breaks the protocol (or a call the backend refuses); `requestId` when the header was readable. */
 export class WireError extends MoeError {
@@ -150,6 +164,19 @@ export function encodeResult(res: ExpertResult): Uint8Array {
   dv.setUint32(o + 8, res.hidden, true);
   if (res.dtype === 'f32') putF32s(out, o + RESULT_HEAD_BYTES, res.values);
   else for (let i = 0; i < n; i++) dv.setUint16(o + RESULT_HEAD_BYTES + 2 * i, f32ToF16(res.values[i]), true);
+  return out;
+}
+
+export function encodeHeadRequest(r: HeadRequest): Uint8Array {
+  const n = r.op === 'embed' ? r.tokens.length : r.rows.length / r.hidden;
+  if (!Number.isInteger(n)) throw new RangeError(`encodeHeadRequest: ${r.op === 'logits' ? r.rows.length : 0} values are not rows of ${r.hidden}`);
+  const { out, dv } = frame('head', r, 0, HEAD_HEAD_BYTES + (r.op === 'embed' ? n * 4 : n * r.hidden * 4));
+  const o = HEADER_BYTES;
+  dv.setUint8(o, r.op === 'embed' ? 0 : 1);
+  dv.setUint32(o + 4, n, true);
+  dv.setUint32(o + 8, r.hidden, true);
+  if (r.op === 'embed') for (let i = 0; i < n; i++) dv.setUint32(o + HEAD_HEAD_BYTES + 4 * i, r.tokens[i], true);
+  else putF32s(out, o + HEAD_HEAD_BYTES, r.rows);
   return out;
 }
 
@@ -237,8 +264,38 @@ export function decodeFrame(bytes: Uint8Array): DecodedFrame {
     case FrameKind.error:
       if (h.combine) throw bad('error frames carry no flags', requestId);
       return readError(h, p);
+    case FrameKind.head:
+      if (h.combine) throw bad('head frames carry no flags', requestId);
+      return readHead(h, p, bytes.buffer, at);
     default: throw bad(`unknown frame kind ${kind}`, requestId);
   }
+}
+
+function readHead(h: Head, p: DataView, buf: ArrayBufferLike, at: number): DecodedHead {
+  const id = h.requestId;
+  if (p.byteLength < HEAD_HEAD_BYTES) throw bad(`head payload of ${p.byteLength} bytes is shorter than its ${HEAD_HEAD_BYTES}-byte head`, id);
+  const op = p.getUint8(0);
+  if (op > 1) throw bad(`unknown head op ${op}`, id);
+  if (p.getUint8(1) | p.getUint8(2) | p.getUint8(3)) throw bad('head reserved bytes are not 0', id);
+  const n = p.getUint32(4, true);
+  const hidden = p.getUint32(8, true);
+  if (hidden === 0) throw bad('hidden size is 0', id);
+  const want = HEAD_HEAD_BYTES + (op === 0 ? n * 4 : n * hidden * 4);
+  if (want !== p.byteLength) throw bad(`head ${op === 0 ? 'embed' : 'logits'} of ${n} rows needs ${want} payload bytes, got ${p.byteLength}`, id);
+  const base = { requestId: h.requestId, modelTag: h.modelTag, kind: 'head' as const, n, hidden };
+  const src = new Uint8Array(buf, at + HEAD_HEAD_BYTES, want - HEAD_HEAD_BYTES).slice(); // aligned copy
+  if (op === 0) return { ...base, op: 'embed', tokens: new Uint32Array(src.buffer) };
+  const rows = new Float32Array(src.buffer);
+  for (let i = 0; i < rows.length; i++) if (!Number.isFinite(rows[i])) throw bad(`head row value ${i} is not finite`, id);
+  return { ...base, op: 'logits', rows };
+}
+
+/** Client side: a result answering head call `req` of `n` rows must be (n, width). */
+export function checkHeadResultFor(requestId: number, modelTag: Uint8Array, n: number, width: number, res: DecodedResult): void {
+  const fail = (what: string) => { throw new WireError(502, 'bad_result', `head result for request ${requestId}: ${what}`, requestId); };
+  if (res.requestId !== requestId) fail(`answers request ${res.requestId}`);
+  if (!sameTag(res.modelTag, modelTag)) fail(`model tag ${tagHex(res.modelTag)} differs from ${tagHex(modelTag)}`);
+  if (res.combine || res.count !== n || res.hidden !== width) fail(`shape (${res.count}, ${res.hidden}), expected (${n}, ${width})`);
 }
 
 export function decodeRequest(bytes: Uint8Array): DecodedRequest {

@@ -5,7 +5,7 @@
 // generation degrades. RemoteExperts is what the split executor sees: this session, or ShardedSession over several.
 import type { BackendTarget } from '../engine/api';
 import type { ExpertCall } from '../protocol/expert-call';
-import { checkResultFor, decodeFrame, encodeRequest, WireError, type ExpertRequest } from '../protocol/expert-wire';
+import { checkHeadResultFor, checkResultFor, decodeFrame, encodeHeadRequest, encodeRequest, WireError, type DecodedResult, type ExpertRequest, type HeadCall } from '../protocol/expert-wire';
 import { openExpertSocket } from './connect';
 import { BackendError, BackendTimeoutError, BackendUnavailableError } from './errors';
 
@@ -25,7 +25,8 @@ export interface RemoteExperts {
 }
 
 interface Pending {
-  req: ExpertRequest;
+  /** throws when a result does not answer this call */
+  check(res: DecodedResult): void;
   sentAt: number;
   timer: ReturnType<typeof setTimeout>;
   resolve(r: RemoteReply): void;
@@ -61,18 +62,33 @@ export class ExpertSession implements RemoteExperts {
   }
 
   call(c: ExpertCall): Promise<RemoteReply> {
+    return this.request(`layer ${c.layer}`, (requestId) => {
+      const req: ExpertRequest = { ...c, requestId, modelTag: this.modelTag, combine: false, resultDType: 'f32' };
+      return { frame: encodeRequest(req), check: (res) => checkResultFor(req, res) };
+    });
+  }
+
+  /** A head call (embedding rows or logits) to a shard that holds the head; the reply is (n, width). */
+  callHead(h: HeadCall, width: number): Promise<RemoteReply> {
+    const n = h.op === 'embed' ? h.tokens.length : h.rows.length / h.hidden;
+    return this.request(`head ${h.op}`, (requestId) => ({
+      frame: encodeHeadRequest({ ...h, requestId, modelTag: this.modelTag }),
+      check: (res) => checkHeadResultFor(requestId, this.modelTag, n, width, res),
+    }));
+  }
+
+  private request(what: string, build: (requestId: number) => { frame: Uint8Array; check(res: DecodedResult): void }): Promise<RemoteReply> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new BackendUnavailableError('unavailable', 'session already closed'));
     const requestId = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-    const req: ExpertRequest = { ...c, requestId, modelTag: this.modelTag, combine: false, resultDType: 'f32' };
-    const frame = encodeRequest(req);
+    const { frame, check } = build(requestId);
     return new Promise<RemoteReply>((resolve, reject) => {
       const timer = setTimeout(
-        () => this.fail(new BackendTimeoutError(`no reply to request ${requestId} (layer ${c.layer}) within ${this.target.timeoutMs} ms`)),
+        () => this.fail(new BackendTimeoutError(`no reply to request ${requestId} (${what}) within ${this.target.timeoutMs} ms`)),
         this.target.timeoutMs,
       );
-      this.pending.set(requestId, { req, sentAt: now(), timer, resolve, reject });
+      this.pending.set(requestId, { check, sentAt: now(), timer, resolve, reject });
       if (this.ws) this.send(frame);
       else void this.opening.then((ws) => ws && this.send(frame));
     });
@@ -132,7 +148,7 @@ export class ExpertSession implements RemoteExperts {
       }
       if (f.kind !== 'result') throw new WireError(400, 'bad_frame', `unexpected ${f.kind} frame`);
       if (!p) throw new WireError(400, 'bad_frame', `a result for request ${f.requestId}, which is not pending`);
-      checkResultFor(p.req, f);
+      p.check(f);
       this.pending.delete(f.requestId);
       clearTimeout(p.timer);
       p.resolve({ values: f.values, roundTripMs: now() - p.sentAt });

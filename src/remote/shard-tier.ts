@@ -5,14 +5,19 @@
 // on free: https://developers.cloudflare.com/workers/platform/limits/#subrequests), and binding calls are not
 // network connections, so they do not take from the 6 simultaneous ones
 // (https://developers.cloudflare.com/workers/platform/limits/#simultaneous-open-connections).
+import type { HeadExecutor } from '../engine/head';
+import type { Architecture } from '../format/manifest';
+import type { Kernels } from '../kernels/types';
 import type { ShardLayout } from '../shard/layout';
+import { RemoteHead } from './remote-head';
 import { openExpertSocket, type FetchBinding } from './connect';
 import { ShardedSession, type ModelLayout } from './sharded-session';
 import type { RemoteExperts } from './session';
 
-/** The shard tier as a generation sees it: calls for the experts it owns. */
+/** The shard tier as a generation sees it: calls for the experts it owns, and the head when a shard holds it. */
 export interface EdgeExperts extends RemoteExperts {
   owns(layer: number, expert: number): boolean;
+  readonly head?: HeadExecutor;
 }
 
 export interface ShardTier {
@@ -23,12 +28,17 @@ export interface ShardTier {
   readonly timeoutMs: number;
 }
 
-/** The generation's connection to the shards that own a non-resident expert of `layout.hot`. */
-export function connectShards(tier: ShardTier, modelTag: Uint8Array, layout: ModelLayout): EdgeExperts {
+/**
+ * The generation's connection to the shards that own a non-resident expert of `layout.hot`, and to the head shard
+ * when the layout has one (the front's weights then have no embedding / output head).
+ */
+export function connectShards(tier: ShardTier, modelTag: Uint8Array, layout: ModelLayout, k: Kernels, arch: Architecture): EdgeExperts {
   const endpoints = tier.layout.doc.shards.map((s, i) => ({
     // the host is never resolved: the binding routes the request to the shard Worker
     target: { url: `https://${s.binding.toLowerCase()}.shard`, token: '', timeoutMs: tier.timeoutMs },
     open: () => openExpertSocket(endpoints[i].target, tier.bindings[i]),
   }));
-  return new ShardedSession(endpoints, modelTag, tier.layout.owner, layout);
+  const sharded = new ShardedSession(endpoints, modelTag, tier.layout.owner, layout);
+  const h = tier.layout.headShard;
+  return h === null ? sharded : Object.assign(sharded, { head: new RemoteHead(k, sharded.endpoint(h), arch) });
 }

@@ -106,6 +106,11 @@ export class ShardedSession implements RemoteExperts {
     for (const s of this.sessions) s?.close();
   }
 
+  /** The session to endpoint i (opened now if it is not yet): the head shard's, for head calls. */
+  endpoint(i: number): ExpertSession {
+    return this.session(i);
+  }
+
   private session(i: number): ExpertSession {
     let s = this.sessions[i];
     if (!s) {

@@ -5,6 +5,7 @@
 // (the backend holds every expert) and flags the generation degraded the same way.
 import type { ColdPolicy, DegradedPolicy, DegradedReason, MoeUsage } from '../engine/api';
 import { LocalExperts, type ExpertBatch, type ExpertExecutor, type ExpertJob } from '../engine/experts';
+import type { HeadExecutor } from '../engine/head';
 import type { ModelWeights } from '../engine/model';
 import type { Kernels } from '../kernels/types';
 import { encodeRows, type ActDType } from '../protocol/activations';
@@ -44,7 +45,11 @@ export class SplitExperts implements ExpertExecutor {
   /** Time spent computing experts here (ms; stands still in workerd, whose clock moves only across I/O). */
   localMs = 0;
 
+  /** The head shard's head, when the layout puts the head on a shard (forward() asks the executor for it). */
+  readonly head?: HeadExecutor;
+
   constructor(private readonly o: SplitOptions) {
+    this.head = o.shards?.head;
     this.local = new LocalExperts(o.kernels, o.weights);
     this.resident = o.weights.experts.map((row) => row.flatMap((e, i) => (e ? [i] : [])));
   }

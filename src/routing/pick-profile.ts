@@ -3,9 +3,11 @@
 // any expert has run and are the same whatever the hot set and the cold policy: the same prompt gets the
 // same profile in every isolate and under every policy (90% right on held-out prompts: bench/results/hotset.md).
 import type { ExpertBatch, ExpertExecutor } from '../engine/experts';
+import type { HeadExecutor } from '../engine/head';
 import { classify, restrictSkillMap, type SkillMap } from './skill-map';
 
 export class ProfilePicker implements ExpertExecutor {
+  readonly head?: HeadExecutor;
   private readonly map: SkillMap;
   /** layer-0 routings of the prompt so far; rows of the other layers stay empty */
   private readonly counts: number[][];
@@ -25,6 +27,7 @@ export class ProfilePicker implements ExpertExecutor {
     private readonly onPick: (profile: string) => void,
   ) {
     this.map = restrictSkillMap(map, [0]);
+    this.head = inner.head; // a decorator of the experts passes the head through
     this.counts = Array.from({ length: numLayers }, () => new Array<number>(numExperts).fill(0));
   }
 

@@ -2,9 +2,11 @@
 // statistics without touching the engine (the profiler wraps the all-local executor; the Worker wraps each
 // generation's split executor, so it counts what the router asked for, whatever the cold policy then does).
 import type { ExpertBatch, ExpertExecutor } from '../engine/experts';
+import type { HeadExecutor } from '../engine/head';
 import { emptyCounts, type RoutingCounts } from './stats';
 
 export class RoutingRecorder implements ExpertExecutor {
+  readonly head?: HeadExecutor;
   private current: RoutingCounts;
   /** routings of the forward pass under way, committed at its last layer: a pass that fails midway (a cold
    *  expert under DEGRADED_POLICY=error, a cancellation) adds nothing, so every layer sums to tokens x topK */
@@ -13,6 +15,7 @@ export class RoutingRecorder implements ExpertExecutor {
   constructor(private readonly inner: ExpertExecutor, private readonly numLayers: number, private readonly numExperts: number) {
     this.current = emptyCounts(numLayers, numExperts);
     this.pending = emptyCounts(numLayers, numExperts).counts;
+    this.head = inner.head; // a decorator of the experts passes the head through
   }
 
   run(batch: ExpertBatch): Promise<void> | void {

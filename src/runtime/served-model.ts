@@ -112,7 +112,8 @@ export class ServedModel implements EngineModel, HotSetControl {
     const stored = opts.store ? await readStored(opts.store, opts.log) : null;
     const shardTier = opts.shards ? await loadShardTier(source, manifest, opts.shards) : null;
     const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
-    const trunk = await loadTrunk(kernels, source, manifest);
+    // with the head on a shard the front never holds the embedding / output head (~30 MiB of granite's heap)
+    const trunk = await loadTrunk(kernels, source, manifest, { head: shardTier?.layout.headShard === null || !shardTier });
     const model = new ServedModel(manifest, kernels, codec, tag, new HotWeights(kernels, source, manifest, trunk), opts);
     model.lastCheck = Date.now();
     model.envHotSet = envHotSet;
@@ -222,7 +223,8 @@ export class ServedModel implements EngineModel, HotSetControl {
     const v = lease.version;
     const a = this.manifest.architecture;
     const layout = { numLayers: a.numLayers, numExperts: a.numExperts, hot: v.hotSet.layers };
-    const shards = this.shardTier && !coveredBy(layout, () => false) ? connectShards(this.shardTier, this.modelTag, layout) : null;
+    const needsShards = this.shardTier && (this.shardTier.layout.headShard !== null || !coveredBy(layout, () => false));
+    const shards = needsShards ? connectShards(this.shardTier!, this.modelTag, layout, this.kernels, a) : null;
     const shardOwned = (l: number, e: number) => this.shardTier !== null && this.shardTier.layout.owner[l * a.numExperts + e] !== NO_SHARD;
     const needsBackend = moe.policy === 'remote' && moe.backend !== null && !coveredBy(layout, shardOwned);
     const remote = needsBackend ? connectBackend(moe.backend!, this.modelTag, layout) : null;

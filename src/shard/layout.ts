@@ -38,6 +38,8 @@ export const ShardLayoutSchema = z
             worker: WorkerName,
             /** layer -> the experts it holds there, ascending */
             layers: z.record(LayerKey, z.array(z.number().int().nonnegative())),
+            /** it also holds the token embedding and output head (the front is loaded without them); one shard at most */
+            head: z.boolean().optional(),
           })
           .strict(),
       )
@@ -54,6 +56,8 @@ export interface ShardLayout {
   readonly owner: Uint8Array;
   /** experts of each shard, per layer (ascending) */
   readonly slices: readonly (readonly (readonly number[])[])[];
+  /** the shard that holds the embedding and output head; null: the front holds them */
+  readonly headShard: number | null;
 }
 
 export const NO_SHARD = 0xff;
@@ -95,11 +99,13 @@ export function parseShardLayout(json: unknown, modelName: string, arch: Pick<Ar
     for (const row of perLayer) row.sort((a, b) => a - b);
     return perLayer;
   });
-  return { doc, numExperts: E, owner, slices };
+  const heads = doc.shards.flatMap((s, i) => (s.head ? [i] : []));
+  if (heads.length > 1) throw new ShardLayoutError(`the head is held by ${heads.map((i) => doc.shards[i].binding).join(' and ')}; one shard at most`);
+  return { doc, numExperts: E, owner, slices, headShard: heads[0] ?? null };
 }
 
 /** The layout document for shards holding `slices[i][layer]` (what the planner writes). */
-export function shardLayoutDocument(model: string, shards: readonly { binding: string; worker: string; layers: readonly (readonly number[])[] }[]): ShardLayoutDoc {
+export function shardLayoutDocument(model: string, shards: readonly { binding: string; worker: string; layers: readonly (readonly number[])[]; head?: boolean }[]): ShardLayoutDoc {
   return {
     format: SHARD_LAYOUT_FORMAT,
     model,
@@ -107,6 +113,7 @@ export function shardLayoutDocument(model: string, shards: readonly { binding: s
       binding: s.binding,
       worker: s.worker,
       layers: Object.fromEntries(s.layers.flatMap((experts, l) => (experts.length > 0 ? [[String(l), [...experts].sort((a, b) => a - b)]] : []))),
+      ...(s.head ? { head: true } : {}),
     })),
   };
 }

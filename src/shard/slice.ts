@@ -1,9 +1,9 @@
-// An expert shard's model: the manifest, the model tag and the experts its entry of shard-layout.json gives it,
-// read from R2 with the same digest checks as every other object and uploaded into its kernels. No trunk, no
-// KV cache: a shard's isolate holds experts and one call's scratch.
+// An expert shard's model: the manifest, the model tag and the experts (and maybe the head) its entry of
+// shard-layout.json gives it, read from R2 with the same digest checks as every other object and uploaded into its
+// kernels. No attention, no KV cache: a shard's isolate holds experts and one call's scratch.
 import { tensorNames, type Manifest } from '../format/manifest';
-import type { Kernels } from '../kernels/types';
-import { expertBytes, loadExpert, releaseExpert, type ExpertWeights } from '../engine/model';
+import type { Kernels, Mat } from '../kernels/types';
+import { expertBytes, loadExpert, loadHead, releaseExpert, releaseHead, type ExpertWeights } from '../engine/model';
 import { activationDTypeFor, type ActDType } from '../protocol/activations';
 import { readTaggedManifest, type ObjectSource } from '../store/source';
 import { ShardLayoutError } from './layout';
@@ -21,6 +21,8 @@ export interface ShardSlice {
   readonly bytes: number;
   /** the activation dtype its callers send (q8_0 for quantized experts) */
   readonly actDType: ActDType;
+  /** the embedding and output head, when the layout gives it this shard */
+  readonly head: { readonly embed: Mat; readonly output: Mat } | null;
 }
 
 /** Objects read at once: R2's latency hides behind parallel reads; 6 is the connection limit of one request. */
@@ -34,6 +36,7 @@ export async function loadShardSlice(k: Kernels, source: ObjectSource, layoutNam
   const a = manifest.architecture;
   const experts: (ExpertWeights | undefined)[][] = Array.from({ length: a.numLayers }, () => new Array<ExpertWeights | undefined>(a.numExperts));
   const todo = layout.slices[index].flatMap((row, l) => row.map((e) => [l, e] as const));
+  const head = layout.headShard === index ? await loadHead(k, source, manifest) : null;
   let next = 0;
   const lane = async () => {
     while (next < todo.length) {
@@ -45,9 +48,10 @@ export async function loadShardSlice(k: Kernels, source: ObjectSource, layoutNam
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, todo.length) }, lane));
   } catch (e) {
     for (const row of experts) for (const w of row) if (w) releaseExpert(k, w); // a failed load leaves the heap as it found it
+    if (head) releaseHead(k, head);
     throw e;
   }
-  let bytes = 0;
+  let bytes = head?.bytes ?? 0;
   for (const row of experts) for (const w of row) if (w) bytes += expertBytes(w);
   return Object.freeze({
     manifest,
@@ -57,5 +61,6 @@ export async function loadShardSlice(k: Kernels, source: ObjectSource, layoutNam
     count: todo.length,
     bytes,
     actDType: activationDTypeFor(manifest.tensors[tensorNames.expertGate(0, 0)]!.dtype),
+    head,
   });
 }

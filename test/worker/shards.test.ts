@@ -26,8 +26,8 @@ let modelName = '';
 const every4 = (r: number) => Array.from({ length: arch.numLayers }, () => Array.from({ length: arch.numExperts }, (_, e) => e).filter((e) => e % 4 === r));
 
 /** Writes a layout under its own name (the model cache keys on it, so each scenario loads with its own bindings). */
-async function putLayout(name: string, shards: number[][][]): Promise<void> {
-  const doc = shardLayoutDocument(modelName, shards.map((layers, i) => ({ binding: `SHARD_${i}`, worker: `moe-edge-shard-${i}`, layers })));
+async function putLayout(name: string, shards: number[][][], headOn: number | null = null): Promise<void> {
+  const doc = shardLayoutDocument(modelName, shards.map((layers, i) => ({ binding: `SHARD_${i}`, worker: `moe-edge-shard-${i}`, layers, head: i === headOn })));
   await env.MODELS.put(`${env.MODEL_PREFIX}/${MODEL}/${name}`, JSON.stringify(doc));
 }
 
@@ -73,6 +73,8 @@ beforeAll(async () => {
   await putLayout('tiers.json', [every4(1), every4(2)]); // front: e%4==0, shards: 1 and 2, backend: 3
   await putLayout('edge-only.json', [every4(1).map((row, l) => [...row, ...every4(3)[l]]), every4(2)]); // no backend needed
   for (const name of ['fault-close.json', 'fault-garbage.json', 'healthy.json']) await putLayout(name, [every4(1), every4(2)]);
+  await putLayout('head.json', [every4(1), every4(2)], 1);
+  await putLayout('head-dies.json', [every4(1), every4(2)], 1);
 });
 
 const frontHot = () => JSON.stringify({ layers: Object.fromEntries(every4(0).map((row, l) => [String(l), row])) });
@@ -109,6 +111,31 @@ describe('front + 2 shards + backend', () => {
     expect(got.usage.moe).toMatchObject({ cold_calls: 0, degraded: null });
     expect(got.usage.moe.shard_hits).toBeGreaterThan(0);
     expect(got.choices[0].text).toBe(want.choices[0].text);
+  });
+});
+
+describe('the embedding and output head on a shard', () => {
+  it('the front holds no head; logits equal the all-local engine', async () => {
+    const front = await loadModelFromR2({ ...env, HOT_EXPERTS: frontHot(), ...shardEnv('head.json') } as never);
+    const local = await loadModelFromR2({ ...env, HOT_EXPERTS: 'all' });
+    expect(front.weights.embed).toBeUndefined();
+    expect(front.weights.output).toBeUndefined();
+    expect(front.hot.bytes).toBeLessThan(local.hot.bytes - front.manifest.architecture.vocabSize * front.manifest.architecture.hiddenSize / 2);
+    const tokens = front.encode('Once upon a time, the head of the model');
+    const got = await splitLogits(front, tokens, remote, 8);
+    const want = await splitLogits(local, tokens, remote, 8);
+    expect(got.usage.degraded).toBeNull();
+    expect(maxAbsDiff(got.rows, want.rows)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('a head shard that dies mid-generation fails it with a clear 502 naming the shard (there is no head to fall back to)', async () => {
+    const res = await callWithEnv({ HOT_EXPERTS: frontHot(), BACKEND_URL: '', COLD_POLICY: 'substitute', ...shardEnv('head-dies.json', [null, { after: arch.numLayers * 2, kind: 'close' }]) } as never, '/v1/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 12, temperature: 0 }),
+    });
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as any).error).toMatchObject({ code: 'shard_unavailable', message: expect.stringMatching(/^expert shard: /) });
   });
 });
 

@@ -121,7 +121,7 @@ async function openWs(b: BackendProcess, headers: Record<string, string> = auth)
   const received: number[] = [];
   ws.onmessage = (ev) => {
     const f = decodeFrame(new Uint8Array(ev.data as ArrayBuffer));
-    if (f.kind === 'request') throw new Error('server sent a request frame');
+    if (f.kind === 'request' || f.kind === 'head') throw new Error(`server sent a ${f.kind} frame`);
     received.push(f.requestId);
     const w = waiting.get(f.requestId) ?? anonymous.shift();
     waiting.delete(f.requestId);

@@ -229,6 +229,8 @@ function checkConsistent(f: DecodedFrame, frameBytes: number): void {
   } else if (f.kind === 'result') {
     expect(f.values.length).toBe(f.count * f.hidden);
     expect(f.values.byteLength).toBeLessThanOrEqual(2 * frameBytes); // f16 widened at most
+  } else if (f.kind === 'head') {
+    expect(f.op === 'embed' ? f.tokens.length : f.rows.length).toBe(f.op === 'embed' ? f.n : f.n * f.hidden);
   } else {
     expect(f.status).toBeGreaterThanOrEqual(400);
   }

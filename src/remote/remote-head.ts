@@ -1,0 +1,30 @@
+// The head on an expert shard (shard-layout.json's `head`): embedding rows and logits asked for over the shard's
+// socket of this generation, written where forward() expects them. There is nothing to degrade to without a head,
+// so a failure fails the generation (502/504 naming the shard), unlike a failed expert call.
+import type { HeadExecutor } from '../engine/head';
+import type { Architecture } from '../format/manifest';
+import type { Kernels, Ptr } from '../kernels/types';
+import { asShardError, BackendError } from './errors';
+import type { ExpertSession } from './session';
+
+export class RemoteHead implements HeadExecutor {
+  constructor(private readonly k: Kernels, private readonly session: Pick<ExpertSession, 'callHead'>, private readonly arch: Pick<Architecture, 'hiddenSize' | 'vocabSize'>) {}
+
+  async embed(tokens: readonly number[], out: Ptr): Promise<void> {
+    const H = this.arch.hiddenSize;
+    const r = await this.session.callHead({ op: 'embed', hidden: H, tokens }, H).catch(shardFailure);
+    this.k.heap.f32(out, tokens.length * H).set(r.values); // a fresh view: the heap may have grown meanwhile
+  }
+
+  async logits(h: Ptr, rows: number, out: Ptr): Promise<void> {
+    const H = this.arch.hiddenSize;
+    const V = this.arch.vocabSize;
+    const x = this.k.heap.f32(h, rows * H).slice(); // copied before the await: the heap may grow under it
+    const r = await this.session.callHead({ op: 'logits', hidden: H, rows: x }, V).catch(shardFailure);
+    this.k.heap.f32(out, rows * V).set(r.values);
+  }
+}
+
+function shardFailure(e: unknown): never {
+  throw e instanceof BackendError ? asShardError(e) : e;
+}
