@@ -21,6 +21,8 @@ export interface TierArgs {
   stats?: string;
   isolateMemoryMb?: string;
   frontHotMb?: string;
+  /** the embedding and output head on shard 0 instead of the front */
+  headOnShard?: boolean;
 }
 
 /** Where the front's room for hot experts came from, for the report. */
@@ -36,6 +38,8 @@ export interface TierReport {
   isolateMemoryMb: number | null;
   shard: { budgetBytes: number; jsBytes: number; scratchBytes: number; expertBytes: number };
   stats: { file: string; tokens: number } | null;
+  /** heap bytes of the head when a shard holds it; 0: the front does */
+  headBytes: number;
   /** the stats the plan came from (hot-set.json records them) */
   routingStats: RoutingStats | null;
 }
@@ -59,10 +63,16 @@ export function frontRoom(arch: Architecture, p: Placement, args: TierArgs, cont
   const isolateMb = positive('isolate-memory-mb', args.isolateMemoryMb);
   if (isolateMb !== undefined) {
     const gen = generationBytes(arch, context, kvCacheType);
-    const bytes = Math.max(0, Math.floor(isolateMb * MiB) - p.trunk.total - gen);
-    return { bytes, how: `ISOLATE_MEMORY_MB ${isolateMb} - trunk ${mb(p.trunk.total)} - one ${context}-position generation at ${kvCacheType} KV ${mb(gen)}` };
+    const trunk = p.trunk.total - (args.headOnShard ? headBytes(p) : 0);
+    const bytes = Math.max(0, Math.floor(isolateMb * MiB) - trunk - gen);
+    return { bytes, how: `ISOLATE_MEMORY_MB ${isolateMb} - trunk ${mb(trunk)}${args.headOnShard ? ' (head on a shard)' : ''} - one ${context}-position generation at ${kvCacheType} KV ${mb(gen)}` };
   }
   return { bytes: Math.max(0, p.budget - p.fixed), how: `--budget-mb ${mb(p.budget)} - must hold ${mb(p.fixed)}` };
+}
+
+/** Heap bytes of the token embedding and the output head (one matrix when tied). */
+export function headBytes(p: Placement): number {
+  return p.trunk.embedding + p.trunk.output;
 }
 
 export async function tierReport(args: TierArgs, arch: Architecture, manifest: Manifest | null, p: Placement, context: number, kvCacheType: KvCacheType): Promise<TierReport> {
@@ -81,12 +91,13 @@ export async function tierReport(args: TierArgs, arch: Architecture, manifest: M
   // with --config there are no tensors to read: every expert has the placement's size
   const expertBytes = manifest ? edgeSizes(manifest).expertBytes : Array.from({ length: arch.numLayers }, () => new Array<number>(arch.numExperts).fill(p.expertHeap));
   const front = frontRoom(arch, p, args, context, kvCacheType);
-  const plan = planTiers({ expertBytes, counts: routingStats?.overall ?? null, frontBytes: front.bytes, shardBytes: room, shards }, MAX_SHARDS);
+  const plan = planTiers({ expertBytes, counts: routingStats?.overall ?? null, frontBytes: front.bytes, shardBytes: room, shards, headBytes: args.headOnShard ? headBytes(p) : 0 }, MAX_SHARDS);
   return {
     plan,
     front,
     isolateMemoryMb: positive('isolate-memory-mb', args.isolateMemoryMb) ?? null,
     shard: { budgetBytes, jsBytes: SHARD_JS_BYTES, scratchBytes: shardScratchBytes(arch), expertBytes: room },
+    headBytes: args.headOnShard ? headBytes(p) : 0,
     stats: routingStats && args.stats ? { file: args.stats, tokens: routingStats.overall.tokens } : null,
     routingStats,
   };
@@ -103,6 +114,7 @@ export function tierJson(r: TierReport): Record<string, unknown> {
     weights: plan.weights,
     ...(r.stats ? { stats: r.stats } : {}),
     balance: plan.balance,
+    headShard: plan.headShard,
     allAtEdge: plan.allAtEdge,
     maxShards: MAX_SHARDS,
   };
@@ -124,6 +136,7 @@ export function tierText(r: TierReport): string {
   lines.push(`${'tier'.padEnd(18)}${'experts'.padStart(9)}${'MiB'.padStart(9)}${'picks'.padStart(9)}`);
   for (const [label, n, bytes, share] of rows) lines.push(`${label.padEnd(18)}${String(n).padStart(9)}${mb(bytes).padStart(9)}${pct(share).padStart(9)}`);
   lines.push(`${'all'.padEnd(18)}${String(total).padStart(9)}`, '');
+  if (plan.headShard !== null) lines.push(`the embedding and output head (${mb(r.headBytes)} MiB) is on shard SHARD_${plan.headShard}, not on the front`);
   if (plan.shards.length > 1) {
     lines.push(`shard balance: per layer, the busiest shard gets ${plan.balance.mean.toFixed(2)}x an even share of the shards' picks on average, ${plan.balance.worst.toFixed(2)}x at worst`);
   }

@@ -13,7 +13,7 @@ import { tierJson, tierReport, tierText, type TierReport } from './plan-tiers';
 
 const USAGE = `usage: npm run cli -- plan (--model <model-folder> | --config <config.json>) [--budget-mb 100]
          [--context <n>] [--quant q8_0,q4_0,f16] [--kv-cache-type ${KV_CACHE_TYPES.join('|')}] [--json]
-         [--shards <N|all> [--shard-budget-mb 100] [--stats routing-stats.json]
+         [--shards <N|all> [--shard-budget-mb 100] [--stats routing-stats.json] [--head-on-shard]
           [--isolate-memory-mb <n> | --front-hot-mb <n>] [--write <dir> [--worker-name <front>] [--model-id <id>]]]
          (--kv-cache-type defaults to KV_CACHE_TYPE's default, ${DEFAULT_KV_CACHE_TYPE})`;
 
@@ -41,6 +41,7 @@ export async function planCommand(args: string[]): Promise<void> {
       stats: { type: 'string' },
       'isolate-memory-mb': { type: 'string' },
       'front-hot-mb': { type: 'string' },
+      'head-on-shard': { type: 'boolean', default: false },
       write: { type: 'string' },
       'worker-name': { type: 'string' },
       'model-id': { type: 'string' },
@@ -51,6 +52,7 @@ export async function planCommand(args: string[]): Promise<void> {
       if (values[flag] !== undefined) throw new Error(`--${flag} goes with --shards\n${USAGE}`);
     }
   }
+  if (values['head-on-shard'] && values.shards === undefined) throw new Error(`--head-on-shard goes with --shards\n${USAGE}`);
   if (values.write !== undefined && !values.model) throw new Error(`--write needs --model (the files name the converted model)\n${USAGE}`);
   if ((values.model === undefined) === (values.config === undefined)) throw new Error(`plan needs one of --model / --config\n${USAGE}`);
   const budgetMb = Number(values['budget-mb']);
@@ -90,7 +92,7 @@ export async function planCommand(args: string[]): Promise<void> {
   // the tiers plan the front as converted (--model) or at the first --quant (--config)
   let tiers: TierReport | null = null;
   if (values.shards !== undefined) {
-    const args = { shards: values.shards, shardBudgetMb: values['shard-budget-mb'], stats: values.stats, isolateMemoryMb: values['isolate-memory-mb'], frontHotMb: values['front-hot-mb'] };
+    const args = { shards: values.shards, shardBudgetMb: values['shard-budget-mb'], stats: values.stats, isolateMemoryMb: values['isolate-memory-mb'], frontHotMb: values['front-hot-mb'], headOnShard: values['head-on-shard'] };
     tiers = await tierReport(args, arch, manifest, columns[0].p, context, kvCacheType);
   }
   let written: string[] = [];

@@ -8,7 +8,8 @@
 // Stopping it stops the backend too. The starters live in tools/dev/.
 // Options: --model <folder>, --port 8787, --ip 127.0.0.1, --persist-to .wrangler/state, --skip-build,
 // --backend-port 0 (any free port), --device auto|webgpu|cpu, --no-backend, --admin-token <t>,
-// --shards N|all, --shard-budget-mb 100, --front-hot-mb <MiB> (default: what ISOLATE_MEMORY_MB leaves).
+// --shards N|all, --shard-budget-mb 100, --front-hot-mb <MiB> (default: what ISOLATE_MEMORY_MB leaves),
+// --head-on-shard (the embedding and output head on shard 0, not on the front).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     shards: { type: 'string' },
     'shard-budget-mb': { type: 'string', default: '100' },
     'front-hot-mb': { type: 'string' },
+    'head-on-shard': { type: 'boolean', default: false },
   },
 });
 keepWranglerOffline();
@@ -113,6 +115,7 @@ console.log(`npm start: ready on ${worker!.url}`);
 async function planShards(model: string, dir: string): Promise<{ dir: string; shards: ShardRef[]; frontVars: Record<string, string> }> {
   const args = ['--model', model, '--shards', values.shards!, '--shard-budget-mb', values['shard-budget-mb'], '--write', dir,
     '--kv-cache-type', base.vars.KV_CACHE_TYPE || DEFAULT_KV_CACHE_TYPE];
+  if (values['head-on-shard']) args.push('--head-on-shard');
   if (values['front-hot-mb'] !== undefined) args.push('--front-hot-mb', values['front-hot-mb']);
   else args.push('--isolate-memory-mb', base.vars.ISOLATE_MEMORY_MB || '96');
   try {

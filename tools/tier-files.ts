@@ -45,7 +45,7 @@ export async function writeTierFiles(input: TierFilesInput): Promise<string[]> {
   const main = relative(resolve(input.dir), project.main).split(sep).join('/');
   const files: [string, string][] = [];
 
-  const layout = shardLayoutDocument(manifest.name, plan.shards.map((s, i) => ({ ...names[i], layers: s.layers })));
+  const layout = shardLayoutDocument(manifest.name, plan.shards.map((s, i) => ({ ...names[i], layers: s.layers, head: plan.headShard === i })));
   files.push([SHARD_LAYOUT_OBJECT, json(layout)]);
 
   const sizes = edgeSizes(manifest);

@@ -14,6 +14,8 @@ export interface TierPlanInput {
   shardBytes: number;
   /** shard Workers; 'all': the fewest whose shards hold every expert the front does not */
   shards: number | 'all';
+  /** heap bytes of the embedding and output head when shard 0 holds them (taken from its room); 0: the front does */
+  headBytes?: number;
 }
 
 export interface Tier {
@@ -39,6 +41,8 @@ export interface TierPlan {
    * the shards waits for the slowest one); mean and worst over layers with shard traffic, 1 without shards.
    */
   balance: { mean: number; worst: number };
+  /** the shard holding the embedding and output head (0), or null: the front holds it */
+  headShard: number | null;
   /** shards: 'all' only; needed = the fewest shards for every expert (null: an expert is over shardBytes) */
   allAtEdge: { needed: number | null; limit: 'max-shards' | 'shard-budget' | null } | null;
 }
@@ -79,19 +83,22 @@ export function planTiers(input: TierPlanInput, maxShards: number): TierPlan {
     owner[l * E + e] = FRONT;
   }
   const rest = order.filter(([l, e]) => owner[l * E + e] !== FRONT);
+  const head = input.headBytes ?? 0;
+  if (head > input.shardBytes) throw new TierPlanError(`the head (${(head / 2 ** 20).toFixed(1)} MiB) does not fit in a shard's ${(input.shardBytes / 2 ** 20).toFixed(1)} MiB of room`);
 
   let n: number;
   let allAtEdge: TierPlan['allAtEdge'] = null;
   if (input.shards === 'all') {
-    const needed = fewestShards(rest, picks, size, input.shardBytes, maxShards);
+    const needed = fewestShards(rest, picks, size, input.shardBytes, maxShards, head);
     allAtEdge = { needed, limit: needed === null ? 'shard-budget' : needed > maxShards ? 'max-shards' : null };
     // over a limit: as many shards as help, the rest stays on the GPU
     const fitting = rest.filter(([l, e]) => size(l, e) <= input.shardBytes);
-    n = Math.min(maxShards, needed ?? fewestShards(fitting, picks, size, input.shardBytes, maxShards)!);
+    n = Math.min(maxShards, needed ?? fewestShards(fitting, picks, size, input.shardBytes, maxShards, head)!);
   } else {
     n = input.shards;
   }
-  const shardOf = fillShards(rest, picks, size, input.shardBytes, n);
+  if (head > 0 && n === 0) throw new TierPlanError('the head goes on shard 0, and the plan has no shards');
+  const shardOf = fillShards(rest, picks, size, input.shardBytes, n, head);
   rest.forEach(([l, e], i) => (owner[l * E + e] = shardOf[i]));
 
   const weightsOf: RoutingCounts = { tokens: 0, prompts: 0, counts: picks };
@@ -108,6 +115,7 @@ export function planTiers(input: TierPlanInput, maxShards: number): TierPlan {
     shardBytes: input.shardBytes,
     gpu: tier(GPU),
     weights: counts ? 'statistics' : 'uniform',
+    headShard: head > 0 ? 0 : null,
     balance: balanceOf(shards, picks),
     allAtEdge,
   };
@@ -124,8 +132,9 @@ function hottestFirst(picks: readonly (readonly number[])[]): [number, number][]
  * the shard with the fewest picks in its layer so far (then fewest overall, then fewest bytes): a layer's
  * picks spread over the shards, so a call to them waits on no single busy one.
  */
-function fillShards(experts: readonly [number, number][], picks: readonly (readonly number[])[], size: (l: number, e: number) => number, room: number, n: number): number[] {
+function fillShards(experts: readonly [number, number][], picks: readonly (readonly number[])[], size: (l: number, e: number) => number, room: number, n: number, head = 0): number[] {
   const used = new Array<number>(n).fill(0);
+  if (n > 0) used[0] = head; // shard 0 holds the head when the front does not
   const load = new Array<number>(n).fill(0);
   const layerLoad = new Map<number, number[]>();
   return experts.map(([l, e]) => {
@@ -146,16 +155,16 @@ function fillShards(experts: readonly [number, number][], picks: readonly (reado
 }
 
 /** The fewest shards that leave nothing to the GPU; null when some expert alone is over a shard's room. */
-function fewestShards(experts: readonly [number, number][], picks: readonly (readonly number[])[], size: (l: number, e: number) => number, room: number, maxShards: number): number | null {
-  if (experts.length === 0) return 0;
+function fewestShards(experts: readonly [number, number][], picks: readonly (readonly number[])[], size: (l: number, e: number) => number, room: number, maxShards: number, head = 0): number | null {
+  if (experts.length === 0) return head > 0 ? 1 : 0;
   if (experts.some(([l, e]) => size(l, e) > room)) return null;
-  const placesAll = (n: number) => fillShards(experts, picks, size, room, n).every((s) => s !== GPU);
+  const placesAll = (n: number) => fillShards(experts, picks, size, room, n, head).every((s) => s !== GPU);
   // no fewer than the bytes need; one per expert always holds them all
-  const least = Math.max(1, Math.ceil(sum(experts.map(([l, e]) => size(l, e))) / room));
+  const least = Math.max(1, Math.ceil((head + sum(experts.map(([l, e]) => size(l, e)))) / room));
   for (let n = least; n <= maxShards; n++) if (placesAll(n)) return n;
   // beyond the cap the count only tells how far over it is: bisect instead of trying each
   let lo = Math.max(least, maxShards + 1) - 1;
-  let hi = experts.length;
+  let hi = experts.length + 1;
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
     if (placesAll(mid)) hi = mid;

@@ -183,3 +183,29 @@ describe('shard memory', () => {
     expect(shardScratchBytes({ ...a, topK: 16 })).toBeGreaterThan(shardScratchBytes(a));
   });
 });
+
+describe('the head on shard 0', () => {
+  it('takes its bytes from shard 0, is named in the layout, and counts in the fewest shards for all at the edge', () => {
+    const L = 4;
+    const E = 8;
+    const bytes = sameSize(L, E, 100 * KiB);
+    const base: TierPlanInput = { expertBytes: bytes, counts: null, frontBytes: 0, shardBytes: 800 * KiB, shards: 'all' };
+    const without = planTiers(base, MAX_SHARDS);
+    const withHead = planTiers({ ...base, headBytes: 450 * KiB }, MAX_SHARDS);
+    expect(without.headShard).toBeNull();
+    expect(withHead.headShard).toBe(0);
+    expect(withHead.shards[0].bytes + 450 * KiB).toBeLessThanOrEqual(800 * KiB);
+    // 32 experts x 100 KiB over 800 KiB shards: 4 without the head, one more with it
+    expect(without.allAtEdge?.needed).toBe(4);
+    expect(withHead.allAtEdge?.needed).toBe(5);
+    expect(withHead.gpu.experts).toBe(0);
+    const doc = shardLayoutDocument('m', withHead.shards.map((s, i) => ({ ...shardNames('w', i), layers: s.layers, head: withHead.headShard === i })));
+    expect(parseShardLayout(doc, 'm', { numLayers: L, numExperts: E }).headShard).toBe(0);
+  });
+
+  it('refuses a head that does not fit a shard, or a plan without shards to hold it', () => {
+    const base: TierPlanInput = { expertBytes: sameSize(2, 4, KiB), counts: null, frontBytes: 0, shardBytes: 64 * KiB, shards: 1 };
+    expect(() => planTiers({ ...base, headBytes: 65 * KiB }, MAX_SHARDS)).toThrow(TierPlanError);
+    expect(() => planTiers({ ...base, shards: 0, headBytes: KiB }, MAX_SHARDS)).toThrow(/no shards/);
+  });
+});
