@@ -43,15 +43,16 @@ export async function readBaseConfig(configPath = PROJECT_CONFIG): Promise<BaseC
   };
 }
 
+/** What every Worker of the deployment shares: the bundle, its runtime settings and the models bucket. */
+function bundle(base: BaseConfig) {
+  return { main: base.main, compatibility_date: base.compatibility_date, compatibility_flags: [...base.compatibility_flags], rules: base.rules, r2_buckets: base.r2_buckets };
+}
+
 /** The front: the project's config with a service binding per shard and SHARD_LAYOUT set. */
 export function frontConfig(base: BaseConfig, shards: readonly ShardRef[], vars: Record<string, string> = {}): Record<string, unknown> {
   return {
     name: base.name,
-    main: base.main,
-    compatibility_date: base.compatibility_date,
-    compatibility_flags: [...base.compatibility_flags],
-    rules: base.rules,
-    r2_buckets: base.r2_buckets,
+    ...bundle(base),
     vars: { ...base.vars, ...(shards.length > 0 ? { SHARD_LAYOUT: SHARD_LAYOUT_OBJECT } : {}), ...vars },
     services: shards.map((s) => ({ binding: s.binding, service: s.worker })),
   };
@@ -61,11 +62,7 @@ export function frontConfig(base: BaseConfig, shards: readonly ShardRef[], vars:
 export function shardConfig(base: BaseConfig, shard: ShardRef, vars: Record<string, string> = {}): Record<string, unknown> {
   return {
     name: shard.worker,
-    main: base.main,
-    compatibility_date: base.compatibility_date,
-    compatibility_flags: [...base.compatibility_flags],
-    rules: base.rules,
-    r2_buckets: base.r2_buckets,
+    ...bundle(base),
     // no workers.dev URL and no route: nothing but a service binding can call it
     workers_dev: false,
     vars: {
