@@ -72,11 +72,24 @@ try {
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let events = 0;
-  while (events < Number(o['after-tokens'])) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    events += decoder.decode(value, { stream: true }).split('data: ').length - 1;
-  }
+  const { byFunction } = await mem.allocationsDuring(async () => {
+    while (events < Number(o['after-tokens'])) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      events += decoder.decode(value, { stream: true }).split('data: ').length - 1;
+    }
+  });
+  const allocated = byFunction.reduce((a, f) => a + f.bytes, 0);
+  report.push(
+    `### Allocated while the first ${events} tokens streamed (sampling heap profiler, garbage included)`,
+    '',
+    `${MiB(allocated)} MiB in all; by allocating function:`,
+    '',
+    '| function | MiB |',
+    '|---|---|',
+    ...byFunction.slice(0, 20).map((f) => `| \`${f.fn}\` | ${MiB(f.bytes)} |`),
+    '',
+  );
   await snap(`during a generation (${events} tokens streamed)`);
   await reader.cancel();
   mem.close();

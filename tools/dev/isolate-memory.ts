@@ -18,6 +18,13 @@ interface InspectorSocket {
 const WebSocketClient = createRequire(import.meta.url)('ws') as new (url: string, opts: { headers: Record<string, string> }) => InspectorSocket;
 const DEVTOOLS_ORIGIN = 'https://devtools.devprod.cloudflare.dev';
 
+/** A node of HeapProfiler's sampling profile: allocations of one call stack. */
+interface AllocationNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: AllocationNode[];
+}
+
 /** One entry of the inspector's /json list. */
 export interface InspectorTarget {
   readonly id: string;
@@ -168,6 +175,31 @@ export class IsolateMemory {
     } finally {
       this.snapshotChunks = null;
     }
+  }
+
+  /**
+   * V8's sampling heap profiler over `work`: bytes allocated meanwhile by allocating function (about one sample per
+   * `intervalBytes`), garbage included (objects collected by minor and major GCs count too): where garbage comes from.
+   */
+  async allocationsDuring<T>(work: () => Promise<T>, intervalBytes = 16384): Promise<{ result: T; byFunction: { fn: string; bytes: number }[] }> {
+    await this.call('HeapProfiler.startSampling', { samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    let result: T;
+    try {
+      result = await work();
+    } catch (e) {
+      await this.call('HeapProfiler.stopSampling').catch(() => {});
+      throw e;
+    }
+    const { profile } = await this.call<{ profile: { head: AllocationNode } }>('HeapProfiler.stopSampling');
+    const totals = new Map<string, number>();
+    const walk = (n: AllocationNode) => {
+      const f = n.callFrame;
+      const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').at(-1) ?? ''}:${f.lineNumber + 1}`;
+      if (n.selfSize > 0) totals.set(key, (totals.get(key) ?? 0) + n.selfSize);
+      n.children.forEach(walk);
+    };
+    walk(profile.head);
+    return { result, byFunction: [...totals.entries()].map(([fn, bytes]) => ({ fn, bytes })).sort((a, b) => b.bytes - a.bytes) };
   }
 
   /** HeapProfiler.collectGarbage: a full collection, so that the next sample counts live objects only. */
