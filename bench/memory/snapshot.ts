@@ -34,6 +34,21 @@ const vars: Record<string, string> = {
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
 const usage = (s: IsolateSample) => `JS used ${MiB(s.jsUsedBytes)} MiB (backing stores ${MiB(s.jsBackingStoreBytes)}), WASM ${MiB(s.wasmMemoryBytes)} MiB`;
 
+/** Markdown lines: what the sampling heap profiler saw allocated, by function (worker.js lines: the bundle's). */
+function allocationTable(title: string, byFunction: { fn: string; bytes: number }[]): string[] {
+  const total = byFunction.reduce((a, f) => a + f.bytes, 0);
+  return [
+    `### ${title} (sampling heap profiler, garbage included)`,
+    '',
+    `${MiB(total)} MiB in all; by allocating function:`,
+    '',
+    '| function | MiB |',
+    '|---|---|',
+    ...byFunction.slice(0, 12).map((f) => `| \`${f.fn}\` | ${MiB(f.bytes)} |`),
+    '',
+  ];
+}
+
 const persistTo = resolve(`.wrangler/bench-memory/${modelId}`);
 await seedLocalR2({ model: dir, persistTo, modelId, log });
 const worker = await startLocalWorker({ inspector: true, inspectorPort: 0, persistTo, vars });
@@ -56,8 +71,11 @@ try {
     report.push(renderSummary(label, summarizeSnapshot(text)));
   };
 
-  const r = await worker.fetch(`${worker.url}/healthz`);
-  if (r.status !== 200) throw new Error(`the model did not load: ${r.status} ${await r.text()}`);
+  const load = await mem.allocationsDuring(async () => {
+    const r = await worker.fetch(`${worker.url}/healthz`);
+    if (r.status !== 200) throw new Error(`the model did not load: ${r.status} ${await r.text()}`);
+  });
+  report.push(...allocationTable('Allocated during the model load', load.byFunction));
   await snap('after the model load');
 
   // one streamed generation; the snapshot is taken once `after-tokens` tokens have arrived, then the stream is cancelled
@@ -79,17 +97,7 @@ try {
       events += decoder.decode(value, { stream: true }).split('data: ').length - 1;
     }
   });
-  const allocated = byFunction.reduce((a, f) => a + f.bytes, 0);
-  report.push(
-    `### Allocated while the first ${events} tokens streamed (sampling heap profiler, garbage included)`,
-    '',
-    `${MiB(allocated)} MiB in all; by allocating function:`,
-    '',
-    '| function | MiB |',
-    '|---|---|',
-    ...byFunction.slice(0, 20).map((f) => `| \`${f.fn}\` | ${MiB(f.bytes)} |`),
-    '',
-  );
+  report.push(...allocationTable(`Allocated while the first ${events} tokens streamed`, byFunction));
   await snap(`during a generation (${events} tokens streamed)`);
   await reader.cancel();
   mem.close();

@@ -105,106 +105,135 @@ export class ByteLevelBpe {
     private readonly addedId: Map<string, AddedTokenJson>,
   ) {}
 
+  /**
+   * Built with as little garbage as it can: the Worker builds it once per load, and what it allocates on the way
+   * stays in V8's old space until a major collection (Map and entry arrays per vocabulary entry did ~40 MB).
+   */
   static build(vocab: Record<string, number>, merges: (string | string[])[], added: AddedTokenJson[], opts: Options): ByteLevelBpe | null {
-    // string -> id as the library resolves it: the vocabulary, then each added token (the last one wins)
-    const idOf = new Map<string, number>(Object.entries(vocab));
-    for (const t of added) idOf.set(t.content, t.id);
+    // string -> id as the library resolves it: the added tokens (the last one wins), then the vocabulary
+    const addedId = new Map<string, AddedTokenJson>();
+    for (const t of added) addedId.set(t.content, t);
     let size = 0;
-    for (const id of idOf.values()) {
+    for (const key in vocab) {
+      const id = vocab[key];
       if (!Number.isInteger(id) || id < 0) return null;
-      size = Math.max(size, id + 1);
+      if (id >= size) size = id + 1;
     }
+    for (const t of added) if (t.id < 0) return null;
+    for (const t of added) if (t.id >= size) size = t.id + 1;
     // id -> string as the library decodes it: the vocabulary in its key order (the last key wins), then the added tokens
     const strOf: (string | undefined)[] = new Array(size);
-    for (const [s, id] of Object.entries(vocab)) strOf[id] = s;
+    for (const key in vocab) strOf[vocab[key]] = key;
     for (const t of added) strOf[t.id] = t.content;
 
     // encode works on ids: every string a merge can form must have exactly one id, and that id must name it back
     const symbol = (s: string): number => {
-      const id = idOf.get(s);
+      const id = addedId.get(s)?.id ?? (Object.hasOwn(vocab, s) ? vocab[s] : undefined);
       return id !== undefined && strOf[id] === s ? id : -1;
     };
     const chars = byteChars();
     const byteId = new Int32Array(256);
     for (let b = 0; b < 256; b++) if ((byteId[b] = symbol(chars[b])) < 0) return null;
-    // merges keyed left * size + right (exact below 2^53): the last listing of a pair wins, as in the library
-    const rankOf = new Map<number, number>();
-    const triples: number[] = [];
+    // (left, right, merged) per usable merge, in listing order: the index is the rank
+    const triples = new Int32Array(3 * merges.length);
+    let usable = 0;
     // the library reads every merge in the form of the first: ["a", "b"], or "a b" cut at its first two spaces
     const pairs = Array.isArray(merges[0]);
-    for (let r = 0; r < merges.length; r++) {
-      const m = merges[r];
+    for (const m of merges) {
+      let a: string, b: string;
       if (Array.isArray(m) !== pairs) {
         if (!pairs) return null; // the library would fail on it
         continue; // never matches a pair
       }
-      const parts = typeof m === 'string' ? m.split(' ', 2) : m;
-      if (parts.length !== 2 || typeof parts[0] !== 'string' || typeof parts[1] !== 'string') continue; // never applies
-      const [l, rt, into] = [symbol(parts[0]), symbol(parts[1]), symbol(parts[0] + parts[1])];
-      if (l < 0 || rt < 0 || into < 0) {
+      if (typeof m === 'string') {
+        const cut = m.indexOf(' ');
+        if (cut < 0) continue; // never applies
+        const end = m.indexOf(' ', cut + 1);
+        [a, b] = [m.slice(0, cut), m.slice(cut + 1, end < 0 ? m.length : end)];
+      } else {
+        if (m.length !== 2 || typeof m[0] !== 'string' || typeof m[1] !== 'string') continue; // never applies
+        [a, b] = m;
+      }
+      const [l, r, into] = [symbol(a), symbol(b), symbol(a + b)];
+      if (l < 0 || r < 0 || into < 0) {
         // a merge whose parts never occur changes nothing; one that forms a string without an id is beyond us
-        if (l >= 0 && rt >= 0) return null;
+        if (l >= 0 && r >= 0) return null;
         continue;
       }
-      rankOf.set(l * size + rt, triples.length / 3);
-      triples.push(l, rt, into);
+      triples.set([l, r, into], 3 * usable++);
     }
-    // sorted by (left, right) for mergeOf's binary search; a rank is the merge's place in the listing
-    const order = Float64Array.from(rankOf.keys()).sort();
+    // sorted by (left, right) for mergeOf's binary search; of a pair listed twice the last listing counts, as in the library
+    const order = new Int32Array(usable);
+    for (let i = 0; i < usable; i++) order[i] = i;
+    order.sort((x, y) => triples[3 * x] - triples[3 * y] || triples[3 * x + 1] - triples[3 * y + 1] || x - y);
+    let kept = 0;
+    for (let i = 0; i < usable; i++) {
+      const [x, y] = [order[i], order[i + 1]];
+      if (i + 1 < usable && triples[3 * x] === triples[3 * y] && triples[3 * x + 1] === triples[3 * y + 1]) continue;
+      order[kept++] = x;
+    }
     const mergeStart = new Int32Array(size + 1);
-    const mergeRight = new Int32Array(order.length);
-    const mergeRank = new Int32Array(order.length);
-    const mergeInto = new Int32Array(order.length);
-    order.forEach((k, i) => {
-      const t = rankOf.get(k)!;
-      mergeStart[triples[t * 3] + 1]++;
-      mergeRight[i] = triples[t * 3 + 1];
+    const mergeRight = new Int32Array(kept);
+    const mergeRank = new Int32Array(kept);
+    const mergeInto = new Int32Array(kept);
+    for (let i = 0; i < kept; i++) {
+      const t = order[i];
+      mergeStart[triples[3 * t] + 1]++;
+      mergeRight[i] = triples[3 * t + 1];
       mergeRank[i] = t;
-      mergeInto[i] = triples[t * 3 + 2];
-    });
+      mergeInto[i] = triples[3 * t + 2];
+    }
     for (let i = 0; i < size; i++) mergeStart[i + 1] += mergeStart[i];
 
-    // decode tables
-    const addedContents = new Set(added.map((t) => t.content));
+    // decode tables: each token's bytes (a character outside the byte table gives 0, as in the library)
     const specials = new Set([...added.filter((t) => t.special === true).map((t) => t.content), ...opts.extraSpecials]);
-    const byteOf = new Map(chars.map((c, b) => [c, b]));
-    const bytesOf = (s: string) => Uint8Array.from(s, (c) => byteOf.get(c) ?? 0); // the library: unknown characters give 0
+    const byteOf = new Int16Array(512).fill(-1);
+    chars.forEach((c, b) => (byteOf[c.charCodeAt(0)] = b));
     const kind = new Uint8Array(size);
     const special = new Uint8Array(size);
     const literal = new Map<number, string>();
     const tokenStart = new Int32Array(size + 1);
-    const pieces: Uint8Array[] = [];
-    let total = 0;
+    let room = 0;
+    for (const s of strOf) room += s?.length ?? 0;
+    let bytes = new Uint8Array(room);
+    let len = 0;
+    /** the bytes of token string `s` written at `at` in `out`; returns the end */
+    const putBytes = (s: string, out: Uint8Array, at: number): number => {
+      for (let i = 0; i < s.length; i++) {
+        let c = s.charCodeAt(i);
+        const lo = s.charCodeAt(i + 1);
+        if (c >= 0xd800 && c <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) [c, i] = [0x10000, i + 1]; // one character
+        out[at++] = c < byteOf.length && byteOf[c] >= 0 ? byteOf[c] : 0;
+      }
+      return at;
+    };
     for (let id = 0; id < size; id++) {
       const s = strOf[id];
-      let bytes = new Uint8Array(0);
-      if (s === undefined) {
-        kind[id] = 255; // a hole: decodes as the unknown token
-      } else if (addedContents.has(s)) {
+      if (s === undefined) kind[id] = 255; // a hole: decodes as the unknown token
+      else if (addedId.has(s)) {
         kind[id] = Kind.Literal;
         literal.set(id, s);
-      } else bytes = bytesOf(s);
+      } else len = putBytes(s, bytes, len);
       if (s !== undefined && specials.has(s)) special[id] = 1;
-      pieces.push(bytes);
-      total += bytes.length;
-      tokenStart[id + 1] = total;
+      tokenStart[id + 1] = len;
     }
-    const tokenBytes = new Uint8Array(total);
-    pieces.forEach((p, id) => tokenBytes.set(p, tokenStart[id]));
+    if (len < bytes.length) bytes = bytes.slice(0, len);
     const unk = opts.unk;
-    const unknown = unk === null ? null : { kind: addedContents.has(unk) ? Kind.Literal : Kind.Bytes, special: specials.has(unk), bytes: bytesOf(unk), literal: unk };
+    let unknown: ByteLevelBpe['unknown'] = null;
+    if (unk !== null) {
+      const own = new Uint8Array(unk.length);
+      unknown = { kind: addedId.has(unk) ? Kind.Literal : Kind.Bytes, special: specials.has(unk), bytes: own.subarray(0, putBytes(unk, own, 0)), literal: unk };
+    }
 
-    const addedId = new Map<string, AddedTokenJson>();
     const addedByFirst = new Map<string, string[]>();
     for (const t of added) {
-      addedId.set(t.content, t);
       if (t.content === '') continue; // the library never matches an empty token
       const list = addedByFirst.get(t.content[0]) ?? [];
       if (!list.includes(t.content)) list.push(t.content);
       addedByFirst.set(t.content[0], list);
     }
     for (const list of addedByFirst.values()) list.sort((a, b) => b.length - a.length);
-    return new ByteLevelBpe(opts, byteId, mergeStart, mergeRight, mergeRank, mergeInto, tokenStart, tokenBytes, kind, special, literal, unknown, addedByFirst, addedId);
+    return new ByteLevelBpe(opts, byteId, mergeStart, mergeRight, mergeRank, mergeInto, tokenStart, bytes, kind, special, literal, unknown, addedByFirst, addedId);
   }
 
   /** Token ids of `text`, without special tokens around it (add_special_tokens: false). */
