@@ -72,10 +72,11 @@ interface Options {
   extraSpecials: string[];
 }
 
-/** How decode() treats a token: its bytes, an added token's literal text, or nothing (skipped special). */
+/** How decode() treats an id: its token's bytes, an added token's literal text, or the unknown token's (no token has the id). */
 const enum Kind {
   Bytes = 0,
   Literal = 1,
+  Hole = 255,
 }
 
 export class ByteLevelBpe {
@@ -94,7 +95,7 @@ export class ByteLevelBpe {
     /** decode: the bytes of token id i are tokenBytes[tokenStart[i]..tokenStart[i+1]] */
     private readonly tokenStart: Int32Array,
     private readonly tokenBytes: Uint8Array,
-    /** decode: Kind per id; special: 1 where decode skips the id */
+    /** decode: Kind per id; special: 1 where decode skips the id (special added tokens, additional_special_tokens) */
     private readonly kind: Uint8Array,
     private readonly special: Uint8Array,
     /** decode: the literal text of added-token ids (few), and what an unknown id decodes to */
@@ -160,7 +161,8 @@ export class ByteLevelBpe {
         if (l >= 0 && r >= 0) return null;
         continue;
       }
-      triples.set([l, r, into], 3 * usable++);
+      [triples[3 * usable], triples[3 * usable + 1], triples[3 * usable + 2]] = [l, r, into];
+      usable++;
     }
     // sorted by (left, right) for mergeOf's binary search; of a pair listed twice the last listing counts, as in the library
     const order = new Int32Array(usable);
@@ -209,7 +211,7 @@ export class ByteLevelBpe {
     };
     for (let id = 0; id < size; id++) {
       const s = strOf[id];
-      if (s === undefined) kind[id] = 255; // a hole: decodes as the unknown token
+      if (s === undefined) kind[id] = Kind.Hole; // decodes as the unknown token
       else if (addedId.has(s)) {
         kind[id] = Kind.Literal;
         literal.set(id, s);
@@ -431,7 +433,7 @@ export class ByteLevelBpe {
     };
     return {
       take: (id: number): string => {
-        const known = id >= 0 && id < this.kind.length && this.kind[id] !== 255;
+        const known = id >= 0 && id < this.kind.length && this.kind[id] !== Kind.Hole;
         if (!known) {
           const u = this.unknown;
           if (!u || u.special) return '';
