@@ -15,6 +15,8 @@ export interface MemoryRun {
   loadavg: number[];
   model: { folder: string; name: string; quant: unknown; contextLength: number };
   vars: Record<string, string>;
+  /** what changed since the previous run of the same command (--note) */
+  note?: string;
   everyMs: number;
   requestedPositions: { single: number; concurrent: number };
   /** generations admission refused (400 memory_budget_exceeded, 503 isolate_memory_busy), with the message a client gets */
@@ -52,6 +54,7 @@ export function renderMarkdown(runs: readonly MemoryRun[]): string {
   for (const r of runs) {
     out.push(`## ${r.model.name} (${r.model.folder})`, '', `\`${r.command}\``, '');
     out.push(`${r.date}, commit ${r.commit}; \`uptime\`: ${r.uptime}`, '');
+    if (r.note) out.push(r.note, '');
     out.push(`Vars: ${Object.entries(r.vars).map(([k, v]) => `${k}=${v}`).join(', ')}. Context ${r.model.contextLength}.`, '');
     for (const x of r.refusals) out.push(`- refused: ${x.positions} positions -> ${x.status} ${x.code}: "${x.message}"`);
     if (r.refusals.length) out.push('');

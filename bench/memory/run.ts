@@ -3,7 +3,7 @@
 // samples the isolate (tools/dev/isolate-memory.ts: inspector heap usage + /metrics WASM gauge + workerd RSS)
 // every ~50 ms during the model load, one generation of 2,048 positions (prompt + output) and two concurrent ones
 // of 1,024. A generation that admission refuses is recorded with its message, then the longest one admitted runs.
-//   npm run bench:memory -- --model <folder> [--var KV_CACHE_TYPE=q8_0 ...] [--positions 2048] [--every-ms 50] [--no-record]
+//   npm run bench:memory -- --model <folder> [--var KV_CACHE_TYPE=q8_0 ...] [--positions 2048] [--every-ms 50] [--no-record] [--note text]
 import { execSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -26,6 +26,8 @@ const { values: o } = parseArgs({
     'every-ms': { type: 'string', default: '50' },
     'persist-to': { type: 'string' },
     'no-record': { type: 'boolean', default: false },
+    // what changed since the last run of this command, recorded beside its figures
+    note: { type: 'string' },
     // Worker vars over the defaults below, NAME=VALUE (e.g. --var KV_CACHE_TYPE=q8_0 --var ISOLATE_MEMORY_MB=120)
     var: { type: 'string', multiple: true, default: [] },
   },
@@ -155,6 +157,7 @@ try {
     loadavg: loadavg(),
     model: { folder: o.model, name: manifest.name, quant: manifest.quant, contextLength: arch.contextLength },
     vars,
+    ...(o.note ? { note: o.note } : {}),
     everyMs: EVERY_MS,
     requestedPositions: { single, concurrent: half },
     refusals: refusals.map((r) => ({ positions: r.positions, status: r.status, code: r.error?.code ?? null, message: r.error?.message ?? '' })),

@@ -20,6 +20,60 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
+/**
+ * Scratch shared by every Sampler (sample() runs to completion without awaiting, so one set serves all): sorting a
+ * 49k-entry vocabulary with Array.from / sort / map allocated ~12 MB of garbage per token, most of the front
+ * isolate's JS heap during a generation (bench/results/heap-snapshot.md).
+ */
+const scratch = {
+  order: new Int32Array(0),
+  spare: new Int32Array(0),
+  key: new Uint32Array(0),
+  keyBits: new Float32Array(0),
+  probs: new Float64Array(0),
+  count: new Int32Array(256),
+};
+
+function grow(n: number): void {
+  if (scratch.order.length >= n) return;
+  scratch.order = new Int32Array(n);
+  scratch.spare = new Int32Array(n);
+  scratch.keyBits = new Float32Array(n);
+  scratch.key = new Uint32Array(scratch.keyBits.buffer);
+  scratch.probs = new Float64Array(n);
+}
+
+/**
+ * Ids by logit, descending, lower id first among equal logits (the order a comparator `b - a || a - b` gives) into
+ * scratch.order: a stable LSD radix sort on the float bits, in place and allocation-free.
+ */
+function sortByLogit(logits: Float32Array): Int32Array {
+  const n = logits.length;
+  grow(n);
+  const { keyBits, key, count } = scratch;
+  for (let i = 0; i < n; i++) keyBits[i] = logits[i] === 0 ? 0 : logits[i]; // -0 ties +0, as the comparator has it
+  for (let i = 0; i < n; i++) {
+    // float bits -> unsigned order ascending in value, then complemented: ascending keys = descending logits
+    const b = key[i];
+    key[i] = ~(b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+  }
+  let from = scratch.order;
+  let to = scratch.spare;
+  for (let i = 0; i < n; i++) from[i] = i;
+  for (let shift = 0; shift < 32; shift += 8) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(key[from[i]] >>> shift) & 255]++;
+    for (let d = 0, sum = 0; d < 256; d++) {
+      const c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) to[count[(key[from[i]] >>> shift) & 255]++] = from[i];
+    [from, to] = [to, from];
+  }
+  return from; // four passes: back in scratch.order
+}
+
 export class Sampler {
   private readonly random: () => number;
 
@@ -31,28 +85,30 @@ export class Sampler {
     const { temperature, topK, topP } = this.params;
     if (temperature <= 0) return argmax(logits);
     // candidates sorted by logit, descending (stable: lower id first on ties)
-    let ids = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
-    if (topK > 0 && topK < ids.length) ids = ids.slice(0, topK);
+    const ids = sortByLogit(logits);
+    let n = logits.length;
+    if (topK > 0 && topK < n) n = topK;
+    const probs = scratch.probs;
     const max = logits[ids[0]];
-    let probs = ids.map((i) => Math.exp((logits[i] - max) / temperature));
-    let sum = probs.reduce((a, b) => a + b, 0);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += probs[i] = Math.exp((logits[ids[i]] - max) / temperature);
     if (topP < 1) {
       let cum = 0;
       let keep = 0;
-      while (keep < ids.length) {
+      while (keep < n) {
         cum += probs[keep] / sum;
         keep++;
         if (cum >= topP) break;
       }
-      ids = ids.slice(0, keep);
-      probs = probs.slice(0, keep);
-      sum = probs.reduce((a, b) => a + b, 0);
+      n = keep;
+      sum = 0;
+      for (let i = 0; i < n; i++) sum += probs[i];
     }
     let r = this.random() * sum;
-    for (let i = 0; i < ids.length; i++) {
+    for (let i = 0; i < n; i++) {
       r -= probs[i];
       if (r <= 0) return ids[i];
     }
-    return ids[ids.length - 1];
+    return ids[n - 1];
   }
 }

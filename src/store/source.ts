@@ -125,19 +125,54 @@ export function checkRange(offset: number, length: number): void {
   }
 }
 
+/** Bytes per chunk of a streamed body: the planner's one load chunk (tools/placement.ts LOAD_CHUNK_BYTES). */
+export const BODY_CHUNK_BYTES = 2 ** 20;
+
+/** workerd's BYOB reader: `readAtLeast` fills a view with at least `min` bytes unless the stream ends first. */
+interface ByobReader {
+  read(view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>>;
+  readAtLeast?(min: number, view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>>;
+  cancel(reason?: unknown): Promise<void>;
+}
+
 /**
- * The chunks of a response body, each read through `read` (a source's error mapping). A consumer that stops early
- * (a bad entry, an error) cancels the rest of the body instead of leaving it open.
+ * The chunks of a response body, each read through `read` (a source's error mapping). A byte stream (R2's body,
+ * fetch's in workerd) is read into one buffer of BODY_CHUNK_BYTES, reused: R2 otherwise hands out a fresh 4 KiB
+ * chunk per read, ~18,000 ArrayBuffers of garbage for a 74 MB trunk. A chunk is the consumer's until it asks for the
+ * next one (ObjectSource.stream). A consumer that stops early (a bad entry, an error) cancels the rest of the body
+ * instead of leaving it open.
  */
 export async function* bodyChunks(
   body: ReadableStream<Uint8Array>,
   read: (next: () => Promise<ReadableStreamReadResult<Uint8Array>>) => Promise<ReadableStreamReadResult<Uint8Array>> = (next) => next(),
 ): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader();
+  let byob: ByobReader | null = null;
+  try {
+    byob = body.getReader({ mode: 'byob' }) as unknown as ByobReader;
+  } catch {
+    // not a byte stream: its own chunks, below
+  }
+  const reader = byob ?? body.getReader();
   let finished = false;
   try {
+    if (byob) {
+      const r = byob;
+      let buffer: Uint8Array = new Uint8Array(BODY_CHUNK_BYTES);
+      for (;;) {
+        const view = buffer;
+        // a BYOB read transfers the buffer: the result's view is the same memory under a new ArrayBuffer
+        const { done, value } = await read(() => (r.readAtLeast ? r.readAtLeast(view.length, view) : r.read(view)));
+        if (value && value.length > 0) yield value;
+        if (done) {
+          finished = true;
+          return;
+        }
+        buffer = new Uint8Array(value!.buffer, 0, value!.buffer.byteLength);
+      }
+    }
+    const r = reader as ReadableStreamDefaultReader<Uint8Array>;
     for (;;) {
-      const { done, value } = await read(() => reader.read());
+      const { done, value } = await read(() => r.read());
       if (done) {
         finished = true;
         return;

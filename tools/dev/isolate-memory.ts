@@ -4,7 +4,7 @@
 // isolate: the front Worker now, a shard Worker the same way (its inspector target, its /metrics, its process).
 import { createRequire } from 'node:module';
 import type { LocalWorker } from './local-worker';
-import { inspectedWorkerdPid, residentBytes } from './workerd-process';
+import { inspectedWorkerdPid, listeningPorts, residentBytes, workerdInspectorArg } from './workerd-process';
 
 // `ws` (reached through wrangler/miniflare) rather than Node's WebSocket: the inspector proxy refuses a socket
 // without a devtools Origin, and Node's WebSocket cannot set one. Untyped here (no @types/ws), hence the shape below.
@@ -17,6 +17,13 @@ interface InspectorSocket {
 }
 const WebSocketClient = createRequire(import.meta.url)('ws') as new (url: string, opts: { headers: Record<string, string> }) => InspectorSocket;
 const DEVTOOLS_ORIGIN = 'https://devtools.devprod.cloudflare.dev';
+
+/** A node of HeapProfiler's sampling profile: allocations of one call stack. */
+interface AllocationNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: AllocationNode[];
+}
 
 /** One entry of the inspector's /json list. */
 export interface InspectorTarget {
@@ -68,15 +75,17 @@ export class IsolateMemory {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly t0 = performance.now();
+  private snapshotChunks: string[] | null = null;
 
   private constructor(
     private readonly socket: InspectorSocket,
     private readonly probe: IsolateProbe,
   ) {
     socket.on('message', (data) => {
-      const msg = JSON.parse(data.toString('utf8')) as { id?: number; result?: unknown; error?: { message: string } };
+      const msg = JSON.parse(data.toString('utf8')) as { id?: number; method?: string; params?: { chunk?: string }; result?: unknown; error?: { message: string } };
+      if (msg.method === 'HeapProfiler.addHeapSnapshotChunk') this.snapshotChunks?.push(msg.params?.chunk ?? '');
       const p = msg.id === undefined ? undefined : this.pending.get(msg.id);
-      if (!p) return; // an event
+      if (!p) return; // another event
       this.pending.delete(msg.id!);
       if (msg.error) p.reject(new Error(`inspector: ${msg.error.message}`));
       else p.resolve(msg.result);
@@ -87,17 +96,39 @@ export class IsolateMemory {
     });
   }
 
-  /** Finds the isolate's target in the inspector's /json list and opens its socket. */
-  static async connect(probe: IsolateProbe): Promise<IsolateMemory> {
-    const targets = (await (await fetch(`${probe.inspectorUrl}/json`)).json()) as InspectorTarget[];
-    const matching = probe.pick ? targets.filter(probe.pick) : targets;
-    if (matching.length !== 1) throw new Error(`inspector ${probe.inspectorUrl}: ${matching.length} matching targets (${targets.map((t) => t.title).join(', ')})`);
-    const socket = new WebSocketClient(matching[0].webSocketDebuggerUrl, { headers: { Origin: DEVTOOLS_ORIGIN } });
-    await new Promise<void>((resolve, reject) => {
-      socket.on('open', resolve);
-      socket.on('error', reject);
-    });
-    return new IsolateMemory(socket, probe);
+  /**
+   * Finds the isolate's target in the inspector's /json list and opens its socket. `direct`: workerd's own
+   * inspector (the --inspector-addr of probe.pid) rather than wrangler's proxy, which stalls on the long
+   * answers of HeapProfiler (a snapshot, a forced collection).
+   */
+  static async connect(probe: IsolateProbe, opts: { direct?: boolean } = {}): Promise<IsolateMemory> {
+    const origin = opts.direct ? await workerdInspectorOrigin(probe.pid) : probe.inspectorUrl;
+    const targets = (await (await fetch(`${origin}/json`)).json()) as InspectorTarget[];
+    // workerd itself lists every service (R2, caches, miniflare's own): its user Workers are the core:user: ones
+    const userWorker = (t: InspectorTarget) => / core:user:/.test(t.title) && !/ core:user:miniflare-/.test(t.title);
+    const matching = targets.filter(probe.pick ?? (opts.direct ? userWorker : () => true));
+    if (matching.length !== 1) throw new Error(`inspector ${origin}: ${matching.length} matching targets (${targets.map((t) => t.title).join(', ')})`);
+    const open = async () => {
+      const socket = new WebSocketClient(matching[0].webSocketDebuggerUrl, { headers: { Origin: DEVTOOLS_ORIGIN } });
+      await new Promise<void>((resolve, reject) => {
+        socket.on('open', resolve);
+        socket.on('error', reject);
+      });
+      return new IsolateMemory(socket, probe);
+    };
+    if (!opts.direct) return open();
+    // workerd serves one session per isolate: the first direct socket can be closed at once while wrangler's
+    // proxy takes its session back (measured: the second one then stays), so a socket counts once it has answered
+    for (let attempt = 1; ; attempt++) {
+      const mem = await open();
+      try {
+        await mem.call('Runtime.getHeapUsage');
+        return mem;
+      } catch (e) {
+        mem.close();
+        if (attempt === 3) throw e;
+      }
+    }
   }
 
   private call<T>(method: string, params: object = {}): Promise<T> {
@@ -132,6 +163,51 @@ export class IsolateMemory {
   }
 
   /**
+   * A heap snapshot (HeapProfiler.takeHeapSnapshot: V8 collects garbage first, so it holds live objects only), as
+   * the .heapsnapshot JSON text DevTools reads. heap-summary.ts summarizes it.
+   */
+  async heapSnapshot(): Promise<string> {
+    if (this.snapshotChunks) throw new Error('a heap snapshot is already being taken');
+    this.snapshotChunks = [];
+    try {
+      await this.call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      return this.snapshotChunks.join('');
+    } finally {
+      this.snapshotChunks = null;
+    }
+  }
+
+  /**
+   * V8's sampling heap profiler over `work`: bytes allocated meanwhile by allocating function (about one sample per
+   * `intervalBytes`), garbage included (objects collected by minor and major GCs count too): where garbage comes from.
+   */
+  async allocationsDuring<T>(work: () => Promise<T>, intervalBytes = 16384): Promise<{ result: T; byFunction: { fn: string; bytes: number }[] }> {
+    await this.call('HeapProfiler.startSampling', { samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    let result: T;
+    try {
+      result = await work();
+    } catch (e) {
+      await this.call('HeapProfiler.stopSampling').catch(() => {});
+      throw e;
+    }
+    const { profile } = await this.call<{ profile: { head: AllocationNode } }>('HeapProfiler.stopSampling');
+    const totals = new Map<string, number>();
+    const walk = (n: AllocationNode) => {
+      const f = n.callFrame;
+      const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').at(-1) ?? ''}:${f.lineNumber + 1}`;
+      if (n.selfSize > 0) totals.set(key, (totals.get(key) ?? 0) + n.selfSize);
+      n.children.forEach(walk);
+    };
+    walk(profile.head);
+    return { result, byFunction: [...totals.entries()].map(([fn, bytes]) => ({ fn, bytes })).sort((a, b) => b.bytes - a.bytes) };
+  }
+
+  /** HeapProfiler.collectGarbage: a full collection, so that the next sample counts live objects only. */
+  async collectGarbage(): Promise<void> {
+    await this.call('HeapProfiler.collectGarbage');
+  }
+
+  /**
    * Samples back to back, one every `everyMs` at most (a sample waits while the isolate computes), until the
    * returned stop() is called; stop() resolves with every sample taken. A failed sample is skipped and counted.
    */
@@ -163,6 +239,25 @@ export class IsolateMemory {
   close(): void {
     this.socket.close();
   }
+}
+
+/**
+ * The origin of workerd's own inspector: its --inspector-addr, or, when that asked for any free port, whichever
+ * of the process's listening ports answers the inspector's /json list.
+ */
+async function workerdInspectorOrigin(pid: number): Promise<string> {
+  const arg = workerdInspectorArg(pid);
+  const port = Number(arg.slice(arg.lastIndexOf(':') + 1));
+  const candidates = port > 0 ? [port] : listeningPorts(pid);
+  for (const p of candidates) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${p}/json`, { signal: AbortSignal.timeout(2000) });
+      if (r.ok && Array.isArray(await r.json())) return `http://127.0.0.1:${p}`;
+    } catch {
+      // not the inspector
+    }
+  }
+  throw new Error(`workerd ${pid}: none of its ports (${candidates.join(', ')}) serves the inspector's /json`);
 }
 
 /** The probe of a Worker started by startLocalWorker({ inspector: true }): its inspector, its /metrics, its workerd. */

@@ -1,6 +1,6 @@
 // The workerd processes this Node process started (through wrangler), found by walking /proc's parent links, and
 // their resident memory: the cross-check of what an isolate reports about itself. Linux only.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface WorkerdProcess {
   readonly pid: number;
@@ -49,6 +49,38 @@ export async function inspectedWorkerdPid(timeoutMs = 10_000, root: number = pro
     if (Date.now() > until) throw new Error(`no workerd process with an inspector under pid ${root} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The --inspector-addr a workerd process was started with (host:port; the port may be 0, "any free one":
+ * miniflare asks for that when wrangler proxies the inspector).
+ */
+export function workerdInspectorArg(pid: number): string {
+  const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const i = args.findIndex((a) => a.startsWith('--inspector-addr'));
+  const addr = i < 0 ? undefined : args[i].includes('=') ? args[i].slice(args[i].indexOf('=') + 1) : args[i + 1];
+  if (!addr) throw new Error(`workerd ${pid} was started without --inspector-addr`);
+  return addr;
+}
+
+/** The TCP ports a process listens on over IPv4 (its socket inodes matched against /proc/net/tcp). */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const LISTEN = '0A';
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length > 9 && f[3] === LISTEN && inodes.has(f[9]))
+    .map((f) => parseInt(f[1].split(':')[1], 16));
 }
 
 /** VmRSS and VmHWM (its peak) of a process, in bytes. */

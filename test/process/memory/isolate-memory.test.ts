@@ -1,11 +1,13 @@
 // The isolate memory sampler (tools/dev/isolate-memory.ts) against a real Worker in local workerd with its
-// inspector on: one sample reads the JS heap over the inspector, the WASM gauge from /metrics and workerd's RSS.
+// inspector on: one sample reads the JS heap over the inspector, the WASM gauge from /metrics and workerd's RSS;
+// heap snapshots and allocation sampling go through workerd's own inspector (bench/memory/snapshot.ts).
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gaugeOf, isolateBytes, IsolateMemory, probeOf } from '../../../tools/dev/isolate-memory';
 import { startLocalWorker, type LocalWorker } from '../../../tools/dev/local-worker';
+import { summarizeSnapshot } from '../../../bench/memory/heap-summary';
 import { seedLocalR2 } from '../../../tools/seed-local-r2';
 
 const MODEL_DIR = 'models/default';
@@ -41,6 +43,27 @@ describe('isolate memory sampler', () => {
       expect(s.rssBytes).toBeGreaterThan(isolateBytes(s) - s.jsUsedBytes); // the process holds at least the isolate's buffers
     } finally {
       sampler.close();
+    }
+  });
+
+  it("takes a heap snapshot through workerd's own inspector: live objects only, the model's WASM memory among them", async () => {
+    expect((await worker!.fetch(`${worker!.url}/healthz`)).status).toBe(200);
+    const probe = await probeOf(worker!, 'default');
+    const mem = await IsolateMemory.connect(probe, { direct: true });
+    try {
+      const before = await mem.sample();
+      const summary = summarizeSnapshot(await mem.heapSnapshot());
+      const after = await mem.sample();
+      // the snapshot collects garbage first, so the heap in use cannot have grown across it
+      expect(after.jsUsedBytes).toBeLessThanOrEqual(before.jsUsedBytes);
+      const buffers = summary.groups.find((g) => g.group === 'native:system / JSArrayBufferData');
+      expect(buffers?.selfBytes).toBeGreaterThanOrEqual(after.wasmMemoryBytes);
+      expect(summary.totalSelfBytes).toBeGreaterThan(buffers!.selfBytes);
+      const { result, byFunction } = await mem.allocationsDuring(async () => (await worker!.fetch(`${worker!.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'default', prompt: 'Once upon a time', max_tokens: 8 }) })).status);
+      expect(result).toBe(200);
+      expect(byFunction.reduce((a, f) => a + f.bytes, 0)).toBeGreaterThan(0);
+    } finally {
+      mem.close();
     }
   });
 });

@@ -1,6 +1,6 @@
 // Sampling and stop strings: what makes `temperature`, `top_p`, `top_k`, `seed` and `stop` mean what OpenAI clients expect.
 import { describe, expect, it } from 'vitest';
-import { Sampler } from '../../../src/engine/sampler';
+import { Sampler, seededRandom } from '../../../src/engine/sampler';
 import { StopMatcher } from '../../../src/engine/stop';
 
 const logits = Float32Array.from([0.1, 2.0, 1.9, -1, 0.5, 1.95]);
@@ -38,6 +38,57 @@ describe('Sampler', () => {
     for (let i = 0; i < 5000; i++) counts[s.sample(l)]++;
     expect(counts[0] / 5000).toBeCloseTo(0.7, 1);
     expect(counts[2] / 5000).toBeCloseTo(0.1, 1);
+  });
+});
+
+/** The sampler as first written (sort / map / reduce over plain arrays): its draws are what a seed has always given. */
+function referenceSample(logits: Float32Array, p: { temperature: number; topP: number; topK: number }, random: () => number): number {
+  let ids = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
+  if (p.topK > 0 && p.topK < ids.length) ids = ids.slice(0, p.topK);
+  const max = logits[ids[0]];
+  let probs = ids.map((i) => Math.exp((logits[i] - max) / p.temperature));
+  let sum = probs.reduce((a, b) => a + b, 0);
+  if (p.topP < 1) {
+    let cum = 0;
+    let keep = 0;
+    while (keep < ids.length) {
+      cum += probs[keep] / sum;
+      keep++;
+      if (cum >= p.topP) break;
+    }
+    ids = ids.slice(0, keep);
+    probs = probs.slice(0, keep);
+    sum = probs.reduce((a, b) => a + b, 0);
+  }
+  let r = random() * sum;
+  for (let i = 0; i < ids.length; i++) {
+    r -= probs[i];
+    if (r <= 0) return ids[i];
+  }
+  return ids[ids.length - 1];
+}
+
+describe('Sampler draws', () => {
+  it('are the ones the same seed gave before (a granite-sized vocabulary with ties, -0, +-Infinity)', () => {
+    const rnd = seededRandom(42);
+    const vocab = 49155;
+    for (const params of [
+      { temperature: 0.8, topP: 1, topK: 0 },
+      { temperature: 1, topP: 0.9, topK: 0 },
+      { temperature: 0.7, topP: 0.95, topK: 50 },
+      { temperature: 2, topP: 1, topK: 3 },
+    ]) {
+      const mine = new Sampler({ ...params, seed: 9 });
+      const theirs = seededRandom(9);
+      for (let step = 0; step < 25; step++) {
+        // logits on a coarse grid so that many tie; a few special values
+        const logits = Float32Array.from({ length: vocab }, () => Math.round((rnd() - 0.5) * 40) / 4);
+        logits[step] = -0;
+        logits[100 + step] = Infinity * (step % 3 === 0 ? 1 : -1);
+        if (step % 2) logits[7] = logits[8] = Math.max(...logits.subarray(0, 1000)) + 0.5;
+        expect(mine.sample(logits)).toBe(referenceSample(logits, params, theirs));
+      }
+    }
   });
 });
 
