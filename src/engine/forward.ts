@@ -139,6 +139,12 @@ export class Sequence {
 export interface ForwardOptions {
   /** Which rows get logits: 'last' (generation) or 'all' (scoring, the CLI's logits). */
   logits: 'last' | 'all';
+  /**
+   * With 'last': the row is written into this (vocab) array and returned, instead of into a new one. A generation
+   * reuses one per step (it samples before the next forward): a fresh 192 KiB row per token for a 49k vocabulary
+   * was most of the isolate's ArrayBuffer garbage (bench/results/memory.md).
+   */
+  into?: Float32Array;
 }
 
 /**
@@ -227,7 +233,9 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   const all = heap.f32(seq.logits, rows * a.vocabSize);
   const out: Float32Array[] = [];
   for (let r = 0; r < rows; r++) {
-    const row = all.slice(r * a.vocabSize, (r + 1) * a.vocabSize);
+    const src = all.subarray(r * a.vocabSize, (r + 1) * a.vocabSize);
+    const row = opts.into && rows === 1 ? opts.into : new Float32Array(a.vocabSize);
+    row.set(src);
     if (a.logitsScaling !== 1) scale(row, 1 / a.logitsScaling);
     out.push(row);
   }

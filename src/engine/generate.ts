@@ -32,7 +32,8 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
   let completion = 0;
   let finishReason: GenerateResult['finishReason'] = 'length';
   try {
-    let logits = (await prefill(k, seq, ctx.experts, req.promptTokens, { logits: 'last', signal: req.signal }))[0];
+    const row = new Float32Array(weights.arch.vocabSize); // every step's logits, read by the sampler before the next
+    let logits = (await prefill(k, seq, ctx.experts, req.promptTokens, { logits: 'last', signal: req.signal, into: row }))[0];
     while (completion < req.maxTokens) {
       throwIfAborted(req.signal);
       const token = sampler.sample(logits!);
@@ -47,7 +48,7 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
         finishReason = 'stop';
         break;
       }
-      if (completion < req.maxTokens) logits = (await forward(k, seq, ctx.experts, [token], { logits: 'last' }))[0];
+      if (completion < req.maxTokens) logits = (await forward(k, seq, ctx.experts, [token], { logits: 'last', into: row }))[0];
     }
     const rest = stop.flush();
     if (rest) yield { text: rest };
