@@ -78,17 +78,19 @@ export const predict = {
   },
 
   /** `kv`: the Worker's KV_CACHE_TYPE, so the planner sizes the caches as the Worker allocates them. */
-  placements(a: Architecture, manifest: Manifest, phases: readonly Phase[], kv: KvCacheType): Prediction[] {
+  placements(a: Architecture, manifest: Manifest, phases: readonly Phase[], kv: KvCacheType, headOnShard = false): Prediction[] {
     const tokenizer = manifest.tokenizer !== null;
+    // with the head on a shard the front's heap holds the trunk less the embedding and output head
+    const trunkOf = (p: ReturnType<typeof place>) => p.trunk.total - (headOnShard ? p.trunk.embedding + p.trunk.output : 0);
     return phases.map((ph) => {
       if (ph.generations.length === 0) {
         const p = place(a, manifest.quant, 0, { context: 1, tokenizer, kvCacheType: kv });
-        return { label: `${ph.label} (planner's load peak: the trunk in the heap and one streamed chunk)`, heap: mib(p.trunk.total), isolate: mib(p.loadPeak), admissionGenerations: 0 };
+        return { label: `${ph.label} (planner's load peak: the trunk in the heap and one streamed chunk)`, heap: mib(trunkOf(p)), isolate: mib(p.loadPeak - (p.trunk.total - trunkOf(p))), admissionGenerations: 0 };
       }
       const ok = ph.generations.filter((g) => g.status === 200);
       const perGen = ok.map((g) => place(a, manifest.quant, 0, { context: g.positions, tokenizer, kvCacheType: kv }));
       const base = place(a, manifest.quant, 0, { context: 1, tokenizer, kvCacheType: kv });
-      const heap = base.trunk.total + perGen.reduce((s, p) => s + p.kvCache + p.scratch, 0);
+      const heap = trunkOf(base) + perGen.reduce((s, p) => s + p.kvCache + p.scratch, 0);
       return {
         label: ph.label,
         heap: mib(heap),

@@ -3,7 +3,9 @@
 // samples the isolate (tools/dev/isolate-memory.ts: inspector heap usage + /metrics WASM gauge + workerd RSS)
 // every ~50 ms during the model load, one generation of 2,048 positions (prompt + output) and two concurrent ones
 // of 1,024. A generation that admission refuses is recorded with its message, then the longest one admitted runs.
-//   npm run bench:memory -- --model <folder> [--var KV_CACHE_TYPE=q8_0 ...] [--positions 2048] [--every-ms 50] [--no-record] [--note text]
+// With --head-on-shard the front runs beside one expert-shard Worker holding the embedding and output head
+// (shard-layout.json's `head`; docs/shards.md), one isolate each through `wrangler dev`, and the front is measured.
+//   npm run bench:memory -- --model <folder> [--var KV_CACHE_TYPE=q8_0 ...] [--positions 2048] [--every-ms 50] [--no-record] [--note text] [--head-on-shard]
 import { execSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -13,7 +15,10 @@ import { loadCodec } from '../../src/engine/load';
 import { parseManifest } from '../../src/format/manifest';
 import { fsSource } from '../../src/store/source-fs';
 import { IsolateMemory, probeOf } from '../../tools/dev/isolate-memory';
-import { startLocalWorker } from '../../tools/dev/local-worker';
+import { startLocalWorker, type LocalWorker } from '../../tools/dev/local-worker';
+import { startLocalWorkers } from '../../tools/dev/local-workers';
+import { closedPort } from '../../tools/dev/free-port';
+import { SHARD_LAYOUT_OBJECT, shardLayoutDocument, shardNames } from '../../src/shard/layout';
 import { seedLocalR2 } from '../../tools/seed-local-r2';
 import { DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../../src/engine/kv-cache';
 import { predict, summarize, type Phase } from './phases';
@@ -30,6 +35,7 @@ const { values: o } = parseArgs({
     note: { type: 'string' },
     // Worker vars over the defaults below, NAME=VALUE (e.g. --var KV_CACHE_TYPE=q8_0 --var ISOLATE_MEMORY_MB=120)
     var: { type: 'string', multiple: true, default: [] },
+    'head-on-shard': { type: 'boolean', default: false },
   },
 });
 const log = (l: string) => process.stderr.write(`bench:memory: ${l}\n`);
@@ -108,8 +114,18 @@ const fitsFrom = (o: Outcome) => Number(/at most (\d+) tokens fit/.exec(o.error?
 
 const persistTo = resolve(o['persist-to'] ?? `.wrangler/bench-memory/${modelId}`);
 log(`seeding ${dir} into ${persistTo}`);
-await seedLocalR2({ model: dir, persistTo, modelId, log });
-const worker = await startLocalWorker({ inspector: true, inspectorPort: 0, persistTo, vars });
+const headOnShard = o['head-on-shard'];
+const headShard = { ...shardNames('moe-edge', 0), layers: [], head: true };
+const layout = shardLayoutDocument(manifest.name, [headShard]);
+await seedLocalR2({ model: dir, persistTo, modelId, log, extra: headOnShard ? [[SHARD_LAYOUT_OBJECT, new TextEncoder().encode(JSON.stringify(layout))]] : [] });
+const worker = headOnShard ? await frontWithHeadShard() : await startLocalWorker({ inspector: true, inspectorPort: 0, persistTo, vars });
+
+/** The front (measured: its inspector) beside a shard that holds the head, as LocalWorker-shaped handle. */
+async function frontWithHeadShard(): Promise<LocalWorker> {
+  const inspectorPort = await closedPort();
+  const w = await startLocalWorkers({ shards: layout.shards, persistTo, vars: { ...vars, SHARD_LAYOUT: SHARD_LAYOUT_OBJECT }, shardVars: { MODEL_ID: modelId }, inspectorPort });
+  return { url: w.url, inspectorUrl: `http://127.0.0.1:${inspectorPort}`, fetch: (u, init) => fetch(u, init), dispose: w.stop };
+}
 const phases: Phase[] = [];
 const refusals: Outcome[] = [];
 try {
@@ -150,7 +166,7 @@ try {
   mem.close();
 
   const run: MemoryRun = {
-    command: `npm run bench:memory -- --model ${o.model}${o.var.map((v) => ` --var ${v}`).join('')}${o.positions !== '2048' ? ` --positions ${o.positions}` : ''}`,
+    command: `npm run bench:memory -- --model ${o.model}${o.var.map((v) => ` --var ${v}`).join('')}${o.positions !== '2048' ? ` --positions ${o.positions}` : ''}${headOnShard ? ' --head-on-shard' : ''}`,
     date: new Date().toISOString(),
     commit: execSync('git rev-parse --short HEAD').toString().trim(),
     uptime: execSync('uptime').toString().trim(),
@@ -163,7 +179,7 @@ try {
     refusals: refusals.map((r) => ({ positions: r.positions, status: r.status, code: r.error?.code ?? null, message: r.error?.message ?? '' })),
     before,
     phases,
-    planner: predict.placements(arch, manifest, phases, kvType),
+    planner: predict.placements(arch, manifest, phases, kvType, headOnShard),
   };
   if (!o['no-record']) await recordRun(run);
   process.stdout.write(JSON.stringify(run, null, 2) + '\n');

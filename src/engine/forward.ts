@@ -8,7 +8,7 @@ import type { Architecture } from '../format/manifest';
 import { quantBytes, isQuantized } from '../format/quant';
 import type { Kernels, Mat, Ptr } from '../kernels/types';
 import type { ExpertExecutor, ExpertRoute } from './experts';
-import { localHead, type HeadExecutor } from './head';
+import { localHead, scaleLogits, type HeadExecutor } from './head';
 import { kvTensorBytes, type KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
 
@@ -137,8 +137,13 @@ export class Sequence {
 }
 
 export interface ForwardOptions {
-  /** Which rows get logits: 'last' (generation) or 'all' (scoring, the CLI's logits). */
-  logits: 'last' | 'all';
+  /**
+   * Which rows get logits: 'last' (generation) or 'all' (scoring, the CLI's logits); 'hidden': none, the last
+   * row is left final-normed in seq.h for a head that samples where the logits are (HeadExecutor.sample).
+   */
+  logits: 'last' | 'all' | 'hidden';
+  /** The embedding row of the (one) token, already known (a head shard sent it with the token): not asked again. */
+  embedded?: Float32Array;
   /**
    * With 'last': the row is written into this (vocab) array and returned, instead of into a new one. A generation
    * reuses one per step (it samples before the next forward): a fresh 192 KiB row per token for a 49k vocabulary
@@ -170,7 +175,8 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
     if (!(tokens[t] >= 0 && tokens[t] < a.vocabSize)) throw new RangeError(`token id ${tokens[t]} outside the vocabulary`);
   }
   const head = experts.head ?? headOf(k, w);
-  await head.embed(tokens, seq.x);
+  if (opts.embedded && T === 1 && opts.embedded.length === H) heap.f32(seq.x, H).set(opts.embedded);
+  else await head.embed(tokens, seq.x);
   if (a.embeddingMultiplier !== 1) scale(heap.f32(seq.x, T * H), a.embeddingMultiplier);
 
   const attnScale = a.attentionMultiplier ?? 1 / Math.sqrt(hd);
@@ -226,9 +232,10 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   seq.length += T;
 
   // logits for the rows asked for: (rows, vocab) = output @ norm(x)
-  const first = opts.logits === 'all' ? 0 : T - 1;
+  const first = opts.logits === 'all' ? 0 : T - 1; // 'last' and 'hidden': the last row
   const rows = T - first;
   k.rmsNorm(seq.x + first * H * 4, w.outputNorm.data, seq.h, H, rows, a.rmsNormEps);
+  if (opts.logits === 'hidden') return [];
   await head.logits(seq.h, rows, seq.logits);
   const all = heap.f32(seq.logits, rows * a.vocabSize);
   const out: Float32Array[] = [];
@@ -236,7 +243,7 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
     const src = all.subarray(r * a.vocabSize, (r + 1) * a.vocabSize);
     const row = opts.into && rows === 1 ? opts.into : new Float32Array(a.vocabSize);
     row.set(src);
-    if (a.logitsScaling !== 1) scale(row, 1 / a.logitsScaling);
+    scaleLogits(row, a);
     out.push(row);
   }
   return out;

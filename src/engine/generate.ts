@@ -4,7 +4,7 @@
 import type { Kernels } from '../kernels/types';
 import type { GenerateChunk, GenerateRequest, GenerateResult } from './api';
 import type { ExpertExecutor } from './experts';
-import { forward, Sequence } from './forward';
+import { forward, Sequence, type ForwardOptions } from './forward';
 import type { KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
 import { prefill, throwIfAborted } from './prefill';
@@ -32,11 +32,19 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
   let completion = 0;
   let finishReason: GenerateResult['finishReason'] = 'length';
   try {
+    // the next token: sampled here from logits computed here, or where the head is (one round trip a step)
+    const remote = ctx.experts.head?.sample ? ctx.experts.head : null;
     const row = new Float32Array(weights.arch.vocabSize); // every step's logits, read by the sampler before the next
-    let logits = (await prefill(k, seq, ctx.experts, req.promptTokens, { logits: 'last', signal: req.signal, into: row }))[0];
+    let next: { token: number; embedding?: Float32Array };
+    const step = async (run: (opts: ForwardOptions) => Promise<Float32Array[]>): Promise<typeof next> => {
+      if (!remote) return { token: sampler.sample((await run({ logits: 'last', into: row }))[0]) };
+      await run({ logits: 'hidden' });
+      return remote.sample!(seq.h, req.sampling, sampler.draw());
+    };
+    next = await step((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }));
     while (completion < req.maxTokens) {
       throwIfAborted(req.signal);
-      const token = sampler.sample(logits!);
+      const token = next.token;
       completion++;
       if (ctx.eosTokenIds.includes(token)) {
         finishReason = 'stop';
@@ -48,7 +56,8 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
         finishReason = 'stop';
         break;
       }
-      if (completion < req.maxTokens) logits = (await forward(k, seq, ctx.experts, [token], { logits: 'last', into: row }))[0];
+      const embedded = next.embedding;
+      if (completion < req.maxTokens) next = await step((opts) => forward(k, seq, ctx.experts, [token], { ...opts, embedded }));
     }
     const rest = stop.flush();
     if (rest) yield { text: rest };

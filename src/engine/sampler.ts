@@ -82,33 +82,46 @@ export class Sampler {
   }
 
   sample(logits: Float32Array): number {
-    const { temperature, topK, topP } = this.params;
-    if (temperature <= 0) return argmax(logits);
-    // candidates sorted by logit, descending (stable: lower id first on ties)
-    const ids = sortByLogit(logits);
-    let n = logits.length;
-    if (topK > 0 && topK < n) n = topK;
-    const probs = scratch.probs;
-    const max = logits[ids[0]];
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += probs[i] = Math.exp((logits[ids[i]] - max) / temperature);
-    if (topP < 1) {
-      let cum = 0;
-      let keep = 0;
-      while (keep < n) {
-        cum += probs[keep] / sum;
-        keep++;
-        if (cum >= topP) break;
-      }
-      n = keep;
-      sum = 0;
-      for (let i = 0; i < n; i++) sum += probs[i];
-    }
-    let r = this.random() * sum;
-    for (let i = 0; i < n; i++) {
-      r -= probs[i];
-      if (r <= 0) return ids[i];
-    }
-    return ids[n - 1];
+    return pickToken(logits, this.params, this.draw());
   }
+
+  /**
+   * The uniform draw the next sample consumes (none under greedy: 0): a generation whose logits live on a head
+   * shard draws here and sends it, so the shard picks exactly the token this sampler would.
+   */
+  draw(): number {
+    return this.params.temperature <= 0 ? 0 : this.random();
+  }
+}
+
+/** The token `params` pick from `logits` with the uniform draw `u` in [0, 1) (unused under greedy). */
+export function pickToken(logits: Float32Array, params: Pick<SamplingParams, 'temperature' | 'topK' | 'topP'>, u: number): number {
+  const { temperature, topK, topP } = params;
+  if (temperature <= 0) return argmax(logits);
+  // candidates sorted by logit, descending (stable: lower id first on ties)
+  const ids = sortByLogit(logits);
+  let n = logits.length;
+  if (topK > 0 && topK < n) n = topK;
+  const probs = scratch.probs;
+  const max = logits[ids[0]];
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += probs[i] = Math.exp((logits[ids[i]] - max) / temperature);
+  if (topP < 1) {
+    let cum = 0;
+    let keep = 0;
+    while (keep < n) {
+      cum += probs[keep] / sum;
+      keep++;
+      if (cum >= topP) break;
+    }
+    n = keep;
+    sum = 0;
+    for (let i = 0; i < n; i++) sum += probs[i];
+  }
+  let r = u * sum;
+  for (let i = 0; i < n; i++) {
+    r -= probs[i];
+    if (r <= 0) return ids[i];
+  }
+  return ids[n - 1];
 }

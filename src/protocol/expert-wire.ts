@@ -17,9 +17,11 @@
 //   (f32 accumulation from 0); tokens without pairs get zero rows.
 // Error payload: status u16 (HTTP-like), code (u16 length + utf8), message (u16 length + utf8).
 // Head payload (the model's token embedding / output head, held by an expert shard instead of the front):
-//   op u8 (0 embed, 1 logits), 3 reserved bytes = 0, n u32, hidden u32, then embed: n token ids u32;
-//   logits: n x hidden f32 rows (after the final norm). Answered by a result (f32) of count n and width hidden
-//   (embed: the embedding rows as the kernels read them) or vocab (logits: output @ row, unscaled).
+//   op u8 (0 embed, 1 logits, 2 sample), 3 reserved bytes = 0, n u32, hidden u32, then embed: n token ids u32;
+//   logits: n x hidden f32 rows (after the final norm); sample: n = 1 such row, then temperature f64, topP f64,
+//   topK u32, u f64 (the front's uniform draw; f64 so the shard samples with the front's very numbers). Answered by a result (f32) of count n and width hidden (embed:
+//   the embedding rows as the kernels read them), vocab (logits: output @ row, unscaled) or 1 + hidden (sample:
+//   the token the sampler picks from the scaled logits with that draw, exact in f32, then its embedding row).
 import { MoeError, type ErrorType } from '../common/errors';
 import { MODEL_TAG_BYTES } from '../format/digest';
 import { f16ToF32, f32ToF16, QK } from '../format/quant';
@@ -38,6 +40,7 @@ export const FLAG_COMBINE = 1;
 
 export const FrameKind = { request: 1, result: 2, error: 3, head: 4 } as const;
 export const HEAD_HEAD_BYTES = 12;
+export const SAMPLE_BYTES = 28;
 export type FrameKindName = keyof typeof FrameKind;
 
 export type ResultDType = 'f32' | 'f16';
@@ -87,9 +90,18 @@ export interface DecodedError extends ExpertError {
 }
 
 /** A head call: embedding rows for tokens, or logits for final hidden rows. */
+export interface SampleParams {
+  readonly temperature: number;
+  readonly topP: number;
+  readonly topK: number;
+  /** the uniform draw in [0, 1) the sampler consumes */
+  readonly u: number;
+}
+
 export type HeadCall =
   | { readonly op: 'embed'; readonly hidden: number; readonly tokens: ArrayLike<number> }
-  | { readonly op: 'logits'; readonly hidden: number; readonly rows: Float32Array };
+  | { readonly op: 'logits'; readonly hidden: number; readonly rows: Float32Array }
+  | { readonly op: 'sample'; readonly hidden: number; readonly rows: Float32Array; readonly sampling: SampleParams };
 
 export type HeadRequest = FrameHeader & HeadCall;
 
@@ -170,13 +182,22 @@ export function encodeResult(res: ExpertResult): Uint8Array {
 export function encodeHeadRequest(r: HeadRequest): Uint8Array {
   const n = r.op === 'embed' ? r.tokens.length : r.rows.length / r.hidden;
   if (!Number.isInteger(n)) throw new RangeError(`encodeHeadRequest: ${r.op === 'logits' ? r.rows.length : 0} values are not rows of ${r.hidden}`);
-  const { out, dv } = frame('head', r, 0, HEAD_HEAD_BYTES + (r.op === 'embed' ? n * 4 : n * r.hidden * 4));
+  if (r.op === 'sample' && n !== 1) throw new RangeError('encodeHeadRequest: sample takes one row');
+  const body = r.op === 'embed' ? n * 4 : n * r.hidden * 4;
+  const { out, dv } = frame('head', r, 0, HEAD_HEAD_BYTES + body + (r.op === 'sample' ? SAMPLE_BYTES : 0));
   const o = HEADER_BYTES;
-  dv.setUint8(o, r.op === 'embed' ? 0 : 1);
+  dv.setUint8(o, HEAD_OPS.indexOf(r.op));
   dv.setUint32(o + 4, n, true);
   dv.setUint32(o + 8, r.hidden, true);
   if (r.op === 'embed') for (let i = 0; i < n; i++) dv.setUint32(o + HEAD_HEAD_BYTES + 4 * i, r.tokens[i], true);
   else putF32s(out, o + HEAD_HEAD_BYTES, r.rows);
+  if (r.op === 'sample') {
+    const at = o + HEAD_HEAD_BYTES + body;
+    dv.setFloat64(at, r.sampling.temperature, true);
+    dv.setFloat64(at + 8, r.sampling.topP, true);
+    dv.setUint32(at + 16, r.sampling.topK, true);
+    dv.setFloat64(at + 20, r.sampling.u, true);
+  }
   return out;
 }
 
@@ -271,23 +292,33 @@ export function decodeFrame(bytes: Uint8Array): DecodedFrame {
   }
 }
 
+const HEAD_OPS = ['embed', 'logits', 'sample'] as const;
+
 function readHead(h: Head, p: DataView, buf: ArrayBufferLike, at: number): DecodedHead {
   const id = h.requestId;
   if (p.byteLength < HEAD_HEAD_BYTES) throw bad(`head payload of ${p.byteLength} bytes is shorter than its ${HEAD_HEAD_BYTES}-byte head`, id);
-  const op = p.getUint8(0);
-  if (op > 1) throw bad(`unknown head op ${op}`, id);
+  const op = HEAD_OPS[p.getUint8(0)];
+  if (!op) throw bad(`unknown head op ${p.getUint8(0)}`, id);
   if (p.getUint8(1) | p.getUint8(2) | p.getUint8(3)) throw bad('head reserved bytes are not 0', id);
   const n = p.getUint32(4, true);
   const hidden = p.getUint32(8, true);
   if (hidden === 0) throw bad('hidden size is 0', id);
-  const want = HEAD_HEAD_BYTES + (op === 0 ? n * 4 : n * hidden * 4);
-  if (want !== p.byteLength) throw bad(`head ${op === 0 ? 'embed' : 'logits'} of ${n} rows needs ${want} payload bytes, got ${p.byteLength}`, id);
+  if (op === 'sample' && n !== 1) throw bad(`head sample takes one row, got ${n}`, id);
+  const body = op === 'embed' ? n * 4 : n * hidden * 4;
+  const want = HEAD_HEAD_BYTES + body + (op === 'sample' ? SAMPLE_BYTES : 0);
+  if (want !== p.byteLength) throw bad(`head ${op} of ${n} rows needs ${want} payload bytes, got ${p.byteLength}`, id);
   const base = { requestId: h.requestId, modelTag: h.modelTag, kind: 'head' as const, n, hidden };
-  const src = new Uint8Array(buf, at + HEAD_HEAD_BYTES, want - HEAD_HEAD_BYTES).slice(); // aligned copy
-  if (op === 0) return { ...base, op: 'embed', tokens: new Uint32Array(src.buffer) };
+  const src = new Uint8Array(buf, at + HEAD_HEAD_BYTES, body).slice(); // aligned copy
+  if (op === 'embed') return { ...base, op, tokens: new Uint32Array(src.buffer) };
   const rows = new Float32Array(src.buffer);
   for (let i = 0; i < rows.length; i++) if (!Number.isFinite(rows[i])) throw bad(`head row value ${i} is not finite`, id);
-  return { ...base, op: 'logits', rows };
+  if (op === 'logits') return { ...base, op, rows };
+  const s = HEAD_HEAD_BYTES + body;
+  const sampling = { temperature: p.getFloat64(s, true), topP: p.getFloat64(s + 8, true), topK: p.getUint32(s + 16, true), u: p.getFloat64(s + 20, true) };
+  if (!Number.isFinite(sampling.temperature) || !(sampling.topP > 0 && sampling.topP <= 1) || !(sampling.u >= 0 && sampling.u < 1)) {
+    throw bad(`head sample parameters out of range: temperature ${sampling.temperature}, topP ${sampling.topP}, u ${sampling.u}`, id);
+  }
+  return { ...base, op, rows, sampling };
 }
 
 /** Client side: a result answering head call `req` of `n` rows must be (n, width). */

@@ -1,10 +1,12 @@
-// The head on an expert shard (shard-layout.json's `head`): embedding rows and logits asked for over the shard's
-// socket of this generation, written where forward() expects them. There is nothing to degrade to without a head,
+// The head on an expert shard (shard-layout.json's `head`): embedding rows, logits, or (a generation's decode
+// step) the sampled token with its embedding row, asked for over the shard's socket of this generation and written
+// where forward() expects them. There is nothing to degrade to without a head,
 // so a failure fails the generation (502/504 naming the shard), unlike a failed expert call.
 import type { HeadExecutor } from '../engine/head';
 import type { Architecture } from '../format/manifest';
 import type { Kernels, Ptr } from '../kernels/types';
-import { asShardError, BackendError } from './errors';
+import type { SamplingParams } from '../engine/api';
+import { asShardError, BackendError, BackendUnavailableError } from './errors';
 import type { ExpertSession } from './session';
 
 export class RemoteHead implements HeadExecutor {
@@ -14,6 +16,17 @@ export class RemoteHead implements HeadExecutor {
     const H = this.arch.hiddenSize;
     const r = await this.session.callHead({ op: 'embed', hidden: H, tokens }, H).catch(shardFailure);
     this.k.heap.f32(out, tokens.length * H).set(r.values); // a fresh view: the heap may have grown meanwhile
+  }
+
+  /** One round trip a decode step: the shard samples from its logits with our draw and sends the token's embedding. */
+  async sample(h: Ptr, sampling: Pick<SamplingParams, 'temperature' | 'topP' | 'topK'>, u: number): Promise<{ token: number; embedding: Float32Array }> {
+    const H = this.arch.hiddenSize;
+    const x = this.k.heap.f32(h, H).slice();
+    const { temperature, topP, topK } = sampling;
+    const r = await this.session.callHead({ op: 'sample', hidden: H, rows: x, sampling: { temperature, topP, topK, u } }, 1 + H).catch(shardFailure);
+    const token = r.values[0];
+    if (!(Number.isInteger(token) && token >= 0 && token < this.arch.vocabSize)) shardFailure(new BackendUnavailableError('protocol', `the head shard sampled token ${token}, outside the vocabulary`));
+    return { token, embedding: r.values.subarray(1) };
   }
 
   async logits(h: Ptr, rows: number, out: Ptr): Promise<void> {

@@ -70,7 +70,7 @@ export class ExpertSession implements RemoteExperts {
 
   /** A head call (embedding rows or logits) to a shard that holds the head; the reply is (n, width). */
   callHead(h: HeadCall, width: number): Promise<RemoteReply> {
-    const n = h.op === 'embed' ? h.tokens.length : h.rows.length / h.hidden;
+    const n = h.op === 'embed' ? h.tokens.length : h.op === 'sample' ? 1 : h.rows.length / h.hidden;
     return this.request(`head ${h.op}`, (requestId) => ({
       frame: encodeHeadRequest({ ...h, requestId, modelTag: this.modelTag }),
       check: (res) => checkHeadResultFor(requestId, this.modelTag, n, width, res),

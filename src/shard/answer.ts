@@ -2,6 +2,8 @@
 // (src/protocol/check-request.ts), computed pair group by pair group with the front's own WASM FFN, rows put back
 // in pair order. Never throws: every failure becomes an error frame.
 import { ffnOnActivations } from '../engine/expert-ffn';
+import { scaleLogits } from '../engine/head';
+import { pickToken } from '../engine/sampler';
 import type { Kernels } from '../kernels/types';
 import { selectRows } from '../protocol/activations';
 import { checkRequest } from '../protocol/check-request';
@@ -48,7 +50,7 @@ export function answerFrame(k: Kernels, slice: ShardSlice, bytes: Uint8Array): A
   }
 }
 
-/** Embedding rows or logits from the head this shard holds, computed with the front's kernels. */
+/** Embedding rows, logits or a sampled token from the head this shard holds, computed with the front's kernels. */
 function answerHead(k: Kernels, slice: ShardSlice, h: DecodedHead): Answer {
   const a = slice.manifest.architecture;
   const id = h.requestId;
@@ -56,17 +58,32 @@ function answerHead(k: Kernels, slice: ShardSlice, h: DecodedHead): Answer {
   if (!slice.head) throw new WireError(404, 'head_not_served', `shard ${slice.binding} does not hold the head (shard-layout.json gives it to another shard or to the front)`, id);
   if (h.hidden !== a.hiddenSize) throw new WireError(400, 'shape_mismatch', `hidden size ${h.hidden}, the model's is ${a.hiddenSize}`, id);
   const H = a.hiddenSize;
-  const width = h.op === 'embed' ? H : a.vocabSize;
-  if (h.op === 'embed') for (let i = 0; i < h.n; i++) if (h.tokens[i] >= a.vocabSize) throw new WireError(400, 'bad_frame', `token id ${h.tokens[i]} outside the vocabulary of ${a.vocabSize}`, id);
-  const out = k.heap.alloc(h.n * width * 4);
-  const x = h.op === 'logits' ? k.heap.alloc(h.n * H * 4) : 0;
+  const V = a.vocabSize;
+  const width = h.op === 'embed' ? H : h.op === 'logits' ? V : 1 + H;
+  if (h.op === 'embed') for (let i = 0; i < h.n; i++) if (h.tokens[i] >= V) throw new WireError(400, 'bad_frame', `token id ${h.tokens[i]} outside the vocabulary of ${V}`, id);
+  const head = slice.head;
+  const out = k.heap.alloc(h.n * (h.op === 'embed' ? H : V) * 4);
+  const x = h.op === 'embed' ? 0 : k.heap.alloc(h.n * H * 4);
   try {
-    if (h.op === 'embed') for (let t = 0; t < h.n; t++) k.getRow(slice.head.embed, h.tokens[t], out + t * H * 4);
-    else {
+    let values: Float32Array;
+    if (h.op === 'embed') {
+      for (let t = 0; t < h.n; t++) k.getRow(head.embed, h.tokens[t], out + t * H * 4);
+      values = k.heap.f32(out, h.n * H).slice();
+    } else {
       k.heap.f32(x, h.n * H).set(h.rows);
-      k.matmul(slice.head.output, x, out, h.n);
+      k.matmul(head.output, x, out, h.n);
+      if (h.op === 'logits') values = k.heap.f32(out, h.n * V).slice();
+      else {
+        // the front's sampler, on the front's draw: exactly the token it would have picked
+        const logits = k.heap.f32(out, V).slice();
+        scaleLogits(logits, a);
+        const token = pickToken(logits, h.sampling, h.sampling.u);
+        values = new Float32Array(1 + H);
+        values[0] = token;
+        k.getRow(head.embed, token, x);
+        values.set(k.heap.f32(x, H), 1);
+      }
     }
-    const values = k.heap.f32(out, h.n * width).slice();
     return { frame: encodeResult({ requestId: id, modelTag: slice.tag, combine: false, dtype: 'f32', count: h.n, hidden: width, values }), pairs: 0, error: false };
   } finally {
     if (x) k.heap.release(x);

@@ -128,6 +128,18 @@ describe('the embedding and output head on a shard', () => {
     expect(maxAbsDiff(got.rows, want.rows)).toBeLessThanOrEqual(1e-4);
   });
 
+  it('sampling where the logits are: the same tokens as the all-local model, greedy and seeded at temperatures 0.9 (top-p 0.95) and 1.3', async () => {
+    for (const sampling of [{ temperature: 0 }, { temperature: 0.9, top_p: 0.95, seed: 11 }, { temperature: 1.3, top_p: 1, seed: 5 }]) {
+      const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 24, ...sampling }) };
+      const head = await callWithEnv({ HOT_EXPERTS: 'all', BACKEND_URL: '', ...shardEnv('head.json') } as never, '/v1/completions', init);
+      const local = await callWithEnv({ HOT_EXPERTS: 'all', BACKEND_URL: '' }, '/v1/completions', init);
+      expect(head.status).toBe(200);
+      const got = (await head.json()) as any;
+      expect(got.choices[0].text, JSON.stringify(sampling)).toBe(((await local.json()) as any).choices[0].text);
+      expect(got.usage.completion_tokens).toBeGreaterThan(0);
+    }
+  });
+
   it('a head shard that dies mid-generation fails it with a clear 502 naming the shard (there is no head to fall back to)', async () => {
     const res = await callWithEnv({ HOT_EXPERTS: frontHot(), BACKEND_URL: '', COLD_POLICY: 'substitute', ...shardEnv('head-dies.json', [null, { after: arch.numLayers * 2, kind: 'close' }]) } as never, '/v1/completions', {
       method: 'POST',
