@@ -21,7 +21,8 @@ export class RemoteHead implements HeadExecutor {
   /** One round trip a decode step: the shard samples from its logits with our draw and sends the token's embedding. */
   async sample(h: Ptr, sampling: Pick<SamplingParams, 'temperature' | 'topP' | 'topK'>, u: number): Promise<{ token: number; embedding: Float32Array }> {
     const H = this.arch.hiddenSize;
-    const x = this.k.heap.f32(h, H).slice();
+    // a view of the heap, not a copy: the frame is encoded from it before callHead first awaits
+    const x = this.k.heap.f32(h, H);
     const { temperature, topP, topK } = sampling;
     const r = await this.session.callHead({ op: 'sample', hidden: H, rows: x, sampling: { temperature, topP, topK, u } }, 1 + H).catch(shardFailure);
     const token = r.values[0];
@@ -32,7 +33,7 @@ export class RemoteHead implements HeadExecutor {
   async logits(h: Ptr, rows: number, out: Ptr): Promise<void> {
     const H = this.arch.hiddenSize;
     const V = this.arch.vocabSize;
-    const x = this.k.heap.f32(h, rows * H).slice(); // copied before the await: the heap may grow under it
+    const x = this.k.heap.f32(h, rows * H); // encoded into the frame before callHead first awaits
     const r = await this.session.callHead({ op: 'logits', hidden: H, rows: x }, V).catch(shardFailure);
     this.k.heap.f32(out, rows * V).set(r.values);
   }
