@@ -140,7 +140,7 @@ async function runConfig(c: TierConfig): Promise<ConfigRun> {
   log(`${c.label}: front ${plan.front.experts}, ${plan.shards.length} shard(s) of ${plan.shards.map((s) => s.experts).join('/') || '-'}, backend ${plan.gpu.experts} experts`);
   const edgeEnds = c.fraction === 0 || c.fraction === 1;
   const samples = only.has('cold') && edgeEnds ? COLD : 1;
-  const cold: { startMs: number; firstTokenMs: number }[] = [];
+  const cold: ConfigRun['cold'] = [];
   let w: LocalWorkers | null = null;
   try {
     for (let i = 0; i < samples; i++) {
@@ -152,9 +152,15 @@ async function runConfig(c: TierConfig): Promise<ConfigRun> {
       w = await deploy(c, model, persistTo, backend, frontVars);
       running.add(w);
       const startMs = performance.now() - t0;
+      // the front's own load first (GET /healthz: trunk from R2, digests, unpack), then the first token
+      const h0 = performance.now();
+      const health = await fetch(`${w.url}/healthz`, { signal: AbortSignal.timeout(REQUEST_MS) });
+      await health.text();
+      const loadMs = performance.now() - h0;
+      if (health.status !== 200) throw new Error(`${c.label}: front /healthz ${health.status}`);
       const first = await must(streamedCompletion(w.url, model, prompts.short.text, 1, REQUEST_MS), `${c.label} first request`);
-      cold.push({ startMs, firstTokenMs: first.ttftMs });
-      log(`${c.label}: cold ${i + 1}/${samples}: wrangler dev up in ${startMs.toFixed(0)} ms, first token ${first.ttftMs.toFixed(0)} ms after the first request`);
+      cold.push({ startMs, loadMs, firstTokenMs: loadMs + first.ttftMs });
+      log(`${c.label}: cold ${i + 1}/${samples}: wrangler dev up in ${startMs.toFixed(0)} ms; front load ${loadMs.toFixed(0)} ms, first token ${(loadMs + first.ttftMs).toFixed(0)} ms after the first request`);
     }
     const decode: Timed[] = [];
     const ttft: Record<string, Timed> = {};

@@ -42,7 +42,11 @@ export interface ShardMemory {
   load: { samples: number; failed: number; peak: Peak };
   calls: { prefill: number; decode: number; prefillMs: number; decodeMsEach: number; samples: number; failed: number; peak: Peak };
   after: IsolateSample;
+  /** SETTLE_MS after the last call, the isolate idle: what it holds once spent frames may have been collected */
+  settled: IsolateSample;
 }
+
+const SETTLE_MS = 3000;
 
 const shardVars = (o: Pick<ShardProbeOptions, 'manifest' | 'layout' | 'shard'>) => ({ ROLE: 'shard', SHARD: o.shard, SHARD_LAYOUT: o.layout, MODEL_ID: o.manifest.name });
 
@@ -168,6 +172,9 @@ export async function shardMemory(o: ShardProbeOptions): Promise<ShardMemory> {
     const calls = await callSampler.stop();
     sock.close();
     const after = await mem.sample();
+    // the inspector's HeapProfiler.collectGarbage gets no answer in workerd: let the isolate idle instead
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const settled = await mem.sample();
     mem.close();
     return {
       healthz: h,
@@ -175,6 +182,7 @@ export async function shardMemory(o: ShardProbeOptions): Promise<ShardMemory> {
       load: { samples: load.samples.length, failed: load.failed, peak: peakOf(load.samples) },
       calls: { prefill: o.prefillCalls + 1, decode: o.decodeCalls, prefillMs, decodeMsEach, samples: calls.samples.length, failed: calls.failed, peak: peakOf([...calls.samples, after]) },
       after,
+      settled,
     };
   } finally {
     await w.dispose();
