@@ -5,10 +5,12 @@ import { PREFILL_CHUNK } from '../engine/forward';
 
 /**
  * JS heap of a shard isolate: the Worker bundle's compiled code, the request and socket buffers, no tokenizer
- * and no KV cache. An estimate (the front's JS heap without its tokenizer is ~7-12 MiB in
- * bench/results/memory.json, models/default); to be confirmed by measuring a shard in workerd.
+ * and no KV cache. Measured in workerd (bench/results/tiers.md, `npm run bench:tiers`): a shard holding 85-90
+ * granite-shaped q4_0 experts kept 14.8-15.3 MiB of V8 heap allocated (8.9-9.2 MiB used) under prefill- and
+ * decode-sized calls; the former 12 MiB estimate was short of the allocated heap. Not in it: ArrayBuffers of
+ * spent frames and R2 reads, which rose to ~60 MiB before V8 collected them (same file).
  */
-export const SHARD_JS_BYTES = 12 * 2 ** 20;
+export const SHARD_JS_BYTES = 16 * 2 ** 20;
 
 /**
  * Heap bytes of one expert call at its largest, a prefill chunk: the chunk's hidden states in, every
