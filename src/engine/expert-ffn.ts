@@ -11,11 +11,20 @@ import type { ExpertWeights } from './model';
  * of ours sends them) are widened first.
  */
 export function ffnOnActivations(k: Kernels, w: ExpertWeights, x: Activations, n: number): Float32Array {
+  const y = new Float32Array(n * w.gate.cols);
+  ffnInHeap(k, w, x, n, (rows) => y.set(rows));
+  return y;
+}
+
+/**
+ * The same FFN, its output handed to `use` as a view of the heap (valid only during the call): a caller that puts
+ * the rows somewhere else (a reply frame) copies them once.
+ */
+export function ffnInHeap(k: Kernels, w: ExpertWeights, x: Activations, n: number, use: (y: Float32Array) => void): void {
   const H = w.gate.cols;
   const len = x.dtype === 'q8_0' ? x.qs.length : x.data.length;
   if (len !== n * H) throw new RangeError(`expert input holds ${len} values, expected (${n}, ${H})`);
-  const y = new Float32Array(n * H);
-  if (n === 0) return y;
+  if (n === 0) return use(new Float32Array(0));
   const taken: Ptr[] = [];
   const take = (bytes: number): Ptr => {
     const p = k.heap.alloc(bytes);
@@ -35,9 +44,8 @@ export function ffnOnActivations(k: Kernels, w: ExpertWeights, x: Activations, n
       k.heap.f32(xp, n * H).set(activationsToF32(x));
       k.ffnSwiglu(w.gate, w.up, w.down, xp, yp, n);
     }
-    y.set(k.heap.f32(yp, n * H));
+    use(k.heap.f32(yp, n * H));
   } finally {
     for (const p of taken.reverse()) k.heap.release(p);
   }
-  return y;
 }

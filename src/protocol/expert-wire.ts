@@ -201,6 +201,19 @@ export function encodeHeadRequest(r: HeadRequest): Uint8Array {
   return out;
 }
 
+/**
+ * An f32 result frame whose values are still to be written: `values` views the frame's payload (4-byte aligned at
+ * offset 36), so a server writes each row once, straight where it travels, with no result array beside the frame.
+ */
+export function allocResult(h: Omit<ExpertResult, 'values' | 'dtype'>): { frame: Uint8Array; values: Float32Array } {
+  const n = h.count * h.hidden;
+  const { out, dv } = frame('result', h, h.combine ? FLAG_COMBINE : 0, RESULT_HEAD_BYTES + n * 4);
+  dv.setUint8(HEADER_BYTES, RESULT_CODES.indexOf('f32'));
+  dv.setUint32(HEADER_BYTES + 4, h.count, true);
+  dv.setUint32(HEADER_BYTES + 8, h.hidden, true);
+  return { frame: out, values: new Float32Array(out.buffer, HEADER_BYTES + RESULT_HEAD_BYTES, n) };
+}
+
 const utf8 = new TextEncoder();
 
 export function encodeError(e: ExpertError): Uint8Array {
