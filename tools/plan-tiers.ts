@@ -126,7 +126,7 @@ export function tierText(r: TierReport): string {
   const weights = r.stats ? `from ${r.stats.file} (${r.stats.tokens} tokens)` : 'uniform (no --stats: every expert as likely)';
   lines.push(`Tiers: where each routed expert runs; shares of routed picks ${weights}`);
   lines.push(`front room for hot experts: ${mb(r.front.bytes)} MiB (${r.front.how})`);
-  lines.push(`shard isolate: ${mb(r.shard.budgetBytes)} MiB = experts <= ${mb(r.shard.expertBytes)} + one call's scratch ${mb(r.shard.scratchBytes)} + JS heap ${mb(r.shard.jsBytes)} (estimate) MiB`, '');
+  lines.push(`shard isolate: ${mb(r.shard.budgetBytes)} MiB = experts <= ${mb(r.shard.expertBytes)} + one call's scratch ${mb(r.shard.scratchBytes)} + JS heap ${mb(r.shard.jsBytes)} (measured, SHARD_JS_BYTES) MiB`, '');
   const rows: [string, number, number, number][] = [
     ['front (hot set)', plan.front.experts, plan.front.bytes, plan.front.share],
     ...plan.shards.map((s, i): [string, number, number, number] => [`shard SHARD_${i}`, s.experts, s.bytes, s.share]),
