@@ -18,6 +18,7 @@ export class Metrics {
   private completionTokens = 0;
   private generations = 0;
   private hotHits = 0;
+  private shardHits = 0;
   private coldCalls = 0;
   private remoteMs = 0;
   /** model id -> its routing statistics in this isolate (one tally per id, shared by every load of it) */
@@ -63,6 +64,7 @@ export class Metrics {
     }
     if (!usage) return;
     this.hotHits += usage.hot_hits;
+    this.shardHits += usage.shard_hits;
     this.coldCalls += usage.cold_calls;
     this.remoteMs += usage.remote_ms;
     if (usage.degraded) this.degraded.set(usage.degraded, (this.degraded.get(usage.degraded) ?? 0) + 1);
@@ -82,6 +84,7 @@ export class Metrics {
     metric('moe_generations_total', 'counter', 'Generations ended (completed, failed or cancelled).', [['', this.generations]]);
     metric('moe_tokens_total', 'counter', 'Tokens of completed generations.', [['{kind="prompt"}', this.promptTokens], ['{kind="completion"}', this.completionTokens]]);
     metric('moe_hot_hits_total', 'counter', 'Router picks served by a resident (hot) expert.', [['', this.hotHits]]);
+    metric('moe_shard_hits_total', 'counter', 'Router picks served by an expert-shard Worker (SHARD_LAYOUT).', [['', this.shardHits]]);
     metric('moe_cold_calls_total', 'counter', 'Router picks of cold experts (remote, substituted or dropped).', [['', this.coldCalls]]);
     metric('moe_remote_ms_total', 'counter', 'Milliseconds of backend round trips.', [['', this.remoteMs]]);
     metric('moe_degraded_total', 'counter', 'Generations that stopped using the backend, by reason.', [...this.degraded].map(([r, v]) => [`{reason="${r}"}`, v]));

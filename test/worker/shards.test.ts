@@ -102,6 +102,8 @@ describe('front + 2 shards + backend', () => {
   it('every expert at the edge (front + shards): a generation completes with no backend, as the all-local model writes it', async () => {
     const body = { model: MODEL, prompt: 'Once upon a time', max_tokens: 16, temperature: 0 };
     const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+    const shardHits = async () => Number(/^moe_shard_hits_total (\d+)$/m.exec(await (await callWithEnv({}, '/metrics')).text())?.[1] ?? NaN);
+    const before = await shardHits();
     const edge = await callWithEnv({ HOT_EXPERTS: frontHot(), BACKEND_URL: '', ...shardEnv('edge-only.json') } as never, '/v1/completions', init);
     const local = await callWithEnv({ HOT_EXPERTS: 'all', BACKEND_URL: '' }, '/v1/completions', init);
     expect(edge.status).toBe(200);
@@ -111,6 +113,7 @@ describe('front + 2 shards + backend', () => {
     expect(got.usage.moe).toMatchObject({ cold_calls: 0, degraded: null });
     expect(got.usage.moe.shard_hits).toBeGreaterThan(0);
     expect(got.choices[0].text).toBe(want.choices[0].text);
+    expect((await shardHits()) - before).toBe(got.usage.moe.shard_hits); // /metrics counts them too
   });
 });
 
