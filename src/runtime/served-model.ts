@@ -1,5 +1,6 @@
-// The Worker's TextModel: the trunk and hot experts resident here, cold experts by policy (the GPU backend over
-// one WebSocket per generation, or substitute / drop), the hot set re-read from hot-set.json and swapped under
+// The Worker's TextModel: the trunk and hot experts resident here, the experts of its expert-shard Workers there
+// (SHARD_LAYOUT; maybe the head too), cold experts by policy (the GPU backend over one WebSocket per generation, or
+// substitute / drop), the hot set re-read from hot-set.json and swapped under
 // running generations, each generation's routing counted for the isolate (per tier-one profile when there are
 // some). It gives the routes their memory (admission) and hot-set (admin) capabilities. Runtime-agnostic (no
 // WASM imports): the Worker builds it over R2, Node tests and benchmarks over a folder.
@@ -113,7 +114,7 @@ export class ServedModel implements EngineModel, HotSetControl {
     const shardTier = opts.shards ? await loadShardTier(source, manifest, opts.shards) : null;
     const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
     // with the head on a shard the front never holds the embedding / output head (~30 MiB of granite's heap)
-    const trunk = await loadTrunk(kernels, source, manifest, { head: shardTier?.layout.headShard === null || !shardTier });
+    const trunk = await loadTrunk(kernels, source, manifest, { head: (shardTier?.layout.headShard ?? null) === null });
     const model = new ServedModel(manifest, kernels, codec, tag, new HotWeights(kernels, source, manifest, trunk), opts);
     model.lastCheck = Date.now();
     model.envHotSet = envHotSet;
