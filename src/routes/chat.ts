@@ -4,11 +4,14 @@ import { appConfig } from '../config/env';
 import { readJsonBody } from '../http/body';
 import { ChatCompletionRequestSchema, messageText } from '../schemas/chat';
 import { parseRequest } from '../schemas/common';
+import { CHAT_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
 import { beginGeneration, collect, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
 
 export function chatCompletions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
-    const body = parseRequest(ChatCompletionRequestSchema, await readJsonBody(c.req.raw, appConfig(c.env).maxBodyBytes));
+    const json = await readJsonBody(c.req.raw, appConfig(c.env).maxBodyBytes);
+    refuseUnsupported(json, CHAT_UNSUPPORTED);
+    const body = parseRequest(ChatCompletionRequestSchema, json);
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: messageText(m) }));
     const { cfg, gen, first, abort } = await beginGeneration(c, provider, body, (model) => model.encodeChat(messages), 'messages');
     const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };

@@ -2,12 +2,15 @@
 import { appConfig } from '../config/env';
 import { readJsonBody } from '../http/body';
 import { parseRequest } from '../schemas/common';
+import { COMPLETION_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
 import { CompletionRequestSchema, promptText } from '../schemas/completion';
 import { beginGeneration, collect, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
 
 export function completions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
-    const body = parseRequest(CompletionRequestSchema, await readJsonBody(c.req.raw, appConfig(c.env).maxBodyBytes));
+    const json = await readJsonBody(c.req.raw, appConfig(c.env).maxBodyBytes);
+    refuseUnsupported(json, COMPLETION_UNSUPPORTED);
+    const body = parseRequest(CompletionRequestSchema, json);
     const { cfg, gen, first, abort } = await beginGeneration(c, provider, body, (model) => model.encode(promptText(body)), 'prompt');
     const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
 
