@@ -5,7 +5,7 @@ import { readJsonBody } from '../http/body';
 import { ChatCompletionRequestSchema, messageText } from '../schemas/chat';
 import { parseRequest } from '../schemas/common';
 import { CHAT_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
-import { beginGeneration, collect, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
+import { beginChoices, beginGeneration, choicesUsage, collect, collectChoices, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
 
 export function chatCompletions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
@@ -13,6 +13,17 @@ export function chatCompletions(provider: ModelProvider) {
     refuseUnsupported(json, CHAT_UNSUPPORTED);
     const body = parseRequest(ChatCompletionRequestSchema, json);
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: messageText(m) }));
+    if ((body.n ?? 1) > 1) {
+      // several choices, one generation each (with stream: a 400 from beginChoices)
+      const { cfg, started } = await beginChoices(c, provider, body, (model) => model.encodeChat(messages), 'messages');
+      const done = await collectChoices(started);
+      return c.json({
+        id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId,
+        object: 'chat.completion',
+        choices: done.map(({ text, result }, index) => ({ index, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: result.finishReason })),
+        usage: choicesUsage(done.map((d) => d.result)),
+      }, 200, Object.assign({}, ...started.map((s) => degradedHeaders(s.gen))));
+    }
     const { cfg, gen, first, abort } = await beginGeneration(c, provider, body, (model) => model.encodeChat(messages), 'messages');
     const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
 

@@ -210,6 +210,59 @@ export async function beginGeneration(
 }
 
 /**
+ * beginGeneration for `n` choices (n > 1, not streamed): one generation each, admitted one after another (a refusal
+ * gives back the ones already admitted), choice i seeded with seed + i when a seed is given, so the choices differ
+ * and a request repeats. They run concurrently.
+ */
+export async function beginChoices(
+  c: AppContext,
+  provider: ModelProvider,
+  body: GenerationFields & { model: string },
+  encode: (model: TextModel) => number[],
+  promptParam: 'messages' | 'prompt',
+): Promise<{ cfg: AppConfig; started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[] }> {
+  const cfg = appConfig(c.env);
+  const n = body.n ?? 1;
+  if (n > 1 && body.stream) throw new InvalidRequestError('n > 1 is not supported with stream yet; ask for the choices without stream, or one per request', 'n', 'unsupported_parameter');
+  const model = await resolveModel(c, provider, body.model);
+  const abort = cancellation(c);
+  const prompt = encode(model);
+  const started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const seeded = body.seed != null ? { ...body, seed: body.seed + i } : body;
+      const req = generateRequest(model, prompt, seeded, promptParam, abort.signal, moeOptions(cfg, body), cfg);
+      started.push(await startGeneration(model, req, cfg, limitParams(body, promptParam)));
+    }
+  } catch (e) {
+    await Promise.all(started.map((s) => s.gen.return(undefined as never).catch(() => {})));
+    throw e;
+  }
+  return { cfg, started };
+}
+
+/** Drains every choice; when one fails, the others are stopped (their memory freed) and its error thrown. */
+export async function collectChoices(started: readonly { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[]): Promise<{ text: string; result: GenerateResult }[]> {
+  const settled = await Promise.allSettled(started.map((s) => collect(s.gen, s.first)));
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (!failed) return settled.map((r) => (r as PromiseFulfilledResult<{ text: string; result: GenerateResult }>).value);
+  await Promise.all(started.map((s) => s.gen.return(undefined as never).catch(() => {})));
+  throw failed.reason;
+}
+
+/** The usage of several choices of one prompt: the prompt counted once, completions and expert picks summed. */
+export function choicesUsage(results: readonly GenerateResult[]): Usage {
+  const [first] = results;
+  const u = usageOf({ ...first, completionTokens: results.reduce((s, r) => s + r.completionTokens, 0) });
+  if (u.moe) {
+    const all = results.map((r) => r.moe!);
+    const sum = (k: 'hot_hits' | 'shard_hits' | 'cold_calls' | 'remote_ms' | 'remote_wait_ms') => all.reduce((s, m) => s + m[k], 0);
+    u.moe = { ...u.moe, hot_hits: sum('hot_hits'), shard_hits: sum('shard_hits'), cold_calls: sum('cold_calls'), remote_ms: round(sum('remote_ms')), remote_wait_ms: round(sum('remote_wait_ms')), degraded: all.find((m) => m.degraded)?.degraded ?? null };
+  }
+  return u;
+}
+
+/**
  * The SSE response of a generation. `events` must close `gen` in its finally. x-moe-degraded is as known
  * after the first step (prefill); later degradation shows in the usage chunk. Cancel stops the generation
  * and closes it even if the stream was cancelled before its first read (events() never started, so its

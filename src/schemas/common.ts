@@ -7,6 +7,12 @@ import { InvalidRequestError } from '../common/errors';
 /** Cold-expert policies (design §4): `moe.policy` overrides the deployment's COLD_POLICY for one request. */
 export const MOE_POLICIES = COLD_POLICIES as readonly ['remote', 'substitute', 'drop'];
 
+/**
+ * Most choices (`n`) one request may ask for: each is a generation of its own (KV cache, admission), so n choices
+ * cost what n requests do; 4 keeps one request from taking a quarter of MAX_CONCURRENT_GENERATIONS' default.
+ */
+export const MAX_CHOICES = 4;
+
 // `null` means "use the default", as the OpenAI API treats it.
 export const generationFields = {
   model: z.string().min(1),
@@ -17,7 +23,7 @@ export const generationFields = {
   top_k: z.number().int().nonnegative().nullish(),
   seed: z.number().int().nullish(),
   stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullish(),
-  n: z.number().int().nullish().refine((n) => n == null || n === 1, 'only n=1 is supported'),
+  n: z.number().int().nullish().refine((n) => n == null || (n >= 1 && n <= MAX_CHOICES), `n is 1..${MAX_CHOICES}`),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   moe: z

@@ -163,3 +163,34 @@ describe('greedy output equals the CLI', () => {
     expect(eb.map((e) => e.choices[0].text).join('')).toBe(completion!.text);
   });
 });
+
+describe('n choices', () => {
+  const body = (extra: Record<string, unknown>) => ({ model: MODEL, prompt: 'Once upon a time', max_tokens: 10, ...extra });
+
+  it('completions: choice i is what one request with seed + i writes; the prompt is counted once, completions summed', async () => {
+    const res = await postJson('/v1/completions', body({ n: 3, temperature: 1, seed: 40 }));
+    expect(res.status).toBe(200);
+    const got = (await res.json()) as any;
+    expect(got.choices.map((c: any) => c.index)).toEqual([0, 1, 2]);
+    const singles = [];
+    for (let i = 0; i < 3; i++) singles.push((await (await postJson('/v1/completions', body({ temperature: 1, seed: 40 + i }))).json()) as any);
+    singles.forEach((one, i) => expect(got.choices[i].text).toBe(one.choices[0].text));
+    expect(new Set(singles.map((one) => one.choices[0].text)).size).toBeGreaterThan(1); // the seeds differ, so do the choices
+    expect(got.usage.prompt_tokens).toBe(singles[0].usage.prompt_tokens);
+    expect(got.usage.completion_tokens).toBe(singles.reduce((sum, one) => sum + one.usage.completion_tokens, 0));
+  });
+
+  it('chat: n greedy choices are n copies of the one answer, indexed', async () => {
+    const res = await postJson('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0, n: 2 });
+    expect(res.status).toBe(200);
+    const got = (await res.json()) as any;
+    expect(got.choices).toHaveLength(2);
+    expect(got.choices[1]).toMatchObject({ index: 1, message: { role: 'assistant', content: got.choices[0].message.content } });
+  });
+
+  it('n > 1 with stream is refused (400 naming n), not answered with one choice', async () => {
+    const res = await postJson('/v1/completions', body({ n: 2, stream: true }));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error).toMatchObject({ param: 'n', code: 'unsupported_parameter' });
+  });
+});

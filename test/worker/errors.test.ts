@@ -38,7 +38,7 @@ describe('bad requests get 4xx in OpenAI shape, then the next good request works
     ['max_tokens', { max_tokens: 1.5 }],
     ['top_p', { top_p: 0 }],
     ['stop', { stop: ['a', 'b', 'c', 'd', 'e'] }],
-    ['n', { n: 2 }],
+    ['n', { n: 5 }],
     ['stream', { stream: 'yes' }],
     ['moe.policy', { moe: { policy: 'teleport' } }],
     ['messages[0].role', { messages: [{ role: 'wizard', content: 'x' }] }],
