@@ -1,11 +1,11 @@
 // POST /v1/chat/completions: OpenAI chat completions, whole or streamed (SSE chunks, first with the role).
-import type { ChatMessage } from '../engine/api';
+import type { ChatMessage, GenerateResult } from '../engine/api';
 import { appConfig } from '../config/env';
 import { readJsonBody } from '../http/body';
-import { ChatCompletionRequestSchema, messageText } from '../schemas/chat';
+import { ChatCompletionRequestSchema, messageText, type ChatCompletionRequest } from '../schemas/chat';
 import { parseRequest } from '../schemas/common';
 import { CHAT_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
-import { beginChoices, beginGeneration, choicesUsage, collect, collectChoices, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
+import { beginChoices, beginGeneration, choicesUsage, collect, collectChoices, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
 
 export function chatCompletions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
@@ -13,17 +13,7 @@ export function chatCompletions(provider: ModelProvider) {
     refuseUnsupported(json, CHAT_UNSUPPORTED);
     const body = parseRequest(ChatCompletionRequestSchema, json);
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: messageText(m) }));
-    if ((body.n ?? 1) > 1) {
-      // several choices, one generation each (with stream: a 400 from beginChoices)
-      const { cfg, started } = await beginChoices(c, provider, body, (model) => model.encodeChat(messages), 'messages');
-      const done = await collectChoices(started);
-      return c.json({
-        id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId,
-        object: 'chat.completion',
-        choices: done.map(({ text, result }, index) => ({ index, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: result.finishReason })),
-        usage: choicesUsage(done.map((d) => d.result)),
-      }, 200, Object.assign({}, ...started.map((s) => degradedHeaders(s.gen))));
-    }
+    if ((body.n ?? 1) > 1) return chatChoices(c, provider, body, messages);
     const { cfg, gen, first, abort } = await beginGeneration(c, provider, body, (model) => model.encodeChat(messages), 'messages');
     const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
 
@@ -61,4 +51,39 @@ export function chatCompletions(provider: ModelProvider) {
     }
     return generationStream(gen, abort, events());
   };
+}
+
+/** n > 1: one generation per choice, answered whole or streamed with each chunk tagged by its choice. */
+async function chatChoices(c: AppContext, provider: ModelProvider, body: ChatCompletionRequest, messages: ChatMessage[]): Promise<Response> {
+  const { cfg, started, abort } = await beginChoices(c, provider, body, (model) => model.encodeChat(messages), 'messages');
+  const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
+  if (!body.stream) {
+    const done = await collectChoices(started);
+    return c.json({
+      ...meta,
+      object: 'chat.completion',
+      choices: done.map(({ text, result }, index) => ({ index, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: result.finishReason })),
+      usage: choicesUsage(done.map((d) => d.result)),
+    }, 200, Object.assign({}, ...started.map((s) => degradedHeaders(s.gen))));
+  }
+  const includeUsage = body.stream_options?.include_usage === true;
+  const chunk = (index: number, delta: Record<string, unknown>, finish: string | null) => ({
+    ...meta,
+    object: 'chat.completion.chunk',
+    choices: [{ index, delta, logprobs: null, finish_reason: finish }],
+    ...(includeUsage ? { usage: null } : {}),
+  });
+  async function* events() {
+    const results: GenerateResult[] = [];
+    try {
+      for (let i = 0; i < started.length; i++) yield chunk(i, { role: 'assistant', content: '' }, null);
+      for await (const step of interleaveChoices(started, results)) {
+        yield 'text' in step ? chunk(step.index, { content: step.text }, null) : chunk(step.index, {}, step.finish.finishReason);
+      }
+      if (includeUsage) yield { ...meta, object: 'chat.completion.chunk', choices: [], usage: choicesUsage(results) };
+    } finally {
+      await Promise.all(started.map((s) => s.gen.return(undefined as never).catch(() => {}))); // frees every choice's memory
+    }
+  }
+  return generationStream(started.map((s) => s.gen), abort, events());
 }

@@ -210,7 +210,7 @@ export async function beginGeneration(
 }
 
 /**
- * beginGeneration for `n` choices (n > 1, not streamed): one generation each, admitted one after another (a refusal
+ * beginGeneration for `n` choices: one generation each, admitted one after another (a refusal
  * gives back the ones already admitted), choice i seeded with seed + i when a seed is given, so the choices differ
  * and a request repeats. They run concurrently.
  */
@@ -220,10 +220,9 @@ export async function beginChoices(
   body: GenerationFields & { model: string },
   encode: (model: TextModel) => number[],
   promptParam: 'messages' | 'prompt',
-): Promise<{ cfg: AppConfig; started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[] }> {
+): Promise<{ cfg: AppConfig; started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[]; abort: AbortController }> {
   const cfg = appConfig(c.env);
   const n = body.n ?? 1;
-  if (n > 1 && body.stream) throw new InvalidRequestError('n > 1 is not supported with stream yet; ask for the choices without stream, or one per request', 'n', 'unsupported_parameter');
   const model = await resolveModel(c, provider, body.model);
   const abort = cancellation(c);
   const prompt = encode(model);
@@ -238,7 +237,7 @@ export async function beginChoices(
     await Promise.all(started.map((s) => s.gen.return(undefined as never).catch(() => {})));
     throw e;
   }
-  return { cfg, started };
+  return { cfg, started, abort };
 }
 
 /** Drains every choice; when one fails, the others are stopped (their memory freed) and its error thrown. */
@@ -268,11 +267,33 @@ export function choicesUsage(results: readonly GenerateResult[]): Usage {
  * and closes it even if the stream was cancelled before its first read (events() never started, so its
  * finally would not run): that frees its KV cache and admission.
  */
-export function generationStream(gen: Generation, abort: AbortController, events: AsyncGenerator<unknown, void, void>): Response {
+export function generationStream(gen: Generation | readonly Generation[], abort: AbortController, events: AsyncGenerator<unknown, void, void>): Response {
+  const gens = Array.isArray(gen) ? gen : [gen as Generation];
   const res = sseResponse(events, (reason) => {
     abort.abort(reason);
-    void gen.return(undefined as never).catch(() => {});
+    for (const g of gens) void g.return(undefined as never).catch(() => {});
   });
-  for (const [k, v] of Object.entries(degradedHeaders(gen))) res.headers.set(k, v);
+  for (const g of gens) for (const [k, v] of Object.entries(degradedHeaders(g))) res.headers.set(k, v);
   return res;
+}
+
+/**
+ * The steps of several choices as they come, each tagged with its choice index: whichever generation has its next
+ * piece first goes first, so a slow choice does not hold the others back. Ends when every choice has finished;
+ * `results[i]` is then choice i's summary.
+ */
+export async function* interleaveChoices(started: readonly { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[], results: GenerateResult[]): AsyncGenerator<{ index: number; text: string } | { index: number; finish: GenerateResult }, void, void> {
+  type Step = { index: number; r: IteratorResult<GenerateChunk, GenerateResult> };
+  const live = new Map<number, Promise<Step>>(started.map((s, index) => [index, Promise.resolve({ index, r: s.first })]));
+  while (live.size > 0) {
+    const { index, r } = await Promise.race(live.values());
+    if (r.done) {
+      live.delete(index);
+      results[index] = r.value;
+      yield { index, finish: r.value };
+    } else {
+      live.set(index, started[index].gen.next().then((next) => ({ index, r: next })));
+      yield { index, text: r.value.text };
+    }
+  }
 }

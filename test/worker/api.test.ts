@@ -188,9 +188,23 @@ describe('n choices', () => {
     expect(got.choices[1]).toMatchObject({ index: 1, message: { role: 'assistant', content: got.choices[0].message.content } });
   });
 
-  it('n > 1 with stream is refused (400 naming n), not answered with one choice', async () => {
-    const res = await postJson('/v1/completions', body({ n: 2, stream: true }));
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as any).error).toMatchObject({ param: 'n', code: 'unsupported_parameter' });
+  it('streamed: each chunk names its choice; the texts and usage are the whole answer\'s', async () => {
+    for (const path of ['/v1/completions', '/v1/chat/completions'] as const) {
+      const req = path === '/v1/completions'
+        ? body({ n: 3, temperature: 1, seed: 21 })
+        : { model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 10, n: 3, temperature: 1, seed: 21 };
+      const whole = (await (await postJson(path, req)).json()) as any;
+      const events = await readSse(await postJson(path, { ...req, stream: true, stream_options: { include_usage: true } }));
+      const texts = ['', '', ''];
+      const finishes = [0, 0, 0];
+      for (const e of events.slice(0, -1)) {
+        const ch = e.choices[0];
+        texts[ch.index] += path === '/v1/completions' ? ch.text : (ch.delta.content ?? '');
+        if (ch.finish_reason) finishes[ch.index]++;
+      }
+      expect(finishes, path).toEqual([1, 1, 1]);
+      expect(texts, path).toEqual(whole.choices.map((c: any) => (path === '/v1/completions' ? c.text : c.message.content)));
+      expect(events.at(-1).usage, path).toMatchObject({ prompt_tokens: whole.usage.prompt_tokens, completion_tokens: whole.usage.completion_tokens });
+    }
   });
 });

@@ -35,6 +35,19 @@ describe('cancellation', () => {
     expect(heap.usedBytes).toBe(idle);
   });
 
+  it('cancelling a stream of n choices stops every one of them and frees all their memory', async () => {
+    const heap = await modelHeap();
+    const idle = heap.usedBytes;
+    const res = await send({ model: MODEL, messages: [{ role: 'user', content: 'Go on and on' }], max_tokens: 400, temperature: 1, seed: 3, n: 3, stream: true });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    const held = heap.usedBytes - idle;
+    expect(held).toBeGreaterThan(0);
+    await reader.cancel();
+    expect(heap.usedBytes).toBe(idle);
+  });
+
   it('a request aborted by the client frees its memory and the next one is served', async () => {
     const heap = await modelHeap();
     const idle = heap.usedBytes;
