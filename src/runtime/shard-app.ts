@@ -76,7 +76,9 @@ export function createShardApp() {
     server.accept();
     server.binaryType = 'arraybuffer';
     counts.sessions++;
-    server.addEventListener('close', () => counts.sessions--);
+    server.addEventListener('close', () => {
+      counts.sessions--;
+    });
     server.addEventListener('message', (ev: MessageEvent) => {
       counts.calls++;
       const data = ev.data;
