@@ -5,7 +5,7 @@ import { readJsonBody } from '../http/body';
 import { ChatCompletionRequestSchema, messageText, type ChatCompletionRequest } from '../schemas/chat';
 import { parseRequest } from '../schemas/common';
 import { CHAT_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
-import { beginChoices, beginGeneration, choicesUsage, collect, collectChoices, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
+import { beginChoices, choicesUsage, collectChoices, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, type AppContext, type ModelProvider } from './inference';
 
 export function chatCompletions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
@@ -13,47 +13,11 @@ export function chatCompletions(provider: ModelProvider) {
     refuseUnsupported(json, CHAT_UNSUPPORTED);
     const body = parseRequest(ChatCompletionRequestSchema, json);
     const messages: ChatMessage[] = body.messages.map((m) => ({ role: m.role, content: messageText(m) }));
-    if ((body.n ?? 1) > 1) return chatChoices(c, provider, body, messages);
-    const { cfg, gen, first, abort } = await beginGeneration(c, provider, body, (model) => model.encodeChat(messages), 'messages');
-    const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
-
-    if (!body.stream) {
-      const { text, result } = await collect(gen, first);
-      return c.json({
-        ...meta,
-        object: 'chat.completion',
-        choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: result.finishReason }],
-        usage: usageOf(result),
-      }, 200, degradedHeaders(gen));
-    }
-
-    const includeUsage = body.stream_options?.include_usage === true;
-    // With include_usage every chunk carries `usage: null` except the last, which has empty choices.
-    const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
-      ...meta,
-      object: 'chat.completion.chunk',
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-      ...(includeUsage ? { usage: null } : {}),
-    });
-    async function* events() {
-      try {
-        yield chunk({ role: 'assistant', content: '' }, null);
-        let r = first;
-        while (!r.done) {
-          yield chunk({ content: r.value.text }, null);
-          r = await gen.next();
-        }
-        yield chunk({}, r.value.finishReason);
-        if (includeUsage) yield { ...meta, object: 'chat.completion.chunk', choices: [], usage: usageOf(r.value) };
-      } finally {
-        await gen.return(undefined as never); // frees the generation's memory if we stopped early
-      }
-    }
-    return generationStream(gen, abort, events());
+    return chatChoices(c, provider, body, messages);
   };
 }
 
-/** n > 1: one generation per choice, answered whole or streamed with each chunk tagged by its choice. */
+/** `n` choices (1 unless asked), one generation each, answered whole or streamed with each chunk tagged by its choice. */
 async function chatChoices(c: AppContext, provider: ModelProvider, body: ChatCompletionRequest, messages: ChatMessage[]): Promise<Response> {
   const { cfg, started, abort } = await beginChoices(c, provider, body, (model) => model.encodeChat(messages), 'messages');
   const meta = { id: newId('chatcmpl'), created: unixSeconds(), model: cfg.modelId };
@@ -67,6 +31,7 @@ async function chatChoices(c: AppContext, provider: ModelProvider, body: ChatCom
     }, 200, Object.assign({}, ...started.map((s) => degradedHeaders(s.gen))));
   }
   const includeUsage = body.stream_options?.include_usage === true;
+  // With include_usage every chunk carries `usage: null` except the last, which has empty choices.
   const chunk = (index: number, delta: Record<string, unknown>, finish: string | null) => ({
     ...meta,
     object: 'chat.completion.chunk',

@@ -5,50 +5,18 @@ import { parseRequest } from '../schemas/common';
 import { COMPLETION_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
 import type { GenerateResult } from '../engine/api';
 import { CompletionRequestSchema, promptText, type CompletionRequest } from '../schemas/completion';
-import { beginChoices, beginGeneration, choicesUsage, collect, collectChoices, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, usageOf, type AppContext, type ModelProvider } from './inference';
+import { beginChoices, choicesUsage, collectChoices, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, type AppContext, type ModelProvider } from './inference';
 
 export function completions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
     const json = await readJsonBody(c.req.raw, appConfig(c.env).maxBodyBytes);
     refuseUnsupported(json, COMPLETION_UNSUPPORTED);
     const body = parseRequest(CompletionRequestSchema, json);
-    if ((body.n ?? 1) > 1) return completionChoices(c, provider, body);
-    const { cfg, gen, first, abort } = await beginGeneration(c, provider, body, (model) => model.encode(promptText(body)), 'prompt');
-    const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
-
-    if (!body.stream) {
-      const { text, result } = await collect(gen, first);
-      return c.json({
-        ...meta,
-        choices: [{ text, index: 0, logprobs: null, finish_reason: result.finishReason }],
-        usage: usageOf(result),
-      }, 200, degradedHeaders(gen));
-    }
-
-    const includeUsage = body.stream_options?.include_usage === true;
-    const chunk = (text: string, finish: string | null) => ({
-      ...meta,
-      choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
-      ...(includeUsage ? { usage: null } : {}),
-    });
-    async function* events() {
-      try {
-        let r = first;
-        while (!r.done) {
-          yield chunk(r.value.text, null);
-          r = await gen.next();
-        }
-        yield chunk('', r.value.finishReason);
-        if (includeUsage) yield { ...meta, choices: [], usage: usageOf(r.value) };
-      } finally {
-        await gen.return(undefined as never);
-      }
-    }
-    return generationStream(gen, abort, events());
+    return completionChoices(c, provider, body);
   };
 }
 
-/** n > 1: one generation per choice, answered whole or streamed with each chunk tagged by its choice. */
+/** `n` choices (1 unless asked), one generation each, answered whole or streamed with each chunk tagged by its choice. */
 async function completionChoices(c: AppContext, provider: ModelProvider, body: CompletionRequest): Promise<Response> {
   const { cfg, started, abort } = await beginChoices(c, provider, body, (model) => model.encode(promptText(body)), 'prompt');
   const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };

@@ -192,27 +192,9 @@ export function unixSeconds(): number {
 
 /**
  * What both completion routes do before answering: resolve the model (404), encode the prompt, apply the
- * context rules and limits (400), admit and start the generation (429/503) and run its first step.
- */
-export async function beginGeneration(
-  c: AppContext,
-  provider: ModelProvider,
-  body: GenerationFields & { model: string },
-  encode: (model: TextModel) => number[],
-  promptParam: 'messages' | 'prompt',
-): Promise<{ cfg: AppConfig; gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult>; abort: AbortController }> {
-  const cfg = appConfig(c.env);
-  const model = await resolveModel(c, provider, body.model);
-  const abort = cancellation(c);
-  const req = generateRequest(model, encode(model), body, promptParam, abort.signal, moeOptions(cfg, body), cfg);
-  const { gen, first } = await startGeneration(model, req, cfg, limitParams(body, promptParam));
-  return { cfg, gen, first, abort };
-}
-
-/**
- * beginGeneration for `n` choices: one generation each, admitted one after another (a refusal
- * gives back the ones already admitted), choice i seeded with seed + i when a seed is given, so the choices differ
- * and a request repeats. They run concurrently.
+ * context rules and limits (400), admit and start one generation per choice (`n`, 429/503) and run each one's
+ * first step. Choices are admitted one after another (a refusal gives back the ones already admitted); choice i
+ * is seeded with seed + i when a seed is given, so the choices differ and a request repeats. They run concurrently.
  */
 export async function beginChoices(
   c: AppContext,
@@ -262,13 +244,12 @@ export function choicesUsage(results: readonly GenerateResult[]): Usage {
 }
 
 /**
- * The SSE response of a generation. `events` must close `gen` in its finally. x-moe-degraded is as known
- * after the first step (prefill); later degradation shows in the usage chunk. Cancel stops the generation
- * and closes it even if the stream was cancelled before its first read (events() never started, so its
- * finally would not run): that frees its KV cache and admission.
+ * The SSE response of a request's generations (one per choice). `events` must close them in its finally.
+ * x-moe-degraded is as known after the first step (prefill); later degradation shows in the usage chunk. Cancel
+ * stops the generations and closes them even if the stream was cancelled before its first read (events() never
+ * started, so its finally would not run): that frees their KV caches and admission.
  */
-export function generationStream(gen: Generation | readonly Generation[], abort: AbortController, events: AsyncGenerator<unknown, void, void>): Response {
-  const gens = Array.isArray(gen) ? gen : [gen as Generation];
+export function generationStream(gens: readonly Generation[], abort: AbortController, events: AsyncGenerator<unknown, void, void>): Response {
   const res = sseResponse(events, (reason) => {
     abort.abort(reason);
     for (const g of gens) void g.return(undefined as never).catch(() => {});
