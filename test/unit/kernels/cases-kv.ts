@@ -4,13 +4,13 @@
 import { DTYPES, QK, dequantize, f16ToF32, f32ToF16, quantBytes, quantizeQ4_0, quantizeQ8_0, roundF16, type DType } from '../../../src/format/quant';
 import type { AttentionShape, Mat } from '../../../src/kernels/types';
 import type { Case } from './cases-matmul';
-import { expectClose, expectExact, maxAbs } from './harness';
-import { attentionF64 } from './naive';
+import { expectClose, expectExact } from './harness';
+import { attentionReference, poisonedKv } from './cases-ops';
 import { Rng } from './rng';
 
-// as cases-ops.ts's attention: a convex combination of V rows; the score error is now that of the K dot (exact
-// integer block sums, f32 block terms: a few ulps of |q||k|), hence the same bound in terms of max|score|.
-const ATTN_TOL = 1e-5;
+// The tolerance is cases-ops.ts's attention's (attentionReference): a convex combination of V rows; the score error
+// is now that of the K dot (exact integer block sums, f32 block terms: a few ulps of |q||k|), hence the same bound
+// in terms of max|score|.
 
 const lazy = <T>(f: () => T): (() => T) => {
   let v: T | undefined;
@@ -41,18 +41,14 @@ function attentionKvCase(dtype: DType, shape: AttentionShape, nTok: number, pos0
   const kv = nKvHead * headDim;
   const data = lazy(() => {
     const rng = new Rng(seed);
-    const k = rng.floats(capacity * kv, 1);
-    const v = rng.floats(capacity * kv, 1);
-    k.fill(1e4, (pos0 + nTok) * kv); // rows past the live positions must not be read
-    v.fill(1e4, (pos0 + nTok) * kv);
+    // the poison stays finite in every cache type (1e6 would overflow f16)
+    const { k, v } = poisonedKv(rng, capacity, kv, pos0 + nTok, 1e4);
     return { q: rng.floats(nTok * nHead * headDim, 1), k: encodeCache(dtype, k), v: encodeCache(dtype, v) };
   });
   const f64 = lazy(() => {
     const { q, k, v } = data();
     const live = (pos0 + nTok) * kv;
-    const vLive = v.values.subarray(0, live);
-    const r = attentionF64(queryAsDotInput(dtype, q), k.values.subarray(0, live), vLive, nTok, pos0, shape);
-    return { ...r, tol: ATTN_TOL * maxAbs(vLive) * (1 + r.maxScore) };
+    return attentionReference(queryAsDotInput(dtype, q), k.values.subarray(0, live), v.values.subarray(0, live), nTok, pos0, shape);
   });
   const kind = nKvHead === nHead ? 'MHA' : `GQA ${nHead}/${nKvHead}`;
   return {

@@ -83,23 +83,37 @@ function ropeCase(layout: RopeLayout, nTok: number, nHeads: number, headDim: num
 
 // The KV cache holds maxCtx rows; rows at and past pos0 + nTok are filled with 1e6, so an executor that
 // reads past the causal end (or the cache's live part) is caught by a huge score.
+/**
+ * K and V of `rows` positions x `kv` values; the rows at and past `live` are set to `poison`, so an executor that
+ * reads past the causal end (or the cache's live part) is caught by a huge score.
+ */
+export function poisonedKv(rng: Rng, rows: number, kv: number, live: number, poison: number): { k: Float32Array; v: Float32Array } {
+  const k = rng.floats(rows * kv, 1);
+  const v = rng.floats(rows * kv, 1);
+  k.fill(poison, live * kv);
+  v.fill(poison, live * kv);
+  return { k, v };
+}
+
+/** float64 attention over the live rows of K and V (what the executor sees), with the tolerance ATTN_TOL gives it. */
+export function attentionReference(q: Float32Array, kLive: Float32Array, vLive: Float32Array, nTok: number, pos0: number, shape: AttentionShape) {
+  const r = attentionF64(q, kLive, vLive, nTok, pos0, shape);
+  return { ...r, tol: ATTN_TOL * maxAbs(vLive) * (1 + r.maxScore) };
+}
+
 function attentionCase(shape: AttentionShape, nTok: number, pos0: number, qScale: number, seed: number): Case {
   const { nHead, nKvHead, headDim } = shape;
   const maxCtx = pos0 + nTok + 5;
   const kv = nKvHead * headDim;
   const data = lazy(() => {
     const rng = new Rng(seed);
-    const k = rng.floats(maxCtx * kv, 1);
-    const v = rng.floats(maxCtx * kv, 1);
-    k.fill(1e6, (pos0 + nTok) * kv);
-    v.fill(1e6, (pos0 + nTok) * kv);
+    const { k, v } = poisonedKv(rng, maxCtx, kv, pos0 + nTok, 1e6);
     return { q: rng.floats(nTok * nHead * headDim, qScale), k, v };
   });
   const f64 = lazy(() => {
     const { q, k, v } = data();
     const live = (pos0 + nTok) * kv;
-    const r = attentionF64(q, k.subarray(0, live), v.subarray(0, live), nTok, pos0, shape);
-    return { ...r, tol: ATTN_TOL * maxAbs(v.subarray(0, live)) * (1 + r.maxScore) };
+    return attentionReference(q, k.subarray(0, live), v.subarray(0, live), nTok, pos0, shape);
   });
   const kind = nKvHead === nHead ? 'MHA' : nKvHead === 1 ? 'MQA' : `GQA ${nHead}/${nKvHead}`;
   return {
