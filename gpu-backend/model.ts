@@ -1,5 +1,6 @@
 // The backend's view of a model: manifest, model tag, and this replica's layer/expert range loaded onto the
 // device from verified objects. Replicas split a model by ranges (expert parallelism); each loads only its own.
+import { forEachLimited } from '../src/common/for-each-limited';
 import { readExpert } from '../src/engine/model';
 import type { Manifest } from '../src/format/manifest';
 import { readTaggedManifest, type ObjectSource } from '../src/store/source';
@@ -63,12 +64,4 @@ function checkRange(what: string, r: IdRange, count: number): IdRange {
     throw new RangeError(`--${what} ${r.lo}-${r.hi} is outside the model's 0-${count - 1}`);
   }
   return Object.freeze({ lo: r.lo, hi: r.hi });
-}
-
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }

@@ -224,10 +224,11 @@ export class ServedModel implements EngineModel, HotSetControl {
     const v = lease.version;
     const a = this.manifest.architecture;
     const layout = { numLayers: a.numLayers, numExperts: a.numExperts, hot: v.hotSet.layers };
-    const needsShards = this.shardTier && (this.shardTier.layout.headShard !== null || !coveredBy(layout, () => false));
+    const allHot = v.hotSet.count === a.numLayers * a.numExperts;
+    const needsShards = this.shardTier && (this.shardTier.layout.headShard !== null || !allHot);
     const shards = needsShards ? connectShards(this.shardTier!, this.modelTag, layout, this.kernels, a) : null;
     const shardOwned = (l: number, e: number) => this.shardTier !== null && this.shardTier.layout.owner[l * a.numExperts + e] !== NO_SHARD;
-    const needsBackend = moe.policy === 'remote' && moe.backend !== null && !coveredBy(layout, shardOwned);
+    const needsBackend = moe.policy === 'remote' && moe.backend !== null && !allHot && !coveredBy(layout, shardOwned);
     const remote = needsBackend ? connectBackend(moe.backend!, this.modelTag, layout) : null;
     const experts = new SplitExperts({
       kernels: this.kernels,

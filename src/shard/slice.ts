@@ -1,6 +1,7 @@
 // An expert shard's model: the manifest, the model tag and the experts (and maybe the head) its entry of
 // shard-layout.json gives it, read from R2 with the same digest checks as every other object and uploaded into its
 // kernels. No attention, no KV cache: a shard's isolate holds experts and one call's scratch.
+import { forEachLimited } from '../common/for-each-limited';
 import { tensorNames, type Manifest } from '../format/manifest';
 import type { Kernels, Mat } from '../kernels/types';
 import { expertBytes, loadExpert, loadHead, releaseExpert, releaseHead, type ExpertWeights } from '../engine/model';
@@ -37,15 +38,10 @@ export async function loadShardSlice(k: Kernels, source: ObjectSource, layoutNam
   const experts: (ExpertWeights | undefined)[][] = Array.from({ length: a.numLayers }, () => new Array<ExpertWeights | undefined>(a.numExperts));
   const todo = layout.slices[index].flatMap((row, l) => row.map((e) => [l, e] as const));
   const head = layout.headShard === index ? await loadHead(k, source, manifest) : null;
-  let next = 0;
-  const lane = async () => {
-    while (next < todo.length) {
-      const [l, e] = todo[next++];
-      experts[l][e] = await loadExpert(k, source, manifest, l, e);
-    }
-  };
   try {
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, todo.length) }, lane));
+    await forEachLimited(todo, CONCURRENCY, async ([l, e]) => {
+      experts[l][e] = await loadExpert(k, source, manifest, l, e);
+    });
   } catch (e) {
     for (const row of experts) for (const w of row) if (w) releaseExpert(k, w); // a failed load leaves the heap as it found it
     if (head) releaseHead(k, head);
