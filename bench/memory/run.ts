@@ -21,6 +21,7 @@ import { closedPort } from '../../tools/dev/free-port';
 import { SHARD_LAYOUT_OBJECT, shardLayoutDocument, shardNames } from '../../src/shard/layout';
 import { seedLocalR2 } from '../../tools/seed-local-r2';
 import { DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../../src/engine/kv-cache';
+import { promptOf } from '../prompt-of';
 import { predict, summarize, type Phase } from './phases';
 import { recordRun, type MemoryRun } from './report';
 
@@ -57,14 +58,8 @@ const kvType = (vars.KV_CACHE_TYPE ?? DEFAULT_KV_CACHE_TYPE) as KvCacheType;
 if (!KV_CACHE_TYPES.includes(kvType)) throw new Error(`--var KV_CACHE_TYPE=${kvType}: one of ${KV_CACHE_TYPES.join(', ')}`);
 const codec = await loadCodec(fsSource(dir), manifest);
 
-/** A prompt of at most `tokens` tokens (as the Worker encodes it) and its exact count. */
-function promptOf(tokens: number): { text: string; count: number } {
-  const words = 'the edge holds a small model and the experts answer in turn while the cache grows'.split(' ');
-  let text = '';
-  for (let i = 0; codec.encode(text).length < tokens; i++) text += (i ? ' ' : '') + words[i % words.length];
-  while (codec.encode(text).length > tokens) text = text.slice(0, text.lastIndexOf(' '));
-  return { text, count: codec.encode(text).length };
-}
+// the words this bench's recorded runs were prompted with
+const MEMORY_WORDS = 'the edge holds a small model and the experts answer in turn while the cache grows'.split(' ');
 
 interface Outcome {
   positions: number;
@@ -80,12 +75,12 @@ interface Outcome {
  * client's read, and the isolate answers the sampler's inspector and /metrics requests meanwhile.
  */
 async function generate(url: string, positions: number): Promise<Outcome> {
-  const p = promptOf(Math.max(1, Math.floor(positions / 2)));
+  const p = promptOf((t) => codec.encode(t), Math.max(1, Math.floor(positions / 2)), MEMORY_WORDS);
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: modelId, prompt: p.text, max_tokens: positions - p.count, temperature: 0.8, seed: 7, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ model: modelId, prompt: p.text, max_tokens: positions - p.tokens, temperature: 0.8, seed: 7, stream: true, stream_options: { include_usage: true } }),
   });
   if (res.status !== 200) {
     const body = (await res.json()) as any;

@@ -4,27 +4,11 @@
 import { loadCodec } from '../../src/engine/load';
 import type { Manifest } from '../../src/format/manifest';
 import { fsSource } from '../../src/store/source-fs';
-
-export type Encode = (text: string) => number[];
+import type { Encode } from '../prompt-of';
 
 export async function encoderOf(dir: string, manifest: Manifest): Promise<Encode> {
   const codec = await loadCodec(fsSource(dir), manifest);
   return (t) => codec.encode(t);
-}
-
-const WORDS = 'the edge holds a small model and its experts answer in turn while the cache grows over the layers'.split(' ');
-
-/** Text of exactly `tokens` tokens when the tokenizer allows it (else the longest shorter), with its count. */
-export function promptOf(encode: Encode, tokens: number): { text: string; tokens: number } {
-  const words: string[] = [];
-  // grow by whole words (a word is at least one token), then drop the last until it fits
-  while (encode(words.join(' ')).length < tokens) {
-    const missing = tokens - encode(words.join(' ')).length;
-    for (let i = 0; i < Math.max(1, Math.floor(missing / 2)); i++) words.push(WORDS[words.length % WORDS.length]);
-  }
-  while (words.length > 1 && encode(words.join(' ')).length > tokens) words.pop();
-  const text = words.join(' ');
-  return { text, tokens: encode(text).length };
 }
 
 interface Usage {
