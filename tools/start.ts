@@ -96,7 +96,7 @@ console.log(`npm start: admin API token (GET|PUT /admin/hot-set): ${adminToken}`
 
 try {
   if (plan) {
-    const w = await startLocalWorkers({ shards: plan.shards, vars, shardVars: modelId ? { MODEL_ID: modelId } : {}, persistTo, hostname: values.ip, port: Number(values.port), echo: true });
+    const w = await startLocalWorkers({ shards: plan.shards, vars, persistTo, hostname: values.ip, port: Number(values.port), echo: true });
     worker = { url: w.url, dispose: w.stop };
     console.log(`npm start: front + ${plan.shards.length} expert shard(s) (${plan.shards.map((s) => s.worker).join(', ')}), one isolate each`);
   } else {

@@ -118,7 +118,7 @@ const worker = headOnShard ? await frontWithHeadShard() : await startLocalWorker
 /** The front (measured: its inspector) beside a shard that holds the head, as LocalWorker-shaped handle. */
 async function frontWithHeadShard(): Promise<LocalWorker> {
   const inspectorPort = await closedPort();
-  const w = await startLocalWorkers({ shards: layout.shards, persistTo, vars: { ...vars, SHARD_LAYOUT: SHARD_LAYOUT_OBJECT }, shardVars: { MODEL_ID: modelId }, inspectorPort });
+  const w = await startLocalWorkers({ shards: layout.shards, persistTo, vars, inspectorPort });
   return { url: w.url, inspectorUrl: `http://127.0.0.1:${inspectorPort}`, fetch: (u, init) => fetch(u, init), dispose: w.stop };
 }
 const phases: Phase[] = [];

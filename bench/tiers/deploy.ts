@@ -43,6 +43,5 @@ export function deploy(c: TierConfig, model: string, persistTo: string, backend:
       ...(edgeOnly ? { BACKEND_URL: '', COLD_POLICY: '' } : { BACKEND_URL: backend!.url, BACKEND_TOKEN: backend!.token, COLD_POLICY: 'remote' }),
       ...frontVars,
     },
-    shardVars: { MODEL_ID: model, ...(c.layout ? { SHARD_LAYOUT: c.layout } : {}) },
   });
 }

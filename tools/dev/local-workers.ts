@@ -15,7 +15,7 @@ export interface LocalWorkersOptions {
   shards: readonly ShardRef[];
   /** vars (and secrets) of the front, over wrangler.toml's */
   vars?: Record<string, string>;
-  /** vars of every shard, over their defaults */
+  /** vars of every shard, over their defaults and what they share with the front (MODEL_PREFIX, MODEL_ID, SHARD_LAYOUT) */
   shardVars?: Record<string, string>;
   /** local state (R2) as `wrangler dev --persist-to`: seed it first (tools/seed-local-r2.ts) */
   persistTo: string;
@@ -36,6 +36,7 @@ export interface LocalWorkers {
 }
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const SHARED_VARS = ['MODEL_PREFIX', 'MODEL_ID', 'SHARD_LAYOUT'] as const;
 
 export async function startLocalWorkers(o: LocalWorkersOptions): Promise<LocalWorkers> {
   keepWranglerOffline();
@@ -44,7 +45,9 @@ export async function startLocalWorkers(o: LocalWorkersOptions): Promise<LocalWo
   await mkdir(dir, { recursive: true });
   const configs = [join(dir, 'front.json'), ...o.shards.map((_, i) => join(dir, `shard-${i}.json`))];
   await writeFile(configs[0], JSON.stringify(frontConfig(base, o.shards, o.vars), null, 2));
-  await Promise.all(o.shards.map((s, i) => writeFile(configs[i + 1], JSON.stringify(shardConfig(base, s, o.shardVars), null, 2))));
+  // a shard reads the very model and layout the front does
+  const shared = Object.fromEntries(SHARED_VARS.flatMap((k) => (o.vars?.[k] ? [[k, o.vars[k]]] : [])));
+  await Promise.all(o.shards.map((s, i) => writeFile(configs[i + 1], JSON.stringify(shardConfig(base, s, { ...shared, ...o.shardVars }), null, 2))));
 
   const hostname = o.hostname ?? '127.0.0.1';
   const port = o.port ?? (await closedPort());

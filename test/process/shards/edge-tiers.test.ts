@@ -39,7 +39,7 @@ async function deploy(name: string, shards: number[][][], vars: Record<string, s
   const doc = shardLayoutDocument(manifest.name, shards.map((layers, i) => ({ ...shardNames('moe-edge', i), layers })));
   const persistTo = join(tmp, name);
   await seedLocalR2({ model: modelDir, persistTo, modelId: manifest.name, extra: [[SHARD_LAYOUT_OBJECT, new TextEncoder().encode(JSON.stringify(doc))]], log: () => {} });
-  return startLocalWorkers({ shards: doc.shards, persistTo, vars: { MODEL_ID: manifest.name, ...vars }, shardVars: { MODEL_ID: manifest.name } });
+  return startLocalWorkers({ shards: doc.shards, persistTo, vars: { MODEL_ID: manifest.name, ...vars } });
 }
 
 async function complete(w: LocalWorkers, prompt: string): Promise<{ text: string; moe: Record<string, unknown>; degraded: string | null }> {
