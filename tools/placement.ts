@@ -226,3 +226,8 @@ function sizingArchitecture(c: Record<string, unknown>): Architecture {
     sharedExpertGate: shared > 0,
   });
 }
+
+/** Heap bytes of the token embedding and the output head (one matrix when tied): what a head shard takes off the front. */
+export function headBytes(p: Pick<Placement, 'trunk'>): number {
+  return p.trunk.embedding + p.trunk.output;
+}

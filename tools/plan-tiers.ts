@@ -11,7 +11,7 @@ import { planTiers, type TierPlan } from '../src/planning/tier-plan';
 import { parseRoutingStats, type RoutingStats } from '../src/routing/stats';
 import type { KvCacheType } from '../src/engine/kv-cache';
 import { checkStatsFor } from './plan-hot-set';
-import type { Placement } from './placement';
+import { headBytes, type Placement } from './placement';
 
 const MiB = 2 ** 20;
 
@@ -68,11 +68,6 @@ export function frontRoom(arch: Architecture, p: Placement, args: TierArgs, cont
     return { bytes, how: `ISOLATE_MEMORY_MB ${isolateMb} - trunk ${mb(trunk)}${args.headOnShard ? ' (head on a shard)' : ''} - one ${context}-position generation at ${kvCacheType} KV ${mb(gen)}` };
   }
   return { bytes: Math.max(0, p.budget - p.fixed), how: `--budget-mb ${mb(p.budget)} - must hold ${mb(p.fixed)}` };
-}
-
-/** Heap bytes of the token embedding and the output head (one matrix when tied). */
-export function headBytes(p: Placement): number {
-  return p.trunk.embedding + p.trunk.output;
 }
 
 export async function tierReport(args: TierArgs, arch: Architecture, manifest: Manifest | null, p: Placement, context: number, kvCacheType: KvCacheType): Promise<TierReport> {

@@ -5,7 +5,7 @@ import type { Architecture, Manifest } from '../../src/format/manifest';
 import type { KvCacheType } from '../../src/engine/kv-cache';
 import { generationBytes } from '../../src/runtime/admission';
 import { isolateBytes, type IsolateSample } from '../../tools/dev/isolate-memory';
-import { place } from '../../tools/placement';
+import { headBytes, place } from '../../tools/placement';
 
 const MiB = 2 ** 20;
 const mib = (b: number) => Math.round((b / MiB) * 10) / 10;
@@ -81,7 +81,7 @@ export const predict = {
   placements(a: Architecture, manifest: Manifest, phases: readonly Phase[], kv: KvCacheType, headOnShard = false): Prediction[] {
     const tokenizer = manifest.tokenizer !== null;
     // with the head on a shard the front's heap holds the trunk less the embedding and output head
-    const trunkOf = (p: ReturnType<typeof place>) => p.trunk.total - (headOnShard ? p.trunk.embedding + p.trunk.output : 0);
+    const trunkOf = (p: ReturnType<typeof place>) => p.trunk.total - (headOnShard ? headBytes(p) : 0);
     return phases.map((ph) => {
       if (ph.generations.length === 0) {
         const p = place(a, manifest.quant, 0, { context: 1, tokenizer, kvCacheType: kv });
