@@ -252,8 +252,13 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
 /** The weights' own head; a model loaded without it needs an executor that brings one (a head shard). */
 function headOf(k: Kernels, w: ModelWeights): HeadExecutor {
   if (!w.embed || !w.output) throw new Error('this model was loaded without its embedding / output head, and no head executor was given');
-  return localHead(k, w.embed, w.output);
+  let head = localHeads.get(w.embed);
+  if (!head) localHeads.set(w.embed, (head = localHead(k, w.embed, w.output)));
+  return head;
 }
+
+// one local head per loaded embedding (a Mat lives in one kernel heap), not one per forward step
+const localHeads = new WeakMap<Mat, HeadExecutor>();
 
 /**
  * Router: logits (T, E) = router @ h, then per token softmax + top-k (renormalised when configured). The scores
