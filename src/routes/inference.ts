@@ -273,8 +273,11 @@ export async function* interleaveChoices(started: readonly { gen: Generation; fi
       results[index] = r.value;
       yield { index, finish: r.value };
     } else {
-      live.set(index, started[index].gen.next().then((next) => ({ index, r: next })));
+      // a choice's next step is asked for only once the client has taken this one (the stream's backpressure)
       yield { index, text: r.value.text };
+      const step = started[index].gen.next().then((next) => ({ index, r: next }));
+      step.catch(() => {}); // a stream cancelled meanwhile rejects the other choices' steps: observed here, thrown by the race
+      live.set(index, step);
     }
   }
 }
