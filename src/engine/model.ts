@@ -135,6 +135,7 @@ async function loadTensors(k: Kernels, source: ObjectSource, manifest: Manifest,
     // one pass per object (the converter writes one, trunk.bin), in the order tensors were first met
     const objects = [...new Set(pending.map((p) => p.entry.object))];
     for (const name of objects) await streamIntoHeap(k, source, manifest, name, pending.filter((p) => p.entry.object === name));
+    for (const p of pending) k.packWeights?.(p.mat); // digests matched: into the executor's fastest layout (vectors stay as they are)
     return Object.freeze({ arch, embed, outputNorm, output, layers: withLayers ? layers : undefined, bytes: k.heap.usedBytes - before });
   } catch (e) {
     for (const p of pending) releaseMat(k, p.mat); // a failed load leaves the heap as it found it
@@ -163,6 +164,7 @@ export function uploadExpert(k: Kernels, entries: ExpertEntries, object: Uint8Ar
     for (const m of mats) releaseMat(k, m); // a failed load must not leave heap behind
     throw e;
   }
+  for (const m of mats) k.packWeights?.(m);
   const [gate, up, down] = mats;
   return { gate, up, down };
 }

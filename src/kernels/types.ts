@@ -18,6 +18,11 @@ export interface Mat {
   readonly cols: number;
   readonly data: Ptr;
   readonly scales: Ptr;
+  /**
+   * Set by `Kernels.packWeights` once it has rearranged the quants in place into that executor's faster layout
+   * (same bytes, same scales, same results); only the executor that packed a matrix may read it.
+   */
+  packed?: boolean;
 }
 
 /**
@@ -49,6 +54,12 @@ export interface Kernels {
 
   /** Y (nTok, w.rows) = X (nTok, w.cols) @ W^T. nTok = 1 is mat-vec (decode), > 1 is mat-mat (prefill). */
   matmul(w: Mat, x: Ptr, y: Ptr, nTok: number): void;
+  /**
+   * Called once on each weight matrix right after its bytes are in the heap: rearranges them in place into the
+   * layout this executor reads fastest and marks it `packed` (nothing to do: leaves it as it is). Results do not
+   * change. Absent: the heap layout is quant.ts's as it stands. Never for a KV cache (storeRows writes quant.ts's).
+   */
+  packWeights?(m: Mat): void;
   /** out (w.cols) = row `row` of W, dequantized (embedding lookup). */
   getRow(w: Mat, row: number, out: Ptr): void;
   /** Fused SwiGLU expert FFN: Y (nTok, H) = down(silu(gate X) * up X); gate/up (I, H), down (H, I). */

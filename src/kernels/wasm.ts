@@ -35,6 +35,7 @@ export interface WasmKernelExports {
   DT_F16: WebAssembly.Global;
   DT_Q8_0: WebAssembly.Global;
   DT_Q4_0: WebAssembly.Global;
+  DT_Q4_0X4: WebAssembly.Global;
   heap_base(): number;
   matmul_scratch(dt: number, cols: number, nTok: number): number;
   ffn_scratch(dtGU: number, dtD: number, hidden: number, inter: number, nTok: number): number;
@@ -44,6 +45,8 @@ export interface WasmKernelExports {
   matmul_f16: MatmulFn; matmul_f16_scalar: MatmulFn;
   matmul_q8_0: QMatmulFn; matmul_q8_0_scalar: QMatmulFn;
   matmul_q4_0: QMatmulFn; matmul_q4_0_scalar: QMatmulFn;
+  matmul_q4_0x4: QMatmulFn; matmul_q4_0x4_scalar: QMatmulFn;
+  repack_q4_0x4(wq: Ptr, rows: number, cols: number): void;
   ffn_swiglu: FfnFn; ffn_swiglu_scalar: FfnFn;
   ffn_swiglu_q8: FfnQ8Fn; ffn_swiglu_q8_scalar: FfnQ8Fn;
   attention: AttentionFn; attention_scalar: AttentionFn;
@@ -59,6 +62,11 @@ export interface WasmKernelExports {
 }
 
 export const DTYPE_CODE: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
+/** The kernels' code for q4_0 weights packed by packWeights (wasm/assembly/dot-q4x4.ts). */
+export const PACKED_Q4_0_CODE = 4;
+
+/** The dtype code the kernels switch on for a matrix: its dtype's, or the packed layout's. */
+const codeOf = (m: Mat): number => (m.packed ? PACKED_Q4_0_CODE : DTYPE_CODE[m.dtype]);
 
 /** Instantiates `module` (synchronously: workerd forbids compiling at run time) with its own memory and heap. */
 export function instantiateKernels(module: WebAssembly.Module, opts: WasmKernelOptions = {}): { ex: WasmKernelExports; heap: Heap } {
@@ -74,7 +82,7 @@ export function instantiateKernels(module: WebAssembly.Module, opts: WasmKernelO
 // The module's block layout must be quant.ts's and its dtype codes DTYPE_CODE's: a mismatch would silently
 // corrupt every quantized matmul (or run one dtype's kernel over another's bytes).
 type ModuleConstants = Pick<WasmKernelExports, 'QK' | 'Q8_0_BLOCK_QUANT_BYTES' | 'Q4_0_BLOCK_QUANT_BYTES' | 'SCALE_BYTES' |
-  'DT_F32' | 'DT_F16' | 'DT_Q8_0' | 'DT_Q4_0'>;
+  'DT_F32' | 'DT_F16' | 'DT_Q8_0' | 'DT_Q4_0' | 'DT_Q4_0X4'>;
 
 export function checkConstants(ex: ModuleConstants): void {
   const quant = 'src/format/quant.ts';
@@ -88,6 +96,7 @@ export function checkConstants(ex: ModuleConstants): void {
     ['DT_F16', ex.DT_F16, DTYPE_CODE.f16, codes],
     ['DT_Q8_0', ex.DT_Q8_0, DTYPE_CODE.q8_0, codes],
     ['DT_Q4_0', ex.DT_Q4_0, DTYPE_CODE.q4_0, codes],
+    ['DT_Q4_0X4', ex.DT_Q4_0X4, PACKED_Q4_0_CODE, 'PACKED_Q4_0_CODE in src/kernels/wasm.ts'],
   ];
   for (const [name, global, expected, where] of want) {
     const got = global?.value; // absent: a module built before the export existed
@@ -107,6 +116,10 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     q8_0: pick('matmul_q8_0', 'matmul_q8_0_scalar'),
     q4_0: pick('matmul_q4_0', 'matmul_q4_0_scalar'),
   };
+  const mmPacked = pick('matmul_q4_0x4', 'matmul_q4_0x4_scalar');
+  // the relaxed build's SIMD kernels (and the scalar twins) read q4_0 weights packed four blocks at a time; the
+  // plain SIMD build has no packed kernels and keeps ggml's layout
+  const packs = variant !== 'simd';
   const ffn = pick('ffn_swiglu', 'ffn_swiglu_scalar');
   const ffnQ8 = pick('ffn_swiglu_q8', 'ffn_swiglu_q8_scalar');
   const attn = pick('attention', 'attention_scalar');
@@ -120,9 +133,9 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
   };
 
   const matmul = (w: Mat, x: Ptr, y: Ptr, nTok: number): void => {
-    withScratch(ex.matmul_scratch(DTYPE_CODE[w.dtype], w.cols, nTok), (s) => {
+    withScratch(ex.matmul_scratch(codeOf(w), w.cols, nTok), (s) => {
       if (w.dtype === 'f32' || w.dtype === 'f16') mm[w.dtype](w.data, w.rows, w.cols, x, y, nTok, s);
-      else mm[w.dtype](w.data, w.scales, w.rows, w.cols, x, y, nTok, s);
+      else (w.packed ? mmPacked : mm[w.dtype])(w.data, w.scales, w.rows, w.cols, x, y, nTok, s);
     });
   };
 
@@ -130,22 +143,27 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     name: `wasm-${variant}`,
     heap,
     matmul,
+    packWeights(m: Mat): void {
+      if (!packs || m.dtype !== 'q4_0' || m.packed) return;
+      ex.repack_q4_0x4(m.data, m.rows, m.cols);
+      m.packed = true;
+    },
     getRow(w: Mat, row: number, out: Ptr): void {
-      ex.get_row(DTYPE_CODE[w.dtype], w.data, w.scales, w.cols, row, out);
+      ex.get_row(codeOf(w), w.data, w.scales, w.cols, row, out);
     },
     ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
       checkFfnShapes(gate, up, down);
-      if (gate.dtype !== up.dtype) return composedFfn(gate, up, down, x, y, nTok);
-      const dtGU = DTYPE_CODE[gate.dtype];
-      const dtD = DTYPE_CODE[down.dtype];
+      if (codeOf(gate) !== codeOf(up)) return composedFfn(gate, up, down, x, y, nTok);
+      const dtGU = codeOf(gate);
+      const dtD = codeOf(down);
       withScratch(ex.ffn_scratch(dtGU, dtD, gate.cols, gate.rows, nTok), (s) =>
         ffn(dtGU, gate.data, gate.scales, up.data, up.scales, dtD, down.data, down.scales, gate.cols, gate.rows, x, y, nTok, s));
     },
     ffnSwigluQ8(gate: Mat, up: Mat, down: Mat, xq: Ptr, xd: Ptr, y: Ptr, nTok: number): void {
       checkFfnShapes(gate, up, down);
-      if (!isQuantized(gate.dtype) || gate.dtype !== up.dtype) return ffnOnDequantized(kernels, gate, up, down, xq, xd, y, nTok);
-      const dtGU = DTYPE_CODE[gate.dtype];
-      const dtD = DTYPE_CODE[down.dtype];
+      if (!isQuantized(gate.dtype) || codeOf(gate) !== codeOf(up)) return ffnOnDequantized(kernels, gate, up, down, xq, xd, y, nTok);
+      const dtGU = codeOf(gate);
+      const dtD = codeOf(down);
       withScratch(ex.ffn_scratch(dtGU, dtD, gate.cols, gate.rows, nTok), (s) =>
         ffnQ8(dtGU, gate.data, gate.scales, up.data, up.scales, dtD, down.data, down.scales, gate.cols, gate.rows, xq, xd, y, nTok, s));
     },

@@ -11,7 +11,9 @@
 //                        the order in which 16-bit lanes of packed nibbles yield their four nibbles
 //   relaxed build, q8_0: per block [xp: 32 u8 = max(qx,0)][xn: 32 u8 = max(-qx,0)], 7-bit operands for relaxed dot
 //   relaxed build, q4_0: unused (qx is the signed operand, the nibbles the 7-bit one)
-import { QK, DT_F32, DT_F16, DT_Q8_0, RELAXED, align64, f32ToF16, f16ToF32, roundF16 } from './common';
+//   relaxed build, q4_0x4 (packed weights, dot-q4x4.ts): qx re-laid per group of four blocks, arrangeQ4x4
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, RELAXED, align64, f32ToF16, f16ToF32, roundF16 } from './common';
+import { arrangeQ4x4 } from './dot-q4x4';
 
 export function actBytes(dt: i32, cols: i32): i32 {
   if (dt == DT_F32 || dt == DT_F16) return align64(cols << 2);
@@ -33,6 +35,7 @@ export function prepare(dt: i32, x: usize, nTok: i32, cols: i32, act: usize, str
       for (let i = 0; i < cols; i++) store<f32>(dst + (<usize>i << 2), roundF16(load<f32>(src + (<usize>i << 2))));
     } else if (simd) {
       quantizeRowQ8Simd(src, dst, cols, dt == DT_Q8_0);
+      if (RELAXED && dt == DT_Q4_0X4) arrangeQ4x4(dst, cols);
     } else {
       quantizeRowQ8Scalar(src, dst, cols);
     }
@@ -124,6 +127,7 @@ export function prepareQ8(dt: i32, xq: usize, xd: usize, nTok: i32, cols: i32, a
       store<f32>(dst + xsOff(cols) + (<usize>b << 2), f16ToF32(<u32>load<u16>(ds + (<usize>b << 1))));
       store<i32>(dst + xsumOff(cols) + (<usize>b << 2), sum);
     }
+    if (simd && RELAXED && dt == DT_Q4_0X4) arrangeQ4x4(dst, cols);
   }
 }
 

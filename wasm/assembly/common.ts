@@ -11,6 +11,8 @@ export const DT_F32: i32 = 0;
 export const DT_F16: i32 = 1;
 export const DT_Q8_0: i32 = 2;
 export const DT_Q4_0: i32 = 3;
+// q4_0 weights the executor repacked at load (dot-q4x4.ts); same bytes and scales as q4_0, relaxed build only
+export const DT_Q4_0X4: i32 = 4;
 
 /** True in kernels-relaxed.wasm: its SIMD kernels use relaxed integer dot products. */
 export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;

@@ -119,18 +119,22 @@ export function dot2Q4Simd(wA: usize, wB: usize, wsA: usize, wsB: usize, a: usiz
   return i32x4.sub(s, i32x4.shl(v128.load(xsum), 3));
 }
 
+/** The exact integer dot of one q4_0 block (16 bytes at wo, ggml's order) with 32 activation quants at o. */
+@inline export function blockQ4Scalar(wo: usize, o: usize): i32 {
+  let s = 0;
+  for (let j = 0; j < 16; j++) {
+    const byte = <i32>load<u8>(wo + j);
+    s += ((byte & 0x0f) - 8) * <i32>load<i8>(o + j) + ((byte >> 4) - 8) * <i32>load<i8>(o + 16 + j);
+  }
+  return s;
+}
+
 export function dotQ4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
   const nb = cols / QK;
   const xs = a + xsOff(cols);
   let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
   for (let b = 0; b < nb; b++) {
-    const wo = w + <usize>(b * 16);
-    const o = a + <usize>(b * QK);
-    let s = 0;
-    for (let j = 0; j < 16; j++) {
-      const byte = <i32>load<u8>(wo + j);
-      s += ((byte & 0x0f) - 8) * <i32>load<i8>(o + j) + ((byte >> 4) - 8) * <i32>load<i8>(o + 16 + j);
-    }
+    const s = blockQ4Scalar(w + <usize>(b * 16), a + <usize>(b * QK));
     const v = <f32>s * (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
     const lane = b & 3;
     if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;

@@ -2,7 +2,8 @@
 // The quantized dots live in dot-q8.ts and dot-q4.ts. Every SIMD kernel has a scalar twin with the same float
 // order, so the two agree bit for bit: element i goes to lane i % 4 of an f32 accumulator, tail elements are
 // added sequentially after, and the lanes are combined as (l0 + l2) + (l1 + l3).
-import { DT_F32, DT_F16, DT_Q8_0, f16ToF32, f16x4ToF32x4 } from './common';
+import { DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, f16ToF32, f16x4ToF32x4 } from './common';
+import { dotQ4x4Simd, dotQ4x4Scalar } from './dot-q4x4';
 import { hsumF32 } from './simd-util';
 import { dotQ8Simd, dotQ8Scalar, dot2Q8Simd } from './dot-q8';
 import { dotQ4Simd, dotQ4Scalar, dot2Q4Simd } from './dot-q4';
@@ -65,6 +66,7 @@ export function dotRow(dt: i32, w: usize, ws: usize, a: usize, cols: i32, simd: 
   if (dt == DT_Q8_0) return simd ? dotQ8Simd(w, ws, a, cols) : dotQ8Scalar(w, ws, a, cols);
   if (dt == DT_F32) return simd ? dotF32Simd(w, a, cols) : dotF32Scalar(w, a, cols);
   if (dt == DT_F16) return simd ? dotF16Simd(w, a, cols) : dotF16Scalar(w, a, cols);
+  if (dt == DT_Q4_0X4) return simd ? dotQ4x4Simd(w, ws, a, cols) : dotQ4x4Scalar(w, ws, a, cols);
   return simd ? dotQ4Simd(w, ws, a, cols) : dotQ4Scalar(w, ws, a, cols);
 }
 
@@ -74,7 +76,7 @@ export function dotRow(dt: i32, w: usize, ws: usize, a: usize, cols: i32, simd: 
  */
 export function dotRows2(dt: i32, wA: usize, wsA: usize, wB: usize, wsB: usize, a: usize, cols: i32, yA: usize, yB: usize, simd: bool): void {
   if (simd && dt == DT_Q8_0) { dot2Q8Simd(wA, wB, wsA, wsB, a, cols, yA, yB); return; }
-  if (simd && dt != DT_F32 && dt != DT_F16) { dot2Q4Simd(wA, wB, wsA, wsB, a, cols, yA, yB); return; }
+  if (simd && dt != DT_F32 && dt != DT_F16 && dt != DT_Q4_0X4) { dot2Q4Simd(wA, wB, wsA, wsB, a, cols, yA, yB); return; }
   store<f32>(yA, dotRow(dt, wA, wsA, a, cols, simd));
   store<f32>(yB, dotRow(dt, wB, wsB, a, cols, simd));
 }

@@ -1,6 +1,7 @@
 // O(n) kernels with a single (scalar) version: embedding row lookup, RMSNorm, RoPE, softmax, top-k, add-scaled.
 // Their cost is negligible next to the matmuls, so they have no SIMD twin.
-import { QK, DT_F32, DT_F16, DT_Q8_0, rowBytes, f16ToF32 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, rowBytes, f16ToF32 } from './common';
+import { packedByte } from './dot-q4x4';
 
 /** out (cols) = row `row` of W, dequantized. */
 export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void {
@@ -19,7 +20,7 @@ export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32,
       for (let j = 0; j < QK; j++) store<f32>(o + (<usize>j << 2), <f32>load<i8>(w + <usize>(b * QK + j)) * d);
     } else {
       for (let j = 0; j < 16; j++) {
-        const byte = <i32>load<u8>(w + <usize>(b * 16 + j));
+        const byte = dt == DT_Q4_0X4 ? packedByte(w, b, j, nb >> 2) : <i32>load<u8>(w + <usize>(b * 16 + j));
         store<f32>(o + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * d);
         store<f32>(o + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * d);
       }

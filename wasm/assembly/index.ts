@@ -1,8 +1,9 @@
 // Entry of kernels-simd.wasm and kernels-relaxed.wasm: the exported ABI. Every pointer is a byte offset into the
 // imported memory (owned by JS, managed by src/kernels/heap.ts); every SIMD kernel `name` has its scalar twin
-// `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0.
+// `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0, 4 q4_0x4 (q4_0 repacked, dot-q4x4.ts).
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
-import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4 } from './common';
+import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4, DT_Q4_0X4 as Q4X4 } from './common';
+import { repackQ4x4 } from './dot-q4x4';
 import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
 import { attention as attn, attentionScratch, attentionKv, attentionKvScratch } from './attention';
 import { storeRows } from './kv-store';
@@ -18,6 +19,7 @@ export const DT_F32: i32 = F32;
 export const DT_F16: i32 = F16;
 export const DT_Q8_0: i32 = Q8;
 export const DT_Q4_0: i32 = Q4;
+export const DT_Q4_0X4: i32 = Q4X4;
 
 /** End of this module's static data: the JS heap must start at or above it. */
 export function heap_base(): usize {
@@ -39,6 +41,11 @@ export function matmul_q8_0(wq: usize, ws: usize, rows: i32, cols: i32, x: usize
 export function matmul_q8_0_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(2, wq, ws, rows, cols, x, y, nTok, scratch, false); }
 export function matmul_q4_0(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(3, wq, ws, rows, cols, x, y, nTok, scratch, true); }
 export function matmul_q4_0_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(3, wq, ws, rows, cols, x, y, nTok, scratch, false); }
+
+export function matmul_q4_0x4(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(4, wq, ws, rows, cols, x, y, nTok, scratch, true); }
+export function matmul_q4_0x4_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(4, wq, ws, rows, cols, x, y, nTok, scratch, false); }
+/** In place, rows x cols q4_0 quants from ggml's block order to q4_0x4 (or back: the transform is its own inverse). */
+export function repack_q4_0x4(wq: usize, rows: i32, cols: i32): void { repackQ4x4(wq, rows, cols); }
 
 // ---- fused SwiGLU FFN: Y (nTok, hidden) = down(silu(gate X) * up X); gate and up share one dtype ----
 export function ffn_swiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,

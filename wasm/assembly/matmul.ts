@@ -1,11 +1,12 @@
 // Matmul and the fused SwiGLU expert FFN over prepared activations. Mat-vec (nTok = 1) streams each weight row
 // once; mat-mat walks the tokens in tiles whose prepared activations stay in L2, and reuses each weight row
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, rowBytes, align64 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, rowBytes, align64 } from './common';
 import { actBytes, prepare, prepareQ8 } from './activation';
 import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
+import { matvec4Q4x4Simd, dotRow4TokQ4x4 } from './dot-q4x4';
 
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 
@@ -22,15 +23,24 @@ const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: usize, stride: i32, y: usize, nTok: i32, simd: bool): void {
   const rb = <usize>rowBytes(dt, cols);
   const sb = <usize>scaleRowBytes(dt, cols);
-  if (simd && nTok == 1 && rows >= 4 && (dt == DT_Q8_0 || dt == DT_Q4_0)) {
+  if (simd && nTok == 1 && rows >= 4 && (dt == DT_Q8_0 || dt == DT_Q4_0 || dt == DT_Q4_0X4)) {
     // quantized mat-vec: four rows a quarter apart per pass (matvec4Q8Simd), the last rows % 4 one by one
     const q = rows >> 2;
     if (dt == DT_Q8_0) matvec4Q8Simd(wq, ws, q, cols, act, y);
-    else matvec4Q4Simd(wq, ws, q, cols, act, y);
+    else if (dt == DT_Q4_0) matvec4Q4Simd(wq, ws, q, cols, act, y);
+    else { matvecRowsQ4x4(wq, ws, rows, cols, act, y); return; }
     for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(dt, wq + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
     return;
   }
   const tile = tileTokens(stride, nTok);
+  if (simd && dt == DT_Q4_0X4) {
+    // packed q4_0: each weight row (hot in L1) against the tile's tokens four at a time, each block unpacked once per four
+    for (let t0 = 0; t0 < nTok; t0 += tile) {
+      const t1 = min(t0 + tile, nTok);
+      for (let r = 0; r < rows; r++) rowTokensQ4x4(wq + <usize>r * rb, ws + <usize>r * sb, cols, act, stride, t0, t1, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
+    }
+    return;
+  }
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
     // rows r and r + half go together: two sequential streams the hardware prefetchers follow (adjacent rows
@@ -57,6 +67,21 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
   }
 }
 
+/** y (rows) = packed W (rows, cols) @ one prepared activation: four rows a quarter apart per pass, the rest one by one. */
+function matvecRowsQ4x4(w: usize, ws: usize, rows: i32, cols: i32, act: usize, y: usize): void {
+  const q = rows >> 2;
+  if (q > 0) matvec4Q4x4Simd(w, ws, q, cols, act, y);
+  const rb = <usize>(cols >> 1), sb = <usize>((cols / QK) << 2);
+  for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(DT_Q4_0X4, w + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
+}
+
+/** y[(t - t0) * ystep] = packed row w . token t's prepared activation, t = t0..t1-1: four tokens at a time, then one by one. */
+function rowTokensQ4x4(w: usize, ws: usize, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
+  let t = t0;
+  for (; t + 4 <= t1; t += 4) dotRow4TokQ4x4(w, ws, act + <usize>(t * stride), stride, cols, y + <usize>(t - t0) * ystep, ystep);
+  for (; t < t1; t++) store<f32>(y + <usize>(t - t0) * ystep, dotRow(DT_Q4_0X4, w, ws, act + <usize>(t * stride), cols, true));
+}
+
 /** Scratch bytes matmul() needs. */
 export function matmulScratch(dt: i32, cols: i32, nTok: i32): i32 {
   return actBytes(dt, cols) * nTok;
@@ -75,6 +100,9 @@ export function ffnScratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, 
 }
 
 const FFN_GU: usize = memory.data(8, 8); // the gate and up dots of one (row, token)
+const FFN_CHUNK: i32 = 64; // tokens whose gate and up dots of one row FFN_G / FFN_U hold
+const FFN_G: usize = memory.data(FFN_CHUNK * 4, 16);
+const FFN_U: usize = memory.data(FFN_CHUNK * 4, 16);
 
 @inline function silu(g: f32): f32 {
   return g / (<f32>1 + Mathf.exp(-g)); // ggml_silu_f32
@@ -113,7 +141,34 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
   const rb = <usize>rowBytes(dtGU, hidden);
   const sb = <usize>scaleRowBytes(dtGU, hidden);
   const tile = tileTokens(strideX, nTok);
-  for (let t0 = 0; t0 < nTok; t0 += tile) {
+  if (simd && dtGU == DT_Q4_0X4 && nTok == 1) {
+    // packed q4_0 mat-vec: the gate rows straight into H, the up rows FFN_CHUNK at a time, four rows per pass
+    matvecRowsQ4x4(gq, gs, inter, hidden, actX, h);
+    for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) {
+      const n = min(FFN_CHUNK, inter - r0);
+      matvecRowsQ4x4(uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, actX, FFN_U);
+      for (let i = 0; i < n; i++) {
+        const hr = h + (<usize>(r0 + i) << 2);
+        store<f32>(hr, silu(load<f32>(hr)) * load<f32>(FFN_U + (<usize>i << 2)));
+      }
+    }
+  } else if (simd && dtGU == DT_Q4_0X4) {
+    // packed q4_0: the gate row, then the up row, against up to FFN_CHUNK of the tile's tokens, four at a time
+    for (let t0 = 0; t0 < nTok; t0 += tile) {
+      const t1 = min(t0 + tile, nTok);
+      for (let r = 0; r < inter; r++) {
+        for (let c0 = t0; c0 < t1; c0 += FFN_CHUNK) {
+          const c1 = min(c0 + FFN_CHUNK, t1);
+          rowTokensQ4x4(gq + <usize>r * rb, gs + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_G, 4);
+          rowTokensQ4x4(uq + <usize>r * rb, us + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_U, 4);
+          for (let t = c0; t < c1; t++) {
+            const i = <usize>(t - c0) << 2;
+            store<f32>(h + (<usize>(t * inter + r) << 2), silu(load<f32>(FFN_G + i)) * load<f32>(FFN_U + i));
+          }
+        }
+      }
+    }
+  } else for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
     for (let r = 0; r < inter; r++) {
       for (let t = t0; t < t1; t++) {

@@ -245,6 +245,7 @@ export function weightCases(): Case[] {
     cases.push(ffnCase(dts, 128, 352, 7, seed++));
   }
   cases.push(ffnCase(['q4_0', 'q4_0', 'q4_0'], 512, 1024, 1, seed++));
+  cases.push(ffnCase(['q4_0', 'q4_0', 'q4_0'], 256, 160, 9, seed++)); // prefill: four-token passes, one left over, a partial block group
   cases.push(ffnCase(['q8_0', 'q8_0', 'q8_0'], 512, 1024, 4, seed++));
   // q8_0 activations as they arrive: quantized gate/up (the no-requantize path), float and mixed ones (dequantized)
   for (const dts of [...ffnDtypes, ['q8_0', 'q4_0', 'q8_0']] as [DType, DType, DType][]) {
@@ -252,5 +253,6 @@ export function weightCases(): Case[] {
     cases.push(ffnQ8Case(dts, 160, 352, 7, seed++));
   }
   cases.push(ffnQ8Case(['q4_0', 'q4_0', 'q4_0'], 512, 1024, 4, seed++));
+  cases.push(ffnQ8Case(['q4_0', 'q4_0', 'q4_0'], 256, 160, 9, seed++));
   return cases;
 }

@@ -39,13 +39,15 @@ export class Arena {
     return this.rawMat(dtype, rows, cols, q.qs, Float32Array.from(q.d, f16ToF32));
   }
 
-  /** A quantized W from explicit quants and f32 scales (hand-made cases). */
+  /** A quantized W from explicit quants and f32 scales (hand-made cases), packed where the executor packs weights. */
   rawMat(dtype: 'q8_0' | 'q4_0', rows: number, cols: number, qs: Uint8Array, scales: Float32Array): Mat {
     const data = this.alloc(quantBytes(dtype, rows * cols));
     this.k.heap.u8(data, qs.length).set(qs);
     const sp = this.alloc((rows * cols / QK) * 4);
     this.k.heap.f32(sp, scales.length).set(scales);
-    return { dtype, rows, cols, data, scales: sp };
+    const m: Mat = { dtype, rows, cols, data, scales: sp };
+    this.k.packWeights?.(m);
+    return m;
   }
 
   /** Run one kernel call; whatever scratch the executor takes from the heap it must give back. */

@@ -29,7 +29,9 @@ function putQuant(k: Kernels, dtype: 'q8_0' | 'q4_0', rows: number, cols: number
   const data = k.heap.alloc(q.qs.length);
   k.heap.u8(data, q.qs.length).set(q.qs);
   const scales = put(k, Float32Array.from(q.d, f16ToF32));
-  return { mat: { dtype, rows, cols, data, scales }, deq: dequantize(q) };
+  const mat: Mat = { dtype, rows, cols, data, scales };
+  k.packWeights?.(mat); // as the engine places weights: packed where the executor packs
+  return { mat, deq: dequantize(q) };
 }
 
 /** y = W x in float64 from the dequantized weights and the q8_0-quantized-then-dequantized input. */

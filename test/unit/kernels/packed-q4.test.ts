@@ -1,0 +1,95 @@
+// Packed q4_0 weights (Kernels.packWeights, wasm/assembly/dot-q4x4.ts): an executor that packs gives results bit
+// for bit equal to the same executor on ggml's layout, for mat-vec, every token count of mat-mat, the FFN on f32
+// and on q8_0 activations and row lookups; packing is its own inverse; an executor that does not pack leaves the
+// bytes alone.
+import { describe, expect, it } from 'vitest';
+import { f16ToF32, quantize, quantizeQ8_0 } from '../../../src/format/quant';
+import { loadNodeKernels } from '../../../src/kernels/load-node';
+import type { Kernels, Mat } from '../../../src/kernels/types';
+import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
+import { Rng } from './rng';
+
+function place(k: Kernels, rows: number, cols: number, values: Float32Array): Mat {
+  const q = quantize('q4_0', values);
+  const data = k.heap.alloc(q.qs.length + q.d.length * 4);
+  k.heap.u8(data, q.qs.length).set(q.qs);
+  k.heap.f32(data + q.qs.length, q.d.length).set(Float32Array.from(q.d, f16ToF32));
+  return { dtype: 'q4_0', rows, cols, data, scales: data + q.qs.length };
+}
+
+function put(k: Kernels, v: ArrayBufferView): number {
+  const p = k.heap.alloc(v.byteLength);
+  k.heap.u8(p, v.byteLength).set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  return p;
+}
+
+const read = (k: Kernels, p: number, n: number) => k.heap.f32(p, n).slice();
+
+/** Every weight kernel on a q4_0 matrix pair (gate, up: I x H; down: H x I) and one input, as f32 arrays. */
+function runAll(k: Kernels, gate: Mat, up: Mat, down: Mat, x: Float32Array, nTok: number): Float32Array[] {
+  const [H, I] = [gate.cols, gate.rows];
+  const xp = put(k, x);
+  const out: Float32Array[] = [];
+  const y = k.heap.alloc(nTok * Math.max(H, I) * 4);
+  k.matmul(gate, xp, y, nTok);
+  out.push(read(k, y, nTok * I));
+  k.ffnSwiglu(gate, up, down, xp, y, nTok);
+  out.push(read(k, y, nTok * H));
+  const q = quantizeQ8_0(x);
+  const xq = put(k, q.qs), xd = put(k, Uint16Array.from(q.d));
+  k.ffnSwigluQ8(gate, up, down, xq, xd, y, nTok);
+  out.push(read(k, y, nTok * H));
+  for (const row of [0, I - 1]) {
+    k.getRow(gate, row, y);
+    out.push(read(k, y, H));
+  }
+  return out;
+}
+
+const packing = ['scalar', ...(supportsRelaxedSimd() ? ['relaxed' as const] : [])] as const;
+
+describe('packed q4_0 weights', () => {
+  for (const variant of packing) {
+    // H x I: whole block groups (1024 x 512, granite's expert), and a partial last group (224 = 7 blocks)
+    for (const [H, I] of [[1024, 512], [224, 96]] as const) {
+      it(`wasm-${variant}: ${H}x${I} packed equals ggml's layout bit for bit at 1, 4, 5 and 9 tokens`, async () => {
+        const rng = new Rng(H + I);
+        const g = rng.floats(I * H, 0.5), u = rng.floats(I * H, 0.5), d = rng.floats(H * I, 0.5);
+        const k = await loadNodeKernels(variant);
+        const flat = [place(k, I, H, g), place(k, I, H, u), place(k, H, I, d)];
+        const packed = [place(k, I, H, g), place(k, I, H, u), place(k, H, I, d)];
+        for (const m of packed) k.packWeights!(m);
+        expect(packed.every((m) => m.packed)).toBe(true);
+        expect(k.heap.u8(packed[0].data, I * H / 2)).not.toEqual(k.heap.u8(flat[0].data, I * H / 2)); // really rearranged
+        for (const nTok of [1, 4, 5, 9]) {
+          const x = rng.floats(nTok * H, 1);
+          const want = runAll(k, flat[0], flat[1], flat[2], x, nTok);
+          const got = runAll(k, packed[0], packed[1], packed[2], x, nTok);
+          got.forEach((a, i) => expect(a, `output ${i} at ${nTok} tokens`).toEqual(want[i]));
+        }
+      });
+    }
+
+    it(`wasm-${variant}: packing twice gives back ggml's bytes; a packed matrix is not packed again`, async () => {
+      const k = await loadNodeKernels(variant);
+      const m = place(k, 9, 224, new Rng(5).floats(9 * 224, 1));
+      const before = k.heap.u8(m.data, 9 * 112).slice();
+      k.packWeights!(m);
+      const once = k.heap.u8(m.data, 9 * 112).slice();
+      k.packWeights!(m); // already packed: nothing happens
+      expect(k.heap.u8(m.data, 9 * 112)).toEqual(once);
+      m.packed = false;
+      k.packWeights!(m); // the transform is its own inverse
+      expect(k.heap.u8(m.data, 9 * 112)).toEqual(before);
+    });
+  }
+
+  it('wasm-simd has no packed kernels: its weights stay in ggml\'s layout', async () => {
+    const k = await loadNodeKernels('simd');
+    const m = place(k, 4, 128, new Rng(6).floats(512, 1));
+    const before = k.heap.u8(m.data, 256).slice();
+    k.packWeights!(m);
+    expect(m.packed).toBeUndefined();
+    expect(k.heap.u8(m.data, 256)).toEqual(before);
+  });
+});

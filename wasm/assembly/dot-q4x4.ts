@@ -1,0 +1,245 @@
+// q4_0 weights repacked four blocks at a time ("q4_0x4", dtype code DT_Q4_0X4): within each group of four
+// consecutive blocks of a row (64 bytes), the 16-byte vector k holds bytes 4k..4k+3 of block 0, 1, 2, 3. A group is
+// a 4x4 transpose of 32-bit words, so repacking is its own inverse, and a row's last nb % 4 blocks stay as ggml
+// stores them. Why: a relaxed dot of one such vector gives i16 lanes 2i, 2i+1 that belong to block i alone, so the
+// four vectors of a group add up in i16 (exact: |lane| <= 4 * 2 * 2 * 15 * 128 = 30720) and one widening gives
+// the four block sums in lanes 0..3, where ggml's layout needs a horizontal reduction per block. The activation
+// side is arranged the same way once per token (activation.ts, `ext`). Every value equals dotQ4Simd's on the
+// unpacked row bit for bit: the block sums are exact integers and the f32 order is the same (lane b % 4).
+import { QK, RELAXED } from './common';
+import { extOff, xsOff, xsumOff } from './activation';
+import { hsumF32, fence, fence2 } from './simd-util';
+import { blockQ4Scalar } from './dot-q4';
+
+/** In place: rows x cols q4_0 quants (cols / 2 bytes per row) between ggml's layout and q4_0x4, either way. */
+export function repackQ4x4(w: usize, rows: i32, cols: i32): void {
+  const rb = <usize>(cols >> 1);
+  const groups = (cols / QK) >> 2;
+  for (let r = 0; r < rows; r++) {
+    let p = w + <usize>r * rb;
+    for (let g = 0; g < groups; g++, p += 64) {
+      const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), d = v128.load(p, 48);
+      const t0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5), t1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+      const t2 = v128.shuffle<i32>(c, d, 0, 4, 1, 5), t3 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+      v128.store(p, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
+      v128.store(p, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7), 16);
+      v128.store(p, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5), 32);
+      v128.store(p, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7), 48);
+    }
+  }
+}
+
+/**
+ * The q4_0x4 activation operands of one prepared token (`a`, cols elements) into its ext area: per group of four
+ * blocks 128 bytes, [lo_0 hi_0 lo_1 hi_1 .. lo_3 hi_3], lo_k lane i = qx of block i, elements 4k..4k+3; hi_k the
+ * same for elements 16 + 4k... (the nibbles' partners in ggml's byte order). The same transpose as the weights.
+ */
+export function arrangeQ4x4(a: usize, cols: i32): void {
+  const groups = (cols / QK) >> 2;
+  let p = a, e = a + extOff(cols);
+  for (let g = 0; g < groups; g++, p += 128, e += 128) {
+    for (let h = 0; h < 2; h++) {
+      const o = <usize>(h << 4); // the low halves (elements 0..15) of the four blocks, then the high ones
+      const a0 = v128.load(p + o), a1 = v128.load(p + o, 32), a2 = v128.load(p + o, 64), a3 = v128.load(p + o, 96);
+      const t0 = v128.shuffle<i32>(a0, a1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(a0, a1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<i32>(a2, a3, 0, 4, 1, 5), t3 = v128.shuffle<i32>(a2, a3, 2, 6, 3, 7);
+      v128.store(e + o, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
+      v128.store(e + o, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7), 32);
+      v128.store(e + o, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5), 64);
+      v128.store(e + o, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7), 96);
+    }
+  }
+}
+
+/** Byte j of block b of a q4_0x4 row `w` (blocks past the last whole group are ggml's). */
+@inline export function packedByte(w: usize, b: i32, j: i32, groups: i32): i32 {
+  if ((b >> 2) >= groups) return <i32>load<u8>(w + <usize>(b * 16 + j));
+  return <i32>load<u8>(w + <usize>((b >> 2) * 64 + (j >> 2) * 16 + (b & 3) * 4 + (j & 3)));
+}
+
+/** The scalar twin: dotQ4Scalar's arithmetic, reading the packed layout. */
+export function dotQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
+  const nb = cols / QK;
+  const groups = nb >> 2;
+  const xs = a + xsOff(cols);
+  let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const o = a + <usize>(b * QK);
+    let s = 0;
+    for (let j = 0; j < 16; j++) {
+      const byte = packedByte(w, b, j, groups);
+      s += ((byte & 0x0f) - 8) * <i32>load<i8>(o + j) + ((byte >> 4) - 8) * <i32>load<i8>(o + 16 + j);
+    }
+    const v = <f32>s * (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
+    const lane = b & 3;
+    if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
+  }
+  return (l0 + l2) + (l1 + l3);
+}
+
+/** i16x8 of one group: lanes 2i, 2i+1 sum to block i's x . q (q the unsigned nibbles). `x` the group's ext bytes. */
+@inline function groupSum(w: usize, x: usize, m: v128): v128 {
+  let v = v128.load(w);
+  let acc = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), v128.and(v, m)),
+    i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), v128.and(i16x8.shr_u(v, 4), m)));
+  v = v128.load(w, 16);
+  acc = i16x8.add(acc, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 32), v128.and(v, m)),
+    i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 48), v128.and(i16x8.shr_u(v, 4), m))));
+  fence(acc);
+  v = v128.load(w, 32);
+  acc = i16x8.add(acc, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 64), v128.and(v, m)),
+    i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 80), v128.and(i16x8.shr_u(v, 4), m))));
+  v = v128.load(w, 48);
+  return i16x8.add(acc, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 96), v128.and(v, m)),
+    i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 112), v128.and(i16x8.shr_u(v, 4), m))));
+}
+
+/** acc + (block sums of the group with the -8 offset) * (weight scales * activation scales), as f32x4. */
+@inline function scaleGroup(acc: v128, s16: v128, xsum: usize, ws: usize, xs: usize): v128 {
+  const s = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(s16), i32x4.shl(v128.load(xsum), 3));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(v128.load(ws), v128.load(xs))));
+}
+
+/** The row's last nb % 4 blocks (ggml's layout, qx unpermuted) into the lanes of acc, then the lane sum. */
+function tailQ4x4(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
+  const nb = cols / QK;
+  if (b == nb) return hsumF32(acc);
+  const xs = a + xsOff(cols);
+  let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2), l3 = f32x4.extract_lane(acc, 3);
+  for (; b < nb; b++) {
+    const s = blockQ4Scalar(w + <usize>(b * 16), a + <usize>(b * QK));
+    const v = <f32>s * (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
+    const lane = b & 3;
+    if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
+  }
+  return (l0 + l2) + (l1 + l3);
+}
+
+/** One packed row . one prepared activation (arranged by arrangeQ4x4). */
+export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
+  if (RELAXED) {
+    const groups = (cols / QK) >> 2;
+    const m = i8x16.splat(0x0f);
+    let acc = f32x4.splat(0);
+    let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
+    for (let g = 0; g < groups; g++) {
+      acc = scaleGroup(acc, groupSum(pw, px, m), pxsum, pws, pxs);
+      fence(acc);
+      pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
+    }
+    return tailQ4x4(w, ws, a, cols, groups << 2, acc);
+  } else {
+    return dotQ4x4Scalar(w, ws, a, cols); // the packed layout is the relaxed build's: executors never pack otherwise
+  }
+}
+
+// f32x4 accumulators of the multi-row / multi-token kernels, kept in memory so V8 spills nothing (see dot-q8.ts)
+const ACC: usize = memory.data(64, 16);
+
+/** Mat-vec y (4q) = W (4q, cols) @ a, rows r, r + q, r + 2q, r + 3q together (as matvec4Q4Simd), W packed. */
+export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
+  const rb = <usize>(cols >> 1);
+  const off = <usize>q * rb;
+  for (let r = 0; r < q; r++) {
+    const o = <usize>r * rb;
+    if (RELAXED) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2);
+    else for (let k = 0; k < 4; k++) store<f32>(y + (<usize>(r + k * q) << 2), dotQ4x4Scalar(w + o + <usize>k * off, ws + ((o + <usize>k * off) >> 2), a, cols));
+  }
+}
+
+/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`, stored at y + k*ystep. */
+@inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
+  const groups = (cols / QK) >> 2;
+  const m = i8x16.splat(0x0f);
+  const z = f32x4.splat(0);
+  v128.store(ACC, z); v128.store(ACC, z, 16); v128.store(ACC, z, 32); v128.store(ACC, z, 48);
+  const off2 = off << 1, off3 = off * 3;
+  let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
+  for (let g = 0; g < groups; g++) {
+    // one activation vector pair serves the four rows (unrolled: V8 does not unroll, and the loop costs ~10%)
+    let xl = v128.load(px), xh = v128.load(px, 16);
+    let sA = rows4Step(i16x8.splat(0), pw, xl, xh, m), sB = rows4Step(i16x8.splat(0), pw + off, xl, xh, m);
+    let sC = rows4Step(i16x8.splat(0), pw + off2, xl, xh, m), sD = rows4Step(i16x8.splat(0), pw + off3, xl, xh, m);
+    fence2(sA, sC);
+    xl = v128.load(px, 32); xh = v128.load(px, 48);
+    sA = rows4Step(sA, pw + 16, xl, xh, m); sB = rows4Step(sB, pw + off + 16, xl, xh, m);
+    sC = rows4Step(sC, pw + off2 + 16, xl, xh, m); sD = rows4Step(sD, pw + off3 + 16, xl, xh, m);
+    fence2(sA, sC);
+    xl = v128.load(px, 64); xh = v128.load(px, 80);
+    sA = rows4Step(sA, pw + 32, xl, xh, m); sB = rows4Step(sB, pw + off + 32, xl, xh, m);
+    sC = rows4Step(sC, pw + off2 + 32, xl, xh, m); sD = rows4Step(sD, pw + off3 + 32, xl, xh, m);
+    fence2(sA, sC);
+    xl = v128.load(px, 96); xh = v128.load(px, 112);
+    sA = rows4Step(sA, pw + 48, xl, xh, m); sB = rows4Step(sB, pw + off + 48, xl, xh, m);
+    sC = rows4Step(sC, pw + off2 + 48, xl, xh, m); sD = rows4Step(sD, pw + off3 + 48, xl, xh, m);
+    const xsv = v128.load(pxs);
+    const xo = i32x4.shl(v128.load(pxsum), 3);
+    v128.store(ACC, scaleRow(v128.load(ACC), sA, xo, v128.load(pws), xsv));
+    v128.store(ACC, scaleRow(v128.load(ACC, 16), sB, xo, v128.load(pws + soff), xsv), 16);
+    v128.store(ACC, scaleRow(v128.load(ACC, 32), sC, xo, v128.load(pws + 2 * soff), xsv), 32);
+    v128.store(ACC, scaleRow(v128.load(ACC, 48), sD, xo, v128.load(pws + 3 * soff), xsv), 48);
+    pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
+  }
+  for (let k = 0; k < 4; k++) {
+    store<f32>(y + <usize>k * ystep, tailQ4x4(w + <usize>k * off, ws + <usize>k * soff, a, cols, groups << 2, v128.load(ACC + (<usize>k << 4))));
+  }
+}
+
+/** s + the i16 partial sums of one packed weight vector (at w) against its activation pair xl, xh. */
+@inline function rows4Step(s: v128, w: usize, xl: v128, xh: v128, m: v128): v128 {
+  const v = v128.load(w);
+  return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v, m)), i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v, 4), m))));
+}
+
+/** acc + (s16's block sums - xo) * (wsv * xsv): one row's group, the activation's offsets and scales loaded once. */
+@inline function scaleRow(acc: v128, s16: v128, xo: v128, wsv: v128, xsv: v128): v128 {
+  const s = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(s16), xo);
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, xsv)));
+}
+
+/**
+ * One packed row against four prepared tokens a, a + stride, a + 2*stride, a + 3*stride: y[t * ystep]. Each weight
+ * vector is loaded and unpacked once for the four tokens (prefill's reuse of a weight block across tokens).
+ */
+export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
+  if (RELAXED) dotRow4TokRelaxed(w, ws, a, stride, cols, y, ystep);
+  else for (let t = 0; t < 4; t++) store<f32>(y + <usize>t * ystep, dotQ4x4Scalar(w, ws, a + <usize>(t * stride), cols));
+}
+
+@inline function dotRow4TokRelaxed(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
+  const groups = (cols / QK) >> 2;
+  const m = i8x16.splat(0x0f);
+  const z = f32x4.splat(0);
+  v128.store(ACC, z); v128.store(ACC, z, 16); v128.store(ACC, z, 32); v128.store(ACC, z, 48);
+  const st = <usize>stride;
+  let pw = w, pws = ws;
+  let px = a + extOff(cols), pxsum = a + xsumOff(cols), pxs = a + xsOff(cols); // token 0's; the others st apart
+  for (let g = 0; g < groups; g++) {
+    let s0 = i16x8.splat(0), s1 = i16x8.splat(0), s2 = i16x8.splat(0), s3 = i16x8.splat(0);
+    for (let k = 0; k < 4; k++) {
+      const v = v128.load(pw + (<usize>k << 4));
+      const lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
+      const xk = px + (<usize>k << 5);
+      s0 = i16x8.add(s0, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk, 16), hi)));
+      s1 = i16x8.add(s1, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + st), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + st, 16), hi)));
+      s2 = i16x8.add(s2, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 2 * st), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 2 * st, 16), hi)));
+      s3 = i16x8.add(s3, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 3 * st), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 3 * st, 16), hi)));
+      fence2(s0, s2);
+    }
+    const wsv = v128.load(pws);
+    v128.store(ACC, scaleTok(v128.load(ACC), s0, pxsum, wsv, pxs));
+    v128.store(ACC, scaleTok(v128.load(ACC, 16), s1, pxsum + st, wsv, pxs + st), 16);
+    v128.store(ACC, scaleTok(v128.load(ACC, 32), s2, pxsum + 2 * st, wsv, pxs + 2 * st), 32);
+    v128.store(ACC, scaleTok(v128.load(ACC, 48), s3, pxsum + 3 * st, wsv, pxs + 3 * st), 48);
+    pw += 64; pws += 16; px += 128; pxsum += 16; pxs += 16;
+  }
+  for (let t = 0; t < 4; t++) {
+    store<f32>(y + <usize>t * ystep, tailQ4x4(w, ws, a + <usize>t * st, cols, groups << 2, v128.load(ACC + (<usize>t << 4))));
+  }
+}
+
+/** scaleGroup with the weight scales already loaded. */
+@inline function scaleTok(acc: v128, s16: v128, xsum: usize, wsv: v128, xs: usize): v128 {
+  const s = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(s16), i32x4.shl(v128.load(xsum), 3));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, v128.load(xs))));
+}
