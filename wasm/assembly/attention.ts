@@ -123,8 +123,9 @@ function headActBytes(headDim: i32): i32 {
   return max<i32>(actBytes(DT_Q8_0, headDim), actBytes(DT_F16, headDim));
 }
 
-export function attentionKvScratch(nCtx: i32, headDim: i32): i32 {
-  return align64((nCtx + 3) << 2) + headActBytes(headDim) + ((4 * headDim) << 2);
+/** Scratch of attentionKv: per query head of a GQA group its scores and prepared query, then four V rows. */
+export function attentionKvScratch(nCtx: i32, headDim: i32, group: i32): i32 {
+  return group * (align64((nCtx + 3) << 2) + headActBytes(headDim)) + ((4 * headDim) << 2);
 }
 
 /**
@@ -132,7 +133,9 @@ export function attentionKvScratch(nCtx: i32, headDim: i32): i32 {
  * scales per 32-block at ks / vs; headDim % 32 == 0 for q8_0/q4_0). As ggml's CPU flash attention: each query
  * head is converted once to K's dot input (activation.ts's prepare: f16-rounded or q8_0) and dotted with each key
  * head like a matmul row (dotRow); V heads are dequantized exactly (getRow), four at a time, and accumulated as
- * in the f32 kernel. Both f32: the f32 kernel itself. Scratch: attentionKvScratch(pos0 + nTok, headDim).
+ * in the f32 kernel. The query heads of one GQA group go together, so each V row is dequantized once for all of
+ * them (the order of every output element's sum is unchanged). Both f32: the f32 kernel itself. Scratch:
+ * attentionKvScratch(pos0 + nTok, headDim, nHead / nKvHead).
  */
 export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v: usize, vs: usize, out: usize, nTok: i32,
   pos0: i32, nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize, simd: bool): void {
@@ -143,31 +146,35 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
   const group = nHead / nKvHead;
   const qStride = nHead * headDim;
   const kvStride = nKvHead * headDim;
-  const scores = scratch;
-  const act = scores + <usize>align64((pos0 + nTok + 3) << 2);
-  const vrows = act + <usize>headActBytes(headDim);
+  const scoreBytes = <usize>align64((pos0 + nTok + 3) << 2);
+  const actB = <usize>headActBytes(headDim);
+  const acts = scratch + <usize>group * scoreBytes; // scores of group member g at scratch + g * scoreBytes
+  const vrows = acts + <usize>group * actB;
   const headBytes = <usize>headDim << 2;
   for (let t = 0; t < nTok; t++) {
     const n = pos0 + t + 1;
-    for (let h = 0; h < nHead; h++) {
-      const col = (h / group) * headDim; // first column of this head's kv head in a cache row
-      prepare(dtK, q + (<usize>(t * qStride + h * headDim) << 2), 1, headDim, act, 0, simd);
-      for (let j = 0; j < n; j++) {
-        const at = j * kvStride + col;
-        const s = dotRow(dtK, k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), act, headDim, simd);
-        store<f32>(scores + (<usize>j << 2), s * scale);
+    for (let kh = 0; kh < nKvHead; kh++) {
+      const col = kh * headDim; // first column of this kv head in a cache row
+      for (let g = 0; g < group; g++) {
+        const scores = scratch + <usize>g * scoreBytes, act = acts + <usize>g * actB;
+        prepare(dtK, q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2), 1, headDim, act, 0, simd);
+        for (let j = 0; j < n; j++) {
+          const at = j * kvStride + col;
+          const s = dotRow(dtK, k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), act, headDim, simd);
+          store<f32>(scores + (<usize>j << 2), s * scale);
+        }
+        softmaxScores(scores, n);
       }
-      softmaxScores(scores, n);
-      const o = out + (<usize>(t * qStride + h * headDim) << 2);
-      memory.fill(o, 0, headBytes); // after the q row was prepared: out may alias q
+      const o0 = out + (<usize>(t * qStride + kh * group * headDim) << 2); // the group's heads are adjacent
+      memory.fill(o0, 0, <usize>group * headBytes); // after the group's q rows were prepared: out may alias q
       let j = 0;
       for (; j + 4 <= n; j += 4) {
         for (let m = 0; m < 4; m++) vHead(dtV, v, vs, (j + m) * kvStride + col, headDim, vrows + <usize>m * headBytes);
-        axpy4(o, vrows, headBytes, scores + (<usize>j << 2), headDim, simd);
+        for (let g = 0; g < group; g++) axpy4(o0 + <usize>g * headBytes, vrows, headBytes, scratch + <usize>g * scoreBytes + (<usize>j << 2), headDim, simd);
       }
       for (; j < n; j++) {
         vHead(dtV, v, vs, j * kvStride + col, headDim, vrows);
-        axpy(o, vrows, load<f32>(scores + (<usize>j << 2)), headDim, simd);
+        for (let g = 0; g < group; g++) axpy(o0 + <usize>g * headBytes, vrows, load<f32>(scratch + <usize>g * scoreBytes + (<usize>j << 2)), headDim, simd);
       }
     }
   }

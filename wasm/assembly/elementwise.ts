@@ -1,31 +1,55 @@
-// O(n) kernels with a single (scalar) version: embedding row lookup, RMSNorm, RoPE, softmax, top-k, add-scaled.
-// Their cost is negligible next to the matmuls, so they have no SIMD twin.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, rowBytes, f16ToF32 } from './common';
+// O(n) kernels with a single version: embedding row lookup (SIMD where the values cannot differ from the scalar
+// definition: it dequantizes every V row attention reads), RMSNorm, RoPE, softmax, top-k, add-scaled. Their cost is
+// small next to the matmuls, so they have no SIMD twin.
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, rowBytes, f16ToF32, f16x4ToF32x4 } from './common';
 import { packedByte } from './dot-q4x4';
 
-/** out (cols) = row `row` of W, dequantized. */
+/**
+ * out (cols) = row `row` of W, dequantized: q * d (one f32 product per element, the same in every lane order) and
+ * f16 widened exactly, so the SIMD loops below give the scalar definition's values. Attention reads V through it.
+ */
 export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void {
   const w = data + <usize>row * <usize>rowBytes(dt, cols);
   if (dt == DT_F32) { memory.copy(out, w, <usize>cols << 2); return; }
   if (dt == DT_F16) {
-    for (let i = 0; i < cols; i++) store<f32>(out + (<usize>i << 2), f16ToF32(load<u16>(w + (<usize>i << 1))));
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) v128.store(out + (<usize>i << 2), f16x4ToF32x4(i32x4.extend_low_i16x8_u(v128.load64_zero(w + (<usize>i << 1)))));
+    for (; i < cols; i++) store<f32>(out + (<usize>i << 2), f16ToF32(load<u16>(w + (<usize>i << 1))));
     return;
   }
   const nb = cols / QK;
   const s = scales + (<usize>(row * nb) << 2);
   for (let b = 0; b < nb; b++) {
-    const d = load<f32>(s + (<usize>b << 2));
+    const d = f32x4.splat(load<f32>(s + (<usize>b << 2)));
     const o = out + (<usize>(b * QK) << 2);
     if (dt == DT_Q8_0) {
-      for (let j = 0; j < QK; j++) store<f32>(o + (<usize>j << 2), <f32>load<i8>(w + <usize>(b * QK + j)) * d);
-    } else {
+      const p = w + <usize>(b * QK);
+      store16(o, v128.load(p), d);
+      store16(o + 64, v128.load(p, 16), d);
+    } else if (dt == DT_Q4_0X4) {
+      const groups = nb >> 2;
       for (let j = 0; j < 16; j++) {
-        const byte = dt == DT_Q4_0X4 ? packedByte(w, b, j, nb >> 2) : <i32>load<u8>(w + <usize>(b * 16 + j));
-        store<f32>(o + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * d);
-        store<f32>(o + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * d);
+        const byte = packedByte(w, b, j, groups);
+        store<f32>(o + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * f32x4.extract_lane(d, 0));
+        store<f32>(o + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * f32x4.extract_lane(d, 0));
       }
+    } else {
+      // byte j holds element j (low nibble) and element j + 16 (high nibble)
+      const v = v128.load(w + <usize>(b * 16));
+      const m = i8x16.splat(0x0f), eight = i8x16.splat(8);
+      store16(o, i8x16.sub(v128.and(v, m), eight), d);
+      store16(o + 64, i8x16.sub(v128.and(i16x8.shr_u(v, 4), m), eight), d);
     }
   }
+}
+
+/** out[0..15] = the 16 signed bytes of q, each times d (f32x4 splat). */
+@inline function store16(out: usize, q: v128, d: v128): void {
+  const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
+  v128.store(out, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), d));
+  v128.store(out, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), d), 16);
+  v128.store(out, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), d), 32);
+  v128.store(out, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), d), 48);
 }
 
 /** out (nTok, n) = x / sqrt(mean(x^2) + eps) * w; squares summed in f64 as ggml_compute_forward_rms_norm. */
