@@ -2,11 +2,13 @@
 // (attention) or one of any dtype (attentionKv). Keys and values are taken four positions at a time (independent
 // accumulators for the q.k dots, one register pass of the output per four values). Every SIMD loop has a scalar
 // twin with the same float order per element.
-import { QK, DT_F32, DT_F16, DT_Q8_0, align64, rowBytes } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, align64, rowBytes } from './common';
 import { actBytes, prepare } from './activation';
 import { dotF32Simd, dotF32Scalar, dotRow } from './dot';
 import { getRow } from './elementwise';
 import { hsumF32 } from './simd-util';
+import { dot4RowsQ8Simd } from './dot-q8';
+import { dot4RowsQ4Simd } from './dot-q4';
 
 /** s[0..3] = q . k_j * scale for keys k0, k0 + ks, k0 + 2ks, k0 + 3ks; each dot in dotF32Simd's order. */
 function dot4Simd(q: usize, k0: usize, ks: usize, n: i32, scale: f32, s: usize): void {
@@ -158,7 +160,19 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
       for (let g = 0; g < group; g++) {
         const scores = scratch + <usize>g * scoreBytes, act = acts + <usize>g * actB;
         prepare(dtK, q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2), 1, headDim, act, 0, simd);
-        for (let j = 0; j < n; j++) {
+        let j = 0;
+        if (simd && (dtK == DT_Q8_0 || dtK == DT_Q4_0)) {
+          // four keys per call, the query's prepared blocks loaded once for them (each value is dotRow's)
+          const off = <usize>rowBytes(dtK, kvStride), soff = <usize>(kvStride / QK) << 2;
+          for (; j + 4 <= n; j += 4) {
+            const at = j * kvStride + col;
+            const y = scores + (<usize>j << 2);
+            if (dtK == DT_Q8_0) dot4RowsQ8Simd(k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), off, soff, act, headDim, y, 4);
+            else dot4RowsQ4Simd(k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), off, soff, act, headDim, y, 4);
+            v128.store(y, f32x4.mul(v128.load(y), f32x4.splat(scale)));
+          }
+        }
+        for (; j < n; j++) {
           const at = j * kvStride + col;
           const s = dotRow(dtK, k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), act, headDim, simd);
           store<f32>(scores + (<usize>j << 2), s * scale);

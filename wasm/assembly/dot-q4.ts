@@ -155,6 +155,11 @@ export function matvec4Q4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, 
 }
 
 /** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`: stored at y + k*ystep. */
+/** Four rows w + k*off (scales ws + k*soff), k = 0..3, at any distance, against `a`: y + k*ystep; each dotQ4Simd's value. */
+export function dot4RowsQ4Simd(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
+  dot4Q4(w, ws, off, soff, a, cols, y, ystep);
+}
+
 @inline function dot4Q4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
   const nb = cols / QK;
   const xs = a + xsOff(cols);

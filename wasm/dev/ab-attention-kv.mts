@@ -13,13 +13,13 @@ function cache(k: Kernels, dtype: DType, vals: Float32Array): Mat {
   return { dtype, rows: ctx, cols: kvDim, data: p, scales: s };
 }
 const kv = Float32Array.from({ length: ctx * kvDim }, (_, i) => Math.sin(i * 0.37));
-for (const dtype of ['f16', 'q8_0', 'q4_0'] as DType[]) {
+for (const dtype of (process.env.DTYPES ?? 'f16,q8_0,q4_0').split(',') as DType[]) {
   const runs = builds.map((k) => {
     const q = k.heap.alloc(1024 * 4), out = k.heap.alloc(1024 * 4); k.heap.f32(q, 1024).forEach((_, i, a) => { a[i] = Math.sin(i * 3); });
     const K = cache(k, dtype, kv), V = cache(k, dtype, kv);
     return (nTok: number) => k.attention(q, K, V, out, nTok, ctx - nTok, shape);
   });
   const best = [1e9, 1e9];
-  for (let r = 0; r < 15; r++) runs.forEach((run, i) => { const t = performance.now(); for (let j = 0; j < 3; j++) run(1); best[i] = Math.min(best[i], (performance.now() - t) / 3); });
+  for (let r = 0; r < +(process.env.ROUNDS ?? 15); r++) runs.forEach((run, i) => { const t = performance.now(); for (let j = 0; j < 3; j++) run(1); best[i] = Math.min(best[i], (performance.now() - t) / 3); });
   console.log(`${dtype} decode attention ctx ${ctx}: old ${(best[0] * 1000).toFixed(0)} us, new ${(best[1] * 1000).toFixed(0)} us (${(best[0] / best[1]).toFixed(2)}x)`);
 }
