@@ -59,6 +59,8 @@ export interface WasmKernelExports {
   top_k(x: Ptr, n: number, k: number, outIdx: Ptr, outVal: Ptr): void;
   add_scaled(a: Ptr, b: Ptr, s: number, n: number): void;
   stream_read(ptr: Ptr, bytes: number): number;
+  exp_f32(x: number): number;
+  exp_f32x4(x: Ptr, n: number): void;
 }
 
 export const DTYPE_CODE: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };

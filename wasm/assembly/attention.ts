@@ -7,6 +7,7 @@ import { actBytes, prepare } from './activation';
 import { dotF32Simd, dotF32Scalar, dotRow } from './dot';
 import { getRow } from './elementwise';
 import { hsumF32 } from './simd-util';
+import { expF32, expF32x4 } from './exp';
 import { dot4RowsQ8Simd } from './dot-q8';
 import { dot4RowsQ4Simd } from './dot-q4';
 
@@ -111,8 +112,17 @@ function softmaxScores(scores: usize, n: i32): void {
   let mx = -Infinity as f32;
   for (let j = 0; j < n; j++) mx = max<f32>(mx, load<f32>(scores + (<usize>j << 2)));
   let sum: f64 = 0;
-  for (let j = 0; j < n; j++) {
-    const e = Mathf.exp(load<f32>(scores + (<usize>j << 2)) - mx);
+  let j = 0;
+  const mv = f32x4.splat(mx);
+  for (; j + 4 <= n; j += 4) { // the exponentials four at a time (expF32x4 = expF32 lane by lane), summed in order
+    const at = scores + (<usize>j << 2);
+    const e = expF32x4(f32x4.sub(v128.load(at), mv));
+    v128.store(at, e);
+    sum += <f64>f32x4.extract_lane(e, 0); sum += <f64>f32x4.extract_lane(e, 1);
+    sum += <f64>f32x4.extract_lane(e, 2); sum += <f64>f32x4.extract_lane(e, 3);
+  }
+  for (; j < n; j++) {
+    const e = expF32(load<f32>(scores + (<usize>j << 2)) - mx);
     store<f32>(scores + (<usize>j << 2), e);
     sum += <f64>e;
   }

@@ -4,6 +4,7 @@
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
 import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4, DT_Q4_0X4 as Q4X4 } from './common';
 import { repackQ4x4 } from './dot-q4x4';
+import { expF32, expF32x4 } from './exp';
 import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
 import { attention as attn, attentionScratch, attentionKv, attentionKvScratch } from './attention';
 import { storeRows } from './kv-store';
@@ -94,6 +95,13 @@ export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, rotDims: i3
 export function softmax(x: usize, n: i32, rows: i32): void { softmaxImpl(x, n, rows); }
 export function top_k(x: usize, n: i32, k: i32, outIdx: usize, outVal: usize): void { topK(x, n, k, outIdx, outVal); }
 export function add_scaled(a: usize, b: usize, s: f32, n: i32): void { addScaled(a, b, s, n); }
+
+/** e^x as silu and attention's softmax compute it (exp.ts); for tests. */
+export function exp_f32(x: f32): f32 { return expF32(x); }
+/** x (n floats, n % 4 == 0) <- e^x in place, four lanes at a time (exp.ts's SIMD form); for tests. */
+export function exp_f32x4(x: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) v128.store(x + (<usize>i << 2), expF32x4(v128.load(x + (<usize>i << 2))));
+}
 
 /** Sum of `bytes` (a multiple of 64) read with v128 loads: the memory-bandwidth yardstick for the matmuls. */
 export function stream_read(ptr: usize, bytes: usize): i32 {

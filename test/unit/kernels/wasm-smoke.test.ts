@@ -154,6 +154,27 @@ describe('wasm kernels', () => {
     for (const o of outs.slice(1)) o.forEach((a, i) => expect(a).toEqual(outs[0][i]));
   });
 
+  it('exp (silu, attention softmax): scalar and SIMD forms agree bit for bit and stay within 2 ulp of e^x', async () => {
+    const m = await loadNodeKernelModules();
+    const { ex, heap } = instantiateKernels(m.simd);
+    // a sweep over the range softmax and silu use, the clamps' edges, zero, NaN and infinities
+    const xs = Float32Array.from([...Array.from({ length: 4000 }, (_, i) => -90 + i * 0.04493), -87, -87.0001, 88.37626, 88.4, 0, -0, NaN, Infinity, -Infinity, 1e-8, -1e-8, 0, 0]);
+    const p = heap.alloc(xs.length * 4);
+    heap.f32(p, xs.length).set(xs);
+    ex.exp_f32x4(p, xs.length);
+    const simd = heap.f32(p, xs.length).slice();
+    const ulp = (v: number) => { const b = new Float32Array([v]); const i = new Int32Array(b.buffer); i[0] += 1; return b[0] - v; };
+    xs.forEach((x, i) => {
+      const s = ex.exp_f32(x);
+      expect(Object.is(s, simd[i]) || (Number.isNaN(s) && Number.isNaN(simd[i])), `x = ${x}: scalar ${s}, simd ${simd[i]}`).toBe(true);
+      if (Number.isNaN(x)) return expect(s).toBeNaN();
+      const want = Math.fround(Math.exp(x));
+      if (x > 88.37626) return expect(s).toBe(Infinity); // the clamps (exp.ts): beyond them e^x is inf / below f32's normals
+      if (x < -87) return expect(s).toBe(0);
+      expect(Math.abs(s - want), `x = ${x}: ${s} vs ${want}`).toBeLessThanOrEqual(2 * ulp(want));
+    });
+  });
+
   it('attention of one query over one position returns that position\'s value', async () => {
     const k = await loadNodeKernels();
     const shape = { nHead: 4, nKvHead: 2, headDim: 8, scale: 1 / Math.sqrt(8) };
