@@ -12,7 +12,8 @@ import { matvec4Q4x4Simd, dotRow4TokQ4x4 } from './dot-q4x4';
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 
 @inline function tileTokens(stride: i32, nTok: i32): i32 {
-  const t = TILE_BYTES / stride;
+  let t = TILE_BYTES / stride;
+  if (t >= 8) t &= ~3; // whole four-token passes (dotRow4TokQ4x4)
   return t < 1 ? 1 : t > nTok ? nTok : t;
 }
 
@@ -38,7 +39,9 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
     // packed q4_0: each weight row (hot in L1) against the tile's tokens four at a time, each block unpacked once per four
     for (let t0 = 0; t0 < nTok; t0 += tile) {
       const t1 = min(t0 + tile, nTok);
-      for (let r = 0; r < rows; r++) rowTokensQ4x4(wq + <usize>r * rb, ws + <usize>r * sb, cols, act, stride, t0, t1, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
+      const tq = t0 + ((t1 - t0) & ~3); // the last (t1 - t0) % 4 tokens: one mat-vec each
+      if (tq > t0) for (let r = 0; r < rows; r++) rowTokensQ4x4(wq + <usize>r * rb, ws + <usize>r * sb, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
+      for (let t = tq; t < t1; t++) matvecRowsQ4x4(wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2));
     }
     return;
   }
@@ -68,6 +71,20 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
   }
 }
 
+/** h (inter) = silu(gate a) * up a for one prepared token, packed q4_0: gate into h, up FFN_CHUNK rows at a time. */
+function ffnMatvecQ4x4(gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, inter: i32, a: usize, h: usize): void {
+  const rb = <usize>(hidden >> 1), sb = <usize>((hidden / QK) << 2);
+  matvecRowsQ4x4(gq, gs, inter, hidden, a, h);
+  for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) {
+    const n = min(FFN_CHUNK, inter - r0);
+    matvecRowsQ4x4(uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U);
+    for (let i = 0; i < n; i++) {
+      const hr = h + (<usize>(r0 + i) << 2);
+      store<f32>(hr, silu(load<f32>(hr)) * load<f32>(FFN_U + (<usize>i << 2)));
+    }
+  }
+}
+
 /** y (rows) = packed W (rows, cols) @ one prepared activation: four rows a quarter apart per pass, the rest one by one. */
 function matvecRowsQ4x4(w: usize, ws: usize, rows: i32, cols: i32, act: usize, y: usize): void {
   const q = rows >> 2;
@@ -76,11 +93,9 @@ function matvecRowsQ4x4(w: usize, ws: usize, rows: i32, cols: i32, act: usize, y
   for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(DT_Q4_0X4, w + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
 }
 
-/** y[(t - t0) * ystep] = packed row w . token t's prepared activation, t = t0..t1-1: four tokens at a time, then one by one. */
+/** y[(t - t0) * ystep] = packed row w . token t's prepared activation, t = t0..t1-1 (t1 - t0 a multiple of 4), four at a time. */
 function rowTokensQ4x4(w: usize, ws: usize, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
-  let t = t0;
-  for (; t + 4 <= t1; t += 4) dotRow4TokQ4x4(w, ws, act + <usize>(t * stride), stride, cols, y + <usize>(t - t0) * ystep, ystep);
-  for (; t < t1; t++) store<f32>(y + <usize>(t - t0) * ystep, dotRow(DT_Q4_0X4, w, ws, act + <usize>(t * stride), cols, true));
+  for (let t = t0; t < t1; t += 4) dotRow4TokQ4x4(w, ws, act + <usize>(t * stride), stride, cols, y + <usize>(t - t0) * ystep, ystep);
 }
 
 /** Scratch bytes matmul() needs. */
@@ -142,24 +157,17 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
   const rb = <usize>rowBytes(dtGU, hidden);
   const sb = <usize>scaleRowBytes(dtGU, hidden);
   const tile = tileTokens(strideX, nTok);
-  if (simd && dtGU == DT_Q4_0X4 && nTok == 1) {
-    // packed q4_0 mat-vec: the gate rows straight into H, the up rows FFN_CHUNK at a time, four rows per pass
-    matvecRowsQ4x4(gq, gs, inter, hidden, actX, h);
-    for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) {
-      const n = min(FFN_CHUNK, inter - r0);
-      matvecRowsQ4x4(uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, actX, FFN_U);
-      for (let i = 0; i < n; i++) {
-        const hr = h + (<usize>(r0 + i) << 2);
-        store<f32>(hr, silu(load<f32>(hr)) * load<f32>(FFN_U + (<usize>i << 2)));
-      }
-    }
-  } else if (simd && dtGU == DT_Q4_0X4) {
-    // packed q4_0: the gate row, then the up row, against up to FFN_CHUNK of the tile's tokens, four at a time
+  if (simd && dtGU == DT_Q4_0X4) {
+    // packed q4_0: per tile, the gate row, then the up row, against up to FFN_CHUNK of its tokens four at a time;
+    // the tile's last nTok % 4 tokens (and a lone token: decode) one at a time, four rows per pass (mat-vec)
     for (let t0 = 0; t0 < nTok; t0 += tile) {
       const t1 = min(t0 + tile, nTok);
+      const tq = t0 + ((t1 - t0) & ~3);
+      for (let t = tq; t < t1; t++) ffnMatvecQ4x4(gq, gs, uq, us, hidden, inter, actX + <usize>(t * strideX), h + (<usize>(t * inter) << 2));
+      if (tq == t0) continue;
       for (let r = 0; r < inter; r++) {
-        for (let c0 = t0; c0 < t1; c0 += FFN_CHUNK) {
-          const c1 = min(c0 + FFN_CHUNK, t1);
+        for (let c0 = t0; c0 < tq; c0 += FFN_CHUNK) {
+          const c1 = min(c0 + FFN_CHUNK, tq);
           rowTokensQ4x4(gq + <usize>r * rb, gs + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_G, 4);
           rowTokensQ4x4(uq + <usize>r * rb, us + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_U, 4);
           for (let t = c0; t < c1; t++) {
