@@ -53,7 +53,9 @@ export function prepareFfnPool(k: Kernels, quant: Quant, s: FfnShape, batch: num
       const data = block + (3 * c + j) * stride;
       heap.u8(data, qsBytes).set(qs);
       heap.f32(data + align64(qsBytes), scales.length).set(scales);
-      return { dtype: quant, rows, cols, data, scales: data + align64(qsBytes) };
+      const m: Mat = { dtype: quant, rows, cols, data, scales: data + align64(qsBytes) };
+      k.packWeights?.(m); // as the engine places weights (packed q4_0 in the relaxed executor)
+      return m;
     };
     experts.push({ gate: mat(0, s.inter, s.hidden), up: mat(1, s.inter, s.hidden), down: mat(2, s.hidden, s.inter) });
   }

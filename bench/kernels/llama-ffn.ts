@@ -102,8 +102,8 @@ export interface LlamaFfnPair {
 /** Writes and opens the pair (see writeSyntheticPair); release() closes them and deletes the files. */
 export async function prepareLlamaPair(dir: string, s: FfnShape, quant: 'q8_0' | 'q4_0', poolBytes: number): Promise<LlamaFfnPair> {
   const files = await writeSyntheticPair(dir, s, quant, poolBytes);
-  const one = await openLlama(files.paths[0], { contextSize: CTX, batchSize: 16 });
-  const two = await openLlama(files.paths[1], { contextSize: CTX, batchSize: 16 });
+  const one = await openLlama(files.paths[0], { contextSize: CTX, batchSize: 64 });
+  const two = await openLlama(files.paths[1], { contextSize: CTX, batchSize: 64 });
   const release = async () => {
     await one.dispose();
     await two.dispose();

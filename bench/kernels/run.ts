@@ -1,4 +1,4 @@
-// Kernel benchmark: the fused expert FFN at batch 1/4/16 for the default model's and granite-3.0-1b-a400m's
+// Kernel benchmark: the fused expert FFN at batch 1/4/16/64 for the default model's and granite-3.0-1b-a400m's
 // expert shapes, in q8_0 and q4_0: moe-edge's WASM executors (GB/s of weights and ratio to the v128 streaming
 // read of the same rounds), onnxruntime-web's wasm backend and llama.cpp (node-llama-cpp) as peers.
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { measureOrt, ORT_KINDS, ORT_OP, prepareOrtPool } from './ort';
 import { measureWllamaFfn } from './wllama-ffn';
 import { wllamaUnavailable } from '../peers/wllama';
 
-export const BATCHES = [1, 4, 16] as const;
+export const BATCHES = [1, 4, 16, 64] as const;
 export const QUANTS: readonly Quant[] = ['q8_0', 'q4_0'];
 
 export interface KernelOptions { rounds: number; minMs: number; slices: number; poolBytes: number; streamBytes: number; workDir: string; wllama: boolean }

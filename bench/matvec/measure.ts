@@ -138,7 +138,9 @@ export function preparePool(k: Kernels, quant: Quant, rows: number, cols: number
     const data = block + c * stride;
     heap.u8(data, qs.length).set(qs);
     heap.f32(data + qsSpan, scales.length).set(scales);
-    mats.push({ dtype: quant, rows, cols, data, scales: data + qsSpan });
+    const m: Mat = { dtype: quant, rows, cols, data, scales: data + qsSpan };
+    k.packWeights?.(m); // as the engine places weights (packed q4_0 in the relaxed executor)
+    mats.push(m);
   }
   const xs = heap.f32(x, cols);
   for (let i = 0; i < cols; i++) xs[i] = Math.sin(i * 0.37) * 1.5;
