@@ -1,10 +1,7 @@
 // The models this engine computes in process: EngineModel, what the CLI's LocalModel and the Worker's ServedModel
 // share (id, defaults, tokenizer, the generation loop), and LocalModel itself, every expert read into the heap.
-import { ObjectNotFoundError } from '../common/errors';
-import { expertEntries, ManifestError, objectNames, parseManifest, tensorNames, type Manifest, type TensorEntry } from '../format/manifest';
-import { memoryBytes } from '../format/quant';
-import { checkShard, matrixOf } from '../format/tensor-layout';
-import { listedObject, readManifest, readVerified, type ObjectSource } from '../store/source';
+import { expertEntries, parseManifest, type Manifest } from '../format/manifest';
+import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
 import type { ChatMessage, GenerateRequest, GenerateChunk, GenerateResult, TextModel } from './api';
 import { LocalExperts, type ExpertExecutor } from './experts';
@@ -12,7 +9,7 @@ import { generateTokens } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
 import { HfTextCodec, type TextCodec } from './tokenizer';
 import { checkKvCacheType, type KvCacheType } from './kv-cache';
-import { reserveHeap } from './weights';
+import { plannedBytes, reserveHeap, trunkEntries } from './weights';
 
 /** A TextModel computed in this process, whichever experts it keeps: the CLI's LocalModel and the Worker's ServedModel. */
 export interface EngineModel extends TextModel {
@@ -90,35 +87,20 @@ export async function loadFromManifest(source: ObjectSource, manifest: Manifest,
   return model;
 }
 
-/**
- * Heap bytes that loadWeights will surely allocate: every tensor of trunk.bin (but an output the embedding ties)
- * and the chosen experts' matrices, each at its kernel-layout size. 0 when an entry is broken: the load then fails
- * on it by name, and nothing is reserved for a model that will not load.
- */
+/** Heap bytes that loadWeights surely allocates: the whole trunk and the chosen experts' matrices (reserveHeap's lower bound). */
 export function plannedWeightBytes(manifest: Manifest, experts: ExpertSelection): number {
-  const bytes = (entry: TensorEntry): number => {
-    checkShard(entry, listedObject(manifest, entry.object).bytes);
-    const { dtype, rows, cols } = matrixOf(entry);
-    return memoryBytes(dtype, rows * cols);
-  };
-  try {
-    let total = 0;
-    for (const [name, entry] of Object.entries(manifest.tensors)) {
-      if (entry.object !== objectNames.trunk || (manifest.architecture.tieWordEmbeddings && name === tensorNames.output)) continue;
-      total += bytes(entry);
-    }
+  return plannedBytes(manifest, function* () {
+    yield* trunkEntries(manifest, { head: true, layers: true });
     const { numLayers, numExperts } = manifest.architecture;
     for (let l = 0; l < numLayers; l++) {
       for (const e of experts === 'all' ? Array.from({ length: numExperts }, (_, i) => i) : (experts.get(l) ?? [])) {
         const { gate, up, down } = expertEntries(manifest, l, e);
-        total += bytes(gate) + bytes(up) + bytes(down);
+        yield gate;
+        yield up;
+        yield down;
       }
     }
-    return total;
-  } catch (e) {
-    if (e instanceof ManifestError || e instanceof ObjectNotFoundError) return 0;
-    throw e;
-  }
+  });
 }
 
 export async function loadCodec(source: ObjectSource, manifest: Manifest): Promise<TextCodec> {

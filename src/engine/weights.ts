@@ -1,11 +1,12 @@
 // Moves tensors from verified shard bytes into the kernel heap as `Mat`s (layout: src/format/tensor-layout.ts):
 // whole from an object in memory (experts), or streamed from a large object straight into place (the trunk).
 // Weights are loaded once per isolate and shared read-only by every generation.
-import { ManifestError, type Manifest, type TensorEntry } from '../format/manifest';
+import { ObjectNotFoundError } from '../common/errors';
+import { ManifestError, objectNames, tensorNames, type Manifest, type TensorEntry } from '../format/manifest';
 import { isQuantized, memoryBytes, quantBytes, scaleCount } from '../format/quant';
-import { matrixOf, shardOf, writeShardPart } from '../format/tensor-layout';
+import { checkShard, matrixOf, shardOf, writeShardPart } from '../format/tensor-layout';
 import type { Kernels, Mat, Ptr } from '../kernels/types';
-import { streamVerified, type ObjectSource } from '../store/source';
+import { listedObject, streamVerified, type ObjectSource } from '../store/source';
 
 /** A 1-D f32 vector (norm weights, biases) in the heap. */
 export interface Vec {
@@ -94,6 +95,37 @@ export function reserveHeap(k: Kernels, bytes: number): void {
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
   }
+}
+
+/**
+ * Heap bytes of `entries` (a list made when called: building it may throw) in kernel layout, for reserveHeap; 0
+ * when an entry is broken: the load then fails on it by name, and nothing is reserved for a model that will not load.
+ */
+export function plannedBytes(manifest: Manifest, entries: () => Iterable<TensorEntry>): number {
+  try {
+    let total = 0;
+    for (const entry of entries()) {
+      checkShard(entry, listedObject(manifest, entry.object).bytes);
+      const { dtype, rows, cols } = matrixOf(entry);
+      total += memoryBytes(dtype, rows * cols);
+    }
+    return total;
+  } catch (e) {
+    if (e instanceof ManifestError || e instanceof ObjectNotFoundError) return 0;
+    throw e;
+  }
+}
+
+/**
+ * The tensors of trunk.bin that a trunk load allocates: the head (the embedding; the output unless the embedding
+ * ties it) and/or all the rest (norms, attention, routers, shared experts).
+ */
+export function trunkEntries(manifest: Manifest, parts: { head: boolean; layers: boolean }): TensorEntry[] {
+  const head = new Set<string>([tensorNames.tokenEmbedding, tensorNames.output]);
+  return Object.entries(manifest.tensors)
+    .filter(([name, entry]) => entry.object === objectNames.trunk && !(name === tensorNames.output && manifest.architecture.tieWordEmbeddings))
+    .filter(([name]) => (head.has(name) ? parts.head : parts.layers))
+    .map(([, entry]) => entry);
 }
 
 export function releaseMat(k: Kernels, m: Mat | Vec): void {

@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { ManifestError, tensorEntry, tensorNames, type Manifest } from '../../../src/format/manifest';
 import { loadFromManifest, plannedWeightBytes } from '../../../src/engine/load';
-import { loadWeights, type ExpertSelection } from '../../../src/engine/model';
+import { loadHead, loadTrunk, loadWeights, type ExpertSelection } from '../../../src/engine/model';
+import { plannedBytes, trunkEntries } from '../../../src/engine/weights';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import type { Kernels } from '../../../src/kernels/types';
 import { readManifest } from '../../../src/store/source';
@@ -24,7 +25,7 @@ async function counted(): Promise<{ k: Kernels; grows: () => number }> {
 
 describe('loading reserves the heap once', () => {
   for (const [label, experts] of [['every expert', 'all'], ['two experts of layer 0', new Map([[0, [1, 3]]])]] as [string, ExpertSelection][]) {
-    it(`${label}: a few grows instead of one per tensor, to the very size the tensors alone grow it to`, async () => {
+    it(`${label}: a few grows instead of one per expert matrix, to the very size the tensors alone grow it to`, async () => {
       const manifest = await readManifest(source);
       const planned = plannedWeightBytes(manifest, experts);
       const reserved = await counted();
@@ -35,8 +36,25 @@ describe('loading reserves the heap once', () => {
       expect(planned).toBeGreaterThan(0);
       expect(planned).toBeLessThanOrEqual(weights.bytes); // a lower bound: never more than the allocations take
       expect(reserved.k.heap.memory.buffer.byteLength).toBe(alone.k.heap.memory.buffer.byteLength);
-      expect(alone.grows()).toBeGreaterThan(10);
+      expect(alone.grows()).toBeGreaterThan(reserved.grows()); // loadWeights alone reserves only its trunk
       expect(reserved.grows()).toBeLessThanOrEqual(4);
+    });
+  }
+
+  // the Worker's own loads: the trunk (with the head, or without it when an expert shard holds it) and a shard's head
+  for (const [label, parts, load] of [
+    ['the trunk', { head: true, layers: true }, (k: Kernels, m: Manifest) => loadTrunk(k, source, m)],
+    ['the trunk without its head', { head: false, layers: true }, (k: Kernels, m: Manifest) => loadTrunk(k, source, m, { head: false })],
+    ['the head alone', { head: true, layers: false }, (k: Kernels, m: Manifest) => loadHead(k, source, m)],
+  ] as const) {
+    it(`${label}: one grow for its tensors, reserving no more than they take`, async () => {
+      const manifest = await readManifest(source);
+      const { k, grows } = await counted();
+      const w = await load(k, manifest);
+      const planned = plannedBytes(manifest, () => trunkEntries(manifest, parts));
+      expect(planned).toBeGreaterThan(0);
+      expect(planned).toBeLessThanOrEqual(w.bytes);
+      expect(grows()).toBeLessThanOrEqual(3);
     });
   }
 
