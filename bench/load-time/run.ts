@@ -1,7 +1,7 @@
 // Loading a model, ours against llama.cpp on the very same weights (issue 14's "within 2x of llama.cpp"): each
 // load in a fresh process (bench/load-time/once.ts), the two engines interleaved round by round, plus what the
 // SHA-256 checks of our load cost alone. Writes bench/results/load-time.{json,md}. Usage:
-//   npm run bench:load-time -- [--model .cache/models/granite-shaped-q4_0] [--gguf <file>] [--rounds 3]
+//   npm run bench:load-time -- [--model .cache/models/granite-shaped-q4_0] [--gguf <file>] [--rounds 3] [--note <what changed>]
 import { execFileSync, execSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import { llamaInstalled } from '../peers/llama';
 import { exportGgufFile } from '../../tools/export-gguf';
 import type { LoadSample } from './once';
 
-const { values } = parseArgs({ options: { model: { type: 'string', default: '.cache/models/granite-shaped-q4_0' }, gguf: { type: 'string' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { model: { type: 'string', default: '.cache/models/granite-shaped-q4_0' }, gguf: { type: 'string' }, rounds: { type: 'string', default: '3' }, note: { type: 'string' } } });
 const modelDir = values.model!;
 const rounds = Number(values.rounds);
 if (!llamaInstalled()) throw new Error('node-llama-cpp is not installed in bench/peers: npm run setup:peers');
@@ -76,9 +76,11 @@ const md = [
   ...samples.map((s) => `| ${s.round + 1} | ${s.ours.ms.toFixed(0)} | ${s.llama.ms.toFixed(0)} | ${(s.ours.ms / s.llama.ms).toFixed(2)} | ${s.digests.ms.toFixed(0)} | ${s.ours.minorFaults} / ${s.llama.minorFaults} |`),
   `| median | ${summary.oursMs.toFixed(0)} | ${summary.llamaMs.toFixed(0)} | **${summary.ratio.toFixed(2)}** (of the rounds' ratios) | ${summary.digestsMs.toFixed(0)} (${(summary.digestShare * 100).toFixed(0)}% of ours) | |`,
   '',
-  'Both engines first-touch every page of their weights; on this VM a fresh 4 KiB page costs ~20 us, so those faults are most of either load.',
+  'Both engines first-touch every page of their weights (the page-fault counts), and on this VM a first touch is dear: a bare',
+  'loop touching 800 MB of fresh memory took 4.7-7 s (~25-35 us per 4 KiB page), so those faults are most of either load.',
+  ...(values.note ? ['', values.note] : []),
 ].join('\n') + '\n';
 mkdirSync('bench/results', { recursive: true });
-await writeFile('bench/results/load-time.json', JSON.stringify({ date: new Date().toISOString(), commit, command, uptimeBefore, uptimeAfter, loadavg: loadavg(), machine, model: modelDir, gguf, rounds, samples, summary }, null, 2) + '\n');
+await writeFile('bench/results/load-time.json', JSON.stringify({ date: new Date().toISOString(), commit, command, uptimeBefore, uptimeAfter, loadavg: loadavg(), machine, model: modelDir, gguf, rounds, samples, summary, note: values.note ?? null }, null, 2) + '\n');
 await writeFile('bench/results/load-time.md', md);
 process.stdout.write(md);

@@ -79,11 +79,11 @@ const WASM_PAGE = 65536;
 
 /**
  * Grows the heap's memory once so that tensors of `bytes` in all (their memoryBytes) about to be allocated find
- * it there, instead of one memory.grow per tensor: in Node each grow set off a full garbage collection, ~6 of a
- * granite load's 14 s (bench/load-time). It never takes memory the allocations would not take anyway: every live
- * block lies below the allocator's top, so after them the memory holds at least usedBytes + bytes (what remains,
- * block headers and alignment, still grows as it did). A hint only: a memory that cannot grow that far is left as
- * it is, and the allocation that does not fit fails as it always did.
+ * it there, instead of one memory.grow per tensor: in Node each grow set off a full garbage collection (GC and
+ * grow were ~7 s of a 14 s granite load in a CPU profile; bench/load-time). It never takes memory the allocations
+ * would not take anyway: every live block lies below the allocator's top, so after them the memory holds at least
+ * usedBytes + bytes (the rest, block headers and alignment, still grows as it did). A hint only: a memory that
+ * cannot grow that far is left as it is, and the allocation that does not fit fails as it always did.
  */
 export function reserveHeap(k: Kernels, bytes: number): void {
   const memory = k.heap.memory;
