@@ -1,6 +1,6 @@
 // The models this engine computes in process: EngineModel, what the CLI's LocalModel and the Worker's ServedModel
 // share (id, defaults, tokenizer, the generation loop), and LocalModel itself, every expert read into the heap.
-import { parseManifest, type Manifest } from '../format/manifest';
+import { expertEntries, parseManifest, type Manifest } from '../format/manifest';
 import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
 import type { ChatMessage, GenerateRequest, GenerateChunk, GenerateResult, TextModel } from './api';
@@ -9,6 +9,7 @@ import { generateTokens } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
 import { HfTextCodec, type TextCodec } from './tokenizer';
 import { checkKvCacheType, type KvCacheType } from './kv-cache';
+import { plannedBytes, reserveHeap, trunkEntries } from './weights';
 
 /** A TextModel computed in this process, whichever experts it keeps: the CLI's LocalModel and the Worker's ServedModel. */
 export interface EngineModel extends TextModel {
@@ -70,6 +71,7 @@ export async function loadFromManifest(source: ObjectSource, manifest: Manifest,
   const codec = manifest.tokenizer ? await loadCodec(source, manifest) : null;
   const kvCacheType = opts.kvCacheType ?? 'f32';
   checkKvCacheType(manifest.architecture, kvCacheType); // before megabytes of weights are read
+  reserveHeap(kernels, plannedWeightBytes(manifest, opts.experts ?? 'all'));
   const weights = await loadWeights(kernels, source, manifest, opts.experts ?? 'all');
   const experts = new LocalExperts(kernels, weights);
   const model: LocalModel = {
@@ -83,6 +85,22 @@ export async function loadFromManifest(source: ObjectSource, manifest: Manifest,
     generate: (req) => generateWith(model, weights, experts, req),
   };
   return model;
+}
+
+/** Heap bytes that loadWeights surely allocates: the whole trunk and the chosen experts' matrices (reserveHeap's lower bound). */
+export function plannedWeightBytes(manifest: Manifest, experts: ExpertSelection): number {
+  return plannedBytes(manifest, function* () {
+    yield* trunkEntries(manifest, { head: true, layers: true });
+    const { numLayers, numExperts } = manifest.architecture;
+    for (let l = 0; l < numLayers; l++) {
+      for (const e of experts === 'all' ? Array.from({ length: numExperts }, (_, i) => i) : (experts.get(l) ?? [])) {
+        const { gate, up, down } = expertEntries(manifest, l, e);
+        yield gate;
+        yield up;
+        yield down;
+      }
+    }
+  });
 }
 
 export async function loadCodec(source: ObjectSource, manifest: Manifest): Promise<TextCodec> {

@@ -6,7 +6,7 @@ import { listedObject, readVerified, type ObjectSource } from '../store/source';
 import { memoryBytes } from '../format/quant';
 import { checkShard } from '../format/tensor-layout';
 import type { Kernels, Mat } from '../kernels/types';
-import { allocMat, checkVec, releaseMat, streamIntoHeap, uploadMat, vecOf, type Pending, type Vec } from './weights';
+import { allocMat, checkVec, plannedBytes, releaseMat, reserveHeap, streamIntoHeap, trunkEntries, uploadMat, vecOf, type Pending, type Vec } from './weights';
 
 export interface ExpertWeights {
   readonly gate: Mat; // (I, H)
@@ -90,6 +90,7 @@ export async function loadHead(k: Kernels, source: ObjectSource, manifest: Manif
 async function loadTensors(k: Kernels, source: ObjectSource, manifest: Manifest, withHead: boolean, withLayers: boolean): Promise<Partial<TrunkWeights> & { bytes: number }> {
   const arch = manifest.architecture;
   const before = k.heap.usedBytes;
+  reserveHeap(k, plannedBytes(manifest, () => trunkEntries(manifest, { head: withHead, layers: withLayers }))); // one grow, not one per tensor
   const pending: Pending[] = [];
   const mat = (name: string): Mat => {
     const entry = tensorEntry(manifest, name);

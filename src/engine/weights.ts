@@ -1,11 +1,12 @@
 // Moves tensors from verified shard bytes into the kernel heap as `Mat`s (layout: src/format/tensor-layout.ts):
 // whole from an object in memory (experts), or streamed from a large object straight into place (the trunk).
 // Weights are loaded once per isolate and shared read-only by every generation.
-import { ManifestError, type Manifest, type TensorEntry } from '../format/manifest';
+import { ObjectNotFoundError } from '../common/errors';
+import { ManifestError, objectNames, tensorNames, type Manifest, type TensorEntry } from '../format/manifest';
 import { isQuantized, memoryBytes, quantBytes, scaleCount } from '../format/quant';
-import { matrixOf, shardOf, writeShardPart } from '../format/tensor-layout';
+import { checkShard, matrixOf, shardOf, writeShardPart } from '../format/tensor-layout';
 import type { Kernels, Mat, Ptr } from '../kernels/types';
-import { streamVerified, type ObjectSource } from '../store/source';
+import { listedObject, streamVerified, type ObjectSource } from '../store/source';
 
 /** A 1-D f32 vector (norm weights, biases) in the heap. */
 export interface Vec {
@@ -71,6 +72,60 @@ export async function streamIntoHeap(k: Kernels, source: ObjectSource, manifest:
       if (from < to) writeMatPart(k, mat, chunk.subarray(from - offset, to - offset), from - entry.offset);
     }
   });
+}
+
+/** WebAssembly pages are 64 KiB (https://webassembly.github.io/spec/core/exec/runtime.html#memory-instances). */
+const WASM_PAGE = 65536;
+
+/**
+ * Grows the heap's memory once so that tensors of `bytes` in all (their memoryBytes) about to be allocated find
+ * it there, instead of one memory.grow per tensor: in Node each grow set off a full garbage collection (GC and
+ * grow were ~7 s of a 14 s granite load in a CPU profile; bench/load-time). It never takes memory the allocations
+ * would not take anyway: every live block lies below the allocator's top, so after them the memory holds at least
+ * usedBytes + bytes (the rest, block headers and alignment, still grows as it did). A hint only: a memory that
+ * cannot grow that far is left as it is, and the allocation that does not fit fails as it always did.
+ */
+export function reserveHeap(k: Kernels, bytes: number): void {
+  const memory = k.heap.memory;
+  const want = k.heap.usedBytes + bytes;
+  const have = memory.buffer.byteLength;
+  if (!(want > have) || !Number.isSafeInteger(want)) return;
+  try {
+    memory.grow(Math.ceil((want - have) / WASM_PAGE));
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+  }
+}
+
+/**
+ * Heap bytes of `entries` (a list made when called: building it may throw) in kernel layout, for reserveHeap; 0
+ * when an entry is broken: the load then fails on it by name, and nothing is reserved for a model that will not load.
+ */
+export function plannedBytes(manifest: Manifest, entries: () => Iterable<TensorEntry>): number {
+  try {
+    let total = 0;
+    for (const entry of entries()) {
+      checkShard(entry, listedObject(manifest, entry.object).bytes);
+      const { dtype, rows, cols } = matrixOf(entry);
+      total += memoryBytes(dtype, rows * cols);
+    }
+    return total;
+  } catch (e) {
+    if (e instanceof ManifestError || e instanceof ObjectNotFoundError) return 0;
+    throw e;
+  }
+}
+
+/**
+ * The tensors of trunk.bin that a trunk load allocates: the head (the embedding; the output unless the embedding
+ * ties it) and/or all the rest (norms, attention, routers, shared experts).
+ */
+export function trunkEntries(manifest: Manifest, parts: { head: boolean; layers: boolean }): TensorEntry[] {
+  const head = new Set<string>([tensorNames.tokenEmbedding, tensorNames.output]);
+  return Object.entries(manifest.tensors)
+    .filter(([name, entry]) => entry.object === objectNames.trunk && !(name === tensorNames.output && manifest.architecture.tieWordEmbeddings))
+    .filter(([name]) => (head.has(name) ? parts.head : parts.layers))
+    .map(([, entry]) => entry);
 }
 
 export function releaseMat(k: Kernels, m: Mat | Vec): void {

@@ -2,7 +2,7 @@
 // (format/manifest.ts expertEntries), and shard bytes -> kernel-memory layout (format/tensor-layout.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expertEntries, ManifestError, tensorNames, type Manifest, type TensorEntry } from '../../../src/format/manifest';
-import { decodeTensor, encodeTensor, quantBytes, type DType } from '../../../src/format/quant';
+import { decodeTensor, encodeTensor, f16ToF32, quantBytes, type DType } from '../../../src/format/quant';
 import { hostTensor, shardOf, widenScales, writeShardPart } from '../../../src/format/tensor-layout';
 import { readManifest } from '../../../src/store/source';
 import { fsSource } from '../../../src/store/source-fs';
@@ -16,6 +16,13 @@ function placed(dtype: DType, rows: number, cols: number, seed: number) {
   object.set(shard, 3);
   const entry: TensorEntry = { object: 'experts/0/0.bin', offset: 3, bytes: shard.length, dtype, shape: [rows, cols] };
   return { entry, object, decoded: decodeTensor(dtype, shard, rows * cols) };
+}
+
+/** The first index where a and b differ, -1 when equal (toEqual over megabytes of elements takes minutes). */
+function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
 }
 
 describe('hostTensor', () => {
@@ -109,6 +116,29 @@ describe('writeShardPart (the streamed load: a shard arriving in parts)', () => 
       }
     });
   }
+
+  it('widens every f16 value as f16ToF32 does, at even and odd addresses, in tens of thousands of scales per part', () => {
+    // scale i holds the half i: all 65,536 of them (zeros, subnormals, infinities, NaNs), more than the widening
+    // takes in one pass, so its blocks and its copy for odd addresses are crossed too
+    const count = 65536;
+    const n = count * 32;
+    const qb = quantBytes('q8_0', n);
+    const expected = new Float32Array(count).map((_, h) => f16ToF32(h));
+    for (const address of [0, 1]) {
+      const object = new Uint8Array(address + qb + 2 * count);
+      const shard = object.subarray(address);
+      for (let i = 0; i < qb; i++) shard[i] = i * 31;
+      for (let h = 0; h < count; h++) [shard[qb + 2 * h], shard[qb + 2 * h + 1]] = [h & 0xff, h >> 8];
+      for (const cuts of [[], [qb + 7, qb + 2 * 40000 + 1], [qb - 5, qb + 2 * 32768 - 1, qb + 2 * 32768 + 2]]) {
+        const data = new Uint8Array(qb);
+        const scales = new Float32Array(count);
+        const parts = [0, ...cuts, shard.length];
+        for (let i = 0; i + 1 < parts.length; i++) writeShardPart('q8_0', n, shard.subarray(parts[i], parts[i + 1]), parts[i], data, scales);
+        expect(firstDifference(new Uint32Array(scales.buffer), new Uint32Array(expected.buffer)), `address ${address}, cuts ${cuts}: first wrong scale`).toBe(-1);
+        expect(firstDifference(data, shard.subarray(0, qb)), `address ${address}, cuts ${cuts}: first wrong quant`).toBe(-1);
+      }
+    }
+  });
 
   it('refuses bytes past the shard', () => {
     const { entry, object } = placed('q8_0', 1, 32, 3);
