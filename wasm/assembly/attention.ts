@@ -135,19 +135,37 @@ function headActBytes(headDim: i32): i32 {
   return max<i32>(actBytes(DT_Q8_0, headDim), actBytes(DT_F16, headDim));
 }
 
-/** Scratch of attentionKv: per query head of a GQA group its scores and prepared query, then four V rows. */
+// attentionKv's scores of a block of query tokens stay within this many bytes (below the FFN's prefill scratch,
+// so the heap's high-water mark does not move); V rows are dequantized V_BLOCK positions at a time
+const SCORES_BUDGET: i32 = 256 * 1024;
+const V_BLOCK: i32 = 64; // a multiple of 4: every sum keeps the order of four-position steps
+
+/** f32 slots per query's scores at a context of nCtx positions (room for four-key writes). */
+@inline function scoreStride(nCtx: i32): i32 {
+  return (nCtx + 3) & ~3;
+}
+
+/** Query tokens whose scores are held at once: as many as SCORES_BUDGET allows, at least one. */
+@inline function tokenBlock(nCtx: i32, group: i32, nTok: i32): i32 {
+  const tb = SCORES_BUDGET / (group * (scoreStride(nCtx) << 2));
+  return tb < 1 ? 1 : tb > nTok ? nTok : tb;
+}
+
+/** Scratch of attentionKv: the scores of a token block's queries, one prepared query, V_BLOCK dequantized V rows. */
 export function attentionKvScratch(nCtx: i32, headDim: i32, group: i32): i32 {
-  return group * (align64((nCtx + 3) << 2) + headActBytes(headDim)) + ((4 * headDim) << 2);
+  const scores = tokenBlock(nCtx, group, nCtx) * group * (scoreStride(nCtx) << 2);
+  return align64(scores) + align64(headActBytes(headDim)) + ((V_BLOCK * headDim) << 2);
 }
 
 /**
  * attention over a KV cache of dtypes dtK / dtV (src/format/quant.ts's kernel layout: quants at k / v, f32
  * scales per 32-block at ks / vs; headDim % 32 == 0 for q8_0/q4_0). As ggml's CPU flash attention: each query
  * head is converted once to K's dot input (activation.ts's prepare: f16-rounded or q8_0) and dotted with each key
- * head like a matmul row (dotRow); V heads are dequantized exactly (getRow), four at a time, and accumulated as
- * in the f32 kernel. The query heads of one GQA group go together, so each V row is dequantized once for all of
- * them (the order of every output element's sum is unchanged). Both f32: the f32 kernel itself. Scratch:
- * attentionKvScratch(pos0 + nTok, headDim, nHead / nKvHead).
+ * head like a matmul row (dotRow); V heads are dequantized exactly (getRow) and accumulated as in the f32 kernel.
+ * Per KV head, a block of query tokens (prefill) and the query heads of its GQA group go together: their scores
+ * first, then each V row, dequantized once, serves all of them. Every output element's sum keeps its order (four
+ * positions a step, the last n % 4 one by one), so the block size changes no bit. Both f32: the f32 kernel itself.
+ * Scratch: attentionKvScratch(pos0 + nTok, headDim, nHead / nKvHead).
  */
 export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v: usize, vs: usize, out: usize, nTok: i32,
   pos0: i32, nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize, simd: bool): void {
@@ -158,50 +176,65 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
   const group = nHead / nKvHead;
   const qStride = nHead * headDim;
   const kvStride = nKvHead * headDim;
-  const scoreBytes = <usize>align64((pos0 + nTok + 3) << 2);
-  const actB = <usize>headActBytes(headDim);
-  const acts = scratch + <usize>group * scoreBytes; // scores of group member g at scratch + g * scoreBytes
-  const vrows = acts + <usize>group * actB;
+  const nCtx = pos0 + nTok;
+  const tb = tokenBlock(nCtx, group, nTok);
+  const scoreBytes = <usize>(scoreStride(nCtx) << 2); // query (t - t0, g) at scratch + ((t - t0) * group + g) * scoreBytes
+  const act = scratch + <usize>align64(tb * group * <i32>scoreBytes);
+  const vrows = act + <usize>align64(headActBytes(headDim));
   const headBytes = <usize>headDim << 2;
-  for (let t = 0; t < nTok; t++) {
-    const n = pos0 + t + 1;
+  for (let t0 = 0; t0 < nTok; t0 += tb) {
+    const t1 = min(t0 + tb, nTok);
     for (let kh = 0; kh < nKvHead; kh++) {
       const col = kh * headDim; // first column of this kv head in a cache row
-      for (let g = 0; g < group; g++) {
-        const scores = scratch + <usize>g * scoreBytes, act = acts + <usize>g * actB;
-        prepare(dtK, q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2), 1, headDim, act, 0, simd);
-        let j = 0;
-        if (simd && (dtK == DT_Q8_0 || dtK == DT_Q4_0)) {
-          // four keys per call, the query's prepared blocks loaded once for them (each value is dotRow's)
-          const off = <usize>rowBytes(dtK, kvStride), soff = <usize>(kvStride / QK) << 2;
-          for (; j + 4 <= n; j += 4) {
-            const at = j * kvStride + col;
-            const y = scores + (<usize>j << 2);
-            if (dtK == DT_Q8_0) dot4RowsQ8Simd(k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), off, soff, act, headDim, y, 4);
-            else dot4RowsQ4Simd(k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), off, soff, act, headDim, y, 4);
-            v128.store(y, f32x4.mul(v128.load(y), f32x4.splat(scale)));
+      for (let t = t0; t < t1; t++) {
+        for (let g = 0; g < group; g++) {
+          const scores = scratch + <usize>((t - t0) * group + g) * scoreBytes;
+          prepare(dtK, q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2), 1, headDim, act, 0, simd);
+          keyScores(dtK, k, ks, kvStride, col, act, headDim, pos0 + t + 1, scale, scores, simd);
+        }
+      }
+      for (let t = t0; t < t1; t++) {
+        // after the block's q rows of this kv head were prepared: out may alias q (the group's heads are adjacent)
+        memory.fill(out + (<usize>(t * qStride + kh * group * headDim) << 2), 0, <usize>group * headBytes);
+      }
+      for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
+        const j1 = min(j0 + V_BLOCK, pos0 + t1);
+        for (let j = j0; j < j1; j++) vHead(dtV, v, vs, j * kvStride + col, headDim, vrows + <usize>(j - j0) * headBytes);
+        for (let t = max(t0, j0 - pos0); t < t1; t++) { // the queries that see position j0
+          const end = min(j1, pos0 + t + 1);
+          for (let g = 0; g < group; g++) {
+            const o = out + (<usize>(t * qStride + (kh * group + g) * headDim) << 2);
+            const p = scratch + <usize>((t - t0) * group + g) * scoreBytes;
+            let j = j0;
+            for (; j + 4 <= end; j += 4) axpy4(o, vrows + <usize>(j - j0) * headBytes, headBytes, p + (<usize>j << 2), headDim, simd);
+            for (; j < end; j++) axpy(o, vrows + <usize>(j - j0) * headBytes, load<f32>(p + (<usize>j << 2)), headDim, simd);
           }
         }
-        for (; j < n; j++) {
-          const at = j * kvStride + col;
-          const s = dotRow(dtK, k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), act, headDim, simd);
-          store<f32>(scores + (<usize>j << 2), s * scale);
-        }
-        softmaxScores(scores, n);
-      }
-      const o0 = out + (<usize>(t * qStride + kh * group * headDim) << 2); // the group's heads are adjacent
-      memory.fill(o0, 0, <usize>group * headBytes); // after the group's q rows were prepared: out may alias q
-      let j = 0;
-      for (; j + 4 <= n; j += 4) {
-        for (let m = 0; m < 4; m++) vHead(dtV, v, vs, (j + m) * kvStride + col, headDim, vrows + <usize>m * headBytes);
-        for (let g = 0; g < group; g++) axpy4(o0 + <usize>g * headBytes, vrows, headBytes, scratch + <usize>g * scoreBytes + (<usize>j << 2), headDim, simd);
-      }
-      for (; j < n; j++) {
-        vHead(dtV, v, vs, j * kvStride + col, headDim, vrows);
-        for (let g = 0; g < group; g++) axpy(o0 + <usize>g * headBytes, vrows, load<f32>(scratch + <usize>g * scoreBytes + (<usize>j << 2)), headDim, simd);
       }
     }
   }
+}
+
+/** scores (n) = softmax(q . k_j * scale) over positions j < n of one kv head (column col), q prepared at `act`. */
+function keyScores(dtK: i32, k: usize, ks: usize, kvStride: i32, col: i32, act: usize, headDim: i32, n: i32, scale: f32, scores: usize, simd: bool): void {
+  let j = 0;
+  if (simd && (dtK == DT_Q8_0 || dtK == DT_Q4_0)) {
+    // four keys per call, the query's prepared blocks loaded once for them (each value is dotRow's)
+    const off = <usize>rowBytes(dtK, kvStride), soff = <usize>(kvStride / QK) << 2;
+    for (; j + 4 <= n; j += 4) {
+      const at = j * kvStride + col;
+      const y = scores + (<usize>j << 2);
+      if (dtK == DT_Q8_0) dot4RowsQ8Simd(k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), off, soff, act, headDim, y, 4);
+      else dot4RowsQ4Simd(k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), off, soff, act, headDim, y, 4);
+      v128.store(y, f32x4.mul(v128.load(y), f32x4.splat(scale)));
+    }
+  }
+  for (; j < n; j++) {
+    const at = j * kvStride + col;
+    const s = dotRow(dtK, k + <usize>rowBytes(dtK, at), ks + (<usize>(at / QK) << 2), act, headDim, simd);
+    store<f32>(scores + (<usize>j << 2), s * scale);
+  }
+  softmaxScores(scores, n);
 }
 
 /** out (headDim) f32 = the cache's elements at..at+headDim-1 (one head of one position), dequantized exactly. */
