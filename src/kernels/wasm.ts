@@ -40,7 +40,7 @@ export interface WasmKernelExports {
   matmul_scratch(dt: number, cols: number, nTok: number): number;
   ffn_scratch(dtGU: number, dtD: number, hidden: number, inter: number, nTok: number): number;
   attention_scratch(nCtx: number): number;
-  attention_kv_scratch(nCtx: number, headDim: number, group: number): number;
+  attention_kv_scratch(nCtx: number, headDim: number, group: number, nTok: number): number;
   matmul_f32: MatmulFn; matmul_f32_scalar: MatmulFn;
   matmul_f16: MatmulFn; matmul_f16_scalar: MatmulFn;
   matmul_q8_0: QMatmulFn; matmul_q8_0_scalar: QMatmulFn;
@@ -187,7 +187,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
         return withScratch(ex.attention_scratch(nPos), (s) =>
           attn(q, k.data, v.data, out, nTok, pos0, shape.nHead, shape.nKvHead, shape.headDim, shape.scale, s));
       }
-      withScratch(ex.attention_kv_scratch(nPos, shape.headDim, shape.nHead / shape.nKvHead), (s) =>
+      withScratch(ex.attention_kv_scratch(nPos, shape.headDim, shape.nHead / shape.nKvHead, nTok), (s) =>
         attnKv(q, DTYPE_CODE[k.dtype], k.data, k.scales, DTYPE_CODE[v.dtype], v.data, v.scales, out, nTok, pos0,
           shape.nHead, shape.nKvHead, shape.headDim, shape.scale, s));
     },

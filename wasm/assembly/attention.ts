@@ -151,9 +151,12 @@ const V_BLOCK: i32 = 64; // a multiple of 4: every sum keeps the order of four-p
   return tb < 1 ? 1 : tb > nTok ? nTok : tb;
 }
 
-/** Scratch of attentionKv: the scores of a token block's queries, one prepared query, V_BLOCK dequantized V rows. */
-export function attentionKvScratch(nCtx: i32, headDim: i32, group: i32): i32 {
-  const scores = tokenBlock(nCtx, group, nCtx) * group * (scoreStride(nCtx) << 2);
+/**
+ * Scratch of attentionKv for nTok queries ending at position nCtx - 1: the scores of a token block's queries, one
+ * prepared query, V_BLOCK dequantized V rows. src/kernels/attention-scratch.ts says the same for admission.
+ */
+export function attentionKvScratch(nCtx: i32, headDim: i32, group: i32, nTok: i32): i32 {
+  const scores = tokenBlock(nCtx, group, nTok) * group * (scoreStride(nCtx) << 2);
   return align64(scores) + align64(headActBytes(headDim)) + ((V_BLOCK * headDim) << 2);
 }
 
@@ -165,7 +168,7 @@ export function attentionKvScratch(nCtx: i32, headDim: i32, group: i32): i32 {
  * Per KV head, a block of query tokens (prefill) and the query heads of its GQA group go together: their scores
  * first, then each V row, dequantized once, serves all of them. Every output element's sum keeps its order (four
  * positions a step, the last n % 4 one by one), so the block size changes no bit. Both f32: the f32 kernel itself.
- * Scratch: attentionKvScratch(pos0 + nTok, headDim, nHead / nKvHead).
+ * Scratch: attentionKvScratch(pos0 + nTok, headDim, nHead / nKvHead, nTok).
  */
 export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v: usize, vs: usize, out: usize, nTok: i32,
   pos0: i32, nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize, simd: bool): void {

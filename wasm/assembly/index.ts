@@ -31,7 +31,7 @@ export function heap_base(): usize {
 export function matmul_scratch(dt: i32, cols: i32, nTok: i32): i32 { return matmulScratch(dt, cols, nTok); }
 export function ffn_scratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, nTok: i32): i32 { return ffnScratch(dtGateUp, dtDown, hidden, inter, nTok); }
 export function attention_scratch(nCtx: i32): i32 { return attentionScratch(nCtx); }
-export function attention_kv_scratch(nCtx: i32, headDim: i32, group: i32): i32 { return attentionKvScratch(nCtx, headDim, group); }
+export function attention_kv_scratch(nCtx: i32, headDim: i32, group: i32, nTok: i32): i32 { return attentionKvScratch(nCtx, headDim, group, nTok); }
 
 // ---- matmul: Y (nTok, rows) = X (nTok, cols) @ W^T; scratch >= matmul_scratch(dt, cols, nTok) ----
 export function matmul_f32(w: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(0, w, 0, rows, cols, x, y, nTok, scratch, true); }
