@@ -133,8 +133,6 @@ export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   }
 }
 
-// f32x4 accumulators of the multi-row / multi-token kernels, kept in memory so V8 spills nothing (see dot-q8.ts)
-const ACC: usize = memory.data(64, 16);
 
 /** Mat-vec y (4q) = W (4q, cols) @ a, rows r, r + q, r + 2q, r + 3q together (as matvec4Q4Simd), W packed. */
 export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
@@ -151,8 +149,7 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
 @inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
   const m = i8x16.splat(0x0f);
-  const z = f32x4.splat(0);
-  v128.store(ACC, z); v128.store(ACC, z, 16); v128.store(ACC, z, 32); v128.store(ACC, z, 48);
+  let aA = f32x4.splat(0), aB = f32x4.splat(0), aC = f32x4.splat(0), aD = f32x4.splat(0);
   const off2 = off << 1, off3 = off * 3;
   let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
   for (let g = 0; g < groups; g++) {
@@ -174,15 +171,18 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
     sC = rows4Step(sC, pw + off2 + 48, xl, xh, m); sD = rows4Step(sD, pw + off3 + 48, xl, xh, m);
     const xsv = v128.load(pxs);
     const xo = i32x4.shl(v128.load(pxsum), 3);
-    v128.store(ACC, scaleRow(v128.load(ACC), sA, xo, v128.load(pws), xsv));
-    v128.store(ACC, scaleRow(v128.load(ACC, 16), sB, xo, v128.load(pws + soff), xsv), 16);
-    v128.store(ACC, scaleRow(v128.load(ACC, 32), sC, xo, v128.load(pws + 2 * soff), xsv), 32);
-    v128.store(ACC, scaleRow(v128.load(ACC, 48), sD, xo, v128.load(pws + 3 * soff), xsv), 48);
+    aA = scaleRow(aA, sA, xo, v128.load(pws), xsv);
+    aB = scaleRow(aB, sB, xo, v128.load(pws + soff), xsv);
+    aC = scaleRow(aC, sC, xo, v128.load(pws + 2 * soff), xsv);
+    aD = scaleRow(aD, sD, xo, v128.load(pws + 3 * soff), xsv);
+    fence2(aA, aC);
     pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
   }
-  for (let k = 0; k < 4; k++) {
-    store<f32>(y + <usize>k * ystep, tailQ4x4(w + <usize>k * off, ws + <usize>k * soff, a, cols, groups << 2, v128.load(ACC + (<usize>k << 4))));
-  }
+  const b = groups << 2;
+  store<f32>(y, tailQ4x4(w, ws, a, cols, b, aA));
+  store<f32>(y + ystep, tailQ4x4(w + off, ws + soff, a, cols, b, aB));
+  store<f32>(y + 2 * ystep, tailQ4x4(w + off2, ws + 2 * soff, a, cols, b, aC));
+  store<f32>(y + 3 * ystep, tailQ4x4(w + off3, ws + 3 * soff, a, cols, b, aD));
 }
 
 /** s + the i16 partial sums of one packed weight vector (at w) against its activation pair xl, xh. */
@@ -209,8 +209,7 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
 @inline function dotRow4TokRelaxed(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
   const m = i8x16.splat(0x0f);
-  const z = f32x4.splat(0);
-  v128.store(ACC, z); v128.store(ACC, z, 16); v128.store(ACC, z, 32); v128.store(ACC, z, 48);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   const st = <usize>stride;
   let pw = w, pws = ws;
   let px = a + extOff(cols), pxsum = a + xsumOff(cols), pxs = a + xsOff(cols); // token 0's; the others st apart
@@ -227,15 +226,18 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
       fence2(s0, s2);
     }
     const wsv = v128.load(pws);
-    v128.store(ACC, scaleTok(v128.load(ACC), s0, pxsum, wsv, pxs));
-    v128.store(ACC, scaleTok(v128.load(ACC, 16), s1, pxsum + st, wsv, pxs + st), 16);
-    v128.store(ACC, scaleTok(v128.load(ACC, 32), s2, pxsum + 2 * st, wsv, pxs + 2 * st), 32);
-    v128.store(ACC, scaleTok(v128.load(ACC, 48), s3, pxsum + 3 * st, wsv, pxs + 3 * st), 48);
+    a0 = scaleTok(a0, s0, pxsum, wsv, pxs);
+    a1 = scaleTok(a1, s1, pxsum + st, wsv, pxs + st);
+    a2 = scaleTok(a2, s2, pxsum + 2 * st, wsv, pxs + 2 * st);
+    a3 = scaleTok(a3, s3, pxsum + 3 * st, wsv, pxs + 3 * st);
+    fence2(a0, a2);
     pw += 64; pws += 16; px += 128; pxsum += 16; pxs += 16;
   }
-  for (let t = 0; t < 4; t++) {
-    store<f32>(y + <usize>t * ystep, tailQ4x4(w, ws, a + <usize>t * st, cols, groups << 2, v128.load(ACC + (<usize>t << 4))));
-  }
+  const b = groups << 2;
+  store<f32>(y, tailQ4x4(w, ws, a, cols, b, a0));
+  store<f32>(y + ystep, tailQ4x4(w, ws, a + st, cols, b, a1));
+  store<f32>(y + 2 * ystep, tailQ4x4(w, ws, a + 2 * st, cols, b, a2));
+  store<f32>(y + 3 * ystep, tailQ4x4(w, ws, a + 3 * st, cols, b, a3));
 }
 
 /** scaleGroup with the weight scales already loaded. */
