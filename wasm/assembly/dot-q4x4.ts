@@ -133,7 +133,6 @@ export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   }
 }
 
-
 /** Mat-vec y (4q) = W (4q, cols) @ a, rows r, r + q, r + 2q, r + 3q together (as matvec4Q4Simd), W packed. */
 export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
   const rb = <usize>(cols >> 1);
