@@ -53,7 +53,7 @@ export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string
   const unavailable = opts.wllama ? wllamaUnavailable() : 'skipped (--no-wllama)';
   const wllama = unavailable ? null : await startWllama(gguf, ctx + 16);
   if (wllama) {
-    const text = await wllamaPromptText(modelDir, ours, prompt);
+    const text = wllamaPromptText(ours, prompt);
     engines.push([`wllama (llama.cpp WASM ${wllama.version}, Chromium)`, (_p, n) => wllamaRound(wllama, text, prompt.length, n)]);
   } else notes.push(`wllama not run: ${unavailable}`);
   const runs = new Map<string, RoundResult[]>(engines.map(([name]) => [name, []]));

@@ -81,7 +81,7 @@ export async function openEngines(m: ShapesModel, ours: LocalModel, s: EngineSet
       },
       async round(p, n) {
         let text = texts.get(p.length);
-        if (text === undefined) texts.set(p.length, (text = await wllamaPromptText(m.dir, ours, p)));
+        if (text === undefined) texts.set(p.length, (text = wllamaPromptText(ours, p)));
         return wllamaRound(peer!, text, p.length, n);
       },
       async dispose() { await peer?.dispose(); },
