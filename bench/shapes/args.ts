@@ -18,8 +18,9 @@ export interface ShapesOptions {
   rounds: number;
   prompts: readonly number[]; // prompt lengths: prefill of each, then decode after it
   decode: number; // decode tokens after each prompt
-  streamMs: number; // the streaming-read yardstick's sample before each engine round
+  streamMs: number; // the streaming-read yardstick around each engine round: half before, half after, 3 slices each
   wllama: boolean;
+  wllamaMaxPrompt: number; // wllama runs only the prompts up to this length (its 1,024-token round takes ~7 min at granite shapes)
   note: string | null; // goes into bench/results/history.md's line
   record: boolean;
 }
@@ -36,6 +37,7 @@ export function parseShapesArgs(argv: readonly string[]): Readonly<ShapesOptions
       decode: { type: 'string' },
       'stream-ms': { type: 'string' },
       'no-wllama': { type: 'boolean', default: false },
+      'wllama-max-prompt': { type: 'string' },
       note: { type: 'string' },
       'no-record': { type: 'boolean', default: false },
     },
@@ -49,6 +51,7 @@ export function parseShapesArgs(argv: readonly string[]): Readonly<ShapesOptions
     decode: positiveInt('--decode', values.decode, 128),
     streamMs: positiveInt('--stream-ms', values['stream-ms'], 150),
     wllama: !values['no-wllama'],
+    wllamaMaxPrompt: positiveInt('--wllama-max-prompt', values['wllama-max-prompt'], 128),
     note: values.note ?? null,
     record: !values['no-record'],
   });

@@ -39,7 +39,7 @@ export interface ShapesCase {
   // decode only:
   bytes_layout?: ByteLayout; // heap: moe-edge's kernel memory; gguf: the GGUF's ggml blocks (llama.cpp, wllama)
   bytes_per_step?: number; // mean over the decoded steps (bound.ts decodeRunBytes)
-  stream_gbps?: number; // median of the yardstick samples before its rounds
+  stream_gbps?: number; // median over its rounds of the yardstick around each (median of its slices)
   bound_tps?: number; // median over rounds of stream / bytes_per_step
   fraction_of_bound?: number; // median over rounds of tok/s / bound
   identical_tokens?: number | null; // leading greedy tokens equal to llama.cpp's (first round), of `tokens`
@@ -126,7 +126,7 @@ export function renderMarkdown(d: ShapesDoc): string {
     `Load (\`uptime\`) at start: ${d.uptime.start}; at end: ${d.uptime.end}. On a shared machine read the per-round ratios, not bare tok/s.`,
     '',
     `Rounds: ${d.options.rounds}; engines take turns within every round; ratios are per round, then the median. Decode: ${d.options.decode} greedy tokens after the prompt. ` +
-      '"of bound" = decode tok/s / (streaming-read GB/s / bytes one step reads): the v128 streaming read is sampled before every engine round; bytes per step (bench/shapes/bound.ts) = trunk + top-k experts x 3 matrices per layer + KV cache at that context + output head, as moe-edge\'s kernel heap holds them (quants + f32 scales) for moe-edge, as the GGUF\'s ggml blocks (f16 scales) for llama.cpp and wllama. "same tokens": leading greedy tokens equal to llama.cpp\'s.',
+      '"of bound" = decode tok/s / (streaming-read GB/s / bytes one step reads): the v128 streaming read is sampled in slices just before and after every engine round (median); bytes per step (bench/shapes/bound.ts) = trunk + top-k experts x 3 matrices per layer + KV cache at that context + output head, as moe-edge\'s kernel heap holds them (quants + f32 scales) for moe-edge, as the GGUF\'s ggml blocks (f16 scales) for llama.cpp and wllama. "same tokens": leading greedy tokens equal to llama.cpp\'s.',
     '',
   ];
   for (const model of d.models) {

@@ -10,10 +10,11 @@ import { loadTextModel } from '../../src/engine/load';
 import { fsSource } from '../../src/store/source-fs';
 import { makeKernels } from '../../tools/kernels-node';
 import { machineInfo } from '../matvec/machine';
+import { median } from '../matvec/measure';
 import { llamaInstalled } from '../peers/llama';
 import { promptOf } from '../prompt-of';
 import { DEFAULT_MODEL, parseShapesArgs } from './args';
-import { openEngines, type ShapesEngine } from './engines';
+import { openEngines, WLLAMA, type ShapesEngine } from './engines';
 import { prepareModel } from './models';
 import { HISTORY_HEADER, historyLine, renderMarkdown, summarize, type RoundSample, type ShapesDoc } from './report';
 import { streamYardstick } from './yardstick';
@@ -57,12 +58,17 @@ for (const m of models) {
   const maxPrompt = Math.max(...[...prompts.values()].map((p) => p.length));
   const set = await openEngines(m, ours, { maxPrompt, decode: opts.decode, wllama: opts.wllama }, log);
   notes.push(...set.notes.map((n) => `${m.name}: ${n}`));
+  const longer = [...prompts.keys()].filter((P) => P > opts.wllamaMaxPrompt);
+  if (opts.wllama && set.engines.some((e) => e.name === WLLAMA) && longer.length) {
+    notes.push(`${m.name}: wllama not run on the ${longer.join(', ')}-token prompts (--wllama-max-prompt ${opts.wllamaMaxPrompt}: a 1,024-token granite round takes it ~7 min)`);
+  }
   kernelsUsed['moe-edge (workerd)'] = set.workerdKernels;
   try {
     for (const kv of opts.kv) {
       const ready: ShapesEngine[] = [];
       for (const e of set.engines) {
         try {
+          log(`${m.name} kv ${kv}: ${e.name} prepares and warms up`);
           await e.setKv(kv);
           await e.round(prompts.values().next().value!, 8); // warm-up: JIT tiers, first touch of the cache
           ready.push(e);
@@ -74,9 +80,13 @@ for (const m of models) {
       for (let r = 0; r < opts.rounds; r++) {
         for (const [P, prompt] of prompts) {
           for (const e of ready) {
-            const streamGbps = yardstick.sample(opts.streamMs);
+            if (e.name === WLLAMA && prompt.length > opts.wllamaMaxPrompt) continue;
+            // the round bracketed by slices of the streaming read: their median is robust to one slice that a
+            // burst of other work on the machine (or a GC pause) slowed
+            const before = yardstick.slices(opts.streamMs / 2, 3);
             try {
               const res = await e.round(prompt, opts.decode);
+              const streamGbps = median([...before, ...yardstick.slices(opts.streamMs / 2, 3)]);
               samples.push({ model: m.name, kv, engine: e.name, layout: e.layout, attention: e.attention, prompt: prompt.length, decode: opts.decode, round: r, prefillMs: res.prefillMs, decodeMs: res.decodeMs, tokens: res.tokens, streamGbps });
               log(`${m.name} kv ${kv} round ${r + 1}/${opts.rounds} P ${P} ${e.name}: prefill ${((P / res.prefillMs) * 1000).toFixed(1)} tok/s, decode ${((opts.decode / res.decodeMs) * 1000).toFixed(1)} tok/s, stream ${streamGbps.toFixed(1)} GB/s`);
             } catch (err) {

@@ -1,5 +1,5 @@
 // The streaming-read yardstick of bench:shapes: bench/matvec's WASM v128 `stream_read` over a 256 MiB buffer (out of
-// cache), sampled in Node for a short slice before every engine round, so each round's bound saw the same load.
+// cache), sampled in Node in short slices just before and just after every engine round, so its bound saw the same load.
 import { loadNodeKernelModules } from '../../src/kernels/load-node';
 import { makeStreamReader } from '../matvec/executors';
 import { prepareStream, streamPass, timeSlice, type Pass, type Tally } from '../matvec/measure';
@@ -7,8 +7,8 @@ import { prepareStream, streamPass, timeSlice, type Pass, type Tally } from '../
 export const STREAM_BYTES = 256 << 20;
 
 export interface Yardstick {
-  /** GB/s (1e9 B/s) of one slice of at least `ms`. */
-  sample(ms: number): number;
+  /** GB/s (1e9 B/s) of each of `n` slices that together last at least `ms`. */
+  slices(ms: number, n: number): number[];
   release(): void;
 }
 
@@ -19,10 +19,14 @@ export async function streamYardstick(): Promise<Yardstick> {
   const now = () => performance.now();
   for (let done = 0; done < STREAM_BYTES; ) done += pass(); // warm-up: JIT, first touch
   return {
-    sample(ms) {
-      const t: Tally = { bytes: 0, ms: 0 };
-      timeSlice(pass, ms, now, t);
-      return t.bytes / t.ms / 1e6;
+    slices(ms, n) {
+      const gbps: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t: Tally = { bytes: 0, ms: 0 };
+        timeSlice(pass, ms / n, now, t);
+        gbps.push(t.bytes / t.ms / 1e6);
+      }
+      return gbps;
     },
     release: () => reader.heap.release(ptr),
   };

@@ -6,7 +6,7 @@ describe('parseShapesArgs', () => {
   it('defaults: both granite-shaped models, the default model, the default KV types, wllama on, recorded', () => {
     const o = parseShapesArgs([]);
     expect(o.models).toEqual(GRANITE_MODELS);
-    expect(o).toMatchObject({ defaultModel: true, kv: DEFAULT_KV, prompts: [128, 1024], decode: 128, wllama: true, record: true, note: null });
+    expect(o).toMatchObject({ defaultModel: true, kv: DEFAULT_KV, prompts: [128, 1024], decode: 128, wllama: true, wllamaMaxPrompt: 128, record: true, note: null });
   });
 
   it('--kv all is every type the Worker offers; a list keeps its order without repeats', () => {
@@ -20,8 +20,8 @@ describe('parseShapesArgs', () => {
   });
 
   it('repeatable --model, --note, short runs', () => {
-    const o = parseShapesArgs(['--model', 'a', '--model', 'b', '--note', 'relaxed q4 kernel', '--rounds', '1', '--prompts', '128', '--no-default-model', '--no-wllama', '--no-record']);
-    expect(o).toMatchObject({ models: ['a', 'b'], note: 'relaxed q4 kernel', rounds: 1, prompts: [128], defaultModel: false, wllama: false, record: false });
+    const o = parseShapesArgs(['--model', 'a', '--model', 'b', '--note', 'relaxed q4 kernel', '--rounds', '1', '--prompts', '128', '--no-default-model', '--no-wllama', '--wllama-max-prompt', '1024', '--no-record']);
+    expect(o).toMatchObject({ models: ['a', 'b'], note: 'relaxed q4 kernel', rounds: 1, prompts: [128], defaultModel: false, wllama: false, wllamaMaxPrompt: 1024, record: false });
   });
 
   it('counts must be positive integers; unknown options are refused', () => {
