@@ -21,7 +21,7 @@ export interface RoundSample {
   prefillMs: number;
   decodeMs: number;
   tokens: number[]; // greedy tokens (empty for wllama, which samples inside Chromium)
-  streamGbps: number; // the yardstick sampled just before this round
+  streamGbps: number; // the yardstick around this round: the fastest of its slices just before and after
 }
 
 export interface ShapesCase {
@@ -39,7 +39,8 @@ export interface ShapesCase {
   // decode only:
   bytes_layout?: ByteLayout; // heap: moe-edge's kernel memory; gguf: the GGUF's ggml blocks (llama.cpp, wllama)
   bytes_per_step?: number; // mean over the decoded steps (bound.ts decodeRunBytes)
-  stream_gbps?: number; // median over its rounds of the yardstick around each (median of its slices)
+  stream_gbps?: number; // median over its rounds of the yardstick around each (the fastest of its slices)
+  stream_gbps_rounds?: number[];
   bound_tps?: number; // median over rounds of stream / bytes_per_step
   fraction_of_bound?: number; // median over rounds of tok/s / bound
   identical_tokens?: number | null; // leading greedy tokens equal to llama.cpp's (first round), of `tokens`
@@ -102,7 +103,7 @@ export function summarize(samples: readonly RoundSample[], manifests: ReadonlyMa
         model: s0.model, kv: s0.kv, engine, attention: s0.attention, case: 'decode', prompt_tokens: s0.prompt, tokens: s0.decode,
         tps: r1(median(decodeTps)), tps_rounds: decodeTps.map(r1),
         ratio_to_llama: ratioTo(LLAMA, (x) => x.decodeMs), ratio_to_wllama: ratioTo(WLLAMA, (x) => x.decodeMs),
-        bytes_layout: s0.layout, bytes_per_step: Math.round(bytes), stream_gbps: r1(median(rs.map((x) => x.streamGbps))),
+        bytes_layout: s0.layout, bytes_per_step: Math.round(bytes), stream_gbps: r1(median(rs.map((x) => x.streamGbps))), stream_gbps_rounds: rs.map((x) => r1(x.streamGbps)),
         bound_tps: r1(median(bound)), fraction_of_bound: r3(median(decodeTps.map((t, i) => t / bound[i]))),
         identical_tokens: engine === LLAMA || !llama0 || s0.tokens.length === 0 ? null : leadingSame(s0.tokens, llama0.tokens),
       });
@@ -126,7 +127,7 @@ export function renderMarkdown(d: ShapesDoc): string {
     `Load (\`uptime\`) at start: ${d.uptime.start}; at end: ${d.uptime.end}. On a shared machine read the per-round ratios, not bare tok/s.`,
     '',
     `Rounds: ${d.options.rounds}; engines take turns within every round; ratios are per round, then the median. Decode: ${d.options.decode} greedy tokens after the prompt. ` +
-      '"of bound" = decode tok/s / (streaming-read GB/s / bytes one step reads): the v128 streaming read is sampled in slices just before and after every engine round (median); bytes per step (bench/shapes/bound.ts) = trunk + top-k experts x 3 matrices per layer + KV cache at that context + output head, as moe-edge\'s kernel heap holds them (quants + f32 scales) for moe-edge, as the GGUF\'s ggml blocks (f16 scales) for llama.cpp and wllama. "same tokens": leading greedy tokens equal to llama.cpp\'s.',
+      '"of bound" = decode tok/s / (streaming-read GB/s / bytes one step reads): the v128 streaming read is timed in 3 slices just before and 3 just after every engine round, the fastest counts; bytes per step (bench/shapes/bound.ts) = trunk + top-k experts x 3 matrices per layer + KV cache at that context + output head, as moe-edge\'s kernel heap holds them (quants + f32 scales) for moe-edge, as the GGUF\'s ggml blocks (f16 scales) for llama.cpp and wllama. "same tokens": leading greedy tokens equal to llama.cpp\'s.',
     '',
   ];
   for (const model of d.models) {

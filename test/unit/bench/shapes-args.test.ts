@@ -1,12 +1,12 @@
 // bench:shapes' options (bench/shapes/args.ts): defaults, --kv lists, and the errors a mistyped run gets before it starts.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_KV, GRANITE_MODELS, parseShapesArgs } from '../../../bench/shapes/args';
+import { GRANITE_MODELS, parseShapesArgs } from '../../../bench/shapes/args';
 
 describe('parseShapesArgs', () => {
-  it('defaults: both granite-shaped models, the default model, the default KV types, wllama on, recorded', () => {
+  it('defaults: both granite-shaped models, the default model, q8_0 KV (the Worker.s default), 3 rounds, wllama on up to 128 tokens, recorded', () => {
     const o = parseShapesArgs([]);
     expect(o.models).toEqual(GRANITE_MODELS);
-    expect(o).toMatchObject({ defaultModel: true, kv: DEFAULT_KV, prompts: [128, 1024], decode: 128, wllama: true, wllamaMaxPrompt: 128, record: true, note: null });
+    expect(o).toMatchObject({ defaultModel: true, kv: ['q8_0'], rounds: 3, prompts: [128, 1024], decode: 128, wllama: true, wllamaMaxPrompt: 128, record: true, note: null });
   });
 
   it('--kv all is every type the Worker offers; a list keeps its order without repeats', () => {
