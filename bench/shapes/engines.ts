@@ -1,13 +1,14 @@
 // The four engines of bench:shapes over one model, behind one interface: moe-edge in Node and in local workerd (the
-// KV type is per round), llama.cpp (node-llama-cpp) and wllama (their KV type is per context: reopened by setKv).
+// KV type is per round), llama.cpp (node-llama-cpp, in a child process) and wllama (their KV type is per context:
+// reopened by setKv).
 import { isQuantized } from '../../src/format/quant';
 import type { KvCacheType } from '../../src/engine/kv-cache';
 import type { LocalModel } from '../../src/engine/load';
 import { engineRound, type RoundResult } from '../e2e/engine-round';
-import { llamaRound } from '../e2e/llama-round';
 import { startWorkerdEngine } from '../e2e/workerd';
 import { wllamaPromptText, wllamaRound } from '../e2e/wllama-round';
-import { openLlama, type LlamaKvType, type LlamaSession } from '../peers/llama';
+import type { LlamaKvType } from '../peers/llama';
+import { LlamaProcess } from './llama-process';
 import { startWllama, wllamaUnavailable, type WllamaPeer } from '../peers/wllama';
 import type { ByteLayout } from './bound';
 import type { ShapesModel } from './models';
@@ -52,17 +53,15 @@ export async function openEngines(m: ShapesModel, ours: LocalModel, s: EngineSet
     round: (p, n) => w.round(p, n, kv),
     dispose: () => w.dispose(),
   };
-  let llama: LlamaSession | null = null;
+  const llama = new LlamaProcess(); // its own process: a native abort fails its rounds, not the run
   const llamaEngine: ShapesEngine = {
     name: LLAMA, layout: 'gguf', attention: '',
     async setKv(t) {
-      await llama?.dispose();
-      llama = null;
-      llama = await openLlama(m.gguf, { contextSize: ctx, batchSize: s.maxPrompt, kvCacheType: t.toUpperCase() as LlamaKvType, flashAttention: flashFor(t) });
+      await llama.open(m.gguf, { contextSize: ctx, batchSize: s.maxPrompt, kvCacheType: t.toUpperCase() as LlamaKvType, flashAttention: flashFor(t) });
       this.attention = attentionOf(t);
     },
-    round: (p, n) => llamaRound(llama!, p, n, now),
-    async dispose() { await llama?.dispose(); },
+    round: (p, n) => llama.round(p, n),
+    dispose: () => llama.dispose(),
   };
   const engines = [node, workerd, llamaEngine];
   const why = s.wllama ? wllamaUnavailable() : 'skipped (--no-wllama)';
