@@ -6,10 +6,11 @@ import { KV_CACHE_TYPES, type KvCacheType } from '../../src/engine/kv-cache';
 export const GRANITE_MODELS = ['.cache/models/granite-shaped-q4_0', '.cache/models/granite-shaped-q8_0'];
 export const DEFAULT_MODEL = 'models/default';
 /**
- * The default run fits ~45 min on a shared 2-core machine (bench/README.md): 3 rounds of the Worker's default
- * KV_CACHE_TYPE, q8_0. `--kv all` adds f32 (the exact reference), f16 and q4_0, each costing as much again.
+ * The default run fits ~45 min on a shared 2-core machine (bench/README.md): 3 rounds of an f32 KV cache, the exact
+ * reference and the one type both peers run at granite shapes (llama.cpp aborts with q8_0/q4_0 + flash attention there,
+ * natively and in wllama). `--kv all` adds f16, q8_0 (the Worker's default) and q4_0, each costing as much again.
  */
-export const DEFAULT_KV: readonly KvCacheType[] = ['q8_0'];
+export const DEFAULT_KV: readonly KvCacheType[] = ['f32'];
 
 export interface ShapesOptions {
   models: readonly string[]; // model folders, granite-shaped first unless given

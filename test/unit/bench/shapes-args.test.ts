@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { GRANITE_MODELS, parseShapesArgs } from '../../../bench/shapes/args';
 
 describe('parseShapesArgs', () => {
-  it('defaults: both granite-shaped models, the default model, q8_0 KV (the Worker.s default), 3 rounds, wllama on up to 128 tokens, recorded', () => {
+  it('defaults: both granite-shaped models, the default model, f32 KV (the reference), 3 rounds, wllama on up to 128 tokens, recorded', () => {
     const o = parseShapesArgs([]);
     expect(o.models).toEqual(GRANITE_MODELS);
-    expect(o).toMatchObject({ defaultModel: true, kv: ['q8_0'], rounds: 3, prompts: [128, 1024], decode: 128, wllama: true, wllamaMaxPrompt: 128, record: true, note: null });
+    expect(o).toMatchObject({ defaultModel: true, kv: ['f32'], rounds: 3, prompts: [128, 1024], decode: 128, wllama: true, wllamaMaxPrompt: 128, record: true, note: null });
   });
 
   it('--kv all is every type the Worker offers; a list keeps its order without repeats', () => {
