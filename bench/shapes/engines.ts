@@ -30,7 +30,7 @@ export interface ShapesEngine {
   dispose(): Promise<void>;
 }
 
-export interface EngineSetup { maxPrompt: number; decode: number; wllama: boolean }
+export interface EngineSetup { maxPrompt: number; decode: number; wllama: boolean; wllamaMaxPrompt: number }
 
 /** llama.cpp runs a quantized V cache only with flash attention; f32/f16 keep the reference settings (none). */
 const flashFor = (kv: KvCacheType) => isQuantized(kv);
@@ -74,8 +74,8 @@ export async function openEngines(m: ShapesModel, ours: LocalModel, s: EngineSet
       async setKv(t) {
         await peer?.dispose();
         peer = null;
-        // n_batch = the longest prompt, so its prefill is one batch as llama.cpp's is
-        peer = await startWllama(m.gguf, ctx, { kvCacheType: t, flashAttention: flashFor(t), batch: s.maxPrompt });
+        // n_batch = the longest prompt it runs, so its prefill is one batch as llama.cpp's is
+        peer = await startWllama(m.gguf, ctx, { kvCacheType: t, flashAttention: flashFor(t), batch: Math.min(s.maxPrompt, s.wllamaMaxPrompt) });
         this.attention = `${attentionOf(t)}, wllama ${peer.version}`;
       },
       async round(p, n) {

@@ -55,7 +55,7 @@ for (const m of models) {
   }
   if (prompts.size === 0) continue;
   const maxPrompt = Math.max(...[...prompts.values()].map((p) => p.length));
-  const set = await openEngines(m, ours, { maxPrompt, decode: opts.decode, wllama: opts.wllama }, log);
+  const set = await openEngines(m, ours, { maxPrompt, decode: opts.decode, wllama: opts.wllama, wllamaMaxPrompt: opts.wllamaMaxPrompt }, log);
   notes.push(...set.notes.map((n) => `${m.name}: ${n}`));
   const longer = [...prompts.keys()].filter((P) => P > opts.wllamaMaxPrompt);
   if (opts.wllama && set.engines.some((e) => e.name === WLLAMA) && longer.length) {
