@@ -9,6 +9,7 @@ import { fsSource } from '../../src/store/source-fs';
 import { makeKernels } from '../../tools/kernels-node';
 import { exportGgufFile } from '../../tools/export-gguf';
 import { median } from '../matvec/measure';
+import { promptOf } from '../prompt-of';
 import { openLlama } from '../peers/llama';
 import { startWllama, wllamaUnavailable } from '../peers/wllama';
 import { engineRound, type RoundResult } from './engine-round';
@@ -29,7 +30,7 @@ export interface E2eRecord {
 
 export interface E2eOptions { rounds: number; promptTokens: number; decodeTokens: number; workDir: string; wllama: boolean }
 
-// a prompt of ordinary prose, cut to the wanted length in tokens (the model is small; the text only sets routing)
+// a prompt of ordinary prose, as many words as make the wanted length in tokens (the model is small; the text only sets routing)
 const TEXT = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, it was the season of Darkness, it was the spring of hope, it was the winter of despair, we had everything before us, we had nothing before us. ';
 
 export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string) => void): Promise<{ records: E2eRecord[]; model: string; kernels: Record<string, string>; notes: string[] }> {
@@ -38,9 +39,10 @@ export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string
   await exportGgufFile(modelDir, gguf);
   const kernels = await makeKernels();
   const ours = await loadTextModel(fsSource(modelDir), kernels);
-  let prompt = ours.encode(TEXT);
-  while (prompt.length < opts.promptTokens) prompt = prompt.concat(ours.encode(TEXT).slice(1));
-  prompt = prompt.slice(0, opts.promptTokens);
+  // whole words that tokenize to the length (bench/prompt-of.ts): wllama re-tokenizes the text, and a cut through a
+  // word re-tokenizes to another count
+  const prompt = ours.encode(promptOf(ours.encode, opts.promptTokens, TEXT.trim().split(' ')).text);
+  if (prompt.length !== opts.promptTokens) throw new Error(`e2e: no whole-word prompt of ${opts.promptTokens} tokens (got ${prompt.length})`);
   const ctx = opts.promptTokens + opts.decodeTokens;
   const llama = await openLlama(gguf, { contextSize: ctx + 16, batchSize: opts.promptTokens });
   const workerd = await startWorkerdEngine(modelDir);
