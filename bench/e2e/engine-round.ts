@@ -1,6 +1,7 @@
 // One timed round of moe-edge's engine, shared by Node and the Worker: prefill a prompt (the engine's
 // prefill(), as generate does), then greedy-decode `decode` tokens one forward pass at a time.
 import { forward, Sequence } from '../../src/engine/forward';
+import type { KvCacheType } from '../../src/engine/kv-cache';
 import type { LocalModel } from '../../src/engine/load';
 import { prefill } from '../../src/engine/prefill';
 import { argmax } from '../../src/engine/sampler';
@@ -13,9 +14,10 @@ export interface RoundResult {
 }
 
 
-export async function engineRound(model: Pick<LocalModel, 'kernels' | 'weights' | 'expertExecutor'>, prompt: readonly number[], decode: number, now: () => number): Promise<RoundResult> {
+/** kvType: the KV cache's element type (KV_CACHE_TYPE; default f32, the exact reference). */
+export async function engineRound(model: Pick<LocalModel, 'kernels' | 'weights' | 'expertExecutor'>, prompt: readonly number[], decode: number, now: () => number, kvType: KvCacheType = 'f32'): Promise<RoundResult> {
   const k = model.kernels;
-  const seq = new Sequence(k, model.weights, prompt.length + decode);
+  const seq = new Sequence(k, model.weights, prompt.length + decode, { kvType });
   try {
     const t0 = now();
     let logits = (await prefill(k, seq, model.expertExecutor, prompt, { logits: 'last' }))[0];

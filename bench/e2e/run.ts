@@ -2,18 +2,20 @@
 // default model, single thread, in moe-edge/Node, moe-edge/workerd, llama.cpp (node-llama-cpp) and wllama
 // (llama.cpp in WASM, headless Chromium) on the GGUF exported from the same q8_0 weights. Engines take turns
 // round by round, so all see the same machine load.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadTextModel } from '../../src/engine/load';
 import { fsSource } from '../../src/store/source-fs';
 import { makeKernels } from '../../tools/kernels-node';
 import { exportGgufFile } from '../../tools/export-gguf';
 import { median } from '../matvec/measure';
+import { promptOf } from '../prompt-of';
 import { openLlama } from '../peers/llama';
 import { startWllama, wllamaUnavailable } from '../peers/wllama';
 import { engineRound, type RoundResult } from './engine-round';
 import { llamaRound } from './llama-round';
 import { startWorkerdEngine } from './workerd';
+import { wllamaPromptText, wllamaRound } from './wllama-round';
 
 export interface E2eRecord {
   engine: string;
@@ -28,7 +30,7 @@ export interface E2eRecord {
 
 export interface E2eOptions { rounds: number; promptTokens: number; decodeTokens: number; workDir: string; wllama: boolean }
 
-// a prompt of ordinary prose, cut to the wanted length in tokens (the model is small; the text only sets routing)
+// a prompt of ordinary prose, as many words as make the wanted length in tokens (the model is small; the text only sets routing)
 const TEXT = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, it was the season of Darkness, it was the spring of hope, it was the winter of despair, we had everything before us, we had nothing before us. ';
 
 export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string) => void): Promise<{ records: E2eRecord[]; model: string; kernels: Record<string, string>; notes: string[] }> {
@@ -37,9 +39,10 @@ export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string
   await exportGgufFile(modelDir, gguf);
   const kernels = await makeKernels();
   const ours = await loadTextModel(fsSource(modelDir), kernels);
-  let prompt = ours.encode(TEXT);
-  while (prompt.length < opts.promptTokens) prompt = prompt.concat(ours.encode(TEXT).slice(1));
-  prompt = prompt.slice(0, opts.promptTokens);
+  // whole words that tokenize to the length (bench/prompt-of.ts): wllama re-tokenizes the text, and a cut through a
+  // word re-tokenizes to another count
+  const prompt = ours.encode(promptOf(ours.encode, opts.promptTokens, TEXT.trim().split(' ')).text);
+  if (prompt.length !== opts.promptTokens) throw new Error(`e2e: no whole-word prompt of ${opts.promptTokens} tokens (got ${prompt.length})`);
   const ctx = opts.promptTokens + opts.decodeTokens;
   const llama = await openLlama(gguf, { contextSize: ctx + 16, batchSize: opts.promptTokens });
   const workerd = await startWorkerdEngine(modelDir);
@@ -52,16 +55,8 @@ export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string
   const unavailable = opts.wllama ? wllamaUnavailable() : 'skipped (--no-wllama)';
   const wllama = unavailable ? null : await startWllama(gguf, ctx + 16);
   if (wllama) {
-    // wllama takes text: our prompt decoded (its completion API adds no BOS, so the BOS token is spelled out
-    // and parsed as a special token); it re-tokenizes with the same vocabulary, checked by the count below
-    const g = ours.manifest.generation;
-    const bos = g.addBos && g.bosTokenId !== null ? await tokenText(modelDir, g.bosTokenId) : '';
-    const text = bos + ours.codec!.decode(prompt.slice(g.addBos ? 1 : 0));
-    engines.push([`wllama (llama.cpp WASM ${wllama.version}, Chromium)`, async (_p, n) => {
-      const r = await wllama.round(text, n);
-      if (r.promptTokens !== prompt.length || r.decodedTokens !== n) throw new Error(`wllama evaluated ${r.promptTokens} prompt / ${r.decodedTokens} new tokens, expected ${prompt.length} / ${n}`);
-      return { prefillMs: r.prefillMs, decodeMs: r.decodeMs, tokens: [] };
-    }]);
+    const text = wllamaPromptText(ours, prompt);
+    engines.push([`wllama (llama.cpp WASM ${wllama.version}, Chromium)`, (_p, n) => wllamaRound(wllama, text, prompt.length, n)]);
   } else notes.push(`wllama not run: ${unavailable}`);
   const runs = new Map<string, RoundResult[]>(engines.map(([name]) => [name, []]));
   try {
@@ -96,14 +91,6 @@ export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string
     };
   });
   return { records, model: `${ours.manifest.name} (hidden ${ours.manifest.architecture.hiddenSize}, ${ours.manifest.architecture.numLayers} layers, ${ours.manifest.architecture.numExperts} experts top-${ours.manifest.architecture.topK}, ${ours.manifest.quant.experts})`, kernels: { 'moe-edge (Node)': kernels.name, 'moe-edge (workerd)': workerd.kernels }, notes };
-}
-
-/** The text of a (special) token, from the model's tokenizer.json. */
-async function tokenText(modelDir: string, id: number): Promise<string> {
-  const tok = JSON.parse(await readFile(join(modelDir, 'tokenizer.json'), 'utf8')) as { added_tokens?: { id: number; content: string }[] };
-  const t = tok.added_tokens?.find((x) => x.id === id);
-  if (!t) throw new Error(`token ${id} is not an added token of ${modelDir}/tokenizer.json`);
-  return t.content;
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;

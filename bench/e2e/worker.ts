@@ -1,6 +1,9 @@
 // The e2e benchmark's Worker (never deployed): receives a model's objects (PUT /object/<name>), loads it with
 // the Worker's kernels (relaxed SIMD where validated, as src/runtime/load-model.ts does) and runs timed
-// rounds (POST /round). Driven by bench/e2e/workerd.ts.
+// rounds (POST /round, with the KV cache type). Driven by bench/e2e/workerd.ts. Local only: a granite-sized model
+// (~0.8-1.5 GB of heap) is far above a deployed isolate's 128 MB (https://developers.cloudflare.com/workers/platform/limits/#memory);
+// local workerd enforces no memory limit, so this measures the kernels and engine in workerd, not a deployable setup.
+import type { KvCacheType } from '../../src/engine/kv-cache';
 import { loadTextModel, type LocalModel } from '../../src/engine/load';
 import { createWasmKernels } from '../../src/kernels/wasm';
 import { supportsRelaxedSimd } from '../../src/kernels/wasm-features';
@@ -22,13 +25,14 @@ export default {
       const relaxed = supportsRelaxedSimd();
       const kernels = relaxed ? createWasmKernels(relaxedModule, 'relaxed') : createWasmKernels(simdModule, 'simd');
       model = await loadTextModel(memorySource(objects), kernels);
+      objects.clear(); // the weights are in the heap now: a granite-sized model would otherwise be held twice
       return Response.json({ kernels: kernels.name });
     }
     if (url.pathname === '/round' && request.method === 'POST') {
       if (!model) return new Response('load first', { status: 409 });
-      const { prompt, decode } = (await request.json()) as { prompt: number[]; decode: number };
+      const { prompt, decode, kvType } = (await request.json()) as { prompt: number[]; decode: number; kvType?: KvCacheType };
       // local workerd's clock advances in whole ms during execution: rounds are tens to hundreds of ms
-      return Response.json(await engineRound(model, prompt, decode, () => performance.now()));
+      return Response.json(await engineRound(model, prompt, decode, () => performance.now(), kvType));
     }
     return new Response('not found', { status: 404 });
   },

@@ -4,13 +4,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLocalWorker } from '../../tools/dev/local-worker';
+import type { KvCacheType } from '../../src/engine/kv-cache';
 import type { RoundResult } from './engine-round';
 
 const CONFIG = fileURLToPath(new URL('./wrangler.toml', import.meta.url));
 
 export interface WorkerdEngine {
   kernels: string;
-  round(prompt: number[], decode: number): Promise<RoundResult>;
+  round(prompt: number[], decode: number, kvType?: KvCacheType): Promise<RoundResult>;
   dispose(): Promise<void>;
 }
 
@@ -29,7 +30,7 @@ export async function startWorkerdEngine(modelDir: string): Promise<WorkerdEngin
   const { kernels } = (await (await call('/load', { method: 'POST' })).json()) as { kernels: string };
   return {
     kernels,
-    round: async (prompt, decode) => (await (await call('/round', { method: 'POST', body: JSON.stringify({ prompt, decode }) })).json()) as RoundResult,
+    round: async (prompt, decode, kvType) => (await (await call('/round', { method: 'POST', body: JSON.stringify({ prompt, decode, kvType }) })).json()) as RoundResult,
     dispose: () => worker.dispose(),
   };
 }

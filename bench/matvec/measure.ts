@@ -46,10 +46,10 @@ export type Clock = () => number;
 /** A unit of work that returns the bytes it read; each is short (a few ms) so slices end close to their target. */
 export type Pass = () => number;
 
-interface Tally { bytes: number; ms: number }
+export interface Tally { bytes: number; ms: number }
 
 /** Runs `pass` until `ms` have elapsed on `now`; adds bytes and elapsed ms to `into`. */
-function timeSlice(pass: Pass, ms: number, now: Clock, into: Tally): void {
+export function timeSlice(pass: Pass, ms: number, now: Clock, into: Tally): void {
   const t0 = now();
   let bytes = 0;
   let el = 0;

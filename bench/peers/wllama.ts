@@ -42,7 +42,10 @@ function serve(gguf: string): Promise<Server> {
   return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
 }
 
-export async function startWllama(gguf: string, nCtx: number): Promise<WllamaPeer> {
+/** kvCacheType: llama.cpp's -ctk/-ctv (default f32); a quantized V cache needs flashAttention. batch: n_batch (default 512). */
+export interface WllamaOptions { kvCacheType?: 'f32' | 'f16' | 'q8_0' | 'q4_0'; flashAttention?: boolean; batch?: number }
+
+export async function startWllama(gguf: string, nCtx: number, opts: WllamaOptions = {}): Promise<WllamaPeer> {
   const why = wllamaUnavailable();
   if (why) throw new Error(`wllama: ${why}`);
   const server = await serve(gguf);
@@ -56,7 +59,7 @@ export async function startWllama(gguf: string, nCtx: number): Promise<WllamaPee
     await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 30_000 }).catch(() => {
       throw new Error(`wllama page did not load: ${errors.join('; ')}`);
     });
-    const info = await page.evaluate((n) => (window as unknown as { loadModel(n: number): Promise<{ version: string; threads: number; multithread: boolean }> }).loadModel(n), nCtx);
+    const info = await page.evaluate(([n, o]) => (window as unknown as { loadModel(n: number, o: WllamaOptions): Promise<{ version: string; threads: number; multithread: boolean }> }).loadModel(n, o), [nCtx, opts] as const);
     if (info.multithread || info.threads !== 1) throw new Error(`wllama runs ${info.threads} threads; the comparison is single-thread`);
     return {
       version: info.version,
