@@ -18,7 +18,12 @@ export interface WorkerdEngine {
 export async function startWorkerdEngine(modelDir: string): Promise<WorkerdEngine> {
   const worker = await startLocalWorker({ config: CONFIG });
   const call = async (path: string, init: RequestInit) => {
-    const res = await worker.fetch(`http://bench${path}`, init);
+    const res = await worker.fetch(`http://bench${path}`, init).catch((e: unknown) => {
+      // a pooled connection the local proxy closed while idle (undici: SocketError "other side closed", seen
+      // after a ~20 s gap between rounds): the request never reached the Worker, so it is sent once more
+      if (String((e as { cause?: unknown }).cause).includes('other side closed')) return worker.fetch(`http://bench${path}`, init);
+      throw e;
+    });
     if (!res.ok) throw new Error(`workerd ${path}: ${res.status} ${await res.text()}`);
     return res;
   };

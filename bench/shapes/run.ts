@@ -90,7 +90,7 @@ for (const m of models) {
               log(`${m.name} kv ${kv} round ${r + 1}/${opts.rounds} P ${P} ${e.name}: prefill ${((P / res.prefillMs) * 1000).toFixed(1)} tok/s, decode ${((opts.decode / res.decodeMs) * 1000).toFixed(1)} tok/s, stream ${streamGbps.toFixed(1)} GB/s`);
             } catch (err) {
               // wllama may refuse a long prompt; the other engines' numbers of the run are kept
-              notes.push(`${m.name}, KV ${kv}, ${P}-token prompt, round ${r + 1}: ${e.name} failed: ${(err as Error).message.split('\n')[0]}`);
+              notes.push(`${m.name}, KV ${kv}, ${P}-token prompt, round ${r + 1}: ${e.name} failed: ${(err as Error).message.split("\n")[0]}${(err as { cause?: unknown }).cause ? ` (${String((err as { cause?: unknown }).cause)})` : ""}`);
               log(notes.at(-1)!);
             }
           }
