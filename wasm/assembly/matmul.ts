@@ -3,7 +3,6 @@
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
 import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, rowBytes, align64 } from './common';
 import { actBytes, prepare, prepareQ8 } from './activation';
-import { expF32 } from './exp';
 import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
@@ -121,7 +120,7 @@ const FFN_G: usize = memory.data(FFN_CHUNK * 4, 16);
 const FFN_U: usize = memory.data(FFN_CHUNK * 4, 16);
 
 @inline function silu(g: f32): f32 {
-  return g / (<f32>1 + expF32(-g)); // ggml_silu_f32's formula
+  return g / (<f32>1 + Mathf.exp(-g)); // ggml_silu_f32
 }
 
 /**
