@@ -9,7 +9,17 @@
 import { QK, RELAXED } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
 import { hsumF32, fence, fence2 } from './simd-util';
-import { blockQ4Scalar } from './dot-q4';
+
+/** The 4x4 transpose of 32-bit words: vectors at src + k*step (k = 0..3) -> dst + k*step, vector k = word k of each. */
+@inline function transposeWords(src: usize, dst: usize, step: usize): void {
+  const a = v128.load(src), b = v128.load(src + step), c = v128.load(src + 2 * step), d = v128.load(src + 3 * step);
+  const t0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5), t1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+  const t2 = v128.shuffle<i32>(c, d, 0, 4, 1, 5), t3 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
+  v128.store(dst + step, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * step, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * step, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7));
+}
 
 /** In place: rows x cols q4_0 quants (cols / 2 bytes per row) between ggml's layout and q4_0x4, either way. */
 export function repackQ4x4(w: usize, rows: i32, cols: i32): void {
@@ -17,15 +27,7 @@ export function repackQ4x4(w: usize, rows: i32, cols: i32): void {
   const groups = (cols / QK) >> 2;
   for (let r = 0; r < rows; r++) {
     let p = w + <usize>r * rb;
-    for (let g = 0; g < groups; g++, p += 64) {
-      const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), d = v128.load(p, 48);
-      const t0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5), t1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
-      const t2 = v128.shuffle<i32>(c, d, 0, 4, 1, 5), t3 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
-      v128.store(p, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
-      v128.store(p, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7), 16);
-      v128.store(p, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5), 32);
-      v128.store(p, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7), 48);
-    }
+    for (let g = 0; g < groups; g++, p += 64) transposeWords(p, p, 16);
   }
 }
 
@@ -38,16 +40,8 @@ export function arrangeQ4x4(a: usize, cols: i32): void {
   const groups = (cols / QK) >> 2;
   let p = a, e = a + extOff(cols);
   for (let g = 0; g < groups; g++, p += 128, e += 128) {
-    for (let h = 0; h < 2; h++) {
-      const o = <usize>(h << 4); // the low halves (elements 0..15) of the four blocks, then the high ones
-      const a0 = v128.load(p + o), a1 = v128.load(p + o, 32), a2 = v128.load(p + o, 64), a3 = v128.load(p + o, 96);
-      const t0 = v128.shuffle<i32>(a0, a1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(a0, a1, 2, 6, 3, 7);
-      const t2 = v128.shuffle<i32>(a2, a3, 0, 4, 1, 5), t3 = v128.shuffle<i32>(a2, a3, 2, 6, 3, 7);
-      v128.store(e + o, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
-      v128.store(e + o, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7), 32);
-      v128.store(e + o, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5), 64);
-      v128.store(e + o, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7), 96);
-    }
+    transposeWords(p, e, 32); // the low halves (elements 0..15) of the four blocks
+    transposeWords(p + 16, e + 16, 32); // the high ones
   }
 }
 
@@ -57,24 +51,9 @@ export function arrangeQ4x4(a: usize, cols: i32): void {
   return <i32>load<u8>(w + <usize>((b >> 2) * 64 + (j >> 2) * 16 + (b & 3) * 4 + (j & 3)));
 }
 
-/** The scalar twin: dotQ4Scalar's arithmetic, reading the packed layout. */
+/** The scalar twin: dotQ4Scalar's arithmetic, reading the packed layout (every block through blocksQ4x4Scalar). */
 export function dotQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
-  const nb = cols / QK;
-  const groups = nb >> 2;
-  const xs = a + xsOff(cols);
-  let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const o = a + <usize>(b * QK);
-    let s = 0;
-    for (let j = 0; j < 16; j++) {
-      const byte = packedByte(w, b, j, groups);
-      s += ((byte & 0x0f) - 8) * <i32>load<i8>(o + j) + ((byte >> 4) - 8) * <i32>load<i8>(o + 16 + j);
-    }
-    const v = <f32>s * (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
-    const lane = b & 3;
-    if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
-  }
-  return (l0 + l2) + (l1 + l3);
+  return blocksQ4x4Scalar(w, ws, a, cols, 0, f32x4.splat(0));
 }
 
 /** i16x8 of one group: lanes 2i, 2i+1 sum to block i's x . q (q the unsigned nibbles). `x` the group's ext bytes. */
@@ -94,20 +73,24 @@ export function dotQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
     i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 112), v128.and(i16x8.shr_u(v, 4), m))));
 }
 
-/** acc + (block sums of the group with the -8 offset) * (weight scales * activation scales), as f32x4. */
-@inline function scaleGroup(acc: v128, s16: v128, xsum: usize, ws: usize, xs: usize): v128 {
-  const s = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(s16), i32x4.shl(v128.load(xsum), 3));
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(v128.load(ws), v128.load(xs))));
+/** The SIMD kernels' end: the row's last nb % 4 blocks (ggml's layout) into the lanes of acc, then the lane sum. */
+@inline function tailQ4x4(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
+  return b == cols / QK ? hsumF32(acc) : blocksQ4x4Scalar(w, ws, a, cols, b, acc);
 }
 
-/** The row's last nb % 4 blocks (ggml's layout, qx unpermuted) into the lanes of acc, then the lane sum. */
-function tailQ4x4(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
+/** Blocks b..nb-1 of a packed row, one at a time in scalar code, added to the lanes of acc (lane b % 4); the lane sum. */
+function blocksQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
   const nb = cols / QK;
-  if (b == nb) return hsumF32(acc);
+  const groups = nb >> 2;
   const xs = a + xsOff(cols);
   let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2), l3 = f32x4.extract_lane(acc, 3);
   for (; b < nb; b++) {
-    const s = blockQ4Scalar(w + <usize>(b * 16), a + <usize>(b * QK));
+    const o = a + <usize>(b * QK);
+    let s = 0; // dotQ4Scalar's exact block sum, each byte where the packed layout keeps it
+    for (let j = 0; j < 16; j++) {
+      const byte = packedByte(w, b, j, groups);
+      s += ((byte & 0x0f) - 8) * <i32>load<i8>(o + j) + ((byte >> 4) - 8) * <i32>load<i8>(o + 16 + j);
+    }
     const v = <f32>s * (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
     const lane = b & 3;
     if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
@@ -123,7 +106,7 @@ export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
     let acc = f32x4.splat(0);
     let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
     for (let g = 0; g < groups; g++) {
-      acc = scaleGroup(acc, groupSum(pw, px, m), pxsum, pws, pxs);
+      acc = scaleRow(acc, groupSum(pw, px, m), i32x4.shl(v128.load(pxsum), 3), v128.load(pws), v128.load(pxs));
       fence(acc);
       pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
     }
@@ -190,7 +173,10 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
   return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v, m)), i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v, 4), m))));
 }
 
-/** acc + (s16's block sums - xo) * (wsv * xsv): one row's group, the activation's offsets and scales loaded once. */
+/**
+ * acc + (s16's four block sums - xo) * (wsv * xsv), as f32x4: one (row, token) group's finish, xo the activation's
+ * -8 offsets (8 * its block sums), wsv the weight scales, xsv the activation scales.
+ */
 @inline function scaleRow(acc: v128, s16: v128, xo: v128, wsv: v128, xsv: v128): v128 {
   const s = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(s16), xo);
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, xsv)));
@@ -225,10 +211,10 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
       fence2(s0, s2);
     }
     const wsv = v128.load(pws);
-    a0 = scaleTok(a0, s0, pxsum, wsv, pxs);
-    a1 = scaleTok(a1, s1, pxsum + st, wsv, pxs + st);
-    a2 = scaleTok(a2, s2, pxsum + 2 * st, wsv, pxs + 2 * st);
-    a3 = scaleTok(a3, s3, pxsum + 3 * st, wsv, pxs + 3 * st);
+    a0 = scaleRow(a0, s0, i32x4.shl(v128.load(pxsum), 3), wsv, v128.load(pxs));
+    a1 = scaleRow(a1, s1, i32x4.shl(v128.load(pxsum + st), 3), wsv, v128.load(pxs + st));
+    a2 = scaleRow(a2, s2, i32x4.shl(v128.load(pxsum + 2 * st), 3), wsv, v128.load(pxs + 2 * st));
+    a3 = scaleRow(a3, s3, i32x4.shl(v128.load(pxsum + 3 * st), 3), wsv, v128.load(pxs + 3 * st));
     fence2(a0, a2);
     pw += 64; pws += 16; px += 128; pxsum += 16; pxs += 16;
   }
@@ -237,10 +223,4 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
   store<f32>(y + ystep, tailQ4x4(w, ws, a + st, cols, b, a1));
   store<f32>(y + 2 * ystep, tailQ4x4(w, ws, a + 2 * st, cols, b, a2));
   store<f32>(y + 3 * ystep, tailQ4x4(w, ws, a + 3 * st, cols, b, a3));
-}
-
-/** scaleGroup with the weight scales already loaded. */
-@inline function scaleTok(acc: v128, s16: v128, xsum: usize, wsv: v128, xs: usize): v128 {
-  const s = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(s16), i32x4.shl(v128.load(xsum), 3));
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, v128.load(xs))));
 }

@@ -20,7 +20,8 @@ export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32,
   const nb = cols / QK;
   const s = scales + (<usize>(row * nb) << 2);
   for (let b = 0; b < nb; b++) {
-    const d = f32x4.splat(load<f32>(s + (<usize>b << 2)));
+    const ds = load<f32>(s + (<usize>b << 2));
+    const d = f32x4.splat(ds);
     const o = out + (<usize>(b * QK) << 2);
     if (dt == DT_Q8_0) {
       const p = w + <usize>(b * QK);
@@ -30,8 +31,8 @@ export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32,
       const groups = nb >> 2;
       for (let j = 0; j < 16; j++) {
         const byte = packedByte(w, b, j, groups);
-        store<f32>(o + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * f32x4.extract_lane(d, 0));
-        store<f32>(o + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * f32x4.extract_lane(d, 0));
+        store<f32>(o + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * ds);
+        store<f32>(o + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * ds);
       }
     } else {
       // byte j holds element j (low nibble) and element j + 16 (high nibble)

@@ -25,12 +25,7 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
   const rb = <usize>rowBytes(dt, cols);
   const sb = <usize>scaleRowBytes(dt, cols);
   if (simd && nTok == 1 && rows >= 4 && (dt == DT_Q8_0 || dt == DT_Q4_0 || dt == DT_Q4_0X4)) {
-    // quantized mat-vec: four rows a quarter apart per pass (matvec4Q8Simd), the last rows % 4 one by one
-    const q = rows >> 2;
-    if (dt == DT_Q8_0) matvec4Q8Simd(wq, ws, q, cols, act, y);
-    else if (dt == DT_Q4_0) matvec4Q4Simd(wq, ws, q, cols, act, y);
-    else { matvecRowsQ4x4(wq, ws, rows, cols, act, y); return; }
-    for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(dt, wq + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
+    matvecQuant(dt, wq, ws, rows, cols, act, y);
     return;
   }
   const tile = tileTokens(stride, nTok);
@@ -40,7 +35,7 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
       const t1 = min(t0 + tile, nTok);
       const tq = t0 + ((t1 - t0) & ~3); // the last (t1 - t0) % 4 tokens: one mat-vec each
       if (tq > t0) for (let r = 0; r < rows; r++) rowTokensQ4x4(wq + <usize>r * rb, ws + <usize>r * sb, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
-      for (let t = tq; t < t1; t++) matvecRowsQ4x4(wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2));
+      for (let t = tq; t < t1; t++) matvecQuant(dt, wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2));
     }
     return;
   }
@@ -72,11 +67,11 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
 
 /** h (inter) = silu(gate a) * up a for one prepared token, packed q4_0: gate into h, up FFN_CHUNK rows at a time. */
 function ffnMatvecQ4x4(gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, inter: i32, a: usize, h: usize): void {
-  const rb = <usize>(hidden >> 1), sb = <usize>((hidden / QK) << 2);
-  matvecRowsQ4x4(gq, gs, inter, hidden, a, h);
+  const rb = <usize>rowBytes(DT_Q4_0X4, hidden), sb = <usize>scaleRowBytes(DT_Q4_0X4, hidden);
+  matvecQuant(DT_Q4_0X4, gq, gs, inter, hidden, a, h);
   for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) {
     const n = min(FFN_CHUNK, inter - r0);
-    matvecRowsQ4x4(uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U);
+    matvecQuant(DT_Q4_0X4, uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U);
     for (let i = 0; i < n; i++) {
       const hr = h + (<usize>(r0 + i) << 2);
       store<f32>(hr, silu(load<f32>(hr)) * load<f32>(FFN_U + (<usize>i << 2)));
@@ -84,12 +79,19 @@ function ffnMatvecQ4x4(gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, 
   }
 }
 
-/** y (rows) = packed W (rows, cols) @ one prepared activation: four rows a quarter apart per pass, the rest one by one. */
-function matvecRowsQ4x4(w: usize, ws: usize, rows: i32, cols: i32, act: usize, y: usize): void {
+/**
+ * Quantized mat-vec (SIMD), y (rows) = W (rows, cols) of dtype dt (q8_0, q4_0 or packed q4_0) @ one prepared
+ * activation: four rows a quarter apart per pass (matvec4*Simd), the last rows % 4 one by one.
+ */
+function matvecQuant(dt: i32, w: usize, ws: usize, rows: i32, cols: i32, act: usize, y: usize): void {
   const q = rows >> 2;
-  if (q > 0) matvec4Q4x4Simd(w, ws, q, cols, act, y);
-  const rb = <usize>(cols >> 1), sb = <usize>((cols / QK) << 2);
-  for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(DT_Q4_0X4, w + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
+  if (q > 0) {
+    if (dt == DT_Q8_0) matvec4Q8Simd(w, ws, q, cols, act, y);
+    else if (dt == DT_Q4_0) matvec4Q4Simd(w, ws, q, cols, act, y);
+    else matvec4Q4x4Simd(w, ws, q, cols, act, y);
+  }
+  const rb = <usize>rowBytes(dt, cols), sb = <usize>scaleRowBytes(dt, cols);
+  for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(dt, w + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
 }
 
 /** y[(t - t0) * ystep] = packed row w . token t's prepared activation, t = t0..t1-1 (t1 - t0 a multiple of 4), four at a time. */
@@ -115,7 +117,7 @@ export function ffnScratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, 
 }
 
 const FFN_GU: usize = memory.data(8, 8); // the gate and up dots of one (row, token)
-const FFN_CHUNK: i32 = 64; // tokens whose gate and up dots of one row FFN_G / FFN_U hold
+const FFN_CHUNK: i32 = 64; // what FFN_G / FFN_U hold: one row's gate and up dots of that many tokens, or up rows of one token
 const FFN_G: usize = memory.data(FFN_CHUNK * 4, 16);
 const FFN_U: usize = memory.data(FFN_CHUNK * 4, 16);
 
