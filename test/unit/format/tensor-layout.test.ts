@@ -118,8 +118,7 @@ describe('writeShardPart (the streamed load: a shard arriving in parts)', () => 
   }
 
   it('widens every f16 value as f16ToF32 does, at even and odd addresses, in tens of thousands of scales per part', () => {
-    // scale i holds the half i: all 65,536 of them (zeros, subnormals, infinities, NaNs), more than the widening
-    // takes in one pass, so its blocks and its copy for odd addresses are crossed too
+    // scale i holds the half i: all 65,536 of them (zeros, subnormals, infinities, NaNs), whole parts and cut ones
     const count = 65536;
     const n = count * 32;
     const qb = quantBytes('q8_0', n);
