@@ -3,27 +3,21 @@
 // SHA-256 checks of our load cost alone. Writes bench/results/load-time.{json,md}. Usage:
 //   npm run bench:load-time -- [--model .cache/models/granite-shaped-q4_0] [--gguf <file>] [--rounds 3] [--note <what changed>]
 import { execFileSync, execSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { machineInfo } from '../matvec/machine';
 import { llamaInstalled } from '../peers/llama';
-import { exportGgufFile } from '../../tools/export-gguf';
+import { prepareModel } from '../shapes/models';
 import type { LoadSample } from './once';
 
 const { values } = parseArgs({ options: { model: { type: 'string', default: '.cache/models/granite-shaped-q4_0' }, gguf: { type: 'string' }, rounds: { type: 'string', default: '3' }, note: { type: 'string' } } });
 const modelDir = values.model!;
 const rounds = Number(values.rounds);
 if (!llamaInstalled()) throw new Error('node-llama-cpp is not installed in bench/peers: npm run setup:peers');
-// .tmp/ is gitignored; an existing export is reused (pass --gguf to name another)
-const gguf = values.gguf ?? join('.tmp', 'load-time', `${basename(modelDir)}.gguf`);
-if (!existsSync(gguf)) {
-  mkdirSync(join(gguf, '..'), { recursive: true });
-  process.stdout.write(`exporting ${modelDir} to ${gguf}\n`);
-  await exportGgufFile(modelDir, gguf);
-}
+// bench:shapes' GGUF cache, keyed by the manifest's digest: a rebuilt model is exported again (pass --gguf to name another)
+const gguf = values.gguf ?? (await prepareModel(modelDir, process.cwd(), (line) => process.stdout.write(`${line}\n`))).gguf;
 
 function once(engine: LoadSample['engine'], path: string): LoadSample {
   const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/load-time/once.ts', engine, path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
