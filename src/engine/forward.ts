@@ -157,87 +157,106 @@ export interface ForwardOptions {
  * Returns the logits rows requested, copied out of the heap: 'last' -> one row, 'all' -> one per token.
  */
 export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor, tokens: readonly number[], opts: ForwardOptions): Promise<Float32Array[]> {
-  const w = seq.weights;
-  const a = w.arch;
   const T = tokens.length;
   if (T < 1 || T > PREFILL_CHUNK) throw new RangeError(`forward takes 1..${PREFILL_CHUNK} tokens, got ${T}`);
   if (seq.length + T > seq.capacity) throw new RangeError(`sequence capacity ${seq.capacity} exceeded`);
   if (opts.logits === 'all' && seq.logitRows !== 'all') throw new RangeError("logits 'all' needs a Sequence built with { logits: 'all' }");
+  const head = headFor(k, seq, experts);
+  await embedTokens(k, seq.weights.arch, head, tokens, seq.x, opts.embedded);
+  const pos0 = seq.length;
+  for (let l = 0; l < seq.weights.arch.numLayers; l++) await forwardLayer(k, seq, experts, l, seq.x, T, pos0);
+  seq.length += T;
+  return finishRows(k, seq, head, seq.x, T, opts);
+}
+
+/** x (T, H) = the embedding rows of `tokens` times the embedding multiplier (`embedded`: the one token's row, known). */
+export async function embedTokens(k: Kernels, a: Architecture, head: HeadExecutor, tokens: readonly number[], x: Ptr, embedded?: Float32Array): Promise<void> {
+  const H = a.hiddenSize;
+  for (let t = 0; t < tokens.length; t++) {
+    if (!(tokens[t] >= 0 && tokens[t] < a.vocabSize)) throw new RangeError(`token id ${tokens[t]} outside the vocabulary`);
+  }
+  if (embedded && tokens.length === 1 && embedded.length === H) k.heap.f32(x, H).set(embedded);
+  else await head.embed(tokens, x);
+  if (a.embeddingMultiplier !== 1) scale(k.heap.f32(x, tokens.length * H), a.embeddingMultiplier);
+}
+
+/**
+ * One layer for T (<= PREFILL_CHUNK) tokens at positions pos0..pos0+T-1: the residual rows at `x` are updated in
+ * place and the layer's keys/values written at those positions; the cache must hold this layer's earlier positions.
+ * forward() runs it token chunk by chunk; a layer-major prefill (prefill-layers.ts) runs every chunk of one layer
+ * first. Each kernel call sees the same rows either way, so both give the same bits.
+ */
+export async function forwardLayer(k: Kernels, seq: Sequence, experts: ExpertExecutor, l: number, x: Ptr, T: number, pos0: number): Promise<void> {
+  const w = seq.weights;
+  const a = w.arch;
   const H = a.hiddenSize;
   const hd = a.headDim;
   const qDim = a.numHeads * hd;
   const kvDim = a.numKvHeads * hd;
-  const pos0 = seq.length;
   const heap = k.heap;
-
-  // x (T, H) = embedding rows
-  for (let t = 0; t < T; t++) {
-    if (!(tokens[t] >= 0 && tokens[t] < a.vocabSize)) throw new RangeError(`token id ${tokens[t]} outside the vocabulary`);
-  }
-  const head = experts.head ?? headOf(k, w);
-  if (opts.embedded && T === 1 && opts.embedded.length === H) heap.f32(seq.x, H).set(opts.embedded);
-  else await head.embed(tokens, seq.x);
-  if (a.embeddingMultiplier !== 1) scale(heap.f32(seq.x, T * H), a.embeddingMultiplier);
-
   const attnScale = a.attentionMultiplier ?? 1 / Math.sqrt(hd);
-  for (let l = 0; l < a.numLayers; l++) {
-    const L = w.layers[l];
-    // new keys/values land straight in an f32 cache; other types get them converted by storeRows once roped
-    const f32Cache = seq.kvType === 'f32';
-    const kOut = f32Cache ? seq.kCache[l].data + pos0 * kvDim * 4 : seq.kNew;
-    const vOut = f32Cache ? seq.vCache[l].data + pos0 * kvDim * 4 : seq.vNew;
+  const L = w.layers[l];
+  // new keys/values land straight in an f32 cache; other types get them converted by storeRows once roped
+  const f32Cache = seq.kvType === 'f32';
+  const kOut = f32Cache ? seq.kCache[l].data + pos0 * kvDim * 4 : seq.kNew;
+  const vOut = f32Cache ? seq.vCache[l].data + pos0 * kvDim * 4 : seq.vNew;
 
-    // attention block
-    k.rmsNorm(seq.x, L.attnNorm.data, seq.h, H, T, a.rmsNormEps);
-    k.matmul(L.q, seq.h, seq.q, T);
-    k.matmul(L.k, seq.h, kOut, T);
-    k.matmul(L.v, seq.h, vOut, T);
-    if (L.qBias) addRows(k, seq.q, L.qBias.data, qDim, T);
-    if (L.kBias) addRows(k, kOut, L.kBias.data, kvDim, T);
-    if (L.vBias) addRows(k, vOut, L.vBias.data, kvDim, T);
-    if (a.qkNorm === 'full') {
-      k.rmsNorm(seq.q, L.qNorm!.data, seq.q, qDim, T, a.rmsNormEps);
-      k.rmsNorm(kOut, L.kNorm!.data, kOut, kvDim, T, a.rmsNormEps);
-    } else if (a.qkNorm === 'per_head') {
-      k.rmsNorm(seq.q, L.qNorm!.data, seq.q, hd, T * a.numHeads, a.rmsNormEps);
-      k.rmsNorm(kOut, L.kNorm!.data, kOut, hd, T * a.numKvHeads, a.rmsNormEps);
-    }
-    k.rope(seq.q, T, a.numHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
-    k.rope(kOut, T, a.numKvHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
-    if (!f32Cache) {
-      k.storeRows(kOut, seq.kCache[l], pos0, T);
-      k.storeRows(vOut, seq.vCache[l], pos0, T);
-    }
-    k.attention(seq.q, seq.kCache[l], seq.vCache[l], seq.attn, T, pos0, { nHead: a.numHeads, nKvHead: a.numKvHeads, headDim: hd, scale: attnScale });
-    k.matmul(L.o, seq.attn, seq.tmp, T);
-    k.addScaled(seq.x, seq.tmp, a.residualMultiplier, T * H);
-
-    // MoE block
-    k.rmsNorm(seq.x, L.ffnNorm.data, seq.h, H, T, a.rmsNormEps);
-    const routes = route(k, seq, L.router, T);
-    await experts.run({ layer: l, x: seq.h, nTok: T, routes, scores: seq.routerLogits, out: seq.expertOut });
-    combineExperts(k, seq, routes, T);
-    if (L.shared) {
-      k.ffnSwiglu(L.shared.gate, L.shared.up, L.shared.down, seq.h, seq.tmp, T);
-      if (L.sharedGate) {
-        k.matmul(L.sharedGate, seq.h, seq.gate, T);
-        const g = heap.f32(seq.gate, T);
-        for (let t = 0; t < T; t++) k.addScaled(seq.moe + t * H * 4, seq.tmp + t * H * 4, 1 / (1 + Math.exp(-g[t])), H);
-      } else {
-        k.addScaled(seq.moe, seq.tmp, 1, T * H);
-      }
-    }
-    k.addScaled(seq.x, seq.moe, a.residualMultiplier, T * H);
+  // attention block
+  k.rmsNorm(x, L.attnNorm.data, seq.h, H, T, a.rmsNormEps);
+  k.matmul(L.q, seq.h, seq.q, T);
+  k.matmul(L.k, seq.h, kOut, T);
+  k.matmul(L.v, seq.h, vOut, T);
+  if (L.qBias) addRows(k, seq.q, L.qBias.data, qDim, T);
+  if (L.kBias) addRows(k, kOut, L.kBias.data, kvDim, T);
+  if (L.vBias) addRows(k, vOut, L.vBias.data, kvDim, T);
+  if (a.qkNorm === 'full') {
+    k.rmsNorm(seq.q, L.qNorm!.data, seq.q, qDim, T, a.rmsNormEps);
+    k.rmsNorm(kOut, L.kNorm!.data, kOut, kvDim, T, a.rmsNormEps);
+  } else if (a.qkNorm === 'per_head') {
+    k.rmsNorm(seq.q, L.qNorm!.data, seq.q, hd, T * a.numHeads, a.rmsNormEps);
+    k.rmsNorm(kOut, L.kNorm!.data, kOut, hd, T * a.numKvHeads, a.rmsNormEps);
   }
-  seq.length += T;
+  k.rope(seq.q, T, a.numHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
+  k.rope(kOut, T, a.numKvHeads, hd, hd, pos0, a.ropeTheta, a.ropeLayout);
+  if (!f32Cache) {
+    k.storeRows(kOut, seq.kCache[l], pos0, T);
+    k.storeRows(vOut, seq.vCache[l], pos0, T);
+  }
+  k.attention(seq.q, seq.kCache[l], seq.vCache[l], seq.attn, T, pos0, { nHead: a.numHeads, nKvHead: a.numKvHeads, headDim: hd, scale: attnScale });
+  k.matmul(L.o, seq.attn, seq.tmp, T);
+  k.addScaled(x, seq.tmp, a.residualMultiplier, T * H);
 
-  // logits for the rows asked for: (rows, vocab) = output @ norm(x)
+  // MoE block
+  k.rmsNorm(x, L.ffnNorm.data, seq.h, H, T, a.rmsNormEps);
+  const routes = route(k, seq, L.router, T);
+  await experts.run({ layer: l, x: seq.h, nTok: T, routes, scores: seq.routerLogits, out: seq.expertOut });
+  combineExperts(k, seq, routes, T);
+  if (L.shared) {
+    k.ffnSwiglu(L.shared.gate, L.shared.up, L.shared.down, seq.h, seq.tmp, T);
+    if (L.sharedGate) {
+      k.matmul(L.sharedGate, seq.h, seq.gate, T);
+      const g = heap.f32(seq.gate, T);
+      for (let t = 0; t < T; t++) k.addScaled(seq.moe + t * H * 4, seq.tmp + t * H * 4, 1 / (1 + Math.exp(-g[t])), H);
+    } else {
+      k.addScaled(seq.moe, seq.tmp, 1, T * H);
+    }
+  }
+  k.addScaled(x, seq.moe, a.residualMultiplier, T * H);
+}
+
+/**
+ * The end of a forward pass over the T residual rows at `x`: the final norm of the rows `opts.logits` asks for
+ * (into seq.h), then their logits, copied out of the heap and scaled; 'hidden' stops after the norm.
+ */
+export async function finishRows(k: Kernels, seq: Sequence, head: HeadExecutor, x: Ptr, T: number, opts: ForwardOptions): Promise<Float32Array[]> {
+  const a = seq.weights.arch;
+  const H = a.hiddenSize;
   const first = opts.logits === 'all' ? 0 : T - 1; // 'last' and 'hidden': the last row
   const rows = T - first;
-  k.rmsNorm(seq.x + first * H * 4, w.outputNorm.data, seq.h, H, rows, a.rmsNormEps);
+  k.rmsNorm(x + first * H * 4, seq.weights.outputNorm.data, seq.h, H, rows, a.rmsNormEps);
   if (opts.logits === 'hidden') return [];
   await head.logits(seq.h, rows, seq.logits);
-  const all = heap.f32(seq.logits, rows * a.vocabSize);
+  const all = k.heap.f32(seq.logits, rows * a.vocabSize);
   const out: Float32Array[] = [];
   for (let r = 0; r < rows; r++) {
     const src = all.subarray(r * a.vocabSize, (r + 1) * a.vocabSize);
@@ -247,6 +266,11 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
     out.push(row);
   }
   return out;
+}
+
+/** The head a forward pass uses: the expert executor's (a head shard holds it), else the weights' own. */
+export function headFor(k: Kernels, seq: Sequence, experts: ExpertExecutor): HeadExecutor {
+  return experts.head ?? headOf(k, seq.weights);
 }
 
 /** The weights' own head; a model loaded without it needs an executor that brings one (a head shard). */

@@ -38,7 +38,8 @@ export const RESULT_HEAD_BYTES = 12;
 export const MAX_PAYLOAD_BYTES = 32 * 1024 * 1024 - HEADER_BYTES;
 export const FLAG_COMBINE = 1;
 
-export const FrameKind = { request: 1, result: 2, error: 3, head: 4 } as const;
+/** Kinds 5-7 are the prefill call's (src/protocol/prefill-wire.ts), which shares this header. */
+export const FrameKind = { request: 1, result: 2, error: 3, head: 4, prefill: 5, kv: 6, prefilled: 7 } as const;
 export const HEAD_HEAD_BYTES = 12;
 export const SAMPLE_BYTES = 28;
 export type FrameKindName = keyof typeof FrameKind;
@@ -236,7 +237,8 @@ export function errorFrameFor(err: unknown, modelTag: Uint8Array, requestId?: nu
   return encodeError({ requestId: requestId ?? w.requestId ?? 0, modelTag, status: w.status, code: w.code, message: w.message });
 }
 
-function frame(kind: FrameKindName, h: FrameHeader, flags: number, payloadBytes: number): { out: Uint8Array; dv: DataView } {
+/** A frame of `payloadBytes` with its header written, to be filled in by the caller (every kind's encoder). */
+export function frame(kind: FrameKindName, h: FrameHeader, flags: number, payloadBytes: number): { out: Uint8Array; dv: DataView } {
   if (payloadBytes > MAX_PAYLOAD_BYTES) throw new RangeError(`frame payload of ${payloadBytes} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
   if (h.modelTag.length !== MODEL_TAG_BYTES) throw new RangeError(`model tag must be ${MODEL_TAG_BYTES} bytes`);
   const out = new Uint8Array(HEADER_BYTES + payloadBytes);
@@ -272,8 +274,17 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('exper
 
 // ---------------------------------------------------------------- decoding
 
-/** Decode any frame; throws WireError (400 bad_frame or unsupported_version) on anything malformed. */
-export function decodeFrame(bytes: Uint8Array): DecodedFrame {
+/** A frame's checked header: magic, version, length and flags (every kind's decoder starts here). */
+export interface FrameHead {
+  readonly requestId: number;
+  readonly modelTag: Uint8Array;
+  readonly kind: number;
+  readonly combine: boolean;
+  readonly payloadBytes: number;
+}
+
+/** Reads and checks a frame's header; throws WireError (400 bad_frame or unsupported_version). */
+export function readFrameHead(bytes: Uint8Array): FrameHead {
   if (!(bytes instanceof Uint8Array)) throw bad('frame is not binary');
   if (bytes.length < HEADER_BYTES) throw bad(`frame of ${bytes.length} bytes is shorter than the ${HEADER_BYTES}-byte header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -289,7 +300,13 @@ export function decodeFrame(bytes: Uint8Array): DecodedFrame {
     throw bad(`header says ${payloadBytes} payload bytes, frame carries ${bytes.length - HEADER_BYTES}`, requestId);
   }
   if (flags & ~FLAG_COMBINE) throw bad(`unknown flags 0x${flags.toString(16)}`, requestId);
-  const h = { requestId, modelTag: bytes.slice(12, 20), combine: (flags & FLAG_COMBINE) !== 0 };
+  return { requestId, modelTag: bytes.slice(12, 20), kind, combine: (flags & FLAG_COMBINE) !== 0, payloadBytes };
+}
+
+/** Decode any expert frame; throws WireError (400 bad_frame or unsupported_version) on anything malformed. */
+export function decodeFrame(bytes: Uint8Array): DecodedFrame {
+  const { requestId, modelTag, kind, combine, payloadBytes } = readFrameHead(bytes);
+  const h = { requestId, modelTag, combine };
   const p = new DataView(bytes.buffer, bytes.byteOffset + HEADER_BYTES, payloadBytes);
   const at = bytes.byteOffset + HEADER_BYTES;
   switch (kind) {
