@@ -9,7 +9,11 @@ import { parseIdRange, type IdRange } from '../src/protocol/id-range';
 import { Batcher } from './batcher';
 import { selectDevice, type DeviceChoice } from './devices/select';
 import { Metrics } from './metrics';
-import { loadBackendModel } from './model';
+import { loadBackendModel, type BackendModel } from './model';
+import { loadNodeKernels } from '../src/kernels/load-node';
+import { loadTrunk, withExperts } from '../src/engine/model';
+import type { ExpertDevice } from './devices/device';
+import { PrefillService } from './prefill/service';
 import { startServer } from './server';
 import { ExpertService } from './service';
 
@@ -27,6 +31,10 @@ const HELP = `moe-edge gpu-backend: computes cold experts for the Worker
   --experts <a-b>             experts this replica serves in each of its layers (default all)
   --batch-window-ms <ms>      wait this long to merge calls (default 0: merge calls of one event-loop turn)
   --max-in-flight <n>         device batches at once; later calls merge into the next (default 2)
+  --prefill auto|on|off       serve the prefill call (POST /v1/prefill): load the trunk too and run whole prompts,
+                              streaming their KV cache to the Worker. Needs every layer and expert; default auto:
+                              on when this replica holds them all
+  --max-prefills <n>          prompts prefilled at once (each holds its KV cache here; later ones wait; default 4)
   --insecure-no-token         serve without BACKEND_TOKEN (local development only)
 
 env: BACKEND_TOKEN (required unless --insecure-no-token): clients send Authorization: Bearer <token>
@@ -83,6 +91,8 @@ async function main(): Promise<void> {
         experts: { type: 'string' },
         'batch-window-ms': { type: 'string' },
         'max-in-flight': { type: 'string' },
+        prefill: { type: 'string', default: 'auto' },
+        'max-prefills': { type: 'string' },
         'insecure-no-token': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -129,10 +139,11 @@ async function main(): Promise<void> {
     },
   });
   const service = new ExpertService(model, batcher, metrics);
-  const server = await startServer({ model, device: dev, service, metrics, token, host: values.host, port });
+  const prefill = await loadPrefill(values.prefill, model, source, dev, metrics, parseInteger('max-prefills', values['max-prefills'], 1));
+  const server = await startServer({ model, device: dev, service, prefill, metrics, token, host: values.host, port });
   log(`model ${model.name} (tag ${tagHex(model.tag)}) from ${source.describe()}: layers ${model.layers.lo}-${model.layers.hi}, ` +
     `experts ${model.experts.lo}-${model.experts.hi}, ${model.loadedExperts} experts, ${(dev.residentBytes / 2 ** 20).toFixed(1)} MiB on ${dev.name}, ` +
-    `loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s${token ? '' : '; NO TOKEN (insecure)'}`);
+    `loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s${prefill ? '; serves prefill' : ''}${token ? '' : '; NO TOKEN (insecure)'}`);
   console.log(`gpu-backend listening on ${server.url}`); // tests and tools/start.ts read this line
 
   const stop = async () => {
@@ -142,6 +153,18 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/** The prefill service per --prefill: the trunk into this process's WASM heap beside the device's experts. */
+async function loadPrefill(mode: string, model: BackendModel, source: ObjectSource, dev: ExpertDevice, metrics: Metrics, maxConcurrent?: number): Promise<PrefillService | null> {
+  if (!['auto', 'on', 'off'].includes(mode)) fail(`--prefill takes auto, on or off, got ${JSON.stringify(mode)}`);
+  const a = model.manifest.architecture;
+  const all = model.layers.lo === 0 && model.layers.hi === a.numLayers - 1 && model.experts.lo === 0 && model.experts.hi === a.numExperts - 1;
+  if (mode === 'off' || (mode === 'auto' && !all)) return null;
+  if (!all) fail('--prefill on needs every layer and expert on this replica (drop --layers / --experts)');
+  const kernels = await loadNodeKernels();
+  const trunk = await loadTrunk(kernels, source, model.manifest);
+  return new PrefillService(model, kernels, withExperts(trunk, []), dev, metrics, maxConcurrent);
 }
 
 main().catch((e) => {

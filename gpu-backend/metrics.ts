@@ -8,6 +8,8 @@ export class Metrics {
   batchedCalls = 0;
   computeSeconds = 0;
   wsOpen = 0;
+  /** The prefill call: requests, prompt tokens prefilled, KV frame bytes sent, wall seconds of finished prefills. */
+  readonly prefill = { calls: 0, tokens: 0, kvBytes: 0, seconds: 0 };
   readonly errors = new Map<string, number>(); // code -> count
 
   error(code: string): void {
@@ -29,6 +31,10 @@ export class Metrics {
     metric('moe_backend_errors_total', 'counter', 'Calls answered with an error, by code.',
       [...this.errors].sort().map(([code, n]) => [`{code="${code}"}`, n] as [string, number]));
     metric('moe_backend_compute_seconds_total', 'counter', 'Wall seconds spent in device batches.', [['', this.computeSeconds]]);
+    metric('moe_backend_prefill_calls_total', 'counter', 'Prefill requests received.', [['', this.prefill.calls]]);
+    metric('moe_backend_prefill_tokens_total', 'counter', 'Prompt tokens prefilled (finished prefills).', [['', this.prefill.tokens]]);
+    metric('moe_backend_prefill_kv_bytes_total', 'counter', 'Bytes of KV frames sent.', [['', this.prefill.kvBytes]]);
+    metric('moe_backend_prefill_seconds_total', 'counter', 'Wall seconds of finished prefills.', [['', this.prefill.seconds]]);
     metric('moe_backend_resident_bytes', 'gauge', 'Bytes of expert weights resident on the device.', [['', g.residentBytes]]);
     metric('moe_backend_experts_loaded', 'gauge', 'Experts this replica serves.', [['', g.loadedExperts]]);
     metric('moe_backend_ws_sessions', 'gauge', 'Open WebSocket sessions.', [['', this.wsOpen]]);

@@ -10,12 +10,15 @@ import { encodeError, errorFrameFor, HEADER_BYTES, MAX_PAYLOAD_BYTES, PROTOCOL_V
 import type { ExpertDevice } from './devices/device';
 import type { Metrics } from './metrics';
 import type { BackendModel } from './model';
+import type { PrefillService } from './prefill/service';
 import type { ExpertService } from './service';
 
 export interface ServerOptions {
   model: BackendModel;
   device: ExpertDevice;
   service: ExpertService;
+  /** The prefill call; absent: this replica does not hold the trunk and every expert, and refuses it. */
+  prefill?: PrefillService | null;
   metrics: Metrics;
   /** null: no auth (local development only) */
   token: string | null;
@@ -55,6 +58,7 @@ export function createBackendApp(o: ServerOptions) {
     experts: [model.experts.lo, model.experts.hi],
     loadedExperts: model.loadedExperts,
     residentBytes: device.residentBytes,
+    prefill: Boolean(o.prefill),
   }));
 
   // Binary routes answer 401 as an error frame (the client decodes every body the same way); /metrics as JSON.
@@ -72,6 +76,15 @@ export function createBackendApp(o: ServerOptions) {
     async (c) => {
       const a = await service.handle(new Uint8Array(await c.req.arrayBuffer()), 'http');
       return frame(a.status, a.frame);
+    });
+
+  // The prefill call: one request frame in, a stream of KV frames out (src/protocol/prefill-wire.ts).
+  app.post('/v1/prefill',
+    bodyLimit({ maxSize: MAX_FRAME_BYTES, onError: () => errorFrame(413, 'frame_too_large', `a frame is at most ${MAX_FRAME_BYTES} bytes`) }),
+    async (c) => {
+      if (!o.prefill) return errorFrame(404, 'prefill_unavailable', 'this replica does not prefill: it needs the trunk and every expert (npm run backend -- --prefill on)');
+      const a = await o.prefill.handle(new Uint8Array(await c.req.arrayBuffer()));
+      return new Response(a.body as BodyInit, { status: a.status, headers: { 'content-type': 'application/octet-stream' } });
     });
 
   app.get('/v1/experts/ws', nodeWs.upgradeWebSocket(() => {

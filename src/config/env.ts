@@ -8,7 +8,7 @@ import { parseReplicas } from '../remote/replicas';
 import { DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../engine/kv-cache';
 
 /** Bindings and vars as the runtime hands them over; secrets (API_KEYS, BACKEND_TOKEN, ADMIN_TOKEN) are not in wrangler.toml. */
-export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS' | 'SHARD_LAYOUT' | 'SHARD_TIMEOUT_MS'> & {
+export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS' | 'SHARD_LAYOUT' | 'SHARD_TIMEOUT_MS' | 'REMOTE_PREFILL_MIN_TOKENS'> & {
   /** Comma-separated bearer keys accepted on /v1/*; unset or empty means no authentication. */
   API_KEYS?: string;
   HOT_EXPERTS?: string;
@@ -36,6 +36,7 @@ export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRES
   /** shard-layout.json's object name beside the model; empty: no expert shards */
   SHARD_LAYOUT?: string;
   SHARD_TIMEOUT_MS?: string;
+  REMOTE_PREFILL_MIN_TOKENS?: string;
 };
 
 export interface AppConfig {
@@ -70,6 +71,8 @@ export interface AppConfig {
   readonly shard: string | null;
   /** SHARD_LAYOUT and SHARD_TIMEOUT_MS; null: no expert shards */
   readonly shards: { readonly layoutName: string; readonly timeoutMs: number } | null;
+  /** REMOTE_PREFILL_MIN_TOKENS: prompts this long or longer are prefilled by the backend; 0: never */
+  readonly remotePrefillMinTokens: number;
 }
 
 /** A var in wrangler.toml (or a secret) with a value the Worker cannot use: every route answers 500 naming it. */
@@ -118,6 +121,20 @@ function positiveInt(name: keyof typeof DEFAULT_LIMITS, value: string | undefine
   if (!Number.isSafeInteger(n)) throw new ConfigError(name, String(value), 'a positive integer');
   return n;
 }
+/**
+ * REMOTE_PREFILL_MIN_TOKENS when unset: the prompt length from which a backend prefill plus the KV stream beats
+ * prefilling in the isolate (bench/results/prefill.md measures the crossover; wrangler.toml ships the same value).
+ */
+export const DEFAULT_REMOTE_PREFILL_MIN_TOKENS = 256;
+
+function nonNegativeInt(name: string, value: string | undefined, fallback: number): number {
+  const v = (value ?? '').trim();
+  if (v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(name, v, 'an integer >= 0 (0 disables)');
+  return n;
+}
+
 const parsed = new WeakMap<object, AppConfig>();
 
 /** Parses the env once per env object (workerd hands the same object to every request of an isolate). */
@@ -157,6 +174,7 @@ export function appConfig(env: AppEnv): AppConfig {
     shard,
     // a shard's first call may wait for it to load its slice from R2: a longer default than the backend's
     shards: layoutName ? Object.freeze({ layoutName, timeoutMs: positive('SHARD_TIMEOUT_MS', env.SHARD_TIMEOUT_MS, 10_000)! }) : null,
+    remotePrefillMinTokens: nonNegativeInt('REMOTE_PREFILL_MIN_TOKENS', env.REMOTE_PREFILL_MIN_TOKENS, DEFAULT_REMOTE_PREFILL_MIN_TOKENS),
     isolateMemoryBytes: Math.floor(positive('ISOLATE_MEMORY_MB', env.ISOLATE_MEMORY_MB, DEFAULT_LIMITS.ISOLATE_MEMORY_MB)! * 1024 * 1024),
   });
   parsed.set(env, cfg);

@@ -65,6 +65,11 @@ export interface MoeOptions {
   backend: BackendTarget | null;
   /** Tier one: the hot-set profile the request names (`moe.profile`); absent: the skill map picks one. */
   profile?: string;
+  /**
+   * REMOTE_PREFILL_MIN_TOKENS: prompts of at least this many tokens are prefilled by the backend (its prefill call)
+   * and their KV cache streamed here; shorter ones, and every prompt when 0 or absent, are prefilled here.
+   */
+  remotePrefillMinTokens?: number;
 }
 
 /** Why a generation stopped using the backend (x-moe-degraded, usage.moe.degraded, metrics). */
@@ -86,6 +91,14 @@ export interface MoeUsage {
   policy: ColdPolicy;
   /** The hot-set profile this generation ran under (named, or picked by the skill map); absent without profiles. */
   profile?: string;
+  /** Where the prompt was prefilled: here, or on the backend (its KV cache streamed here). */
+  prefill: 'local' | 'remote';
+  /** Bytes of the backend's KV stream received (0 when prefilled here). */
+  prefill_kv_bytes: number;
+  /** The remote prefill's time, request sent -> cache placed, ms (0 when prefilled here). */
+  prefill_ms: number;
+  /** Why a prompt meant for the backend was prefilled here after all (absent: it was not). */
+  prefill_fallback?: DegradedReason;
 }
 
 /** One streamed piece of output: text that is final (never retracted by stop-sequence handling). */

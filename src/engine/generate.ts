@@ -7,7 +7,7 @@ import type { ExpertExecutor } from './experts';
 import { forward, Sequence, type ForwardOptions } from './forward';
 import type { KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
-import { prefill, throwIfAborted } from './prefill';
+import { prefill, throwIfAborted, type PrefillOptions } from './prefill';
 import { Sampler } from './sampler';
 import { StopMatcher } from './stop';
 import { IncrementalDecoder, type TextCodec } from './tokenizer';
@@ -21,7 +21,12 @@ export interface GenerationContext {
   eosTokenIds: readonly number[];
   /** the KV cache's element type (absent: f32) */
   kvCacheType?: KvCacheType;
+  /** How the prompt gets into the cache (absent: prefill() here; the Worker may have the backend do it). */
+  prefill?: PromptPrefill;
 }
+
+/** Puts `tokens` into the empty `seq` and returns what prefill() would: the last row's logits, or none for 'hidden'. */
+export type PromptPrefill = (seq: Sequence, tokens: readonly number[], opts: PrefillOptions) => Promise<Float32Array[]>;
 
 export async function* generateTokens(ctx: GenerationContext, req: GenerateRequest): AsyncGenerator<GenerateChunk, GenerateResult, void> {
   const { kernels: k, weights } = ctx;
@@ -41,7 +46,8 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
       await run({ logits: 'hidden' });
       return remote.sample!(seq.h, req.sampling, sampler.draw());
     };
-    next = await step((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }));
+    const prefillPrompt: PromptPrefill = ctx.prefill ?? ((s, tokens, opts) => prefill(k, s, ctx.experts, tokens, opts));
+    next = await step((opts) => prefillPrompt(seq, req.promptTokens, { ...opts, signal: req.signal }));
     while (completion < req.maxTokens) {
       throwIfAborted(req.signal);
       const token = next.token;

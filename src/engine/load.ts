@@ -5,7 +5,7 @@ import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
 import type { ChatMessage, GenerateRequest, GenerateChunk, GenerateResult, TextModel } from './api';
 import { LocalExperts, type ExpertExecutor } from './experts';
-import { generateTokens } from './generate';
+import { generateTokens, type PromptPrefill } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
 import { HfTextCodec, type TextCodec } from './tokenizer';
 import { checkKvCacheType, type KvCacheType } from './kv-cache';
@@ -57,8 +57,9 @@ export function generateWith(
   weights: ModelWeights,
   experts: ExpertExecutor,
   req: GenerateRequest,
+  prefill?: PromptPrefill,
 ): AsyncGenerator<GenerateChunk, GenerateResult, void> {
-  return generateTokens({ kernels: model.kernels, weights, experts, codec: model.codec, eosTokenIds: model.manifest.generation.eosTokenIds, kvCacheType: model.kvCacheType }, req);
+  return generateTokens({ kernels: model.kernels, weights, experts, codec: model.codec, eosTokenIds: model.manifest.generation.eosTokenIds, kvCacheType: model.kvCacheType, prefill }, req);
 }
 
 export async function loadTextModel(source: ObjectSource, kernels: Kernels, opts: LoadOptions = {}): Promise<LocalModel> {

@@ -21,6 +21,9 @@ export class Metrics {
   private shardHits = 0;
   private coldCalls = 0;
   private remoteMs = 0;
+  private readonly prefills = { local: 0, remote: 0 };
+  private prefillKvBytes = 0;
+  private readonly prefillFallbacks = new Map<string, number>(); // reason -> generations
   /** model id -> its routing statistics in this isolate (one tally per id, shared by every load of it) */
   private readonly routing = new Map<string, RoutingTally>();
   /**
@@ -67,6 +70,9 @@ export class Metrics {
     this.shardHits += usage.shard_hits;
     this.coldCalls += usage.cold_calls;
     this.remoteMs += usage.remote_ms;
+    this.prefills[usage.prefill]++;
+    this.prefillKvBytes += usage.prefill_kv_bytes;
+    if (usage.prefill_fallback) this.prefillFallbacks.set(usage.prefill_fallback, (this.prefillFallbacks.get(usage.prefill_fallback) ?? 0) + 1);
     if (usage.degraded) this.degraded.set(usage.degraded, (this.degraded.get(usage.degraded) ?? 0) + 1);
   }
 
@@ -88,6 +94,9 @@ export class Metrics {
     metric('moe_cold_calls_total', 'counter', 'Router picks of cold experts (remote, substituted or dropped).', [['', this.coldCalls]]);
     metric('moe_remote_ms_total', 'counter', 'Milliseconds of backend round trips.', [['', this.remoteMs]]);
     metric('moe_degraded_total', 'counter', 'Generations that stopped using the backend, by reason.', [...this.degraded].map(([r, v]) => [`{reason="${r}"}`, v]));
+    metric('moe_prefills_total', 'counter', 'Prompts prefilled, by where (remote: the backend\'s prefill call, KV cache streamed here).', [['{where="local"}', this.prefills.local], ['{where="remote"}', this.prefills.remote]]);
+    metric('moe_prefill_kv_bytes_total', 'counter', 'Bytes of KV streams received from the backend.', [['', this.prefillKvBytes]]);
+    metric('moe_prefill_fallbacks_total', 'counter', 'Prompts meant for the backend that were prefilled here after all, by reason.', [...this.prefillFallbacks].map(([r, v]) => [`{reason="${r}"}`, v]));
     const routings: [string, number][] = [];
     const tokens: [string, number][] = [];
     for (const [id, tally] of this.routing) {

@@ -4,7 +4,7 @@
 // running generations, each generation's routing counted for the isolate (per tier-one profile when there are
 // some). It gives the routes their memory (admission) and hot-set (admin) capabilities. Runtime-agnostic (no
 // WASM imports): the Worker builds it over R2, Node tests and benchmarks over a folder.
-import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, ModelMemory, MoeOptions, MoeUsage, TextModel } from '../engine/api';
+import type { BackendTarget, GenerateChunk, GenerateRequest, GenerateResult, Generation, ModelMemory, MoeOptions, MoeUsage, TextModel } from '../engine/api';
 import { generateWith, loadCodec, textModelFields, type EngineModel } from '../engine/load';
 import { loadTrunk, type ModelWeights } from '../engine/model';
 import { checkKvCacheType, type KvCacheType } from '../engine/kv-cache';
@@ -27,6 +27,7 @@ import { connectShards, type ShardTier } from '../remote/shard-tier';
 import { NO_SHARD } from '../shard/layout';
 import { readShardLayout } from '../shard/read-layout';
 import { newMoeUsage, SplitExperts, type SplitOptions } from '../remote/split-experts';
+import { promptPrefill } from '../remote/prompt-prefill';
 import type { RoutingTally } from '../routing/tally';
 import { watchRouting } from './generation-routing';
 
@@ -203,7 +204,11 @@ export class ServedModel implements EngineModel, HotSetControl {
         tally: this.opts.routing ?? null,
       });
       try {
-        result = yield* generateWith(this, g.weights, watch.experts, req);
+        const remote = (moe.remotePrefillMinTokens ?? 0) > 0 ? prefillTarget(moe.backend) : null;
+        const prefill = remote
+          ? promptPrefill({ kernels: this.kernels, experts: watch.experts, backend: remote, modelTag: this.modelTag, minTokens: moe.remotePrefillMinTokens!, usage })
+          : undefined;
+        result = yield* generateWith(this, g.weights, watch.experts, req, prefill);
         return { ...result, moe: { ...usage } };
       } finally {
         watch.end();
@@ -312,6 +317,16 @@ export class ServedModel implements EngineModel, HotSetControl {
   private warn(line: string): void {
     (this.opts.log ?? console.warn)(line);
   }
+}
+
+/**
+ * The backend that prefills: BACKEND_URL's, or with BACKENDS the first replica that holds every layer and expert
+ * (only such a replica has the whole model; the others refuse the call). null: none can.
+ */
+function prefillTarget(b: BackendTarget | null): BackendTarget | null {
+  if (!b || !b.replicas) return b;
+  const whole = b.replicas.find((r) => r.layers === null && r.experts === null);
+  return whole ? { ...b, url: whole.url } : null;
 }
 
 /** True when every expert is hot or `elsewhere` says it is served at the edge (no backend call can happen). */

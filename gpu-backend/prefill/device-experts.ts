@@ -1,0 +1,27 @@
+// The backend's forward pass hands each layer's routed tokens to the device that holds every expert: the engine's
+// ExpertExecutor seam over ExpertDevice. On the cpu device the groups of different experts run on its threads at
+// once (the prefill's work split by expert), with the Worker's own kernels, so values are the Worker's bit for bit.
+import type { ExpertBatch, ExpertExecutor } from '../../src/engine/experts';
+import type { Kernels } from '../../src/kernels/types';
+import { groupPairs } from '../../src/protocol/expert-call';
+import type { ExpertDevice, ExpertGroup } from '../devices/device';
+
+export class DeviceExperts implements ExpertExecutor {
+  constructor(private readonly k: Kernels, private readonly device: ExpertDevice, private readonly hidden: number, private readonly topK: number) {}
+
+  async run(b: ExpertBatch): Promise<void> {
+    const H = this.hidden;
+    const jobs = b.routes.flatMap((slots, token) => slots.map((r, slot) => ({ token, slot, expert: r.expert })));
+    const byExpert = groupPairs(jobs.length, (i) => jobs[i].expert);
+    const x = this.k.heap.f32(b.x, b.nTok * H);
+    const groups: ExpertGroup[] = byExpert.map(({ key, members }) => {
+      const data = new Float32Array(members.length * H);
+      members.forEach((m, i) => data.set(x.subarray(jobs[m].token * H, jobs[m].token * H + H), i * H));
+      return { expert: key, x: { dtype: 'f32', data }, n: members.length };
+    });
+    const ys = await this.device.run(b.layer, groups);
+    // the heap may have grown while the device worked: view it afresh
+    const out = this.k.heap.f32(b.out, b.nTok * this.topK * H);
+    byExpert.forEach(({ members }, g) => members.forEach((m, i) => out.set(ys[g].subarray(i * H, i * H + H), (jobs[m].token * this.topK + jobs[m].slot) * H)));
+  }
+}

@@ -1,0 +1,131 @@
+// The prefill call on the backend: a prompt through the whole model (the trunk in this process's WASM heap, the
+// experts on the device), layer by layer, each layer's KV cache streamed to the Worker as soon as it is final,
+// then the last position's hidden row. Requests are checked before anything is allocated; at most `maxConcurrent`
+// prompts hold a KV cache here at once (the rest wait their turn).
+import { InvalidRequestError } from '../../src/common/errors';
+import { Sequence } from '../../src/engine/forward';
+import { checkKvCacheType } from '../../src/engine/kv-cache';
+import { readKvRows } from '../../src/engine/kv-transfer';
+import type { ModelWeights } from '../../src/engine/model';
+import { prefillByLayer } from '../../src/engine/prefill-layers';
+import type { Kernels } from '../../src/kernels/types';
+import { errorFrameFor, sameTag, tagHex, WireError } from '../../src/protocol/expert-wire';
+import { decodePrefillFrame, encodeKvFrame, encodePrefilled, kvRunBytes, positionsPerKvFrame, type PrefillRequest } from '../../src/protocol/prefill-wire';
+import type { Metrics } from '../metrics';
+import type { BackendModel } from '../model';
+import { DeviceExperts } from './device-experts';
+import type { ExpertDevice } from '../devices/device';
+
+export interface PrefillAnswer {
+  readonly status: number;
+  /** an error frame, or the stream of KV frames ending in a prefilled (or error) frame */
+  readonly body: Uint8Array | ReadableStream<Uint8Array>;
+}
+
+export class PrefillService {
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
+  private readonly experts: DeviceExperts;
+
+  constructor(
+    private readonly model: BackendModel,
+    private readonly kernels: Kernels,
+    /** the trunk in `kernels`' heap; no expert (the device holds them all) */
+    private readonly weights: ModelWeights,
+    device: ExpertDevice,
+    private readonly metrics: Metrics,
+    private readonly maxConcurrent = 4,
+  ) {
+    const a = model.manifest.architecture;
+    this.experts = new DeviceExperts(kernels, device, a.hiddenSize, a.topK);
+  }
+
+  /** Never throws: a request that cannot be served is an error frame with its status. */
+  async handle(bytes: Uint8Array): Promise<PrefillAnswer> {
+    this.metrics.prefill.calls++;
+    let req: PrefillRequest;
+    try {
+      req = await this.check(bytes);
+    } catch (e) {
+      this.metrics.error(e instanceof WireError ? e.code : 'internal');
+      return { status: e instanceof WireError ? e.status : 500, body: errorFrameFor(e, this.model.tag) };
+    }
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    void this.stream(req, writable.getWriter());
+    return { status: 200, body: readable };
+  }
+
+  private async check(bytes: Uint8Array): Promise<PrefillRequest> {
+    const f = await decodePrefillFrame(bytes);
+    if (f.kind !== 'prefill') throw new WireError(400, 'bad_frame', `expected a prefill request frame, got a ${f.kind} frame`, f.requestId);
+    const id = f.requestId;
+    const m = this.model;
+    const a = m.manifest.architecture;
+    if (!sameTag(f.modelTag, m.tag)) throw new WireError(409, 'model_mismatch', `request is for model tag ${tagHex(f.modelTag)}, this backend serves ${m.name} (${tagHex(m.tag)})`, id);
+    if (f.tokens.length > a.contextLength) throw new WireError(400, 'context_length_exceeded', `${f.tokens.length} tokens exceed the model's context of ${a.contextLength}`, id);
+    for (let i = 0; i < f.tokens.length; i++) {
+      if (f.tokens[i] >= a.vocabSize) throw new WireError(400, 'bad_token', `token ${i} is ${f.tokens[i]}, outside the vocabulary of ${a.vocabSize}`, id);
+    }
+    try {
+      checkKvCacheType(a, f.kvType);
+    } catch (e) {
+      throw new WireError(400, 'unsupported_kv_type', (e as Error).message, id);
+    }
+    return f;
+  }
+
+  private async stream(req: PrefillRequest, out: WritableStreamDefaultWriter<Uint8Array>): Promise<void> {
+    const h = { requestId: req.requestId, modelTag: this.model.tag };
+    const a = this.weights.arch;
+    const kvDim = a.numKvHeads * a.headDim;
+    const n = req.tokens.length;
+    const cancelled = new AbortController();
+    out.closed.catch(() => cancelled.abort(new InvalidRequestError('the client went away', 'prefill'))); // a reader that left: stop computing
+    await this.turn();
+    const t0 = performance.now();
+    let seq: Sequence | null = null;
+    try {
+      seq = new Sequence(this.kernels, this.weights, n, { kvType: req.kvType });
+      const s = seq;
+      const per = positionsPerKvFrame(req.kvType, kvDim);
+      const hidden = await prefillByLayer(this.kernels, s, this.experts, Array.from(req.tokens), {
+        signal: cancelled.signal,
+        onLayer: async (layer) => {
+          for (let pos0 = 0; pos0 < n; pos0 += per) {
+            const nPos = Math.min(per, n - pos0);
+            const rows = new Uint8Array(2 * kvRunBytes(req.kvType, nPos, kvDim));
+            readKvRows(this.kernels.heap, s, layer, pos0, nPos, rows);
+            const frame = await encodeKvFrame(h, { layer, kvType: req.kvType, pos0, nPos, kvDim, rows });
+            this.metrics.prefill.kvBytes += frame.length;
+            await out.write(frame); // waits for the reader: a slow Worker holds one frame here, not the whole cache
+          }
+        },
+      });
+      await out.write(encodePrefilled(h, { positions: n, hidden }));
+      this.metrics.prefill.tokens += n;
+      this.metrics.prefill.seconds += (performance.now() - t0) / 1000;
+      await out.close();
+    } catch (e) {
+      this.metrics.error(e instanceof WireError ? e.code : cancelled.signal.aborted ? 'client_gone' : 'internal');
+      if (!cancelled.signal.aborted) await out.write(errorFrameFor(e, this.model.tag, req.requestId)).then(() => out.close(), () => {});
+      else await out.abort().catch(() => {});
+    } finally {
+      seq?.release();
+      this.release();
+    }
+  }
+
+  private turn(): Promise<void> {
+    if (this.running < this.maxConcurrent) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.queue.push(resolve)); // the slot passes straight from release()
+  }
+
+  private release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.running--;
+  }
+}
