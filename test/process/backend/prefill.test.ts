@@ -1,0 +1,144 @@
+// The backend's prefill call as a real process on loopback (cpu device, the default model): the KV cache it streams
+// is byte for byte the Worker's own prefill's, for every KV-cache type, and the logits and the decoding that follow
+// are identical; refusals (token, model tag, a replica without the whole model, bad ids) come back as error frames
+// the client turns into BackendErrors, and the backend keeps serving.
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackendTarget } from '../../../src/engine/api';
+import { forward, PREFILL_CHUNK, Sequence } from '../../../src/engine/forward';
+import { KV_CACHE_TYPES, kvTensorBytes } from '../../../src/engine/kv-cache';
+import { readKvRows } from '../../../src/engine/kv-transfer';
+import { loadTextModel, type LocalModel } from '../../../src/engine/load';
+import { prefill } from '../../../src/engine/prefill';
+import { finishPrefill } from '../../../src/engine/prefill-layers';
+import { argmax } from '../../../src/engine/sampler';
+import { modelTagOf } from '../../../src/format/digest';
+import { loadNodeKernels } from '../../../src/kernels/load-node';
+import { BackendError } from '../../../src/remote/errors';
+import { remotePrefill } from '../../../src/remote/remote-prefill';
+import { fsSource } from '../../../src/store/source-fs';
+import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
+
+const MODEL = 'models/default';
+const TOKEN = 'prefill-test-token';
+let whole: BackendProcess;
+let half: BackendProcess; // --experts 0-3: refuses the call
+let local: LocalModel;
+let tag: Uint8Array;
+
+beforeAll(async () => {
+  [whole, half, local, tag] = await Promise.all([
+    startBackend({ model: MODEL, args: ['--threads', '2'], token: TOKEN }),
+    startBackend({ model: MODEL, args: ['--threads', '1', '--experts', '0-3'], token: TOKEN }),
+    loadNodeKernels().then((k) => loadTextModel(fsSource(MODEL), k)),
+    readFile(`${MODEL}/manifest.json`).then((b) => modelTagOf(new Uint8Array(b))),
+  ]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([whole?.stop(), half?.stop()]);
+});
+
+const target = (url: string, token = TOKEN): BackendTarget => ({ url, token, timeoutMs: 20_000 });
+const promptOf = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % local.manifest.architecture.vocabSize);
+
+function cache(seq: Sequence): Buffer[] {
+  const a = local.manifest.architecture;
+  return Array.from({ length: a.numLayers }, (_, l) => {
+    const b = new Uint8Array(2 * kvTensorBytes(a, seq.length, seq.kvType));
+    readKvRows(local.kernels.heap, seq, l, 0, seq.length, b);
+    return Buffer.from(b);
+  });
+}
+
+describe('remote prefill equals the local one', () => {
+  it.each(KV_CACHE_TYPES)('KV cache %s: same cache bytes, logits and greedy continuation', async (kvType) => {
+    const k = local.kernels;
+    const e = local.expertExecutor;
+    const tokens = promptOf(2 * PREFILL_CHUNK + 21, 3);
+    const here = new Sequence(k, local.weights, tokens.length + 8, { kvType });
+    const there = new Sequence(k, local.weights, tokens.length + 8, { kvType });
+    try {
+      const want = (await prefill(k, here, e, tokens, { logits: 'last' }))[0];
+      const r = await remotePrefill(k.heap, there, target(whole.url), tag, tokens);
+      expect(there.length).toBe(tokens.length);
+      expect(r.bytes).toBeGreaterThan(2 * local.manifest.architecture.numLayers * kvTensorBytes(local.manifest.architecture, tokens.length, kvType));
+      const got = (await finishPrefill(k, there, e, r.hidden, { logits: 'last' }))[0];
+      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+      const [a, b] = [cache(here), cache(there)];
+      a.forEach((bytes, l) => expect(b[l].equals(bytes), `layer ${l}`).toBe(true));
+      let [tw, tg] = [argmax(want), argmax(got)];
+      for (let s = 0; s < 8; s++) {
+        const rw = (await forward(k, here, e, [tw], { logits: 'last' }))[0];
+        const rg = (await forward(k, there, e, [tg], { logits: 'last' }))[0];
+        expect(Buffer.from(rg.buffer).equals(Buffer.from(rw.buffer)), `step ${s}`).toBe(true);
+        [tw, tg] = [argmax(rw), argmax(rg)];
+      }
+    } finally {
+      here.release();
+      there.release();
+    }
+  });
+
+  it('serves concurrent prefills, each its own', async () => {
+    const k = local.kernels;
+    const prompts = [promptOf(70, 1), promptOf(130, 2), promptOf(9, 5)];
+    const seqs = prompts.map((p) => new Sequence(k, local.weights, p.length, { kvType: 'q8_0' }));
+    try {
+      const hidden = await Promise.all(prompts.map((p, i) => remotePrefill(k.heap, seqs[i], target(whole.url), tag, p)));
+      for (let i = 0; i < prompts.length; i++) {
+        const ref = new Sequence(k, local.weights, prompts[i].length, { kvType: 'q8_0' });
+        try {
+          await prefill(k, ref, local.expertExecutor, prompts[i], { logits: 'hidden' });
+          expect(cache(seqs[i]).every((b, l) => b.equals(cache(ref)[l])), `prompt ${i}`).toBe(true);
+          expect(hidden[i].hidden.length).toBe(local.manifest.architecture.hiddenSize);
+        } finally {
+          ref.release();
+        }
+      }
+    } finally {
+      for (const s of seqs) s.release();
+    }
+  });
+});
+
+describe('refusals become BackendErrors and the backend keeps serving', () => {
+  const attempt = async (t: BackendTarget, modelTag: Uint8Array, tokens: number[]): Promise<BackendError> => {
+    const seq = new Sequence(local.kernels, local.weights, Math.max(1, tokens.length), { kvType: 'f16' });
+    try {
+      await remotePrefill(local.kernels.heap, seq, t, modelTag, tokens);
+      throw new Error('the prefill was not refused');
+    } catch (e) {
+      expect(e).toBeInstanceOf(BackendError);
+      expect(seq.length).toBe(0);
+      return e as BackendError;
+    } finally {
+      seq.release();
+    }
+  };
+
+  it('wrong token, wrong model, a replica without every expert, an id outside the vocabulary', async () => {
+    const tokens = promptOf(20, 7);
+    expect((await attempt(target(whole.url, 'nope'), tag, tokens)).reason).toBe('unauthorized');
+    const other = tag.slice();
+    other[0] ^= 0xff;
+    const wrongModel = await attempt(target(whole.url), other, tokens);
+    expect([wrongModel.reason, wrongModel.message]).toEqual(['backend_error', expect.stringContaining('model_mismatch')]);
+    const partial = await attempt(target(half.url), tag, tokens);
+    expect([partial.reason, partial.message]).toEqual(['unavailable', expect.stringContaining('prefill_unavailable')]);
+    const outside = await attempt(target(whole.url), tag, [...tokens, local.manifest.architecture.vocabSize]);
+    expect(outside.message).toContain('bad_token');
+    expect((await attempt(target('http://127.0.0.1:9'), tag, tokens)).reason).toBe('unavailable');
+    // still serving
+    const seq = new Sequence(local.kernels, local.weights, tokens.length, { kvType: 'f16' });
+    try {
+      await remotePrefill(local.kernels.heap, seq, target(whole.url), tag, tokens);
+      expect(seq.length).toBe(tokens.length);
+    } finally {
+      seq.release();
+    }
+    const health = (await (await fetch(`${whole.url}/healthz`)).json()) as { prefill: boolean };
+    expect(health.prefill).toBe(true);
+    const metrics = await (await fetch(`${whole.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    expect(metrics).toMatch(/moe_backend_prefill_tokens_total [1-9]/);
+  });
+});
