@@ -47,13 +47,14 @@ export async function remotePrefill(heap: Heap, seq: Sequence, target: BackendTa
       res = await f.fetch(url, {
         method: 'POST',
         headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/octet-stream' },
-        body: encodePrefillRequest({ requestId, modelTag, kvType: seq.kvType, tokens }) as Uint8Array<ArrayBuffer>,
+        body: encodePrefillRequest({ requestId, modelTag, kvType: seq.kvType, tokens }).buffer as ArrayBuffer,
         signal: ac.signal,
       });
     } catch (e) {
       throw asBackendError(e, ac.signal, `cannot reach ${url}`);
     }
-    if (!res.body) throw new BackendUnavailableError('protocol', `${url} answered HTTP ${res.status} without a body`);
+    if (res.status !== 200) throw await refusal(url, res);
+    if (!res.body) throw new BackendUnavailableError('protocol', `${url} answered without a body`);
     const reader = new FrameReader(res.body.getReader());
     const place = new Placement(heap, seq, tokens.length, requestId, modelTag, url);
     try {
@@ -64,11 +65,7 @@ export async function remotePrefill(heap: Heap, seq: Sequence, target: BackendTa
         const frame = await decodePrefillFrame(bytes).catch((e: unknown) => {
           throw new BackendUnavailableError('protocol', `${url}: ${(e as Error).message}`, e);
         });
-        if (frame.kind === 'error') {
-          const reason = frame.status === 401 || frame.status === 403 ? 'unauthorized' : frame.status === 404 ? 'unavailable' : 'backend_error';
-          throw new BackendUnavailableError(reason, `${url} answered ${frame.code}: ${frame.message}`);
-        }
-        if (res.status !== 200) throw new BackendUnavailableError('protocol', `${url} answered HTTP ${res.status} with a ${frame.kind} frame`);
+        if (frame.kind === 'error') throw errorFrameError(url, frame.status, `${frame.code}: ${frame.message}`);
         const hidden = place.take(frame);
         if (hidden) {
           seq.length = tokens.length;
@@ -83,6 +80,24 @@ export async function remotePrefill(heap: Heap, seq: Sequence, target: BackendTa
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A refused call: the error frame's reason and message when the body is one, else the HTTP status alone. */
+async function refusal(url: string, res: Response): Promise<BackendError> {
+  const bytes = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
+  const status = res.status;
+  try {
+    const f = await decodePrefillFrame(bytes);
+    if (f.kind === 'error') return errorFrameError(url, f.status, `${f.code}: ${f.message}`);
+  } catch {
+    // not a frame: a proxy's or gateway's page
+  }
+  return errorFrameError(url, status, `HTTP ${status}`);
+}
+
+function errorFrameError(url: string, status: number, what: string): BackendError {
+  const reason = status === 401 || status === 403 ? 'unauthorized' : status === 404 || status === 502 || status === 503 ? 'unavailable' : 'backend_error';
+  return new BackendUnavailableError(reason, `${url} answered ${what}`);
 }
 
 /** What must come next, checked frame by frame, and the KV rows placed into the cache. */

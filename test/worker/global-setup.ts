@@ -68,16 +68,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await Promise.all(started.map((b) => b.stop()));
   };
   try {
-    const [main, victim, low, high] = await Promise.all([
+    const [main, victim, prefillVictim, low, high] = await Promise.all([
       startBackend({ token: BACKEND_TOKEN }),
       startBackend({ token: BACKEND_TOKEN }),
+      startBackend({ token: BACKEND_TOKEN, args: ['--threads', '1'] }), // killed mid-KV-stream by prefill.test.ts
       // expert parallelism (scale-out.test.ts): each replica loads only its half of every layer's experts
       startBackend({ token: BACKEND_TOKEN, args: ['--experts', '0-3', '--threads', '1'] }),
       startBackend({ token: BACKEND_TOKEN, args: ['--experts', '4-7', '--threads', '1'] }),
     ]);
-    started.push(main, victim, low, high);
-    // kill-after/<n> goes to the victim, which dies for good; every other mode to the main backend
-    proxy = await startFaultProxy({ upstream: (mode) => (mode === 'kill-after' ? victim.url : main.url), kill: () => victim.kill() });
+    started.push(main, victim, prefillVictim, low, high);
+    // kill-after/<n> goes to a victim (one for expert calls, one for the prefill call), which dies for good; every
+    // other mode to the main backend
+    const victims = { experts: victim, prefill: prefillVictim };
+    proxy = await startFaultProxy({ upstream: (mode, call) => (mode === 'kill-after' ? victims[call].url : main.url), kill: (call) => victims[call].kill() });
     project.provide('backend', { url: main.url, token: BACKEND_TOKEN, proxyUrl: proxy.url, deadUrl: `http://127.0.0.1:${await closedPort()}`, adminToken: ADMIN_TOKEN, replicas: [low.url, high.url] });
   } catch (e) {
     await teardown();

@@ -8,6 +8,12 @@
 //   <proxy>/wrong-shape          relay replies with their last row cut (a valid frame of the wrong shape)
 //   <proxy>/close-after/<n>      relay n replies, then drop the connection
 //   <proxy>/kill-after/<n>       relay n replies, then call `kill` (SIGKILL a backend process) and relay nothing more
+// The prefill call (POST .../v1/prefill) goes through the same modes, on the bytes of its KV stream:
+//   <proxy>/pass, <proxy>/delay/<ms> (the answer starts <ms> late), <proxy>/stall (no answer at all)
+//   <proxy>/truncate/<n>         relay the first n bytes of the stream, then end it cleanly
+//   <proxy>/corrupt/<n>          flip the bits of byte n of the stream
+//   <proxy>/wrong-tag            flip a bit of the request's model tag on its way to the backend
+//   <proxy>/kill-after/<n>       relay n bytes, then call `kill` and cut the stream (the backend dies mid-stream)
 // The upstream for a mode is `upstream(mode)`. Run as a CLI (`npx tsx tools/dev/fault-proxy.ts --upstream URL
 // [--port 0]`) to keep it off the event loop of the process it measures.
 import { randomBytes } from 'node:crypto';
@@ -20,10 +26,10 @@ import { Hono } from 'hono';
 import { decodeResult, encodeResult } from '../../src/protocol/expert-wire';
 
 export interface FaultProxyOptions {
-  /** The backend base URL for a mode (first path segment: 'pass', 'delay', 'kill-after', ...). */
-  upstream: (mode: string) => string;
-  /** For kill-after/<n>: kill the backend (it stays dead). */
-  kill?: () => void;
+  /** The backend base URL for a mode (first path segment: 'pass', 'delay', 'kill-after', ...) of a call kind. */
+  upstream: (mode: string, call: 'experts' | 'prefill') => string;
+  /** For kill-after/<n>: kill that kind's backend (it stays dead). */
+  kill?: (call: 'experts' | 'prefill') => void;
   port?: number;
 }
 
@@ -64,6 +70,45 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
   const app = new Hono();
   const { upgradeWebSocket, injectWebSocket, wss } = createNodeWebSocket({ app });
   let killed = false;
+  let killedPrefill = false;
+
+  app.post('*', async (c) => {
+    const parts = c.req.path.split('/').filter(Boolean);
+    const mode = parts.slice(0, Math.max(0, parts.length - 2)); // strip v1/prefill
+    const n = Number(mode[1]);
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    if (mode[0] === 'wrong-tag') body[12] ^= 1; // the header's model tag starts at byte 12
+    if (mode[0] === 'stall') return new Promise<Response>(() => {});
+    if (mode[0] === 'delay') await new Promise((r) => setTimeout(r, n));
+    let up: Response;
+    try {
+      up = await fetch(`${o.upstream(mode[0] ?? 'pass', 'prefill').replace(/\/+$/, '')}/${parts.slice(-2).join('/')}`, {
+        method: 'POST',
+        headers: { authorization: c.req.header('authorization') ?? '', 'content-type': 'application/octet-stream' },
+        body,
+      });
+    } catch {
+      return c.text('upstream unreachable', 502); // as a gateway in front of a dead backend answers
+    }
+    let at = 0;
+    const cut = mode[0] === 'truncate' || mode[0] === 'kill-after' ? n : Infinity;
+    const stream = up.body!.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        const out = chunk.slice(0, Math.max(0, Math.min(chunk.length, cut - at)));
+        if (mode[0] === 'corrupt' && n >= at && n < at + out.length) out[n - at] ^= 0xff;
+        at += chunk.length;
+        if (out.length) ctl.enqueue(out);
+        if (at >= cut) {
+          if (mode[0] === 'kill-after') {
+            if (!killedPrefill) o.kill?.('prefill');
+            killedPrefill = true;
+            ctl.error(new Error('backend killed'));
+          } else ctl.terminate();
+        }
+      },
+    }));
+    return new Response(stream, { status: up.status, headers: { 'content-type': 'application/octet-stream' } });
+  });
 
   app.get(
     '*',
@@ -80,7 +125,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       return {
         onOpen(_evt, client) {
           if (!transform) return client.close(4000, `unknown fault mode ${mode.join('/')}`);
-          const base = o.upstream(mode[0]!).replace(/\/+$/, '').replace(/^http/, 'ws');
+          const base = o.upstream(mode[0]!, 'experts').replace(/\/+$/, '').replace(/^http/, 'ws');
           const Ctor = WebSocket as unknown as new (url: string, init: { headers: Record<string, string> }) => WebSocket;
           const up = new Ctor(`${base}/v1/experts/ws`, { headers: { authorization: auth } });
           up.binaryType = 'arraybuffer';
@@ -92,7 +137,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
             const out = transform(new Uint8Array(evt.data as ArrayBuffer), replies++);
             if (out === 'close') return client.raw?.terminate();
             if (out === 'kill') {
-              if (!killed) o.kill?.();
+              if (!killed) o.kill?.('experts');
               killed = true;
               return;
             }
