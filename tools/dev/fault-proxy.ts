@@ -14,6 +14,8 @@
 //   <proxy>/corrupt/<n>          flip the bits of byte n of the stream
 //   <proxy>/wrong-tag            flip a bit of the request's model tag on its way to the backend
 //   <proxy>/kill-after/<n>       relay n bytes, then call `kill` and cut the stream (the backend dies mid-stream)
+//   <proxy>/link/<ms>/<mbps>     a network link: the answer starts <ms> late (the injected round trip) and its
+//                                bytes arrive no faster than <mbps> megabits/s (bench:prefill)
 // The upstream for a mode is `upstream(mode)`. Run as a CLI (`npx tsx tools/dev/fault-proxy.ts --upstream URL
 // [--port 0]`) to keep it off the event loop of the process it measures.
 import { randomBytes } from 'node:crypto';
@@ -79,7 +81,9 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     const body = new Uint8Array(await c.req.arrayBuffer());
     if (mode[0] === 'wrong-tag') body[12] ^= 1; // the header's model tag starts at byte 12
     if (mode[0] === 'stall') return new Promise<Response>(() => {});
-    if (mode[0] === 'delay') await new Promise((r) => setTimeout(r, n));
+    if (mode[0] === 'delay' || mode[0] === 'link') await new Promise((r) => setTimeout(r, n));
+    const bitsPerMs = mode[0] === 'link' ? Number(mode[2]) * 1e3 : Infinity;
+    const t0 = performance.now();
     let up: Response;
     try {
       up = await fetch(`${o.upstream(mode[0] ?? 'pass', 'prefill').replace(/\/+$/, '')}/${parts.slice(-2).join('/')}`, {
@@ -93,8 +97,10 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     let at = 0;
     const cut = mode[0] === 'truncate' || mode[0] === 'kill-after' ? n : Infinity;
     const stream = up.body!.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, ctl) {
+      async transform(chunk, ctl) {
         const out = chunk.slice(0, Math.max(0, Math.min(chunk.length, cut - at)));
+        const due = t0 + ((at + chunk.length) * 8) / bitsPerMs; // when a link of that rate would have carried it
+        if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
         if (mode[0] === 'corrupt' && n >= at && n < at + out.length) out[n - at] ^= 0xff;
         at += chunk.length;
         if (out.length) ctl.enqueue(out);

@@ -20,17 +20,17 @@ describe('round trips', () => {
   it('request, KV rows of every type, prefilled', async () => {
     const req = await decodePrefillFrame(encodePrefillRequest({ ...h, kvType: 'q4_0', tokens: [5, 0, 4_000_000_000] }));
     expect(req).toMatchObject({ kind: 'prefill', requestId: 77, kvType: 'q4_0' });
-    expect(Array.from((req as { tokens: Uint32Array }).tokens)).toEqual([5, 0, 4_000_000_000]);
+    expect(Array.from((req as unknown as { tokens: Uint32Array }).tokens)).toEqual([5, 0, 4_000_000_000]);
     for (const kvType of ['f32', 'f16', 'q8_0', 'q4_0'] as const) {
       const rows = Uint8Array.from({ length: 2 * kvRunBytes(kvType, 3, 64) }, (_, i) => (i * 31) & 255);
       const kv = await decodePrefillFrame(await encodeKvFrame(h, { layer: 9, kvType, pos0: 128, nPos: 3, kvDim: 64, rows }));
       expect(kv).toMatchObject({ kind: 'kv', layer: 9, kvType, pos0: 128, nPos: 3, kvDim: 64 });
-      expect(Array.from((kv as { rows: Uint8Array }).rows)).toEqual(Array.from(rows));
+      expect(Array.from((kv as unknown as { rows: Uint8Array }).rows)).toEqual(Array.from(rows));
     }
     const hidden = Float32Array.from([1.5, -2, 0]);
     const done = await decodePrefillFrame(encodePrefilled(h, { positions: 40, hidden }));
     expect(done).toMatchObject({ kind: 'prefilled', positions: 40 });
-    expect(Array.from((done as { hidden: Float32Array }).hidden)).toEqual([1.5, -2, 0]);
+    expect(Array.from((done as unknown as { hidden: Float32Array }).hidden)).toEqual([1.5, -2, 0]);
   });
 
   it('a KV frame of as many positions as fit stays within the payload limit', () => {
