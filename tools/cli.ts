@@ -31,7 +31,7 @@ const USAGE = `usage: npm run cli -- <command> [options]
            [--shards <N|all> [--shard-budget-mb 100] [--stats stats.json] [--isolate-memory-mb n | --front-hot-mb n]
             [--write <dir> [--worker-name w] [--model-id id]]]   (tiers: front hot set, expert shards, GPU; --write:
            shard-layout.json, hot-set.json, wrangler.shard-<i>.toml, wrangler.front.toml)
-  cost     --model <model-folder> [--hot-set <file> | --stats <file> --budget-mb <n> | --coverage <pct>] [--gpu L4]
+  cost     --model <model-folder> [--hot-set <file> | --stats <file> --budget-mb <n> | --coverage <pct> [--hit-rate <pct>]] [--gpu L4]
            [--gpu-mode warm|scale-to-zero] [--backend-device cpu] [--rtt-ms 5] [--tokens-per-day n] [--prompt 512
            --output 256] [--target-ms 50] [--json]   (latency and $ per 1M tokens from bench/results and docs/prices.json;
            exit 2 on an input it does not have)

@@ -23,6 +23,8 @@ export interface CostOptions {
   stats?: string;
   budgetMb?: number;
   coverage?: number;
+  /** measured hit rate at that coverage (e.g. bench/results/hotset.md); default: the coverage itself */
+  hitRate?: number;
   gpu: string;
   gpuMode: GpuMode;
   backendDevice?: string;
@@ -150,8 +152,8 @@ export function costSetup(o: CostOptions): CostSetup {
     hitRateAt = (c) => (c <= 0 ? 0 : c >= 1 ? 1 : planHotSet(stats.overall, sizes, { budgetBytes: Math.floor(sizes.fixedBytes + c * all) }).expected.overall);
   } else {
     coverage = o.coverage ?? 0.5;
-    hitRate = coverage;
-    hitRateFrom = 'no hot set or statistics: hit rate = share of the experts at the edge (a blind choice; planned hot sets do better: bench/results/hotset.md)';
+    hitRate = o.hitRate ?? coverage;
+    hitRateFrom = o.hitRate !== undefined ? `--hit-rate ${(100 * o.hitRate).toFixed(1)}% as given (the coverage sweep takes hit rate = coverage)` : 'no hot set or statistics: hit rate = share of the experts at the edge (a blind choice; planned hot sets do better: bench/results/hotset.md)';
   }
 
   const ctx: CostContext = {

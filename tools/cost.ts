@@ -20,7 +20,7 @@ export function costOptions(args: string[]): { options: CostOptions; json: boole
   const { values } = parseArgs({
     args,
     options: {
-      model: { type: 'string' }, 'hot-set': { type: 'string' }, stats: { type: 'string' }, 'budget-mb': { type: 'string' }, coverage: { type: 'string' },
+      model: { type: 'string' }, 'hot-set': { type: 'string' }, stats: { type: 'string' }, 'budget-mb': { type: 'string' }, coverage: { type: 'string' }, 'hit-rate': { type: 'string' },
       gpu: { type: 'string', default: 'L4' }, 'gpu-mode': { type: 'string', default: 'warm' }, 'backend-device': { type: 'string' },
       'rtt-ms': { type: 'string' }, 'tokens-per-day': { type: 'string' }, prompt: { type: 'string' }, output: { type: 'string' },
       'target-ms': { type: 'string' }, 'tokens-per-pass': { type: 'string' }, 'loads-per-day': { type: 'string' },
@@ -31,6 +31,8 @@ export function costOptions(args: string[]): { options: CostOptions; json: boole
   if (values['hot-set'] && values.stats) throw new CostInputError('give --hot-set or --stats, not both');
   if (values.coverage && (values['hot-set'] || values.stats)) throw new CostInputError('--coverage is for a deployment without a hot set or statistics');
   if (values['gpu-mode'] !== 'warm' && values['gpu-mode'] !== 'scale-to-zero') throw new CostInputError(`--gpu-mode is warm or scale-to-zero, got "${values['gpu-mode']}"`);
+  if (values['hit-rate'] !== undefined && (values['hot-set'] || values.stats)) throw new CostInputError('--hit-rate goes with --coverage (a hot set or statistics bring their own)');
+  const hitRate = values['hit-rate'] === undefined ? undefined : num('hit-rate', values['hit-rate'].replace(/%$/, ''), 0, (n) => n >= 0 && n <= 100) / 100;
   const coverage = values.coverage === undefined ? undefined : num('coverage', values.coverage.replace(/%$/, ''), 50, (n) => n >= 0 && n <= 100) / 100;
   return {
     options: {
@@ -39,6 +41,7 @@ export function costOptions(args: string[]): { options: CostOptions; json: boole
       stats: values.stats,
       budgetMb: values['budget-mb'] === undefined ? undefined : num('budget-mb', values['budget-mb'], 0),
       coverage,
+      hitRate,
       gpu: values.gpu!,
       gpuMode: values['gpu-mode'],
       backendDevice: values['backend-device'],

@@ -20,7 +20,8 @@ const DAY = 86_400;
  * `idleS`, so the worker is up a share 1 - exp(-rate x (span + idle)) of the day; never billed below busy time.
  */
 export function gpuBill(gpu: GpuPrice, mode: GpuMode, busySecondsPerDay: number, requestsPerDay: number, requestSpanS: number, idleS: number): GpuBill {
-  const gpus = Math.max(1, Math.ceil(busySecondsPerDay / DAY));
+  // a GPU busy the whole day is one GPU (a memory-bound batch absorbs the traffic: busy ~ 1 day exactly)
+  const gpus = Math.max(1, Math.ceil(busySecondsPerDay / DAY - 1e-6));
   if (mode === 'warm') {
     const billed = gpus * DAY;
     return { mode, busySecondsPerDay, billedSecondsPerDay: billed, gpus, dollarsPerDay: billed * gpu.warmPerSecond };
