@@ -2,12 +2,12 @@
 // throughput rows and bench:load's run from other measured figures (bench/cost/predict.ts), and records
 // predicted vs measured with the error in bench/results/cost-check.{json,md}. --no-record prints only.
 import { execSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseManifest } from '../../src/format/manifest';
-import { edgeFigures, backendFigures } from '../../src/planning/cost/measured';
-import { modelShape } from '../../src/planning/cost/model-shape';
+import { edgeFigures, backendFigures, shardFigures } from '../../src/planning/cost/measured';
+import { expertShare, modelShape } from '../../src/planning/cost/model-shape';
 import type { BackendSpeed } from '../../src/planning/cost/speed';
-import { predictLoad, predictSplit, type LoadRecord, type Prediction, type SplitRecord } from './predict';
+import { predictLoad, predictSplit, predictTiers, type LoadRecord, type Prediction, type SplitRecord, type TiersRecord } from './predict';
 import { explain } from './explain';
 
 const R = 'bench/results';
@@ -18,14 +18,27 @@ const read = (f: string) => JSON.parse(readFileSync(`${R}/${f}`, 'utf8'));
 const LOAD_PROMPT_TOKENS = 20;
 // loopback WebSocket round trip, measured in local workerd (/work/shared/pitfalls.md, 4 KB payloads)
 const LOOPBACK_RTT_MS = 0.1;
+// tiers.md's decode table was measured by `npm run bench:tiers -- --max-minutes 38` on this date (the json's top-level
+// date is its later `--only memory` run)
+const TIERS_DECODE_DATE = '2026-12-04';
 
 export function checkPredictions(): Prediction[] {
   const split = read('split.json') as SplitRecord;
   const backend = backendFigures(read('backend.json'), split, 'cpu');
   const out = predictSplit(split, backend.callOverheadMs.value);
+  const speed: BackendSpeed = { kind: 'measured', gbps: backend.expertGBps.value, overheadMs: backend.callOverheadMs.value, label: 'cpu backend' };
   const manifest = parseManifest(JSON.parse(readFileSync('models/default/manifest.json', 'utf8')));
   const edge = edgeFigures(read('shapes.json'), manifest.name);
-  const speed: BackendSpeed = { kind: 'measured', gbps: backend.expertGBps.value, overheadMs: backend.callOverheadMs.value, label: 'cpu backend' };
+  const granite = '.cache/models/granite-shaped-q4_0/manifest.json';
+  if (existsSync(granite)) {
+    const g = parseManifest(JSON.parse(readFileSync(granite, 'utf8')));
+    const gShape = modelShape(g);
+    const gEdge = edgeFigures(read('shapes.json'), g.name);
+    const tiers = read('tiers.json') as TiersRecord & { decodeFrom?: string };
+    const shard = shardFigures(tiers);
+    const perLayerMs = ((1000 / gEdge.decodeTps.value) * expertShare(gShape)) / gShape.layers;
+    out.push(...predictTiers(tiers, gShape, 1000 / gEdge.decodeTps.value, gEdge.decodeTps.source, speed, Math.max(0, shard.callMs.value - perLayerMs), LOOPBACK_RTT_MS, TIERS_DECODE_DATE));
+  } else process.stderr.write(`bench:tiers predictions skipped: ${granite} not found (npm run make:granite -- --quant q4_0)\n`);
   out.push(...predictLoad(read('load.json') as LoadRecord, modelShape(manifest), 1000 / edge.decodeTps.value, 1000 / edge.prefillTps.value, edge.decodeTps.source, speed, LOAD_PROMPT_TOKENS, LOOPBACK_RTT_MS));
   return out;
 }

@@ -17,6 +17,9 @@ function reason(r: Prediction): string {
   if (r.run.startsWith('bench:load') && r.what.startsWith('time to first token')) {
     return 'TTFT under load is the prompt\'s prefill plus the wait for the isolate, which the model takes from its throughput estimate: the same missing per-request overhead (above) makes the wait longer than predicted.';
   }
+  if (r.run.startsWith('bench:tiers')) {
+    return 'Every expert on the CPU backend: the backend\'s speed is taken from bench:split\'s experts (37 MiB, q8_0: 11 GB/s), and granite\'s are 1 MB q4_0 experts, eight per call, where the backend reaches far less: the run\'s usage.moe says 2,273 ms of remote time for 63 tokens, 36 ms a token or 1.5 ms per layer call, against 0.9 ms modelled (round trip 0.1 + overhead 0.09 + 8 x 0.98 MB / 11 GB/s). q4_0 also runs further from the memory bound than q8_0 at the edge (bench/results/shapes.md: 0.32-0.44 vs 0.52-0.63 of the bound). Measure the backend on the model served (npm run bench:backend -- --model <folder>) before trusting a split\'s latency.';
+  }
   if (r.run.startsWith('bench:split') && r.what.startsWith('throughput')) {
     return 'With many generations the backend merges calls by (layer, expert), and a merged CPU call reads an expert\'s weights once for several tokens; the model charges the CPU backend per pair (its measured single-token cost), so it under-counts what merging saves as batches grow.';
   }

@@ -40,7 +40,11 @@ function splitShape(r: SplitRecord, trunkMs: number, hotMs: number): ModelShape 
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 
 export function predictSplit(r: SplitRecord, backendOverheadMs: number): Prediction[] {
   const anchors = r.latency.filter((c) => c.coverage === 100);
@@ -104,4 +108,25 @@ export function predictLoad(r: LoadRecord, shape: ModelShape, edgeDecodeMs: numb
     pred(`bench:load ${r.date.slice(0, 10)}`, `throughput, ${r.setup.concurrency} streaming chats`, 'tokens/s', tps, r.tokensPerS, inputs),
     pred(`bench:load ${r.date.slice(0, 10)}`, `time to first token p50, ${r.setup.concurrency} chats`, 'ms', ttft, r.ttftMs.p50, inputs),
   ];
+}
+
+export interface TiersRecord {
+  configs: { label: string; fraction: number; edge: number; front: number; shards: unknown[]; backend: number; decode: { decodeTokPerS: number }[] }[];
+  shard: { from?: { date: string } };
+  date: string;
+}
+
+/** bench:tiers' decode runs (granite-shaped, front holding no experts, shards holding `fraction`, the rest on the
+ *  CPU backend over loopback): tok/s from the edge speed (shapes.json), the shard call (tiers' memory run) and the
+ *  backend's speed as measured on bench:split's experts. */
+export function predictTiers(r: TiersRecord, shape: ModelShape, edgeDecodeMs: number, edgeSource: string, backend: BackendSpeed, shardOverheadMs: number, rttMs: number, decodeDate: string): Prediction[] {
+  return r.configs.map((c) => {
+    const measured = median(c.decode.map((d) => d.decodeTokPerS));
+    const li: LatencyInputs = {
+      shape, edgeDecodeMs, edgePrefillMs: 0, hitRate: c.fraction, shardShare: c.fraction > 0 ? 1 : 0, shardOverheadMs, rttMs,
+      coldExperts: Math.max(1, shape.experts * (1 - c.fraction)), backend, tokensPerPass: 1,
+    };
+    return pred(`bench:tiers ${decodeDate}`, `decode, ${c.label} of experts on ${c.shards.length} shards, the rest on the backend`, 'tokens/s', 1000 / decodeLatency(li).ms, measured,
+      `edge ${edgeDecodeMs.toFixed(1)} ms/token (${edgeSource}); shard call overhead ${shardOverheadMs.toFixed(2)} ms (tiers.json's shard memory run); backend ${backend.gbps.toFixed(1)} GB/s (bench:split's experts), round trip ${rttMs} ms`);
+  });
 }
