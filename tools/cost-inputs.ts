@@ -98,6 +98,7 @@ export function costSetup(o: CostOptions): CostSetup {
   const coldBackend = o.backendDevice ? measured : roofline;
   if (o.backendDevice) sources.push(cited(backend.expertGBps));
   if (coldBackend.kind === 'roofline') notes.push(`cold experts: ${roofline.label}`);
+  notes.push(`whole model on the ${gpu.name}: the same roofline, one call overhead per layer per step standing in for kernel launches; no batching limit but the traffic`);
   else notes.push(`cold experts: ${measured.label}`);
 
   // remote prefill (issue 15) when measured on the backend device, else local prefill figures
@@ -114,13 +115,9 @@ export function costSetup(o: CostOptions): CostSetup {
 
   // the shard call's fixed cost: measured call minus the compute of its top-k experts at the edge's speed (of the model it was measured on)
   let shardOverheadMs = shardsMeasured.callMs.value;
-  try {
-    const m = shardsMeasured.model === manifest.name ? { e: edge, s: shape } : null;
-    const ref = m ?? refEdge(o, shardsMeasured.model);
-    if (ref) shardOverheadMs = Math.max(0, shardsMeasured.callMs.value - (1000 / ref.e.decodeTps.value) * expertShare(ref.s) / ref.s.layers);
-  } catch {
-    notes.push(`shard call overhead: the whole measured call (${shardsMeasured.callMs.value.toFixed(2)} ms, ${shardsMeasured.model}), its compute not subtracted`);
-  }
+  const ref = shardsMeasured.model === manifest.name ? { e: edge, s: shape } : refEdge(o, shardsMeasured.model);
+  if (ref) shardOverheadMs = Math.max(0, shardsMeasured.callMs.value - ((1000 / ref.e.decodeTps.value) * expertShare(ref.s)) / ref.s.layers);
+  else notes.push(`shard call overhead: the whole measured call (${shardsMeasured.callMs.value.toFixed(2)} ms on ${shardsMeasured.model}, whose folder is not here), its compute not subtracted`);
 
   const a = manifest.architecture;
   const frontRoomBytes = Math.max(0, shardExpertRoom(a, ISOLATE_MB * MIB) - shape.fixedBytes);
@@ -177,15 +174,16 @@ export function costSetup(o: CostOptions): CostSetup {
     shardOverheadMs,
     loadsPerDay: o.loadsPerDay,
   };
-  notes.push(`edge speed measured on ${'AMD EPYC, one thread'} in local workerd: a deployed isolate's CPU may differ`);
+  notes.push('edge speed measured on one AMD EPYC thread in local workerd: a deployed isolate\'s CPU may differ');
   notes.push(`isolate loads/day ${o.loadsPerDay} (assumed, not measured); included Workers/R2 allotments and the $5 plan left out (marginal prices)`);
   return { ctx, manifest, shape, prices, gpu, edge, backend, coverage, hitRate, hitRateFrom, hitRateAt, sources, notes };
 }
 
-/** Edge figures and shape of the model the shard call was measured on, when its folder is known (granite-shaped). */
+/** Edge figures and shape of the model the shard call was measured on, when its folder is here (granite-shaped
+ *  lives in .cache/models, made by `npm run make:granite`); null otherwise. */
 function refEdge(o: CostOptions, name: string): { e: EdgeFigures; s: ModelShape } | null {
   const dir = [join('.cache/models', name), join('models', name)].find((d) => existsSync(join(d, 'manifest.json')));
-  if (!dir) throw new Error('not found');
+  if (!dir) return null;
   const m = parseManifest(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')));
-  return { e: edgeFigures(JSON.parse(readFileSync(join(o.results, 'shapes.json'), 'utf8')), name), s: modelShape(m) };
+  return { e: edgeFigures(readJson(join(o.results, 'shapes.json'), 'edge figures'), name), s: modelShape(m) };
 }

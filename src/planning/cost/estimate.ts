@@ -172,8 +172,9 @@ export function estimateSplit(ctx: CostContext, coverage: number, hitRate: numbe
   };
 }
 
-/** The whole model on the named GPU (trunk and every expert, the batch = generations decoding at once), from
- *  the GPU's published bandwidth and FLOPs: no moe-edge backend has been measured on a GPU. */
+/** The whole model on the named GPU (trunk and every expert, the batch = generations decoding at once, found as
+ *  the fixed point of Little's law), from the GPU's published bandwidth and FLOPs plus one call overhead per layer
+ *  and step: no moe-edge backend has been measured on a GPU. */
 export function estimateWholeGpu(ctx: CostContext): Estimate {
   const { shape } = ctx;
   const g = ctx.gpuRoofline;

@@ -1,7 +1,7 @@
 // What the cost model needs to know about a model, from its manifest alone: layers, experts, top-k, the bytes one
 // decode step reads (trunk vs routed experts, heap layout: the unit the edge computes over), the stored bytes in R2
 // and the active parameters (for a GPU's compute-bound prefill).
-import { tensorNames, type Manifest } from '../../format/manifest';
+import { objectNames, tensorNames, type Manifest } from '../../format/manifest';
 import { memoryBytes } from '../../format/quant';
 import { edgeSizes, totalExpertBytes } from '../sizes';
 
@@ -41,7 +41,7 @@ export function modelShape(m: Manifest): ModelShape {
   const trunkStepBytes = sizes.fixedBytes - (embed && !a.tieWordEmbeddings ? memoryBytes(embed.dtype, numel(embed.shape)) : 0);
   let trunkParams = 0;
   for (const [name, t] of Object.entries(m.tensors)) {
-    if (t.object !== 'trunk.bin') continue;
+    if (t.object !== objectNames.trunk) continue;
     if (name === tensorNames.tokenEmbedding && !a.tieWordEmbeddings) continue;
     trunkParams += numel(t.shape);
   }
