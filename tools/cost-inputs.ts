@@ -97,9 +97,8 @@ export function costSetup(o: CostOptions): CostSetup {
   };
   const coldBackend = o.backendDevice ? measured : roofline;
   if (o.backendDevice) sources.push(cited(backend.expertGBps));
-  if (coldBackend.kind === 'roofline') notes.push(`cold experts: ${roofline.label}`);
-  notes.push(`whole model on the ${gpu.name}: the same roofline, one call overhead per layer per step standing in for kernel launches; no batching limit but the traffic`);
-  else notes.push(`cold experts: ${measured.label}`);
+  notes.push(`cold experts: ${coldBackend.label}`);
+  notes.push(`whole model on the ${gpu.name}: its roofline, one call overhead per layer per step standing in for kernel launches; no batching limit but the traffic`);
 
   // remote prefill (issue 15) when measured on the backend device, else local prefill figures
   let remotePrefillTps: number | null = null;
