@@ -31,6 +31,10 @@ const USAGE = `usage: npm run cli -- <command> [options]
            [--shards <N|all> [--shard-budget-mb 100] [--stats stats.json] [--isolate-memory-mb n | --front-hot-mb n]
             [--write <dir> [--worker-name w] [--model-id id]]]   (tiers: front hot set, expert shards, GPU; --write:
            shard-layout.json, hot-set.json, wrangler.shard-<i>.toml, wrangler.front.toml)
+  cost     --model <model-folder> [--hot-set <file> | --stats <file> --budget-mb <n> | --coverage <pct> [--hit-rate <pct>]] [--gpu L4]
+           [--gpu-mode warm|scale-to-zero] [--backend-device cpu] [--rtt-ms 5] [--tokens-per-day n] [--prompt 512
+           --output 256] [--target-ms 50] [--json]   (latency and $ per 1M tokens from bench/results and docs/prices.json;
+           exit 2 on an input it does not have)
   upload   --model <model-folder> --bucket <b> [--prefix models/<name>] [--concurrency n]
            (to R2 over the S3 API: env R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY;
            resumable, manifest.json last)
@@ -64,6 +68,10 @@ async function main(argv: string[]): Promise<void> {
     case 'plan': {
       const { planCommand } = await import('./plan');
       return planCommand(rest);
+    }
+    case 'cost': {
+      const { costCommand } = await import('./cost');
+      return costCommand(rest);
     }
     case 'upload': {
       const { uploadCommand } = await import('./upload');
