@@ -7,10 +7,16 @@ import { groupPairs } from '../../src/protocol/expert-call';
 import type { ExpertDevice, ExpertGroup } from '../devices/device';
 
 export class DeviceExperts implements ExpertExecutor {
-  constructor(private readonly k: Kernels, private readonly device: ExpertDevice, private readonly hidden: number, private readonly topK: number) {}
+  /** the router picks of the batches run so far: counts[layer][expert] (one executor per prefill) */
+  readonly counts: number[][];
+
+  constructor(private readonly k: Kernels, private readonly device: ExpertDevice, private readonly hidden: number, private readonly topK: number, numLayers: number, numExperts: number) {
+    this.counts = Array.from({ length: numLayers }, () => new Array<number>(numExperts).fill(0));
+  }
 
   async run(b: ExpertBatch): Promise<void> {
     const H = this.hidden;
+    for (const slots of b.routes) for (const r of slots) this.counts[b.layer][r.expert]++;
     const jobs = b.routes.flatMap((slots, token) => slots.map((r, slot) => ({ token, slot, expert: r.expert })));
     const byExpert = groupPairs(jobs.length, (i) => jobs[i].expert);
     const x = this.k.heap.f32(b.x, b.nTok * H);

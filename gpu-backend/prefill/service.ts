@@ -25,20 +25,16 @@ export interface PrefillAnswer {
 export class PrefillService {
   private running = 0;
   private readonly queue: (() => void)[] = [];
-  private readonly experts: DeviceExperts;
 
   constructor(
     private readonly model: BackendModel,
     private readonly kernels: Kernels,
     /** the trunk in `kernels`' heap; no expert (the device holds them all) */
     private readonly weights: ModelWeights,
-    device: ExpertDevice,
+    private readonly device: ExpertDevice,
     private readonly metrics: Metrics,
     private readonly maxConcurrent = 4,
-  ) {
-    const a = model.manifest.architecture;
-    this.experts = new DeviceExperts(kernels, device, a.hiddenSize, a.topK);
-  }
+  ) {}
 
   /** Never throws: a request that cannot be served is an error frame with its status. */
   async handle(bytes: Uint8Array): Promise<PrefillAnswer> {
@@ -88,7 +84,8 @@ export class PrefillService {
       seq = new Sequence(this.kernels, this.weights, n, { kvType: req.kvType });
       const s = seq;
       const per = positionsPerKvFrame(req.kvType, kvDim);
-      const hidden = await prefillByLayer(this.kernels, s, this.experts, Array.from(req.tokens), {
+      const experts = new DeviceExperts(this.kernels, this.device, a.hiddenSize, a.topK, a.numLayers, a.numExperts);
+      const hidden = await prefillByLayer(this.kernels, s, experts, Array.from(req.tokens), {
         signal: cancelled.signal,
         onLayer: async (layer) => {
           for (let pos0 = 0; pos0 < n; pos0 += per) {
@@ -101,7 +98,7 @@ export class PrefillService {
           }
         },
       });
-      await out.write(encodePrefilled(h, { positions: n, hidden }));
+      await out.write(encodePrefilled(h, { positions: n, hidden, counts: experts.counts }));
       this.metrics.prefill.tokens += n;
       this.metrics.prefill.seconds += (performance.now() - t0) / 1000;
       await out.close();

@@ -29,6 +29,11 @@ export interface ExpertExecutor {
   run(batch: ExpertBatch): Promise<void> | void;
   /** Where the embedding and output head run when not in the weights' heap (an expert shard holds them). */
   readonly head?: HeadExecutor;
+  /**
+   * Routing that happened elsewhere: `tokens` whole forward passes whose routers picked expert e of layer l
+   * counts[l][e] times (a prompt the backend prefilled). Decorators that watch routing count it; others ignore it.
+   */
+  observe?(counts: readonly (readonly number[])[], tokens: number): void;
 }
 
 /** One expert applied to one token, written to out[token][slot] (an executor's unit of work). */

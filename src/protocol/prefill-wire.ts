@@ -9,15 +9,17 @@
 //   layer u16, kvType u8, reserved u8 = 0, pos0 u32, nPos u32, kvDim u32, sha256 32 bytes (of what follows), then
 //   the rows of K then of V exactly as a cache holds them in the kernel heap (src/format/quant.ts's layout): the
 //   nPos * kvDim values (f32, f16) or quants (q8_0, q4_0), then for quantized types their f32 scales (one a block).
-// Prefilled (kind 7), last: hidden u32, positions u32 (= nTok), then the last position's residual row (hidden f32,
-//   before the final norm: the Worker finishes the step with its own norm and head).
+// Prefilled (kind 7), last: hidden u32, positions u32 (= nTok), layers u32, experts u32, then the last position's
+//   residual row (hidden f32, before the final norm: the Worker finishes the step with its own norm and head), then
+//   the prompt's routing: layers x experts u32, how often each layer's router picked each expert (top-k slots), so
+//   the Worker's routing statistics and profile pick see the prompt as if it had run there.
 // An error frame (kind 3) may come instead of any of them and ends the stream.
 import { DTYPES, isQuantized, memoryBytes, type DType } from '../format/quant';
 import { decodeFrame, frame, FrameKind, HEADER_BYTES, readFrameHead, WireError, type DecodedError } from './expert-wire';
 
 export const PREFILL_HEAD_BYTES = 8;
 export const KV_HEAD_BYTES = 16 + 32;
-export const PREFILLED_HEAD_BYTES = 8;
+export const PREFILLED_HEAD_BYTES = 16;
 /**
  * Largest KV frame payload the backend sends and the Worker buffers (one frame in memory at a time): small enough
  * to sit beside a front's heap, big enough that a granite layer is a few frames.
@@ -45,6 +47,8 @@ export interface Prefilled {
   readonly positions: number;
   /** the last position's residual row, before the final norm */
   readonly hidden: Float32Array;
+  /** the prompt's router picks: counts[layer][expert] */
+  readonly counts: readonly (readonly number[])[];
 }
 
 export type DecodedPrefillFrame =
@@ -89,10 +93,18 @@ export async function encodeKvFrame(h: { requestId: number; modelTag: Uint8Array
 }
 
 export function encodePrefilled(h: { requestId: number; modelTag: Uint8Array }, p: Prefilled): Uint8Array {
-  const { out, dv } = frame('prefilled', h, 0, PREFILLED_HEAD_BYTES + 4 * p.hidden.length);
+  const layers = p.counts.length;
+  const experts = p.counts[0]?.length ?? 0;
+  if (p.counts.some((r) => r.length !== experts)) throw new RangeError('encodePrefilled: routing counts are not a layers x experts table');
+  const { out, dv } = frame('prefilled', h, 0, PREFILLED_HEAD_BYTES + 4 * p.hidden.length + 4 * layers * experts);
   dv.setUint32(HEADER_BYTES, p.hidden.length, true);
   dv.setUint32(HEADER_BYTES + 4, p.positions, true);
-  out.set(new Uint8Array(p.hidden.buffer, p.hidden.byteOffset, p.hidden.byteLength), HEADER_BYTES + PREFILLED_HEAD_BYTES);
+  dv.setUint32(HEADER_BYTES + 8, layers, true);
+  dv.setUint32(HEADER_BYTES + 12, experts, true);
+  let o = HEADER_BYTES + PREFILLED_HEAD_BYTES;
+  out.set(new Uint8Array(p.hidden.buffer, p.hidden.byteOffset, p.hidden.byteLength), o);
+  o += p.hidden.byteLength;
+  for (const row of p.counts) for (const c of row) (dv.setUint32(o, c, true), (o += 4));
   return out;
 }
 
@@ -140,11 +152,17 @@ export async function decodePrefillFrame(bytes: Uint8Array): Promise<DecodedPref
       if (h.payloadBytes < PREFILLED_HEAD_BYTES) throw bad('prefilled frame payload is shorter than its head', id);
       const hidden = p.getUint32(0, true);
       const positions = p.getUint32(4, true);
-      if (h.payloadBytes !== PREFILLED_HEAD_BYTES + 4 * hidden) throw bad(`prefilled frame of a ${hidden}-wide row has ${h.payloadBytes} payload bytes`, id);
+      const layers = p.getUint32(8, true);
+      const experts = p.getUint32(12, true);
+      if (h.payloadBytes !== PREFILLED_HEAD_BYTES + 4 * hidden + 4 * layers * experts) {
+        throw bad(`prefilled frame of a ${hidden}-wide row and ${layers} x ${experts} counts has ${h.payloadBytes} payload bytes`, id);
+      }
       const row = new Float32Array(hidden);
-      new Uint8Array(row.buffer).set(body.subarray(PREFILLED_HEAD_BYTES));
+      new Uint8Array(row.buffer).set(body.subarray(PREFILLED_HEAD_BYTES, PREFILLED_HEAD_BYTES + 4 * hidden));
       for (let i = 0; i < hidden; i++) if (!Number.isFinite(row[i])) throw bad('prefilled frame carries a non-finite hidden value', id);
-      return { kind: 'prefilled', ...head, positions, hidden: row };
+      const at = PREFILLED_HEAD_BYTES + 4 * hidden;
+      const counts = Array.from({ length: layers }, (_, l) => Array.from({ length: experts }, (_, e) => p.getUint32(at + 4 * (l * experts + e), true)));
+      return { kind: 'prefilled', ...head, positions, hidden: row, counts };
     }
     default:
       throw bad(`frame kind ${h.kind} is not part of the prefill call`, id);

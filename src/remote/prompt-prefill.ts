@@ -30,6 +30,7 @@ export function promptPrefill(o: PromptPrefillOptions): PromptPrefill {
         usage.prefill = 'remote';
         usage.prefill_kv_bytes = r.bytes;
         usage.prefill_ms = r.ms;
+        experts.observe?.(r.counts, tokens.length); // the prompt's routing, for the statistics and the profile pick
         return await finishPrefill(k, seq, experts, r.hidden, { ...opts, logits: opts.logits });
       } catch (e) {
         if (!(e instanceof BackendError)) throw e;

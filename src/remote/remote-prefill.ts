@@ -17,6 +17,8 @@ export const PREFILL_PATH = '/v1/prefill';
 export interface RemotePrefillResult {
   /** the last position's residual row (before the final norm) */
   readonly hidden: Float32Array;
+  /** the prompt's router picks, counts[layer][expert] */
+  readonly counts: readonly (readonly number[])[];
   /** bytes received (every frame) */
   readonly bytes: number;
   /** request sent -> last frame placed, ms */
@@ -66,10 +68,10 @@ export async function remotePrefill(heap: Heap, seq: Sequence, target: BackendTa
           throw new BackendUnavailableError('protocol', `${url}: ${(e as Error).message}`, e);
         });
         if (frame.kind === 'error') throw errorFrameError(url, frame.status, `${frame.code}: ${frame.message}`);
-        const hidden = place.take(frame);
-        if (hidden) {
+        const done = place.take(frame);
+        if (done) {
           seq.length = tokens.length;
-          return { hidden, bytes: reader.bytes, ms: Date.now() - t0 };
+          return { ...done, bytes: reader.bytes, ms: Date.now() - t0 };
         }
       }
     } catch (e) {
@@ -117,8 +119,8 @@ class Placement {
     return this.layer >= this.numLayers ? 'before the prefilled frame' : `at layer ${this.layer}, position ${this.pos} of ${this.n}`;
   }
 
-  /** Places a KV frame (null), or returns the hidden row of the final frame. */
-  take(f: Exclude<DecodedPrefillFrame, { kind: 'error' }>): Float32Array | null {
+  /** Places a KV frame (null), or returns the final frame's hidden row and routing counts. */
+  take(f: Exclude<DecodedPrefillFrame, { kind: 'error' }>): Pick<RemotePrefillResult, 'hidden' | 'counts'> | null {
     const bad = (what: string) => new BackendUnavailableError('protocol', `${this.url}: ${what} ${this.where()}`);
     if (f.requestId !== this.requestId) throw bad(`a frame for request ${f.requestId}, not ${this.requestId},`);
     if (!sameTag(f.modelTag, this.tag)) throw bad('a frame for another model');
@@ -126,8 +128,12 @@ class Placement {
     if (f.kind === 'prefilled') {
       if (this.layer < this.numLayers) throw bad('the prefilled frame came');
       if (f.positions !== this.n) throw bad(`the prefilled frame says ${f.positions} positions, not ${this.n},`);
-      if (f.hidden.length !== this.seq.weights.arch.hiddenSize) throw bad(`a hidden row of ${f.hidden.length}`);
-      return f.hidden;
+      const a = this.seq.weights.arch;
+      if (f.hidden.length !== a.hiddenSize) throw bad(`a hidden row of ${f.hidden.length}`);
+      if (f.counts.length !== a.numLayers || f.counts.some((r) => r.length !== a.numExperts)) throw bad(`routing counts of ${f.counts.length} layers`);
+      const picks = this.n * a.topK; // every layer's router picks topK experts for every token
+      if (f.counts.some((r) => r.reduce((s, c) => s + c, 0) !== picks)) throw bad(`routing counts that do not add up to ${picks} picks a layer`);
+      return { hidden: f.hidden, counts: f.counts };
     }
     if (this.layer >= this.numLayers) throw bad(`KV rows of layer ${f.layer} came`);
     if (f.layer !== this.layer || f.pos0 !== this.pos) throw bad(`KV rows of layer ${f.layer}, position ${f.pos0} came`);

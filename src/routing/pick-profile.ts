@@ -35,13 +35,26 @@ export class ProfilePicker implements ExpertExecutor {
     if (!this.done && batch.layer === 0) {
       const row = this.counts[0];
       for (const slots of batch.routes) for (const r of slots) row[r.expert]++;
-      this.seen += batch.nTok;
-      if (this.seen >= this.promptTokens) {
-        this.done = true;
-        const pick = classify(this.map, this.counts).profile;
-        if (pick) this.onPick(pick);
-      }
+      this.saw(batch.nTok);
     }
     return this.inner.run(batch);
+  }
+
+  /** A prompt prefilled elsewhere: its layer-0 picks count as if its batches had run here. */
+  observe(counts: readonly (readonly number[])[], tokens: number): void {
+    if (!this.done) {
+      counts[0]?.forEach((v, e) => (this.counts[0][e] += v));
+      this.saw(tokens);
+    }
+    this.inner.observe?.(counts, tokens);
+  }
+
+  private saw(tokens: number): void {
+    this.seen += tokens;
+    if (this.seen >= this.promptTokens) {
+      this.done = true;
+      const pick = classify(this.map, this.counts).profile;
+      if (pick) this.onPick(pick);
+    }
   }
 }

@@ -33,6 +33,12 @@ export class RoutingRecorder implements ExpertExecutor {
     return this.inner.run(batch);
   }
 
+  observe(counts: readonly (readonly number[])[], tokens: number): void {
+    counts.forEach((row, l) => row.forEach((v, e) => (this.current.counts[l][e] += v)));
+    this.current.tokens += tokens;
+    this.inner.observe?.(counts, tokens);
+  }
+
   /** The counts so far (a copy). */
   snapshot(): RoutingCounts {
     return { tokens: this.current.tokens, prompts: this.current.prompts, counts: this.current.counts.map((r) => [...r]) };

@@ -17,6 +17,7 @@ import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { BackendError } from '../../../src/remote/errors';
 import { remotePrefill } from '../../../src/remote/remote-prefill';
 import { fsSource } from '../../../src/store/source-fs';
+import { RoutingRecorder } from '../../../src/routing/record';
 import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
 
 const MODEL = 'models/default';
@@ -58,8 +59,10 @@ describe('remote prefill equals the local one', () => {
     const here = new Sequence(k, local.weights, tokens.length + 8, { kvType });
     const there = new Sequence(k, local.weights, tokens.length + 8, { kvType });
     try {
-      const want = (await prefill(k, here, e, tokens, { logits: 'last' }))[0];
+      const recorder = new RoutingRecorder(e, local.manifest.architecture.numLayers, local.manifest.architecture.numExperts);
+      const want = (await prefill(k, here, recorder, tokens, { logits: 'last' }))[0];
       const r = await remotePrefill(k.heap, there, target(whole.url), tag, tokens);
+      expect(r.counts).toEqual(recorder.take().counts); // the prompt's routing, as the Worker would have counted it
       expect(there.length).toBe(tokens.length);
       expect(r.bytes).toBeGreaterThan(2 * local.manifest.architecture.numLayers * kvTensorBytes(local.manifest.architecture, tokens.length, kvType));
       const got = (await finishPrefill(k, there, e, r.hidden, { logits: 'last' }))[0];

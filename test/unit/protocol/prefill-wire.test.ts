@@ -28,8 +28,9 @@ describe('round trips', () => {
       expect(Array.from((kv as unknown as { rows: Uint8Array }).rows)).toEqual(Array.from(rows));
     }
     const hidden = Float32Array.from([1.5, -2, 0]);
-    const done = await decodePrefillFrame(encodePrefilled(h, { positions: 40, hidden }));
-    expect(done).toMatchObject({ kind: 'prefilled', positions: 40 });
+    const counts = [[3, 0, 77], [1, 2, 4_000_000_000]];
+    const done = await decodePrefillFrame(encodePrefilled(h, { positions: 40, hidden, counts }));
+    expect(done).toMatchObject({ kind: 'prefilled', positions: 40, counts });
     expect(Array.from((done as unknown as { hidden: Float32Array }).hidden)).toEqual([1.5, -2, 0]);
   });
 
@@ -74,7 +75,7 @@ describe('refusals', () => {
     const valid = [
       encodePrefillRequest({ ...h, kvType: 'q8_0', tokens: [3, 4, 5] }),
       await encodeKvFrame(h, { layer: 1, kvType: 'q4_0', pos0: 0, nPos: 1, kvDim: 32, rows: new Uint8Array(2 * kvRunBytes('q4_0', 1, 32)) }),
-      encodePrefilled(h, { positions: 3, hidden: new Float32Array(8) }),
+      encodePrefilled(h, { positions: 3, hidden: new Float32Array(8), counts: [[1, 2], [3, 0]] }),
     ];
     await fc.assert(fc.asyncProperty(fc.nat(valid.length - 1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.uint8Array({ maxLength: 96 }), fc.boolean(), async (which, flips, junk, useJunk) => {
       const bytes = useJunk ? junk : valid[which].slice();
