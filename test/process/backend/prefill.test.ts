@@ -2,7 +2,10 @@
 // is byte for byte the Worker's own prefill's, for every KV-cache type, and the logits and the decoding that follow
 // are identical; refusals (token, model tag, a replica without the whole model, bad ids) come back as error frames
 // the client turns into BackendErrors, and the backend keeps serving.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackendTarget } from '../../../src/engine/api';
 import { forward, PREFILL_CHUNK, Sequence } from '../../../src/engine/forward';
@@ -19,6 +22,8 @@ import { remotePrefill } from '../../../src/remote/remote-prefill';
 import { fsSource } from '../../../src/store/source-fs';
 import { RoutingRecorder } from '../../../src/routing/record';
 import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
+import { convert } from '../../../tools/convert';
+import { sharedPath } from '../../shared-dir';
 
 const MODEL = 'models/default';
 const TOKEN = 'prefill-test-token';
@@ -144,4 +149,36 @@ describe('refusals become BackendErrors and the backend keeps serving', () => {
     const metrics = await (await fetch(`${whole.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
     expect(metrics).toMatch(/moe_backend_prefill_tokens_total [1-9]/);
   });
+});
+
+describe('every architecture', () => {
+  const out = mkdtempSync(join(tmpdir(), 'moe-edge-prefill-archs-'));
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  // the fixtures' heads are 16 wide: float caches only (the default model above covers the quantized ones)
+  it.each(['mixtral', 'qwen2_moe', 'olmoe', 'granitemoe'])('%s: the backend\'s cache and logits are the local prefill\'s', async (arch) => {
+    const dir = join(out, arch);
+    await convert({ inDir: sharedPath('fixtures', arch), outDir: dir, quant: 'q8_0', warn: () => {} });
+    const [b, m, t] = await Promise.all([
+      startBackend({ model: dir, args: ['--threads', '2'], token: TOKEN }),
+      loadNodeKernels().then((k) => loadTextModel(fsSource(dir), k)),
+      readFile(join(dir, 'manifest.json')).then((x) => modelTagOf(new Uint8Array(x))),
+    ]);
+    try {
+      const tokens = Array.from({ length: PREFILL_CHUNK + 9 }, (_, i) => (i * 31 + 5) % m.manifest.architecture.vocabSize);
+      const here = new Sequence(m.kernels, m.weights, tokens.length, { kvType: 'f16' });
+      const there = new Sequence(m.kernels, m.weights, tokens.length, { kvType: 'f16' });
+      try {
+        const want = (await prefill(m.kernels, here, m.expertExecutor, tokens, { logits: 'last' }))[0];
+        const r = await remotePrefill(m.kernels.heap, there, target(b.url), t, tokens);
+        const got = (await finishPrefill(m.kernels, there, m.expertExecutor, r.hidden, { logits: 'last' }))[0];
+        expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+      } finally {
+        here.release();
+        there.release();
+      }
+    } finally {
+      await b.stop();
+    }
+  }, 60_000);
 });
