@@ -9,6 +9,8 @@ import { readKvRows } from '../../src/engine/kv-transfer';
 import type { ModelWeights } from '../../src/engine/model';
 import { prefillByLayer } from '../../src/engine/prefill-layers';
 import type { Kernels } from '../../src/kernels/types';
+import { tensorNames } from '../../src/format/manifest';
+import { activationDTypeFor } from '../../src/protocol/activations';
 import { errorFrameFor, sameTag, tagHex, WireError } from '../../src/protocol/expert-wire';
 import { decodePrefillFrame, encodeKvFrame, encodePrefilled, kvRunBytes, positionsPerKvFrame, type PrefillRequest } from '../../src/protocol/prefill-wire';
 import type { Metrics } from '../metrics';
@@ -35,6 +37,11 @@ export class PrefillService {
     private readonly metrics: Metrics,
     private readonly maxConcurrent = 4,
   ) {}
+
+  /** What the expert rows travel as: what the Worker sends a cold expert (q8_0 for quantized experts). */
+  private get actDType() {
+    return activationDTypeFor(this.model.manifest.tensors[tensorNames.expertGate(0, 0)]!.dtype);
+  }
 
   /** Never throws: a request that cannot be served is an error frame with its status. */
   async handle(bytes: Uint8Array): Promise<PrefillAnswer> {
@@ -84,7 +91,7 @@ export class PrefillService {
       seq = new Sequence(this.kernels, this.weights, n, { kvType: req.kvType });
       const s = seq;
       const per = positionsPerKvFrame(req.kvType, kvDim);
-      const experts = new DeviceExperts(this.kernels, this.device, a.hiddenSize, a.topK, a.numLayers, a.numExperts);
+      const experts = new DeviceExperts(this.kernels, this.device, a.hiddenSize, a.topK, a.numLayers, a.numExperts, this.actDType);
       const hidden = await prefillByLayer(this.kernels, s, experts, Array.from(req.tokens), {
         signal: cancelled.signal,
         onLayer: async (layer) => {
