@@ -96,9 +96,38 @@ export class Sampler {
 
 /** The token `params` pick from `logits` with the uniform draw `u` in [0, 1) (unused under greedy). */
 export function pickToken(logits: Float32Array, params: Pick<SamplingParams, 'temperature' | 'topK' | 'topP'>, u: number): number {
+  if (params.temperature <= 0) return argmax(logits);
+  const { ids, n, sum } = candidates(logits, params);
+  const probs = scratch.probs;
+  let r = u * sum;
+  for (let i = 0; i < n; i++) {
+    r -= probs[i];
+    if (r <= 0) return ids[i];
+  }
+  return ids[n - 1];
+}
+
+/**
+ * The distribution pickToken draws from, dense over the vocabulary, into `out` (zero outside the candidates; greedy:
+ * all mass on the argmax): what speculative sampling compares draft and verifier by.
+ */
+export function tokenDistribution(logits: Float32Array, params: Pick<SamplingParams, 'temperature' | 'topK' | 'topP'>, out: Float32Array): Float32Array {
+  out.fill(0);
+  if (params.temperature <= 0) {
+    out[argmax(logits)] = 1;
+    return out;
+  }
+  const { ids, n, sum } = candidates(logits, params);
+  for (let i = 0; i < n; i++) out[ids[i]] = scratch.probs[i] / sum;
+  return out;
+}
+
+/**
+ * The candidates after temperature -> top-k -> top-p: ids by logit descending (stable), the first n kept, their
+ * unnormalised weights in scratch.probs[0..n) summing to `sum`.
+ */
+function candidates(logits: Float32Array, params: Pick<SamplingParams, 'temperature' | 'topK' | 'topP'>): { ids: Int32Array; n: number; sum: number } {
   const { temperature, topK, topP } = params;
-  if (temperature <= 0) return argmax(logits);
-  // candidates sorted by logit, descending (stable: lower id first on ties)
   const ids = sortByLogit(logits);
   let n = logits.length;
   if (topK > 0 && topK < n) n = topK;
@@ -118,10 +147,5 @@ export function pickToken(logits: Float32Array, params: Pick<SamplingParams, 'te
     sum = 0;
     for (let i = 0; i < n; i++) sum += probs[i];
   }
-  let r = u * sum;
-  for (let i = 0; i < n; i++) {
-    r -= probs[i];
-    if (r <= 0) return ids[i];
-  }
-  return ids[n - 1];
+  return { ids, n, sum };
 }
