@@ -140,8 +140,10 @@ export interface ForwardOptions {
   /**
    * Which rows get logits: 'last' (generation) or 'all' (scoring, the CLI's logits); 'hidden': none, the last
    * row is left final-normed in seq.h for a head that samples where the logits are (HeadExecutor.sample).
+   * 'each': one row per token like 'all', computed a row at a time through a Sequence's one-row logits buffer
+   * (a speculative verification pass: a handful of rows, without a PREFILL_CHUNK x vocabulary buffer).
    */
-  logits: 'last' | 'all' | 'hidden';
+  logits: 'last' | 'all' | 'hidden' | 'each';
   /** The embedding row of the (one) token, already known (a head shard sent it with the token): not asked again. */
   embedded?: Float32Array;
   /**
@@ -166,7 +168,10 @@ export async function forward(k: Kernels, seq: Sequence, experts: ExpertExecutor
   const pos0 = seq.length;
   for (let l = 0; l < seq.weights.arch.numLayers; l++) await forwardLayer(k, seq, experts, l, seq.x, T, pos0);
   seq.length += T;
-  return finishRows(k, seq, head, seq.x, T, opts);
+  if (opts.logits !== 'each') return finishRows(k, seq, head, seq.x, T, opts);
+  const rows: Float32Array[] = [];
+  for (let t = 0; t < T; t++) rows.push(...(await finishRows(k, seq, head, seq.x + t * seq.weights.arch.hiddenSize * 4, 1, { logits: 'last' })));
+  return rows;
 }
 
 /** x (T, H) = the embedding rows of `tokens` times the embedding multiplier (`embedded`: the one token's row, known). */

@@ -24,7 +24,7 @@ export interface PromptPrefillOptions {
 export function promptPrefill(o: PromptPrefillOptions): PromptPrefill {
   const { kernels: k, experts, usage } = o;
   return async (seq, tokens, opts) => {
-    if (o.minTokens > 0 && tokens.length >= o.minTokens && seq.length === 0 && opts.logits !== 'all') {
+    if (o.minTokens > 0 && tokens.length >= o.minTokens && seq.length === 0 && (opts.logits === 'last' || opts.logits === 'hidden')) {
       try {
         const r = await remotePrefill(k.heap, seq, o.backend, o.modelTag, tokens);
         usage.prefill = 'remote';
