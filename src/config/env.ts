@@ -8,7 +8,7 @@ import { parseReplicas } from '../remote/replicas';
 import { DEFAULT_KV_CACHE_TYPE, KV_CACHE_TYPES, type KvCacheType } from '../engine/kv-cache';
 
 /** Bindings and vars as the runtime hands them over; secrets (API_KEYS, BACKEND_TOKEN, ADMIN_TOKEN) are not in wrangler.toml. */
-export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS' | 'SHARD_LAYOUT' | 'SHARD_TIMEOUT_MS' | 'REMOTE_PREFILL_MIN_TOKENS'> & {
+export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRESH_MS' | 'COLD_POLICY' | 'DEGRADED_POLICY' | 'BACKEND_URL' | 'BACKENDS' | 'BACKEND_TIMEOUT_MS' | 'SHARD_LAYOUT' | 'SHARD_TIMEOUT_MS' | 'REMOTE_PREFILL_MIN_TOKENS' | 'SPECULATIVE_MAX_TOKENS' | 'SPECULATIVE_DRAFT_POLICY'> & {
   /** Comma-separated bearer keys accepted on /v1/*; unset or empty means no authentication. */
   API_KEYS?: string;
   HOT_EXPERTS?: string;
@@ -37,6 +37,8 @@ export type AppEnv = Omit<Env, 'HOT_EXPERTS' | 'HOT_BUDGET_MB' | 'HOT_SET_REFRES
   SHARD_LAYOUT?: string;
   SHARD_TIMEOUT_MS?: string;
   REMOTE_PREFILL_MIN_TOKENS?: string;
+  SPECULATIVE_MAX_TOKENS?: string;
+  SPECULATIVE_DRAFT_POLICY?: string;
 };
 
 export interface AppConfig {
@@ -73,6 +75,10 @@ export interface AppConfig {
   readonly shards: { readonly layoutName: string; readonly timeoutMs: number } | null;
   /** REMOTE_PREFILL_MIN_TOKENS: prompts this long or longer are prefilled by the backend; 0: never */
   readonly remotePrefillMinTokens: number;
+  /** SPECULATIVE_MAX_TOKENS: the most tokens a self-speculative pass drafts; 0: off */
+  readonly speculativeMaxTokens: number;
+  /** SPECULATIVE_DRAFT_POLICY: how the draft treats cold picks */
+  readonly speculativeDraftPolicy: 'drop' | 'substitute';
 }
 
 /** A var in wrangler.toml (or a secret) with a value the Worker cannot use: every route answers 500 naming it. */
@@ -126,6 +132,8 @@ function positiveInt(name: keyof typeof DEFAULT_LIMITS, value: string | undefine
  * prefilling in the isolate (bench/results/prefill.md measures the crossover; wrangler.toml ships the same value).
  */
 export const DEFAULT_REMOTE_PREFILL_MIN_TOKENS = 256;
+/** SPECULATIVE_MAX_TOKENS when unset (wrangler.toml ships the same): see bench/results/split.md's speculative rows. */
+export const DEFAULT_SPECULATIVE_MAX_TOKENS = 4;
 
 function nonNegativeInt(name: string, value: string | undefined, fallback: number): number {
   const v = (value ?? '').trim();
@@ -174,6 +182,8 @@ export function appConfig(env: AppEnv): AppConfig {
     shard,
     // a shard's first call may wait for it to load its slice from R2: a longer default than the backend's
     shards: layoutName ? Object.freeze({ layoutName, timeoutMs: positive('SHARD_TIMEOUT_MS', env.SHARD_TIMEOUT_MS, 10_000)! }) : null,
+    speculativeMaxTokens: nonNegativeInt('SPECULATIVE_MAX_TOKENS', env.SPECULATIVE_MAX_TOKENS, DEFAULT_SPECULATIVE_MAX_TOKENS),
+    speculativeDraftPolicy: oneOf('SPECULATIVE_DRAFT_POLICY', env.SPECULATIVE_DRAFT_POLICY, ['substitute', 'drop'] as const, 'substitute'),
     remotePrefillMinTokens: nonNegativeInt('REMOTE_PREFILL_MIN_TOKENS', env.REMOTE_PREFILL_MIN_TOKENS, DEFAULT_REMOTE_PREFILL_MIN_TOKENS),
     isolateMemoryBytes: Math.floor(positive('ISOLATE_MEMORY_MB', env.ISOLATE_MEMORY_MB, DEFAULT_LIMITS.ISOLATE_MEMORY_MB)! * 1024 * 1024),
   });

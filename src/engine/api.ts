@@ -70,6 +70,14 @@ export interface MoeOptions {
    * and their KV cache streamed here; shorter ones, and every prompt when 0 or absent, are prefilled here.
    */
   remotePrefillMinTokens?: number;
+  /**
+   * Self-speculative decoding (SPECULATIVE_MAX_TOKENS, SPECULATIVE_DRAFT_POLICY; `moe.speculative: false` turns it
+   * off for a request): the resident experts draft up to this many tokens, the exact split verifies them in one pass.
+   * 0 or absent: off.
+   */
+  speculativeMaxTokens?: number;
+  /** How the draft treats cold picks: dropped, or replaced by the best-scoring resident expert. */
+  speculativeDraftPolicy?: 'drop' | 'substitute';
 }
 
 /** Why a generation stopped using the backend (x-moe-degraded, usage.moe.degraded, metrics). */
@@ -99,6 +107,10 @@ export interface MoeUsage {
   prefill_ms: number;
   /** Why a prompt meant for the backend was prefilled here after all (absent: it was not). */
   prefill_fallback?: DegradedReason;
+  /** Self-speculative decoding: tokens drafted by the resident experts, how many the exact split accepted, in how many verification passes (all 0: it was off). */
+  speculative_drafted: number;
+  speculative_accepted: number;
+  verification_passes: number;
 }
 
 /** One streamed piece of output: text that is final (never retracted by stop-sequence handling). */

@@ -10,6 +10,7 @@ import type { ModelWeights } from './model';
 import { prefill, throwIfAborted, type PrefillOptions } from './prefill';
 import { Sampler } from './sampler';
 import { StopMatcher } from './stop';
+import type { SpeculationOptions } from './speculative-decode';
 import { IncrementalDecoder, type TextCodec } from './tokenizer';
 
 export interface GenerationContext {
@@ -23,6 +24,8 @@ export interface GenerationContext {
   kvCacheType?: KvCacheType;
   /** How the prompt gets into the cache (absent: prefill() here; the Worker may have the backend do it). */
   prefill?: PromptPrefill;
+  /** Self-speculative decoding (absent: token by token); the loop turns it off where it cannot apply. */
+  speculation?: SpeculationOptions;
 }
 
 /** Puts `tokens` into the empty `seq` and returns what prefill() would: the last row's logits, or none for 'hidden'. */

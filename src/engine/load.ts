@@ -5,7 +5,7 @@ import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
 import type { ChatMessage, GenerateRequest, GenerateChunk, GenerateResult, TextModel } from './api';
 import { LocalExperts, type ExpertExecutor } from './experts';
-import { generateTokens, type PromptPrefill } from './generate';
+import { generateTokens, type GenerationContext } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
 import { HfTextCodec, type TextCodec } from './tokenizer';
 import { checkKvCacheType, type KvCacheType } from './kv-cache';
@@ -57,9 +57,9 @@ export function generateWith(
   weights: ModelWeights,
   experts: ExpertExecutor,
   req: GenerateRequest,
-  prefill?: PromptPrefill,
+  how: Pick<GenerationContext, 'prefill' | 'speculation'> = {},
 ): AsyncGenerator<GenerateChunk, GenerateResult, void> {
-  return generateTokens({ kernels: model.kernels, weights, experts, codec: model.codec, eosTokenIds: model.manifest.generation.eosTokenIds, kvCacheType: model.kvCacheType, prefill }, req);
+  return generateTokens({ kernels: model.kernels, weights, experts, codec: model.codec, eosTokenIds: model.manifest.generation.eosTokenIds, kvCacheType: model.kvCacheType, ...how }, req);
 }
 
 export async function loadTextModel(source: ObjectSource, kernels: Kernels, opts: LoadOptions = {}): Promise<LocalModel> {

@@ -4,7 +4,7 @@
 // which pays each layer's round trip once for all of them, and overwrites those positions with exact values. The
 // cache keeps the accepted prefix; the verifier's next token follows. Tokens come out one at a time, as the
 // generation loop asks for them: next(t) is the token after t.
-import type { SamplingParams } from './api';
+import type { MoeUsage, SamplingParams } from './api';
 import type { ExpertExecutor } from './experts';
 import { forward, PREFILL_CHUNK, type Sequence } from './forward';
 import { throwIfAborted } from './prefill';
@@ -12,12 +12,8 @@ import { pickToken, tokenDistribution } from './sampler';
 import { acceptGreedy, acceptSampled, nextDraftLength, sampleDense } from './speculative';
 import type { Kernels } from '../kernels/types';
 
-/** Counters of one generation's speculation (usage.moe). */
-export interface SpeculationStats {
-  drafted: number;
-  accepted: number;
-  passes: number;
-}
+/** Counters of one generation's speculation: its usage.moe fields. */
+export type SpeculationStats = Pick<MoeUsage, 'speculative_drafted' | 'speculative_accepted' | 'verification_passes'>;
 
 export interface SpeculationOptions {
   /** the model restricted to the resident experts: no remote calls */
@@ -61,7 +57,7 @@ export class SpeculativeDecoder {
     const { k, seq } = this;
     const p = seq.length;
     const room = Math.min(seq.capacity - p - 1, PREFILL_CHUNK - 1); // drafted positions must fit the cache and one forward call
-    const want = this.o.worthwhile?.() === false ? 0 : nextDraftLength(this.o.stats.drafted, this.o.stats.accepted, this.o.maxTokens);
+    const want = this.o.worthwhile?.() === false ? 0 : nextDraftLength(this.o.stats.speculative_drafted, this.o.stats.speculative_accepted, this.o.maxTokens);
     const n = Math.max(0, Math.min(want, room));
     if (n === 0) return [this.pick((await forward(k, seq, this.exact, [t0], { logits: 'last', into: this.row }))[0])];
 
@@ -86,9 +82,9 @@ export class SpeculativeDecoder {
     const verdict = greedy ? acceptGreedy(drafts, rows) : acceptSampled(drafts, draftProbs, rows, this.sampling, this.draw);
     seq.length = p + 1 + verdict.accepted; // t0 and the accepted drafts; the verifier's token is not in the cache yet
     const s = this.o.stats;
-    s.drafted += n;
-    s.accepted += verdict.accepted;
-    s.passes++;
+    s.speculative_drafted += n;
+    s.speculative_accepted += verdict.accepted;
+    s.verification_passes++;
     return [...drafts.slice(0, verdict.accepted), verdict.next];
   }
 

@@ -33,7 +33,7 @@ export interface SplitOptions {
 }
 
 export function newMoeUsage(policy: ColdPolicy): MoeUsage {
-  return { hot_hits: 0, shard_hits: 0, cold_calls: 0, remote_ms: 0, remote_wait_ms: 0, degraded: null, policy, prefill: 'local', prefill_kv_bytes: 0, prefill_ms: 0 };
+  return { hot_hits: 0, shard_hits: 0, cold_calls: 0, remote_ms: 0, remote_wait_ms: 0, degraded: null, policy, prefill: 'local', prefill_kv_bytes: 0, prefill_ms: 0, speculative_drafted: 0, speculative_accepted: 0, verification_passes: 0 };
 }
 
 export class SplitExperts implements ExpertExecutor {

@@ -110,10 +110,18 @@ export function generateRequest(
   };
 }
 
-/** The deployment's cold-expert settings with the request's `moe.policy` (and `moe.profile`, checked by the model) on top. */
+/** The deployment's cold-expert settings with the request's `moe.policy`, `moe.profile` (checked by the model) and `moe.speculative` on top. */
 export function moeOptions(cfg: AppConfig, f: GenerationFields): MoeOptions {
   const profile = f.moe?.profile;
-  return { policy: f.moe?.policy ?? cfg.coldPolicy, degradedPolicy: cfg.degradedPolicy, backend: cfg.backend, remotePrefillMinTokens: cfg.remotePrefillMinTokens, ...(profile ? { profile } : {}) };
+  return {
+    policy: f.moe?.policy ?? cfg.coldPolicy,
+    degradedPolicy: cfg.degradedPolicy,
+    backend: cfg.backend,
+    remotePrefillMinTokens: cfg.remotePrefillMinTokens,
+    speculativeMaxTokens: f.moe?.speculative === false ? 0 : cfg.speculativeMaxTokens,
+    speculativeDraftPolicy: cfg.speculativeDraftPolicy,
+    ...(profile ? { profile } : {}),
+  };
 }
 
 /** x-moe-degraded when the generation has degraded so far (for streams: as of its first step). */

@@ -23,6 +23,7 @@ export class Metrics {
   private remoteMs = 0;
   private readonly prefills = { local: 0, remote: 0 };
   private prefillKvBytes = 0;
+  private readonly speculation = { drafted: 0, accepted: 0, passes: 0 };
   private readonly prefillFallbacks = new Map<string, number>(); // reason -> generations
   /** model id -> its routing statistics in this isolate (one tally per id, shared by every load of it) */
   private readonly routing = new Map<string, RoutingTally>();
@@ -72,6 +73,9 @@ export class Metrics {
     this.remoteMs += usage.remote_ms;
     this.prefills[usage.prefill]++;
     this.prefillKvBytes += usage.prefill_kv_bytes;
+    this.speculation.drafted += usage.speculative_drafted;
+    this.speculation.accepted += usage.speculative_accepted;
+    this.speculation.passes += usage.verification_passes;
     if (usage.prefill_fallback) this.prefillFallbacks.set(usage.prefill_fallback, (this.prefillFallbacks.get(usage.prefill_fallback) ?? 0) + 1);
     if (usage.degraded) this.degraded.set(usage.degraded, (this.degraded.get(usage.degraded) ?? 0) + 1);
   }
@@ -97,6 +101,9 @@ export class Metrics {
     metric('moe_prefills_total', 'counter', 'Prompts prefilled, by where (remote: the backend\'s prefill call, KV cache streamed here).', [['{where="local"}', this.prefills.local], ['{where="remote"}', this.prefills.remote]]);
     metric('moe_prefill_kv_bytes_total', 'counter', 'Bytes of KV streams received from the backend.', [['', this.prefillKvBytes]]);
     metric('moe_prefill_fallbacks_total', 'counter', 'Prompts meant for the backend that were prefilled here after all, by reason.', [...this.prefillFallbacks].map(([r, v]) => [`{reason="${r}"}`, v]));
+    metric('moe_speculative_drafted_total', 'counter', 'Tokens drafted by the resident experts (self-speculative decoding).', [['', this.speculation.drafted]]);
+    metric('moe_speculative_accepted_total', 'counter', 'Drafted tokens the exact split accepted (÷ drafted = the acceptance rate).', [['', this.speculation.accepted]]);
+    metric('moe_verification_passes_total', 'counter', 'Verification passes of the exact split over drafted tokens.', [['', this.speculation.passes]]);
     const routings: [string, number][] = [];
     const tokens: [string, number][] = [];
     for (const [id, tally] of this.routing) {

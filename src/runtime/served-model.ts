@@ -28,6 +28,7 @@ import { NO_SHARD } from '../shard/layout';
 import { readShardLayout } from '../shard/read-layout';
 import { newMoeUsage, SplitExperts, type SplitOptions } from '../remote/split-experts';
 import { promptPrefill } from '../remote/prompt-prefill';
+import type { SpeculationOptions } from '../engine/speculative-decode';
 import type { RoutingTally } from '../routing/tally';
 import { watchRouting } from './generation-routing';
 
@@ -36,6 +37,8 @@ export interface GenerationExperts {
   readonly weights: ModelWeights;
   readonly experts: SplitExperts;
   readonly usage: MoeUsage;
+  /** Self-speculative decoding's draft (the resident experts alone), when it can pay: absent otherwise. */
+  readonly speculation?: SpeculationOptions;
   end(): void;
 }
 
@@ -208,7 +211,7 @@ export class ServedModel implements EngineModel, HotSetControl {
         const prefill = remote
           ? promptPrefill({ kernels: this.kernels, experts: watch.experts, backend: remote, modelTag: this.modelTag, minTokens: moe.remotePrefillMinTokens!, usage })
           : undefined;
-        result = yield* generateWith(this, g.weights, watch.experts, req, prefill);
+        result = yield* generateWith(this, g.weights, watch.experts, req, { prefill, speculation: g.speculation });
         return { ...result, moe: { ...usage } };
       } finally {
         watch.end();
@@ -246,11 +249,24 @@ export class ServedModel implements EngineModel, HotSetControl {
       usage,
       ...tuning,
     });
+    // speculation pays only when cold picks cost round trips: a backend session, and a head here (a head shard would
+    // cost a round trip per drafted token)
+    const speculate = remote !== null && (moe.speculativeMaxTokens ?? 0) > 0 && !experts.head;
+    const draftPolicy = moe.speculativeDraftPolicy ?? 'substitute';
+    const speculation: SpeculationOptions | undefined = speculate
+      ? {
+          draft: new SplitExperts({ kernels: this.kernels, weights: v.weights, policy: draftPolicy, degradedPolicy: draftPolicy, remote: null, shards: null, actDType: 'f32', usage: newMoeUsage(draftPolicy) }),
+          maxTokens: moe.speculativeMaxTokens!,
+          stats: usage,
+          worthwhile: () => usage.degraded === null, // once the backend failed, the split computes locally too
+        }
+      : undefined;
     return {
       version: v,
       weights: v.weights,
       experts,
       usage,
+      speculation,
       end: () => {
         remote?.close();
         shards?.close();

@@ -27,7 +27,7 @@ export const generationFields = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   moe: z
-    .object({ policy: z.enum(MOE_POLICIES).optional(), profile: z.string().min(1).optional() })
+    .object({ policy: z.enum(MOE_POLICIES).optional(), profile: z.string().min(1).optional(), speculative: z.boolean().optional() })
     .strict()
     .nullish(),
 };

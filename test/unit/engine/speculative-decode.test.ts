@@ -44,15 +44,15 @@ describe('greedy', () => {
       let t = argmax((await prefill(k, plain, m.expertExecutor, tokens, { logits: 'last' }))[0]);
       const want = [t];
       for (let i = 1; i < N; i++) want.push((t = argmax((await forward(k, plain, m.expertExecutor, [t], { logits: 'last' }))[0])));
-      const stats: SpeculationStats = { drafted: 0, accepted: 0, passes: 0 };
+      const stats: SpeculationStats = { speculative_drafted: 0, speculative_accepted: 0, verification_passes: 0 };
       const d = new SpeculativeDecoder(k, spec, m.expertExecutor, { draft: draftOf(keep, policy), maxTokens: 4, stats }, { temperature: 0, topK: 0, topP: 1 }, () => 0);
       let s = argmax((await prefill(k, spec, m.expertExecutor, tokens, { logits: 'last' }))[0]);
       const got = [s];
       for (let i = 1; i < N; i++) got.push((s = await d.next(s)));
       expect(got).toEqual(want);
-      expect(stats.passes).toBeGreaterThan(0);
-      expect(stats.accepted).toBeLessThanOrEqual(stats.drafted);
-      if (_name === 'all') expect(stats.accepted).toBe(stats.drafted); // the draft is the verifier
+      expect(stats.verification_passes).toBeGreaterThan(0);
+      expect(stats.speculative_accepted).toBeLessThanOrEqual(stats.speculative_drafted);
+      if (_name === 'all') expect(stats.speculative_accepted).toBe(stats.speculative_drafted); // the draft is the verifier
     } finally {
       plain.release();
       spec.release();
@@ -68,7 +68,7 @@ describe('sampling', () => {
       const seq = new Sequence(m.kernels, m.weights, 64);
       try {
         const draw = seededRandom(seed);
-        const d = new SpeculativeDecoder(m.kernels, seq, m.expertExecutor, { draft: draftOf((l, e) => e % 2 === 0, 'substitute'), maxTokens: 4, stats: { drafted: 0, accepted: 0, passes: 0 } }, params, draw);
+        const d = new SpeculativeDecoder(m.kernels, seq, m.expertExecutor, { draft: draftOf((l, e) => e % 2 === 0, 'substitute'), maxTokens: 4, stats: { speculative_drafted: 0, speculative_accepted: 0, verification_passes: 0 } }, params, draw);
         await prefill(m.kernels, seq, m.expertExecutor, prompt(), { logits: 'last' });
         const out = [5];
         for (let i = 0; i < 20; i++) out.push(await d.next(out.at(-1)!));
@@ -95,7 +95,7 @@ describe('sampling', () => {
       const N = 2000;
       for (let n = 0; n < N; n++) {
         seq.length = tokens.length; // the same context every time
-        const d = new SpeculativeDecoder(k, seq, m.expertExecutor, { draft, maxTokens: 2, stats: { drafted: 0, accepted: 0, passes: 0 } }, params, draw);
+        const d = new SpeculativeDecoder(k, seq, m.expertExecutor, { draft, maxTokens: 2, stats: { speculative_drafted: 0, speculative_accepted: 0, verification_passes: 0 } }, params, draw);
         const next = await d.next(t0);
         counts.set(next, (counts.get(next) ?? 0) + 1);
       }
