@@ -10,7 +10,7 @@ import type { ModelWeights } from './model';
 import { prefill, throwIfAborted, type PrefillOptions } from './prefill';
 import { Sampler } from './sampler';
 import { StopMatcher } from './stop';
-import type { SpeculationOptions } from './speculative-decode';
+import { SpeculativeDecoder, type SpeculationOptions } from './speculative-decode';
 import { IncrementalDecoder, type TextCodec } from './tokenizer';
 
 export interface GenerationContext {
@@ -51,6 +51,8 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
     };
     const prefillPrompt: PromptPrefill = ctx.prefill ?? ((s, tokens, opts) => prefill(k, s, ctx.experts, tokens, opts));
     next = await step((opts) => prefillPrompt(seq, req.promptTokens, { ...opts, signal: req.signal }));
+    // speculation drafts and verifies with logits here; a head that samples remotely decodes token by token
+    const spec = ctx.speculation && !remote ? new SpeculativeDecoder(k, seq, ctx.experts, ctx.speculation, req.sampling, () => sampler.draw()) : null;
     while (completion < req.maxTokens) {
       throwIfAborted(req.signal);
       const token = next.token;
@@ -66,7 +68,9 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
         break;
       }
       const embedded = next.embedding;
-      if (completion < req.maxTokens) next = await step((opts) => forward(k, seq, ctx.experts, [token], { ...opts, embedded }));
+      if (completion >= req.maxTokens) continue;
+      if (spec) next = { token: await spec.next(token, req.signal) };
+      else next = await step((opts) => forward(k, seq, ctx.experts, [token], { ...opts, embedded }));
     }
     const rest = stop.flush();
     if (rest) yield { text: rest };
