@@ -113,7 +113,7 @@ fn round_f16(v: f32) -> f32 {
 // 3 + 2|x| ulps (GPUs compute 2^(x log2 e)), and the error of the hidden silu(g) * u must stay below the FFN
 // tolerance's hidden term for large |g| too. exp(x) = 2^k exp(r): r = x - k ln2, ln2 split so that k * its high
 // part is exact; degree-7 Taylor on |r| <= 0.35.
-const EXP = /* wgsl */ `
+export const EXP = /* wgsl */ `
 fn exp_acc(x: f32) -> f32 {
   if (x > 88.7228) { return 3.4028234663852886e38; } // ~ln(FLT_MAX): the largest float stands in for inf (silu -> -0)
   if (x < -104.0) { return 0.0; }
