@@ -19,7 +19,10 @@ export interface BufRef { ref: number }
 /** A storage buffer a step reads or writes: one of the call's own, or one that outlives it (weights, a KV cache). */
 export type Buf = GPUBuffer | BufRef;
 export type Binding = Buf | { param: number } | 'tiles';
-interface Step { pipeline: GPUComputePipeline; bindings: Binding[]; grid: [number, number] }
+/** A dispatch, or a copy between buffers (offsets and size in bytes, multiples of 4; it ends the compute pass). */
+type Step =
+  | { pipeline: GPUComputePipeline; bindings: Binding[]; grid: [number, number] }
+  | { copy: { src: Buf; srcOffset: number; dst: Buf; dstOffset: number; bytes: number } };
 /** Where a call's output lies in what comes back: read `read` of the plan, `floats` values from `offset` (-1: empty). */
 export interface Slice { read: number; offset: number; floats: number }
 
@@ -64,6 +67,11 @@ export class WebGpuKernels {
   get description(): string { return this.gpu.description; }
   /** Weight buffers in use (one dispatch per slab a batch touches). */
   get slabCount(): number { return this.slabs.buffers.length; }
+
+  /** The weight buffer a resident tensor lies in (its `q` and `s` are word offsets into it). */
+  bufferOf(t: GpuTensor): GPUBuffer {
+    return this.slabs.buffers[t.slab];
+  }
 
   /** Uploads tensors (kept together in one slab). */
   upload(tensors: HostTensor[]): GpuTensor[] {
@@ -255,8 +263,16 @@ export class WebGpuKernels {
       return { buffer: b };
     };
     const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
+    const buffer = (b: Buf) => ('ref' in b ? bufs[b.ref] : b);
+    let pass = encoder.beginComputePass();
     for (const s of plan.steps) {
+      if ('copy' in s) {
+        pass.end();
+        const c = s.copy;
+        encoder.copyBufferToBuffer(buffer(c.src), c.srcOffset, buffer(c.dst), c.dstOffset, c.bytes);
+        pass = encoder.beginComputePass();
+        continue;
+      }
       pass.setPipeline(s.pipeline);
       pass.setBindGroup(0, device.createBindGroup({
         layout: s.pipeline.getBindGroupLayout(0),
@@ -266,8 +282,7 @@ export class WebGpuKernels {
     }
     pass.end();
     plan.reads.forEach((r, i) => {
-      const src = 'ref' in r.buf ? bufs[r.buf.ref] : r.buf;
-      encoder.copyBufferToBuffer(src, (r.offset ?? 0) * 4, staging, readOffsets[i] * 4, r.floats * 4);
+      encoder.copyBufferToBuffer(buffer(r.buf), (r.offset ?? 0) * 4, staging, readOffsets[i] * 4, r.floats * 4);
     });
     device.queue.submit([encoder.finish()]);
     return { staging, readOffsets };

@@ -4,7 +4,7 @@
 const fr = Math.fround;
 
 /** For positions 0..nPos-1 and pairs i < rotDims/2: [(pos * half + i) * 2] = cos, [... + 1] = sin. */
-export function ropeTable(base: number, rotDims: number, nPos: number): Float32Array {
+export function ropeTable(base: number, rotDims: number, nPos: number): Float32Array<ArrayBuffer> {
   if (!(rotDims > 0 && rotDims % 2 === 0)) throw new RangeError(`rope: rotDims ${rotDims} must be even and positive`);
   const half = rotDims / 2;
   const invFreq = new Float32Array(half);

@@ -92,6 +92,11 @@ export class WebGpuTrunkKernels {
     plan.steps.push({ pipeline, bindings: shared ? [a.buf, param] : [a.buf, b.buf, param], grid: grid(Math.ceil(count / ELEM_WG)) });
   }
 
+  /** dst (floats) = src (floats), e.g. a chunk's roped keys into the cache at its positions. */
+  copy(plan: Plan, src: View, dst: View, floats: number): void {
+    plan.steps.push({ copy: { src: src.buf, srcOffset: off(src) * 4, dst: dst.buf, dstOffset: off(dst) * 4, bytes: floats * 4 } });
+  }
+
   /** x (count) *= s. */
   async scale(plan: Plan, x: View, s: number, count: number): Promise<void> {
     positive({ count });
