@@ -24,6 +24,7 @@ export class WebGpuTrunkKernels {
   /** out (rows, n) = rmsNorm of x (rows, n) times w (n); out may be x, or other rows of x's buffer. */
   async rmsNorm(plan: Plan, x: View, w: View, out: View, n: number, rows: number, eps: number): Promise<void> {
     positive({ n, rows });
+    if (same(w.buf, out.buf)) throw new RangeError('rmsNorm: w must not share a buffer with out');
     const shared = same(x.buf, out.buf);
     const pipeline = await this.kernels.pipeline(`rms-norm ${shared ? 'shared' : 'apart'}`, () => rmsNormShader(shared));
     const param = plan.param([n, rows, off(x), off(w), off(out), f32Bits(eps)]);
@@ -38,6 +39,7 @@ export class WebGpuTrunkKernels {
   async rope(plan: Plan, x: View, table: View, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, layout: RopeLayout): Promise<void> {
     positive({ nTok, nHeads, headDim, rotDims });
     if (rotDims % 2 !== 0 || rotDims > headDim) throw new RangeError(`rope: rotDims ${rotDims} must be even and <= headDim ${headDim}`);
+    if (same(x.buf, table.buf)) throw new RangeError('rope: the table must not share a buffer with x');
     const half = rotDims / 2;
     const count = nTok * nHeads * half;
     const pipeline = await this.kernels.pipeline('rope', ropeShader);
@@ -86,6 +88,7 @@ export class WebGpuTrunkKernels {
    */
   async addScaled(plan: Plan, a: View, b: View, s: number, count: number, bLen = count): Promise<void> {
     positive({ count, bLen });
+    if (bLen > count || count % bLen !== 0) throw new RangeError(`addScaled: b of ${bLen} does not tile a of ${count}`);
     const shared = same(a.buf, b.buf);
     const pipeline = await this.kernels.pipeline(`add-scaled ${shared ? 'shared' : 'apart'}`, () => addScaledShader(shared));
     const param = plan.param([count, bLen, off(a), off(b), f32Bits(s)]);
