@@ -1,11 +1,13 @@
-// WebGpuTrunk: the attention blocks of a model's layers on the GPU for one sequence: norm, q/k/v projections, biases,
-// q/k norms, rope, the new rows into an f32 KV cache, causal GQA attention, o projection and the residual add, the
-// same composition as src/engine/forward.ts's attention block, on weights and a KV cache that stay on the GPU.
-// One layer's block for a chunk of tokens is one submit with one readback.
+// WebGpuTrunk: a model's layers on the GPU for one sequence, composed as src/engine/forward.ts composes the Kernels.
+// The attention block (norm, q/k/v projections, biases, q/k norms, rope, the new rows into an f32 KV cache, causal
+// GQA attention, o projection, residual add), the MoE norm and the router (logits, softmax, top-k) are one submit
+// on weights and a KV cache that stay on the GPU; the routed and shared experts are a second (the expert FFN
+// kernels); routing weights and the weighted sum are host arithmetic (moe-host.ts).
 import type { Architecture } from '../../../src/format/manifest';
 import { BufferUsage } from './adapter';
-import { Plan, type WebGpuKernels } from './kernels';
+import { Plan, type FfnJob, type WebGpuKernels } from './kernels';
 import type { GpuTensor, HostTensor } from './layout';
+import { combineMoe, groupByExpert, routesOf } from './moe-host';
 import { ropeTable } from './rope-table';
 import { WebGpuTrunkKernels, type View } from './trunk-kernels';
 
@@ -23,7 +25,23 @@ export interface AttentionWeights {
   kNorm?: HostTensor;
 }
 
-type GpuWeights = { [K in keyof AttentionWeights]: GpuTensor };
+/** A whole layer: the attention weights, the MoE norm and router, and the shared expert where the model has one. */
+export interface LayerWeights extends AttentionWeights {
+  ffnNorm: HostTensor;
+  router: HostTensor; // (E, H) f32
+  shared?: { gate: HostTensor; up: HostTensor; down: HostTensor };
+  sharedGate?: HostTensor; // (1, H) f32: sigmoid gate of the shared expert
+}
+
+/** A layer's routed experts, resident on the same kernels (e.g. WebGpuExpertDevice.tensors); undefined: absent. */
+export type ExpertSource = (layer: number, expert: number) => { gate: GpuTensor; up: GpuTensor; down: GpuTensor } | undefined;
+
+type GpuWeights = { [K in keyof AttentionWeights]: GpuTensor } & {
+  ffnNorm?: GpuTensor;
+  router?: GpuTensor;
+  shared?: { gate: GpuTensor; up: GpuTensor; down: GpuTensor };
+  sharedGate?: Float32Array; // applied on the host: one dot per token
+};
 
 export interface WebGpuTrunkOptions {
   /** positions the KV cache holds */
@@ -48,11 +66,11 @@ export class WebGpuTrunk {
   private readonly filled: number[];
   private readonly buffers: GPUBuffer[] = [];
   private readonly table: GPUBuffer;
-  private readonly s: { x: GPUBuffer; h: GPUBuffer; q: GPUBuffer; attn: GPUBuffer; tmp: GPUBuffer; kNew: GPUBuffer; vNew: GPUBuffer };
+  private readonly s: Record<'x' | 'h' | 'q' | 'attn' | 'tmp' | 'kNew' | 'vNew' | 'logits' | 'idx' | 'val', GPUBuffer>;
   private readonly maxChunk: number;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly kernels: WebGpuKernels, readonly arch: Architecture, layers: readonly AttentionWeights[], readonly opts: WebGpuTrunkOptions) {
+  constructor(readonly kernels: WebGpuKernels, readonly arch: Architecture, layers: readonly (AttentionWeights | LayerWeights)[], readonly opts: WebGpuTrunkOptions) {
     const a = arch;
     const H = a.hiddenSize;
     const qDim = a.numHeads * a.headDim;
@@ -77,6 +95,7 @@ export class WebGpuTrunk {
     this.s = {
       x: make(C * H, 'x'), h: make(C * H, 'h'), q: make(C * qDim, 'q'), attn: make(C * qDim, 'attn'), tmp: make(C * H, 'tmp'),
       kNew: make(C * kvDim, 'k new'), vNew: make(C * kvDim, 'v new'),
+      logits: make(C * a.numExperts, 'router logits'), idx: make(C * a.topK, 'top-k experts'), val: make(C * a.topK, 'top-k values'),
     };
     const tab = ropeTable(a.ropeTheta, a.headDim, opts.capacity);
     this.table = make(tab.length, 'rope table');
@@ -89,9 +108,64 @@ export class WebGpuTrunk {
    * Calls run one after another (the chunk's scratch buffers are shared).
    */
   attentionBlock(layer: number, x: Float32Array, pos0: number): Promise<AttentionBlockResult> {
-    const run = this.queue.then(() => this.encodeAndRun(layer, x, pos0));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.serial(async () => {
+      const { plan, T, rows } = await this.encodeAttention(layer, x, pos0);
+      const [xOut, k, v] = await this.read(plan, [{ buf: this.s.x, floats: T * this.arch.hiddenSize }, ...rows]);
+      this.filled[layer] = pos0 + T;
+      return { x: xOut, k, v };
+    });
+  }
+
+  /**
+   * The whole layer: the attention block, then the MoE block with the routed experts from `experts` and the
+   * layer's shared expert: x is the residual stream entering the layer, the result's x the one leaving it.
+   */
+  layer(layer: number, x: Float32Array, pos0: number, experts: ExpertSource): Promise<AttentionBlockResult> {
+    return this.serial(async () => {
+      const a = this.arch;
+      const H = a.hiddenSize;
+      const W = this.weights[layer];
+      if (!W.ffnNorm || !W.router) throw new Error(`webgpu trunk: layer ${layer} was given attention weights only`);
+      const { plan, T, rows } = await this.encodeAttention(layer, x, pos0);
+      const { ops, s } = this;
+      await ops.rmsNorm(plan, { buf: s.x }, this.view(W.ffnNorm), { buf: s.h }, H, T, a.rmsNormEps);
+      await ops.matmul(plan, W.router, s.h, s.logits, T);
+      if (!a.routerTopKBeforeSoftmax) await ops.softmax(plan, { buf: s.logits }, a.numExperts, T);
+      await ops.topK(plan, { buf: s.logits }, a.numExperts, a.topK, T, { buf: s.idx }, { buf: s.val });
+      const K = a.topK;
+      const [xMid, k, v, h, idxBits, val] = await this.read(plan, [
+        { buf: s.x, floats: T * H }, ...rows, { buf: s.h, floats: T * H }, { buf: s.idx, floats: T * K }, { buf: s.val, floats: T * K },
+      ]);
+      this.filled[layer] = pos0 + T;
+      const routes = routesOf(new Int32Array(idxBits.buffer, idxBits.byteOffset, idxBits.length), val, T, a);
+      const work = groupByExpert(routes, h, H);
+      const jobs: FfnJob[] = work.map((w) => {
+        const e = experts(layer, w.expert);
+        if (!e) throw new Error(`webgpu trunk: expert ${layer}/${w.expert} is not resident`);
+        return { ...e, x: w.x, n: w.pairs.length };
+      });
+      if (W.shared) jobs.push({ ...W.shared, x: h, n: T });
+      const outputs = await this.kernels.ffn(jobs);
+      const shared = W.shared ? { y: outputs[work.length], gate: W.sharedGate ? gateLogits(W.sharedGate, h, T) : null } : null;
+      return { x: combineMoe(xMid, routes, work, outputs, shared, a), k, v };
+    });
+  }
+
+  /** out (rows, H) = rmsNorm(x) * w: the output norm before the head (w: the model's output norm vector). */
+  outputNorm(x: Float32Array, w: HostTensor): Promise<Float32Array> {
+    return this.serial(async () => {
+      const H = this.arch.hiddenSize;
+      const rows = x.length / H;
+      if (!(Number.isInteger(rows) && rows >= 1 && rows <= this.maxChunk)) throw new RangeError(`webgpu trunk: ${x.length} values are not 1..${this.maxChunk} rows of ${H}`);
+      if (w.dtype !== 'f32' || w.rows * w.cols !== H) throw new RangeError(`webgpu trunk: the output norm is [${w.rows},${w.cols}] ${w.dtype}, want ${H} f32`);
+      const plan = new Plan();
+      const device = this.kernels.gpu.device;
+      device.queue.writeBuffer(this.s.x, 0, x as Float32Array<ArrayBuffer>);
+      device.queue.writeBuffer(this.s.tmp, 0, floats(w));
+      await this.ops.rmsNorm(plan, { buf: this.s.x }, { buf: this.s.tmp }, { buf: this.s.h }, H, rows, this.arch.rmsNormEps);
+      const [out] = await this.read(plan, [{ buf: this.s.h, floats: rows * H }]);
+      return out;
+    });
   }
 
   /** Forgets the cached positions (the buffers stay for the next sequence). */
@@ -103,7 +177,23 @@ export class WebGpuTrunk {
     for (const b of this.buffers.splice(0)) b.destroy();
   }
 
-  private async encodeAndRun(layer: number, x: Float32Array, pos0: number): Promise<AttentionBlockResult> {
+  private serial<R>(f: () => Promise<R>): Promise<R> {
+    const run = this.queue.then(f);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private view(t: GpuTensor): View {
+    return { buf: this.kernels.bufferOf(t), off: t.q };
+  }
+
+  private async read(plan: Plan, reads: { buf: GPUBuffer; offset?: number; floats: number }[]): Promise<Float32Array[]> {
+    plan.reads.push(...reads);
+    return this.kernels.run(plan, reads.map((r, read) => ({ read, offset: 0, floats: r.floats })));
+  }
+
+  /** The attention block's steps; x is written to the chunk's residual buffer. Returns the new K and V rows to read. */
+  private async encodeAttention(layer: number, x: Float32Array, pos0: number) {
     const a = this.arch;
     const H = a.hiddenSize;
     const hd = a.headDim;
@@ -116,7 +206,7 @@ export class WebGpuTrunk {
     if (pos0 + T > this.opts.capacity) throw new RangeError(`webgpu trunk: positions up to ${pos0 + T} exceed the capacity ${this.opts.capacity}`);
     const W = this.weights[layer];
     const { ops, s } = this;
-    const wv = (t: GpuTensor): View => ({ buf: this.kernels.bufferOf(t), off: t.q });
+    const wv = (t: GpuTensor) => this.view(t);
     const plan = new Plan();
     this.kernels.gpu.device.queue.writeBuffer(s.x, 0, x as Float32Array<ArrayBuffer>);
 
@@ -137,40 +227,67 @@ export class WebGpuTrunk {
     }
     await ops.rope(plan, { buf: s.q }, { buf: this.table }, T, a.numHeads, hd, hd, pos0, a.ropeLayout);
     await ops.rope(plan, { buf: s.kNew }, { buf: this.table }, T, a.numKvHeads, hd, hd, pos0, a.ropeLayout);
-    const kRows: View = { buf: this.kCache[layer], off: pos0 * kvDim };
-    const vRows: View = { buf: this.vCache[layer], off: pos0 * kvDim };
-    ops.copy(plan, { buf: s.kNew }, kRows, T * kvDim);
-    ops.copy(plan, { buf: s.vNew }, vRows, T * kvDim);
+    const kRows = { buf: this.kCache[layer], offset: pos0 * kvDim, floats: T * kvDim };
+    const vRows = { buf: this.vCache[layer], offset: pos0 * kvDim, floats: T * kvDim };
+    ops.copy(plan, { buf: s.kNew }, { buf: kRows.buf, off: kRows.offset }, T * kvDim);
+    ops.copy(plan, { buf: s.vNew }, { buf: vRows.buf, off: vRows.offset }, T * kvDim);
     const shape = { nHead: a.numHeads, nKvHead: a.numKvHeads, headDim: hd, scale: a.attentionMultiplier ?? 1 / Math.sqrt(hd) };
     await ops.attention(plan, { buf: s.q }, { buf: this.kCache[layer] }, { buf: this.vCache[layer] }, { buf: s.attn }, T, pos0, shape);
     await ops.matmul(plan, W.o, s.attn, s.tmp, T);
     await ops.addScaled(plan, { buf: s.x }, { buf: s.tmp }, a.residualMultiplier, T * H);
-
-    plan.reads.push({ buf: s.x, floats: T * H }, { buf: kRows.buf, offset: kRows.off, floats: T * kvDim }, { buf: vRows.buf, offset: vRows.off, floats: T * kvDim });
-    const [xOut, k, v] = await this.kernels.run(plan, [0, 1, 2].map((read) => ({ read, offset: 0, floats: plan.reads[read].floats })));
-    this.filled[layer] = pos0 + T;
-    return { x: xOut, k, v };
+    return { plan, T, rows: [kRows, vRows] };
   }
 }
 
+/** The shared expert's gate logit of each token: (1, H) f32 weights . h row, summed in double, stored as f32. */
+function gateLogits(w: Float32Array, h: Float32Array, T: number): Float64Array {
+  const H = w.length;
+  const g = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    let s = 0;
+    for (let i = 0; i < H; i++) s += w[i] * h[t * H + i];
+    g[t] = Math.fround(s);
+  }
+  return g;
+}
+
 /** A layer's tensors into the device's weight slabs (one slab per layer), shapes checked against the architecture. */
-function upload(kernels: WebGpuKernels, w: AttentionWeights, a: Architecture, layer: number): GpuWeights {
+function upload(kernels: WebGpuKernels, w: AttentionWeights | LayerWeights, a: Architecture, layer: number): GpuWeights {
   const H = a.hiddenSize;
   const qDim = a.numHeads * a.headDim;
   const kvDim = a.numKvHeads * a.headDim;
   const normDim = a.qkNorm === 'per_head' ? [a.headDim, a.headDim] : [qDim, kvDim];
-  const want: Record<string, [number, number] | undefined> = {
-    attnNorm: [1, H], q: [qDim, H], k: [kvDim, H], v: [kvDim, H], o: [H, qDim],
-    qBias: [1, qDim], kBias: [1, kvDim], vBias: [1, kvDim], qNorm: [1, normDim[0]], kNorm: [1, normDim[1]],
-  };
-  const names = Object.keys(want).filter((n) => w[n as keyof AttentionWeights]) as (keyof AttentionWeights)[];
-  for (const n of names) {
-    const t = w[n]!;
-    const [rows, cols] = want[n]!;
+  const vectors: Record<string, number> = { attnNorm: H, qBias: qDim, kBias: kvDim, vBias: kvDim, qNorm: normDim[0], kNorm: normDim[1], ffnNorm: H, sharedGate: H };
+  const matrices: Record<string, [number, number]> = { q: [qDim, H], k: [kvDim, H], v: [kvDim, H], o: [H, qDim], router: [a.numExperts, H] };
+  const full = w as Partial<LayerWeights>;
+  const given = (n: string) => (full as Record<string, unknown>)[n] !== undefined;
+  const names = [...Object.keys(vectors), ...Object.keys(matrices)].filter((n) => given(n) && n !== 'sharedGate');
+  const check = (n: string, t: HostTensor, rows: number, cols: number, vector: boolean) => {
     if (t.rows !== rows || t.cols !== cols) throw new RangeError(`webgpu trunk: layer ${layer} ${n} is [${t.rows},${t.cols}], want [${rows},${cols}]`);
-    if (want[n]![0] === 1 && t.dtype !== 'f32') throw new RangeError(`webgpu trunk: layer ${layer} ${n} is ${t.dtype}, vectors are f32`);
+    if (vector && t.dtype !== 'f32') throw new RangeError(`webgpu trunk: layer ${layer} ${n} is ${t.dtype}, vectors are f32`);
+  };
+  for (const n of [...names, ...(given('sharedGate') ? ['sharedGate'] : [])]) {
+    const t = (full as Record<string, HostTensor>)[n];
+    if (n in vectors) check(n, t, 1, vectors[n], true);
+    else check(n, t, ...matrices[n], false);
   }
   if (a.qkNorm !== 'none' && (!w.qNorm || !w.kNorm)) throw new RangeError(`webgpu trunk: layer ${layer} lacks its q/k norms (qkNorm '${a.qkNorm}')`);
-  const gpu = kernels.upload(names.map((n) => w[n]!));
-  return Object.fromEntries(names.map((n, i) => [n, gpu[i]])) as GpuWeights;
+  const gpu = kernels.upload(names.map((n) => (full as Record<string, HostTensor>)[n]));
+  const out = Object.fromEntries(names.map((n, i) => [n, gpu[i]])) as unknown as GpuWeights;
+  if (full.shared) {
+    const { gate, up, down } = full.shared;
+    const I = gate.rows;
+    check('shared gate', gate, I, H, false);
+    check('shared up', up, I, H, false);
+    check('shared down', down, H, I, false);
+    const [g, u, d] = kernels.upload([gate, up, down]); // one slab: the FFN kernel reads an expert from one buffer
+    out.shared = { gate: g, up: u, down: d };
+  }
+  if (full.sharedGate) out.sharedGate = floats(full.sharedGate);
+  return out;
+}
+
+/** An f32 tensor's values (a copy: its bytes may sit at any offset of a shard). */
+function floats(t: HostTensor): Float32Array<ArrayBuffer> {
+  return new Float32Array(t.data.slice(0, t.rows * t.cols * 4).buffer);
 }
