@@ -1,15 +1,20 @@
 // The trunk's kernels on WebGPU: each call adds its dispatches to a Plan (kernels.ts) over buffers that stay on the
 // GPU (a chunk's activations, a layer's KV cache, norm and bias vectors), so a whole layer is one submit. Shapes and
 // semantics are those of the Kernels interface (src/kernels/types.ts); the WGSL is in wgsl-trunk.ts.
+import { QK, isQuantized, type DType } from '../../../src/format/quant';
 import type { AttentionShape, RopeLayout } from '../../../src/kernels/types';
 import type { Buf, Plan, WebGpuKernels } from './kernels';
 import type { GpuTensor } from './layout';
 import {
   ELEM_WG, MAX_HEAD_DIM, addScaledShader, attentionShader, rmsNormShader, ropeShader, scaleShader, softmaxShader, topKShader,
 } from './wgsl-trunk';
+import { STORE_WG, scalesWord, storeRowsShader } from './wgsl-kv';
 
 /** A tensor in a buffer: `off` is in elements (f32 or u32) from the buffer's start. */
 export interface View { buf: Buf; off?: number }
+
+/** A layer's K or V cache: `capacity` positions of one KV cache type, alone in its buffer (wgsl-kv.ts's layout). */
+export interface GpuCache { buf: Buf; dtype: DType; capacity: number }
 
 const MAX_GRID = 65535; // WebGPU's default maxComputeWorkgroupsPerDimension
 
@@ -51,18 +56,40 @@ export class WebGpuTrunkKernels {
   }
 
   /**
-   * out (nTok, nHead * headDim) = causal attention of q (same shape) at positions pos0.. over the f32 caches
-   * k, v ((>= pos0 + nTok) rows of nKvHead * headDim). out must not share q's buffer.
+   * out (nTok, nHead * headDim) = causal attention of q (same shape) at positions pos0.. over the caches k, v
+   * (capacity >= pos0 + nTok rows of nKvHead * headDim, of any KV cache type). out must not share q's buffer.
    */
-  async attention(plan: Plan, q: View, k: View, v: View, out: View, nTok: number, pos0: number, shape: AttentionShape): Promise<void> {
+  async attention(plan: Plan, q: View, k: GpuCache, v: GpuCache, out: View, nTok: number, pos0: number, shape: AttentionShape): Promise<void> {
     const { nHead, nKvHead, headDim, scale } = shape;
     positive({ nTok, nHead, nKvHead, headDim });
     if (nHead % nKvHead !== 0) throw new RangeError(`attention: nKvHead ${nKvHead} does not divide nHead ${nHead}`);
     if (headDim > MAX_HEAD_DIM) throw new RangeError(`attention: headDim ${headDim} > ${MAX_HEAD_DIM}`);
+    if (k.dtype !== v.dtype) throw new RangeError(`attention: K cache ${k.dtype}, V cache ${v.dtype}: one type for both`);
+    if (isQuantized(k.dtype) && headDim % QK !== 0) throw new RangeError(`attention: a ${k.dtype} cache needs headDim % ${QK} == 0, got ${headDim}`);
+    if (k.capacity < pos0 + nTok || v.capacity < pos0 + nTok) throw new RangeError(`attention: positions up to ${pos0 + nTok} exceed the cache`);
     if (same(q.buf, out.buf) || same(k.buf, out.buf) || same(v.buf, out.buf)) throw new RangeError('attention: out must not share a buffer with q, k or v');
-    const pipeline = await this.kernels.pipeline('attention f32', attentionShader);
-    const param = plan.param([nTok, pos0, nHead, nKvHead, headDim, off(q), off(k), off(v), off(out), f32Bits(scale)]);
+    const pipeline = await this.kernels.pipeline(`attention ${k.dtype}`, () => attentionShader(k.dtype));
+    const elements = k.capacity * nKvHead * headDim;
+    const param = plan.param([nTok, pos0, nHead, nKvHead, headDim, off(q), 0, 0, off(out), f32Bits(scale), scalesWord(k.dtype, elements), scalesWord(v.dtype, elements)]);
     plan.steps.push({ pipeline, bindings: [q.buf, k.buf, v.buf, out.buf, param], grid: grid(nTok * nHead) });
+  }
+
+  /**
+   * Rows row0..row0+nRows-1 of `cache` (rows of `cols`) = x (nRows, cols) f32, converted as ggml writes its cache
+   * (the Kernels' storeRows: f16 nearest even, q8_0 as quantizeQ8_0 'activation', q4_0 as quantizeQ4_0).
+   */
+  async storeRows(plan: Plan, x: View, cache: GpuCache, cols: number, row0: number, nRows: number): Promise<void> {
+    positive({ cols, nRows });
+    if (row0 < 0 || row0 + nRows > cache.capacity) throw new RangeError(`storeRows: rows ${row0}..${row0 + nRows - 1} outside 0..${cache.capacity - 1}`);
+    if (same(x.buf, cache.buf)) throw new RangeError('storeRows: x must not share the cache\'s buffer');
+    const { dtype } = cache;
+    if (dtype === 'f32') return this.copy(plan, x, { buf: cache.buf, off: row0 * cols }, nRows * cols);
+    if (dtype === 'f16' ? cols % 2 !== 0 : cols % QK !== 0) throw new RangeError(`storeRows: rows of ${cols} do not fill whole ${dtype} words or blocks`);
+    const per = dtype === 'f16' ? 2 : QK; // values per item (a word of halves, a block)
+    const count = (nRows * cols) / per;
+    const pipeline = await this.kernels.pipeline(`store-rows ${dtype}`, () => storeRowsShader(dtype));
+    const param = plan.param([count, off(x), (row0 * cols) / per, scalesWord(dtype, cache.capacity * cols)]);
+    plan.steps.push({ pipeline, bindings: [x.buf, cache.buf, param], grid: grid(Math.ceil(count / STORE_WG)) });
   }
 
   /** In-place softmax over each of `rows` rows of n floats. */
@@ -97,6 +124,7 @@ export class WebGpuTrunkKernels {
 
   /** dst (floats) = src (floats), e.g. a chunk's roped keys into the cache at its positions. */
   copy(plan: Plan, src: View, dst: View, floats: number): void {
+    if (floats < 1) return;
     plan.steps.push({ copy: { src: src.buf, srcOffset: off(src) * 4, dst: dst.buf, dstOffset: off(dst) * 4, bytes: floats * 4 } });
   }
 

@@ -1,15 +1,18 @@
 // WebGpuTrunk: a model's layers on the GPU for one sequence, composed as src/engine/forward.ts composes the Kernels.
-// The attention block (norm, q/k/v projections, biases, q/k norms, rope, the new rows into an f32 KV cache, causal
-// GQA attention, o projection, residual add), the MoE norm and the router (logits, softmax, top-k) are one submit
-// on weights and a KV cache that stay on the GPU; the routed and shared experts are a second (the expert FFN
-// kernels); routing weights and the weighted sum are host arithmetic (moe-host.ts).
+// The attention block (norm, q/k/v projections, biases, q/k norms, rope, the new rows into a KV cache of the
+// Worker's type, causal GQA attention, o projection, residual add), the MoE norm and the router (logits, softmax,
+// top-k) are one submit on weights and a KV cache that stay on the GPU; the routed and shared experts are a second
+// (the expert FFN kernels); routing weights and the weighted sum are host arithmetic (moe-host.ts).
+import type { KvCacheType } from '../../../src/engine/kv-cache';
 import type { Architecture } from '../../../src/format/manifest';
+import { QK, isQuantized, quantBytes } from '../../../src/format/quant';
 import { BufferUsage } from './adapter';
 import { Plan, type FfnJob, type WebGpuKernels } from './kernels';
 import type { GpuTensor, HostTensor } from './layout';
 import { combineMoe, groupByExpert, routesOf } from './moe-host';
 import { ropeTable } from './rope-table';
-import { WebGpuTrunkKernels, type View } from './trunk-kernels';
+import { WebGpuTrunkKernels, type GpuCache, type View } from './trunk-kernels';
+import { cacheWords, scalesWord } from './wgsl-kv';
 
 /** One layer's attention weights in kernel-memory layout; vectors (norms, biases) are f32 tensors of one row. */
 export interface AttentionWeights {
@@ -48,20 +51,30 @@ export interface WebGpuTrunkOptions {
   capacity: number;
   /** most tokens per call (default 64, the engine's PREFILL_CHUNK) */
   maxChunk?: number;
+  /** the KV cache's type (default f32), as the Worker's KV_CACHE_TYPE: attention reads it as the Worker's would */
+  kvType?: KvCacheType;
 }
 
-/** What one attention block leaves: the residual stream after it, and the chunk's roped keys and values as cached. */
+/** A chunk's rows of one layer's K or V cache as stored: values or quants in quant.ts's layout, then f32 scales. */
+export interface CacheRows {
+  dtype: KvCacheType;
+  bytes: Uint8Array; // (nTok, nKv * hd) f32 / f16 values, or q8_0 / q4_0 quants
+  scales: Float32Array | null; // q8_0 / q4_0: one per 32-block, widened from f16
+}
+
+/** What a block or layer leaves: the residual stream after it, and the chunk's roped keys and values as cached. */
 export interface AttentionBlockResult {
   x: Float32Array; // (nTok, H)
-  k: Float32Array; // (nTok, nKv * hd)
-  v: Float32Array;
+  k: CacheRows;
+  v: CacheRows;
 }
 
 export class WebGpuTrunk {
   private readonly ops: WebGpuTrunkKernels;
   private readonly weights: GpuWeights[];
-  private readonly kCache: GPUBuffer[] = [];
-  private readonly vCache: GPUBuffer[] = [];
+  private readonly kCache: GpuCache[] = [];
+  private readonly vCache: GpuCache[] = [];
+  readonly kvType: KvCacheType;
   /** positions 0..filled[l]-1 of layer l's cache hold keys and values */
   private readonly filled: number[];
   private readonly buffers: GPUBuffer[] = [];
@@ -86,9 +99,12 @@ export class WebGpuTrunk {
       this.buffers.push(b);
       return b;
     };
+    const kvType = (this.kvType = opts.kvType ?? 'f32');
+    if (isQuantized(kvType) && a.headDim % QK !== 0) throw new RangeError(`webgpu trunk: a ${kvType} KV cache needs headDim % ${QK} == 0, got ${a.headDim}`);
+    const words = cacheWords(kvType, opts.capacity * kvDim);
     for (let l = 0; l < a.numLayers; l++) {
-      this.kCache.push(make(opts.capacity * kvDim, `k cache ${l}`));
-      this.vCache.push(make(opts.capacity * kvDim, `v cache ${l}`));
+      this.kCache.push({ buf: make(words, `k cache ${l}`), dtype: kvType, capacity: opts.capacity });
+      this.vCache.push({ buf: make(words, `v cache ${l}`), dtype: kvType, capacity: opts.capacity });
     }
     this.filled = new Array(a.numLayers).fill(0);
     const C = this.maxChunk;
@@ -110,9 +126,9 @@ export class WebGpuTrunk {
   attentionBlock(layer: number, x: Float32Array, pos0: number): Promise<AttentionBlockResult> {
     return this.serial(async () => {
       const { plan, T, rows } = await this.encodeAttention(layer, x, pos0);
-      const [xOut, k, v] = await this.read(plan, [{ buf: this.s.x, floats: T * this.arch.hiddenSize }, ...rows]);
+      const [xOut, ...cached] = await this.read(plan, [{ buf: this.s.x, floats: T * this.arch.hiddenSize }, ...rows.reads]);
       this.filled[layer] = pos0 + T;
-      return { x: xOut, k, v };
+      return { x: xOut, ...rows.decode(cached) };
     });
   }
 
@@ -133,9 +149,10 @@ export class WebGpuTrunk {
       if (!a.routerTopKBeforeSoftmax) await ops.softmax(plan, { buf: s.logits }, a.numExperts, T);
       await ops.topK(plan, { buf: s.logits }, a.numExperts, a.topK, T, { buf: s.idx }, { buf: s.val });
       const K = a.topK;
-      const [xMid, k, v, h, idxBits, val] = await this.read(plan, [
-        { buf: s.x, floats: T * H }, ...rows, { buf: s.h, floats: T * H }, { buf: s.idx, floats: T * K }, { buf: s.val, floats: T * K },
+      const [xMid, h, idxBits, val, ...cached] = await this.read(plan, [
+        { buf: s.x, floats: T * H }, { buf: s.h, floats: T * H }, { buf: s.idx, floats: T * K }, { buf: s.val, floats: T * K }, ...rows.reads,
       ]);
+      const { k, v } = rows.decode(cached);
       this.filled[layer] = pos0 + T;
       const routes = routesOf(new Int32Array(idxBits.buffer, idxBits.byteOffset, idxBits.length), val, T, a);
       const work = groupByExpert(routes, h, H);
@@ -227,15 +244,35 @@ export class WebGpuTrunk {
     }
     await ops.rope(plan, { buf: s.q }, { buf: this.table }, T, a.numHeads, hd, hd, pos0, a.ropeLayout);
     await ops.rope(plan, { buf: s.kNew }, { buf: this.table }, T, a.numKvHeads, hd, hd, pos0, a.ropeLayout);
-    const kRows = { buf: this.kCache[layer], offset: pos0 * kvDim, floats: T * kvDim };
-    const vRows = { buf: this.vCache[layer], offset: pos0 * kvDim, floats: T * kvDim };
-    ops.copy(plan, { buf: s.kNew }, { buf: kRows.buf, off: kRows.offset }, T * kvDim);
-    ops.copy(plan, { buf: s.vNew }, { buf: vRows.buf, off: vRows.offset }, T * kvDim);
+    await ops.storeRows(plan, { buf: s.kNew }, this.kCache[layer], kvDim, pos0, T);
+    await ops.storeRows(plan, { buf: s.vNew }, this.vCache[layer], kvDim, pos0, T);
     const shape = { nHead: a.numHeads, nKvHead: a.numKvHeads, headDim: hd, scale: a.attentionMultiplier ?? 1 / Math.sqrt(hd) };
-    await ops.attention(plan, { buf: s.q }, { buf: this.kCache[layer] }, { buf: this.vCache[layer] }, { buf: s.attn }, T, pos0, shape);
+    await ops.attention(plan, { buf: s.q }, this.kCache[layer], this.vCache[layer], { buf: s.attn }, T, pos0, shape);
     await ops.matmul(plan, W.o, s.attn, s.tmp, T);
     await ops.addScaled(plan, { buf: s.x }, { buf: s.tmp }, a.residualMultiplier, T * H);
-    return { plan, T, rows: [kRows, vRows] };
+    return { plan, T, rows: this.cacheRows(layer, pos0, T) };
+  }
+
+  /** Reads of rows pos0..pos0+T-1 of a layer's K and V caches as stored, and their decoding into CacheRows. */
+  private cacheRows(layer: number, pos0: number, T: number) {
+    const dtype = this.kvType;
+    const kvDim = this.arch.numKvHeads * this.arch.headDim;
+    const quant = isQuantized(dtype);
+    const rowsOf = (c: GpuCache) => {
+      const r = [{ buf: c.buf as GPUBuffer, offset: quantBytes(dtype, pos0 * kvDim) / 4, floats: quantBytes(dtype, T * kvDim) / 4 }];
+      if (quant) r.push({ buf: c.buf as GPUBuffer, offset: scalesWord(dtype, c.capacity * kvDim) + (pos0 * kvDim) / QK, floats: (T * kvDim) / QK });
+      return r;
+    };
+    const per = quant ? 2 : 1;
+    const rows = (got: Float32Array[]): CacheRows => ({
+      dtype,
+      bytes: new Uint8Array(got[0].buffer, got[0].byteOffset, got[0].byteLength),
+      scales: quant ? got[1] : null,
+    });
+    return {
+      reads: [...rowsOf(this.kCache[layer]), ...rowsOf(this.vCache[layer])],
+      decode: (got: Float32Array[]) => ({ k: rows(got.slice(0, per)), v: rows(got.slice(per, 2 * per)) }),
+    };
   }
 }
 

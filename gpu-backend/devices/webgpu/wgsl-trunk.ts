@@ -1,4 +1,4 @@
-// WGSL sources of the trunk's activation kernels (RMSNorm, RoPE, causal GQA attention over an f32 KV cache,
+// WGSL sources of the trunk's activation kernels (RMSNorm, RoPE, causal GQA attention over a KV cache of any type,
 // softmax, top-k, element-wise adds and scaling): what the webgpu device needs beside the matmuls of wgsl.ts.
 //
 // Every kernel binds whole buffers of f32 (or u32) and takes element offsets in its parameters, so one buffer can
@@ -6,7 +6,9 @@
 // A writable binding may not alias another binding of the same dispatch, so in-place forms (out == x) are their own
 // variants with a single read_write binding. Semantics are those of src/kernels/types.ts, tolerances those of the
 // conformance suite (test/unit/kernels/cases-ops.ts).
-import { EXP } from './wgsl';
+import { QK, type DType } from '../../../src/format/quant';
+import { DIV_RN, EXP, F16_TO_F32, ROUND_F16 } from './wgsl';
+import { QUANTIZE_QUERY, cacheReaders } from './wgsl-kv';
 
 /** Threads of a row-reduction workgroup (rmsNorm, softmax, topK): the compatibility-mode cap, a power of two. */
 export const ROW_WG = 128;
@@ -99,23 +101,41 @@ fn main(${ENTRY}) {
 }
 
 /**
- * Causal GQA attention over an f32 KV cache, one workgroup per (query token, head), flash-style: keys in tiles of
- * ATTN_WG positions (one per thread: the q.k dot), a running max and sum rescaled per tile (exp within 1 ulp, as
- * the FFN's silu), each thread accumulating up to 4 of the head's output dims over the tile's V rows.
+ * Causal GQA attention over a KV cache of `dtype` (wgsl-kv.ts), one workgroup per (query token, head), flash-style:
+ * keys in tiles of ATTN_WG positions (one per thread: the q.k dot), a running max and sum rescaled per tile (exp
+ * within 1 ulp, as the FFN's silu), each thread accumulating up to 4 of the head's output dims over the tile's V
+ * rows. As ggml's CPU flash attention (and ts-ref): the query is converted to K's dot input (f16: rounded; q8_0 /
+ * q4_0: quantized to q8_0 per 32-block, integer block dots scaled by dk * dq), V rows are dequantized exactly.
  * Token t (position pos0 + t) reads cache rows 0..pos0+t and nothing past them.
  */
-export function attentionShader(): string {
+export function attentionShader(dtype: DType): string {
   const dims = MAX_HEAD_DIM / ATTN_WG;
-  return `struct Params { nTok: u32, pos0: u32, nHead: u32, nKvHead: u32, headDim: u32, qOff: u32, kOff: u32, vOff: u32, outOff: u32, scale: f32 }
+  const quantized = dtype === 'q8_0' || dtype === 'q4_0';
+  const cacheType = dtype === 'f32' ? 'array<f32>' : 'array<u32>';
+  const loadQ = dtype === 'f16' ? 'round_f16(q[p.qOff + qo + d])' : 'q[p.qOff + qo + d]';
+  const score = quantized
+    ? `let blk0 = (p.kOff + j * kvStride + kvo) / ${QK}u;
+      var dot = 0.0;
+      for (var b = 0u; b < hd / ${QK}u; b = b + 1u) {
+        let dk = bitcast<f32>(k[p.kScales + blk0 + b]);
+        dot = dot + f32(k_block_dot(blk0 + b, b)) * (dk * qd[b]);
+      }`
+    : `let ko = p.kOff + j * kvStride + kvo;
+      var dot = 0.0;
+      for (var d = 0u; d < hd; d = d + 1u) { dot = dot + qs[d] * k_at(ko + d); }`;
+  return `struct Params { nTok: u32, pos0: u32, nHead: u32, nKvHead: u32, headDim: u32, qOff: u32, kOff: u32, vOff: u32, outOff: u32, scale: f32, kScales: u32, vScales: u32 }
 @group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(1) var<storage, read> k: ${cacheType};
+@group(0) @binding(2) var<storage, read> v: ${cacheType};
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 var<workgroup> qs: array<f32, ${MAX_HEAD_DIM}>;
 var<workgroup> ps: array<f32, ${ATTN_WG}>;
 var<workgroup> red: array<f32, ${ATTN_WG}>;
-${EXP}
+${quantized ? `var<workgroup> qq: array<i32, ${MAX_HEAD_DIM}>;
+var<workgroup> qd: array<f32, ${MAX_HEAD_DIM / QK}>;` : ''}
+${EXP}${dtype === 'f32' ? '' : F16_TO_F32 + ROUND_F16}${quantized ? DIV_RN : ''}
+${cacheReaders(dtype)}
 const NONE = -3.4028234663852886e38; // below every score: the max of a tile with no key, and the start of the running max
 
 @compute @workgroup_size(${ATTN_WG})
@@ -128,8 +148,8 @@ fn main(${ENTRY}) {
   let kvo = (h / (p.nHead / p.nKvHead)) * hd;
   let kvStride = p.nKvHead * hd;
   let qo = t * p.nHead * hd + h * hd;
-  for (var d = li; d < hd; d = d + ${ATTN_WG}u) { qs[d] = q[p.qOff + qo + d]; }
-  workgroupBarrier();
+  for (var d = li; d < hd; d = d + ${ATTN_WG}u) { qs[d] = ${loadQ}; }
+  workgroupBarrier();${quantized ? QUANTIZE_QUERY : ''}
   let last = p.pos0 + t; // the last position this query sees
   var m = NONE;
   var l = 0.0;
@@ -139,9 +159,7 @@ fn main(${ENTRY}) {
     let valid = j <= last;
     var sc = NONE;
     if (valid) {
-      let ko = p.kOff + j * kvStride + kvo;
-      var dot = 0.0;
-      for (var d = 0u; d < hd; d = d + 1u) { dot = dot + qs[d] * k[ko + d]; }
+      ${score}
       sc = dot * p.scale;
     }
     red[li] = sc;${reduce(ATTN_WG, (a, b) => `max(${a}, ${b})`)}
@@ -157,7 +175,7 @@ fn main(${ENTRY}) {
       let d = li + c * ${ATTN_WG}u;
       if (d < hd) {
         var s = 0.0;
-        for (var jj = 0u; jj < n; jj = jj + 1u) { s = s + ps[jj] * v[p.vOff + (j0 + jj) * kvStride + kvo + d]; }
+        for (var jj = 0u; jj < n; jj = jj + 1u) { s = s + ps[jj] * v_at(p.vOff + (j0 + jj) * kvStride + kvo + d); }
         acc[c] = acc[c] * alpha + s;
       }
     }

@@ -8,6 +8,7 @@ import { Plan, WebGpuKernels, type BufRef } from '../../../../gpu-backend/device
 import { ropeTable } from '../../../../gpu-backend/devices/webgpu/rope-table';
 import { SETUP_HINT } from '../../../../gpu-backend/devices/webgpu/software-adapter';
 import { WebGpuTrunkKernels } from '../../../../gpu-backend/devices/webgpu/trunk-kernels';
+import type { DType } from '../../../../src/format/quant';
 import { createReferenceKernels } from '../../../../src/kernels/reference';
 import { expectClose, expectExact } from '../harness';
 import { ropeF64, rmsNormF64, softmaxF64, topKF64 } from '../naive';
@@ -135,9 +136,15 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `webgpu trunk kernels (sk
     const b = plan.buffer(64, BufferUsage.STORAGE);
     const c = plan.buffer(64, BufferUsage.STORAGE);
     const shape = { nHead: 4, nKvHead: 3, headDim: 16, scale: 0.25 };
-    await expect(t.attention(plan, { buf: b }, { buf: b }, { buf: b }, { buf: c }, 1, 0, shape)).rejects.toThrow(/nKvHead 3 does not divide nHead 4/);
-    await expect(t.attention(plan, { buf: b }, { buf: b }, { buf: b }, { buf: c }, 1, 0, { ...shape, nKvHead: 2, headDim: 512 })).rejects.toThrow(/headDim 512/);
-    await expect(t.attention(plan, { buf: b }, { buf: c }, { buf: c }, { buf: b }, 1, 0, { ...shape, nKvHead: 2 })).rejects.toThrow(/must not share/);
+    const kv = (buf: BufRef, dtype: DType = 'f32') => ({ buf, dtype, capacity: 4 });
+    await expect(t.attention(plan, { buf: b }, kv(b), kv(b), { buf: c }, 1, 0, shape)).rejects.toThrow(/nKvHead 3 does not divide nHead 4/);
+    await expect(t.attention(plan, { buf: b }, kv(b), kv(b), { buf: c }, 1, 0, { ...shape, nKvHead: 2, headDim: 512 })).rejects.toThrow(/headDim 512/);
+    await expect(t.attention(plan, { buf: b }, kv(c), kv(c), { buf: b }, 1, 0, { ...shape, nKvHead: 2 })).rejects.toThrow(/must not share/);
+    await expect(t.attention(plan, { buf: b }, kv(c), kv(c), { buf: b }, 4, 1, { ...shape, nKvHead: 2 })).rejects.toThrow(/exceed the cache/);
+    await expect(t.attention(plan, { buf: b }, kv(c, 'q8_0'), kv(c, 'q8_0'), { buf: b }, 1, 0, { ...shape, nKvHead: 2 })).rejects.toThrow(/headDim % 32/);
+    await expect(t.attention(plan, { buf: b }, kv(c, 'q8_0'), kv(c, 'f16'), { buf: b }, 1, 0, { ...shape, nKvHead: 2 })).rejects.toThrow(/one type for both/);
+    await expect(t.storeRows(plan, { buf: b }, kv(c, 'q4_0'), 48, 0, 1)).rejects.toThrow(/whole q4_0 words or blocks/);
+    await expect(t.storeRows(plan, { buf: b }, kv(c, 'f16'), 48, 3, 2)).rejects.toThrow(/outside 0..3/);
     await expect(t.rope(plan, { buf: b }, { buf: c }, 1, 1, 16, 18, 0, 'neox')).rejects.toThrow(/rotDims 18/);
     await expect(t.topK(plan, { buf: b }, 8, 9, 1, { buf: c }, { buf: plan.buffer(16, BufferUsage.STORAGE) })).rejects.toThrow(/k 9 > n 8/);
     await expect(t.rmsNorm(plan, { buf: b }, { buf: c }, { buf: b }, 0, 1, 1e-5)).rejects.toThrow(/n = 0/);

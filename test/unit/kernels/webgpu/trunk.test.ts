@@ -3,19 +3,20 @@
 // routed and shared experts) from the engine's input to that layer, then the whole model chained on the GPU up to
 // the output norm. For each fixture architecture: GQA and neox/interleaved rope (mixtral), q/k/v biases (qwen2_moe), full q/k norms (olmoe), the
 // granite multipliers (granitemoe), per-head q/k norms with headDim != hidden / heads (qwen3_moe).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireGpu } from '../../../../gpu-backend/devices/webgpu/adapter';
 import { WebGpuKernels } from '../../../../gpu-backend/devices/webgpu/kernels';
 import { SETUP_HINT } from '../../../../gpu-backend/devices/webgpu/software-adapter';
-import { WebGpuTrunk, type ExpertSource, type LayerWeights } from '../../../../gpu-backend/devices/webgpu/trunk';
+import { WebGpuTrunk, type CacheRows, type ExpertSource, type LayerWeights } from '../../../../gpu-backend/devices/webgpu/trunk';
 import type { HostTensor } from '../../../../gpu-backend/devices/webgpu/layout';
 import { Sequence, forward } from '../../../../src/engine/forward';
 import { loadTextModel, type LocalModel } from '../../../../src/engine/load';
 import type { Vec } from '../../../../src/engine/weights';
-import { QK, isQuantized, quantBytes } from '../../../../src/format/quant';
+import type { KvCacheType } from '../../../../src/engine/kv-cache';
+import { QK, dequantize, f16ToF32, f32ToF16, isQuantized, quantBytes } from '../../../../src/format/quant';
 import { createReferenceKernels } from '../../../../src/kernels/reference';
 import type { Kernels, Mat } from '../../../../src/kernels/types';
 import { fsSource } from '../../../../src/store/source-fs';
@@ -36,8 +37,11 @@ const skipReason = kernels ? undefined : `no WebGPU adapter: ${SETUP_HINT}`;
 // max) then moves the output by up to |W| times it. Measured on qwen3_moe: 3.7e-3 (attention block), 6.3e-3 (layer),
 // 8.9e-3 (chained to the output norm); 2e-2 and 3e-2 keep a margin above 3 (the llama.cpp fixtures' q8_0 bar is 1e-2
 // on logits, which the head's final matmul scales down).
+// An f16 cache: where a key or value before rounding sat at an f16 tie, one f16 step (2^-11 of it) moves the
+// attention output by up to that times its weight: measured 8e-6 of max|value| (olmoe); 5e-5 keeps a margin of 6.
 const TOL = { f32: 5e-6, q8_0: 2e-2 };
 const CHAINED_TOL = { f32: 5e-6, q8_0: 3e-2 };
+const F16_KV_TOL = 5e-5;
 
 const FIXTURES: [string, () => string][] = [
   ['mixtral', () => sharedPath('fixtures', 'mixtral')],
@@ -46,7 +50,10 @@ const FIXTURES: [string, () => string][] = [
   ['granitemoe', () => sharedPath('fixtures', 'granitemoe')],
   ['qwen3_moe', () => join(__dirname, '..', '..', 'engine', 'data', 'qwen3_moe')],
 ];
-const CHUNKS = [64, 36, 1]; // positions 0..63, 64..99 (a chunk after a cache; keys past one 64-wide tile), 100
+const CHUNKS = [64, 36, 1];
+// weights and KV cache types; the fixtures' heads (16 wide) are not whole q8_0/q4_0 blocks, so quantized caches are
+// held to the conformance suite's attention and storeRows cases (headDim 32..128) instead
+const CONFIGS = [['f32', 'f32'], ['q8_0', 'f32'], ['f32', 'f16']] as const; // positions 0..63, 64..99 (a chunk after a cache; keys past one 64-wide tile), 100
 
 afterAll(() => kernels?.destroy());
 
@@ -67,7 +74,7 @@ interface Captured { xIn: Float32Array[]; xOut: Float32Array[]; xLayer: Float32A
  * The engine's forward pass over `tokens` in CHUNKS, with the residual stream copied out around each attention
  * block: it enters at the rmsNorm that reads a layer's attnNorm and leaves at the next residual add of seq.tmp.
  */
-async function engineRun(model: LocalModel, tokens: number[]) {
+async function engineRun(model: LocalModel, tokens: number[], kvType: KvCacheType) {
   const base = model.kernels;
   const layers = model.weights.layers;
   const calls: Captured[] = [];
@@ -93,7 +100,7 @@ async function engineRun(model: LocalModel, tokens: number[]) {
       return typeof v === 'function' ? v.bind(target) : v;
     },
   }) as Kernels;
-  seq = new Sequence(spy, model.weights, tokens.length);
+  seq = new Sequence(spy, model.weights, tokens.length, { kvType });
   try {
     let at = 0;
     for (const n of CHUNKS) {
@@ -104,11 +111,46 @@ async function engineRun(model: LocalModel, tokens: number[]) {
     }
     const a = model.weights.arch;
     const kvDim = a.numKvHeads * a.headDim;
-    const cache = (m: Mat) => base.heap.f32(m.data, tokens.length * kvDim).slice();
+    const n = tokens.length * kvDim;
+    const cache = (m: Mat) => cacheValues({
+      dtype: kvType,
+      bytes: base.heap.u8(m.data, quantBytes(kvType, n)).slice(),
+      scales: isQuantized(kvType) ? base.heap.f32(m.scales, n / QK).slice() : null,
+    });
     return { calls, k: seq.kCache.map(cache), v: seq.vCache.map(cache) };
   } finally {
     seq.release();
   }
+}
+
+/** Cached rows as f32 values (every cache type widens to f32 exactly). */
+function cacheValues(r: CacheRows): Float32Array {
+  if (r.dtype === 'f32') return new Float32Array(r.bytes.slice().buffer);
+  if (r.dtype === 'f16') return Float32Array.from(new Uint16Array(r.bytes.slice().buffer), f16ToF32);
+  return dequantize({ dtype: r.dtype, qs: r.bytes, d: Uint16Array.from(r.scales!, f32ToF16) });
+}
+
+/**
+ * Cached rows vs the engine's: an f32 cache within `tol` of max|value|; a rounded cache (f16) equal except where
+ * the value before rounding sat at a rounding tie (the GPU's and the engine's differ by ulps): there one f16 step
+ * either way, at no more than 1% of the elements.
+ */
+function expectCacheNear(label: string, got: CacheRows, want: Float32Array, tol: number): number {
+  const g = cacheValues(got);
+  if (got.dtype === 'f32') return expectNear(label, g, want, tol);
+  expect(got.dtype, `${label}: the test knows f32 and f16 caches`).toBe('f16');
+  expect(g.length, `${label}: length`).toBe(want.length);
+  let scale = 0;
+  for (const w of want) scale = Math.max(scale, Math.abs(w));
+  let moved = 0;
+  for (let i = 0; i < g.length; i++) {
+    if (g[i] === want[i]) continue;
+    moved++;
+    const step = Math.abs(want[i]) * 2 ** -10 + tol * scale;
+    if (!(Math.abs(g[i] - want[i]) <= step)) expect.fail(`${label}: element ${i} is ${g[i]}, want ${want[i]} (more than one f16 step)`);
+  }
+  expect(moved, `${label}: elements off by one f16 step`).toBeLessThanOrEqual(g.length / 100);
+  return 0;
 }
 
 function expectNear(label: string, got: Float32Array, want: Float32Array, tol: number): number {
@@ -124,8 +166,8 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `WebGpuTrunk (skipped: ${
   const out = mkdtempSync(join(tmpdir(), 'moe-edge-webgpu-trunk-'));
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-  for (const [name, dir] of FIXTURES) for (const quant of ['f32', 'q8_0'] as const) {
-    describe(`${name} ${quant}`, () => {
+  for (const [name, dir] of FIXTURES) for (const [quant, kvType] of CONFIGS) {
+    describe(`${name} ${quant} weights, ${kvType} KV cache`, () => {
       const total = CHUNKS.reduce((s, n) => s + n, 0);
       let model: LocalModel;
       let want: Awaited<ReturnType<typeof engineRun>>;
@@ -133,10 +175,10 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `WebGpuTrunk (skipped: ${
       let experts: ExpertSource;
       beforeAll(async () => {
         const dst = join(out, `${name}-${quant}`);
-        await convert({ inDir: dir(), outDir: dst, quant, warn: () => {} });
+        if (!existsSync(dst)) await convert({ inDir: dir(), outDir: dst, quant, warn: () => {} });
         model = await loadTextModel(fsSource(dst), createReferenceKernels());
         const ref = JSON.parse(readFileSync(join(dir(), 'reference.json'), 'utf8')) as { tokens: number[] };
-        want = await engineRun(model, Array.from({ length: total }, (_, i) => ref.tokens[i % ref.tokens.length]));
+        want = await engineRun(model, Array.from({ length: total }, (_, i) => ref.tokens[i % ref.tokens.length]), kvType);
         const k = model.kernels;
         const layers: LayerWeights[] = model.weights.layers.map((L) => ({
           attnNorm: hostVec(k, L.attnNorm), q: hostMat(k, L.q), k: hostMat(k, L.k), v: hostMat(k, L.v), o: hostMat(k, L.o),
@@ -146,7 +188,7 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `WebGpuTrunk (skipped: ${
           shared: L.shared && { gate: hostMat(k, L.shared.gate), up: hostMat(k, L.shared.up), down: hostMat(k, L.shared.down) },
           sharedGate: L.sharedGate && hostMat(k, L.sharedGate),
         }));
-        trunk = new WebGpuTrunk(kernels!, model.weights.arch, layers, { capacity: total });
+        trunk = new WebGpuTrunk(kernels!, model.weights.arch, layers, { capacity: total, kvType });
         const resident = model.weights.experts.map((row) => row.map((e) => {
           const [gate, up, down] = kernels!.upload([hostMat(k, e!.gate), hostMat(k, e!.up), hostMat(k, e!.down)]);
           return { gate, up, down };
@@ -167,19 +209,21 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `WebGpuTrunk (skipped: ${
         return worst;
       }
 
-      const kvCheck = (label: string, got: { k: Float32Array; v: Float32Array }, l: number, pos0: number, n: number) => {
+      const kvCheck = (label: string, got: { k: CacheRows; v: CacheRows }, l: number, pos0: number, n: number) => {
         const kvDim = model.weights.arch.numKvHeads * model.weights.arch.headDim;
         const rows = (m: Float32Array) => m.subarray(pos0 * kvDim, (pos0 + n) * kvDim);
-        return Math.max(expectNear(`${label} keys`, got.k, rows(want.k[l]), TOL[quant]), expectNear(`${label} values`, got.v, rows(want.v[l]), TOL[quant]));
+        return Math.max(expectCacheNear(`${label} keys`, got.k, rows(want.k[l]), TOL[quant]), expectCacheNear(`${label} values`, got.v, rows(want.v[l]), TOL[quant]));
       };
+      const tol = kvType === 'f16' ? Math.max(F16_KV_TOL, TOL[quant]) : TOL[quant];
+      const chainedTol = kvType === 'f16' ? Math.max(F16_KV_TOL, CHAINED_TOL[quant]) : CHAINED_TOL[quant];
 
       it('every attention block, prefill 64 + 36 tokens then one decode step', async () => {
         const worst = await eachLayer(async (c, l, pos0, n) => {
           const got = await trunk.attentionBlock(l, want.calls[c].xIn[l], pos0);
           const label = `${name} chunk ${c} (positions ${pos0}..${pos0 + n - 1}) layer ${l}`;
-          return Math.max(expectNear(`${label} residual`, got.x, want.calls[c].xOut[l], TOL[quant]), kvCheck(label, got, l, pos0, n));
+          return Math.max(expectNear(`${label} residual`, got.x, want.calls[c].xOut[l], tol), kvCheck(label, got, l, pos0, n));
         });
-        if (process.env.CONFORMANCE_VERBOSE) console.log(`WebGpuTrunk ${name} ${quant} attention blocks: worst err/tol ${worst.toExponential(2)}`);
+        if (process.env.CONFORMANCE_VERBOSE) console.log(`WebGpuTrunk ${name} ${quant}/${kvType} attention blocks: worst err/tol ${worst.toExponential(2)}`);
         await expect(trunk.attentionBlock(0, want.calls[0].xIn[0], total)).rejects.toThrow(/exceed the capacity|caches/);
       });
 
@@ -187,9 +231,9 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `WebGpuTrunk (skipped: ${
         const worst = await eachLayer(async (c, l, pos0, n) => {
           const got = await trunk.layer(l, want.calls[c].xIn[l], pos0, experts);
           const label = `${name} chunk ${c} (positions ${pos0}..${pos0 + n - 1}) layer ${l}`;
-          return Math.max(expectNear(`${label} residual`, got.x, want.calls[c].xLayer[l], TOL[quant]), kvCheck(label, got, l, pos0, n));
+          return Math.max(expectNear(`${label} residual`, got.x, want.calls[c].xLayer[l], tol), kvCheck(label, got, l, pos0, n));
         });
-        if (process.env.CONFORMANCE_VERBOSE) console.log(`WebGpuTrunk ${name} ${quant} layers: worst err/tol ${worst.toExponential(2)}`);
+        if (process.env.CONFORMANCE_VERBOSE) console.log(`WebGpuTrunk ${name} ${quant}/${kvType} layers: worst err/tol ${worst.toExponential(2)}`);
       });
 
       it('the whole model chained on the GPU, to the output norm of each chunk\'s last token', async () => {
@@ -202,10 +246,10 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `WebGpuTrunk (skipped: ${
           let x = want.calls[c].xIn[0]; // the embedding rows, times the embedding multiplier
           for (let l = 0; l < model.weights.arch.numLayers; l++) x = (await trunk.layer(l, x, pos0, experts)).x;
           const hidden = await trunk.outputNorm(x.subarray((n - 1) * H), outputNorm);
-          worst = Math.max(worst, expectNear(`${name} chunk ${c}: output-normed last row`, hidden, want.calls[c].hidden!, CHAINED_TOL[quant]));
+          worst = Math.max(worst, expectNear(`${name} chunk ${c}: output-normed last row`, hidden, want.calls[c].hidden!, chainedTol));
           pos0 += n;
         }
-        if (process.env.CONFORMANCE_VERBOSE) console.log(`WebGpuTrunk ${name} ${quant} chained: worst err/tol ${worst.toExponential(2)}`);
+        if (process.env.CONFORMANCE_VERBOSE) console.log(`WebGpuTrunk ${name} ${quant}/${kvType} chained: worst err/tol ${worst.toExponential(2)}`);
       });
     });
   }
