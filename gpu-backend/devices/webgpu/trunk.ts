@@ -168,6 +168,32 @@ export class WebGpuTrunk {
     });
   }
 
+  /**
+   * A prompt through every layer, layer by layer: all of x (n, H, the embedded tokens at positions pos0..) through
+   * layer 0 in chunks of maxChunk, then through layer 1, ... (a chunk's attention needs only the earlier chunks of
+   * its own layer), so each layer's keys and values are complete, and handed to `onLayer`, before the next layer
+   * starts: the order a KV stream to the Worker wants. Returns the residual stream after the last layer.
+   */
+  async prefill(x: Float32Array, pos0: number, experts: ExpertSource, onLayer?: (layer: number, k: CacheRows[], v: CacheRows[]) => void | Promise<void>): Promise<Float32Array> {
+    const H = this.arch.hiddenSize;
+    const n = x.length / H;
+    if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`webgpu trunk: prefill of ${x.length} values, not rows of ${H}`);
+    const cur = x.slice();
+    for (let l = 0; l < this.arch.numLayers; l++) {
+      const k: CacheRows[] = [];
+      const v: CacheRows[] = [];
+      for (let t0 = 0; t0 < n; t0 += this.maxChunk) {
+        const t1 = Math.min(n, t0 + this.maxChunk);
+        const r = await this.layer(l, cur.subarray(t0 * H, t1 * H), pos0 + t0, experts);
+        cur.set(r.x, t0 * H);
+        k.push(r.k);
+        v.push(r.v);
+      }
+      await onLayer?.(l, k, v);
+    }
+    return cur;
+  }
+
   /** out (rows, H) = rmsNorm(x) * w: the output norm before the head (w: the model's output norm vector). */
   outputNorm(x: Float32Array, w: HostTensor): Promise<Float32Array> {
     return this.serial(async () => {

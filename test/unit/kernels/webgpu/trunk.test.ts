@@ -1,7 +1,7 @@
 // WebGpuTrunk against the engine's own forward pass (src/engine/forward.ts on ts-ref), chunk after chunk (a 64-token
 // prefill, a 36-token continuation, one decode step): every layer's attention block and whole layer (MoE block with
 // routed and shared experts) from the engine's input to that layer, then the whole model chained on the GPU up to
-// the output norm. For each fixture architecture: GQA and neox/interleaved rope (mixtral), q/k/v biases (qwen2_moe), full q/k norms (olmoe), the
+// the output norm, chunk by chunk and layer by layer (prefill). For each fixture architecture: GQA and neox/interleaved rope (mixtral), q/k/v biases (qwen2_moe), full q/k norms (olmoe), the
 // granite multipliers (granitemoe), per-head q/k norms with headDim != hidden / heads (qwen3_moe).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -250,6 +250,31 @@ describe.skipIf(skipReason !== undefined)(skipReason ? `WebGpuTrunk (skipped: ${
           pos0 += n;
         }
         if (process.env.CONFORMANCE_VERBOSE) console.log(`WebGpuTrunk ${name} ${quant}/${kvType} chained: worst err/tol ${worst.toExponential(2)}`);
+      });
+
+      it('prefill layer by layer (chunks 0..63, 64..100), each layer\'s cache handed over before the next starts', async () => {
+        trunk.reset();
+        const a = model.weights.arch;
+        const H = a.hiddenSize;
+        const kvDim = a.numKvHeads * a.headDim;
+        const embedded = new Float32Array(total * H);
+        let at = 0;
+        for (const c of want.calls) { embedded.set(c.xIn[0], at); at += c.xIn[0].length; }
+        const seen: number[] = [];
+        const x = await trunk.prefill(embedded, 0, experts, (l, k, v) => {
+          seen.push(l);
+          expect(k.map((r) => r.bytes.length), `layer ${l}: one part per chunk`).toEqual([64, total - 64].map((n) => quantBytes(kvType, n * kvDim)));
+          const joined = (parts: CacheRows[]): CacheRows => ({
+            dtype: kvType,
+            bytes: Uint8Array.from(parts.flatMap((p) => [...p.bytes])),
+            scales: isQuantized(kvType) ? Float32Array.from(parts.flatMap((p) => [...p.scales!])) : null,
+          });
+          expectCacheNear(`${name} prefill layer ${l} keys`, joined(k), want.k[l], chainedTol);
+          expectCacheNear(`${name} prefill layer ${l} values`, joined(v), want.v[l], chainedTol);
+        });
+        expect(seen).toEqual([...Array(a.numLayers).keys()]);
+        const hidden = await trunk.outputNorm(x.subarray((total - 1) * H), hostVec(model.kernels, model.weights.outputNorm));
+        expectNear(`${name} prefill: output-normed last row`, hidden, want.calls.at(-1)!.hidden!, chainedTol);
       });
     });
   }
