@@ -1,8 +1,9 @@
 // WebGpuTrunk against the engine's own forward pass (src/engine/forward.ts on ts-ref), chunk after chunk (a 64-token
 // prefill, a 36-token continuation, one decode step): every layer's attention block and whole layer (MoE block with
-// routed and shared experts) from the engine's input to that layer, then the whole model chained on the GPU up to
-// the output norm, chunk by chunk and layer by layer (prefill). For each fixture architecture: GQA and neox/interleaved rope (mixtral), q/k/v biases (qwen2_moe), full q/k norms (olmoe), the
-// granite multipliers (granitemoe), per-head q/k norms with headDim != hidden / heads (qwen3_moe).
+// routed and shared experts) from the engine's input to that layer, then the whole model on the GPU up to the
+// output norm, chunk by chunk and layer by layer (prefill). For each fixture architecture: GQA and rope (mixtral),
+// q/k/v biases and a gated shared expert (qwen2_moe), full q/k norms (olmoe), the granite multipliers and top-k
+// before softmax (granitemoe), per-head q/k norms with headDim != hidden / heads (qwen3_moe).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
