@@ -95,7 +95,8 @@ export class WebGpuTrunk {
     this.weights = layers.map((w, l) => upload(kernels, w, a, l));
     const device = kernels.gpu.device;
     const make = (floats: number, label: string) => {
-      const b = device.createBuffer({ size: Math.max(16, floats * 4), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label });
+      // whole vec4s (the matmul kernels read their input as vec4u), as Plan.buffer does
+      const b = device.createBuffer({ size: Math.max(16, Math.ceil(floats / 4) * 16), usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label });
       this.buffers.push(b);
       return b;
     };
