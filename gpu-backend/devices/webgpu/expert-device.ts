@@ -36,6 +36,14 @@ export class WebGpuExpertDevice implements ExpertDevice {
     this.bytes += host.reduce((s, t) => s + gpuBytes(t), 0);
   }
 
+  /** A resident expert's tensors, for a WebGpuTrunk on the same kernels (its ExpertSource); undefined: not loaded. */
+  tensors(layer: number, expert: number): Expert | undefined {
+    return this.experts.get(`${layer}/${expert}`);
+  }
+
+  /** The kernels (device, weight slabs) the experts live on: a WebGpuTrunk sharing them reads the experts in place. */
+  get gpuKernels(): WebGpuKernels { return this.kernels; }
+
   async run(layer: number, groups: readonly ExpertGroup[]): Promise<Float32Array[]> {
     this.check();
     const jobs = groups.map((g) => {

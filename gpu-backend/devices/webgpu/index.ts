@@ -17,4 +17,6 @@ export async function createWebGpuDevice(opts: WebGpuDeviceOptions = {}): Promis
 
 export { WebGpuExpertDevice } from './expert-device';
 export { WebGpuKernels } from './kernels';
+export { WebGpuTrunk, type AttentionWeights, type ExpertSource, type LayerWeights } from './trunk';
+export { WebGpuTrunkKernels } from './trunk-kernels';
 export { SETUP_HINT, findSoftwareAdapter, softwareAdapterEnv } from './software-adapter';

@@ -15,24 +15,34 @@ const MAX_GRID = 65535; // WebGPU's default maxComputeWorkgroupsPerDimension
 const MAX_TILE = 8; // tokens per tile (registers per thread grow with it)
 
 /** A buffer of one call, created when the call is submitted. */
-interface BufRef { ref: number }
-type Binding = GPUBuffer | BufRef | { param: number } | 'tiles';
-interface Step { pipeline: GPUComputePipeline; bindings: Binding[]; grid: [number, number] }
+export interface BufRef { ref: number }
+/** A storage buffer a step reads or writes: one of the call's own, or one that outlives it (weights, a KV cache). */
+export type Buf = GPUBuffer | BufRef;
+export type Binding = Buf | { param: number } | 'tiles';
+/** A dispatch, or a copy between buffers (offsets and size in bytes, multiples of 4; it ends the compute pass). */
+type Step =
+  | { pipeline: GPUComputePipeline; bindings: Binding[]; grid: [number, number] }
+  | { copy: { src: Buf; srcOffset: number; dst: Buf; dstOffset: number; bytes: number } };
+/** Where a call's output lies in what comes back: read `read` of the plan, `floats` values from `offset` (-1: empty). */
+export interface Slice { read: number; offset: number; floats: number }
 
 /** Everything one call submits, collected first so that buffers, bind groups and the submit happen in one go. */
-class Plan {
+export class Plan {
   readonly buffers: { size: number; usage: number; data?: Float32Array<ArrayBuffer> }[] = [];
   readonly params: number[][] = [];
   readonly tiles: number[] = [];
   readonly steps: Step[] = [];
-  readonly reads: { buf: BufRef; floats: number }[] = [];
+  /** outputs copied back: `floats` values of `buf` from element `offset` */
+  readonly reads: { buf: Buf; floats: number; offset?: number }[] = [];
 
   buffer(floats: number, usage: number, data?: Float32Array<ArrayBuffer>): BufRef {
     this.buffers.push({ size: Math.max(16, Math.ceil(floats / 4) * 16), usage, data }); // whole vec4s: shaders read vec4u
     return { ref: this.buffers.length - 1 };
   }
 
+  /** A uniform block of at most PARAM_STRIDE / 4 words (f32 values go in as their bits, see f32Bits). */
   param(values: number[]): { param: number } {
+    if (values.length > PARAM_STRIDE / 4) throw new RangeError(`webgpu: ${values.length} parameter words exceed one block`);
     this.params.push(values);
     return { param: this.params.length - 1 };
   }
@@ -58,6 +68,11 @@ export class WebGpuKernels {
   /** Weight buffers in use (one dispatch per slab a batch touches). */
   get slabCount(): number { return this.slabs.buffers.length; }
 
+  /** The weight buffer a resident tensor lies in (its `q` and `s` are word offsets into it). */
+  bufferOf(t: GpuTensor): GPUBuffer {
+    return this.slabs.buffers[t.slab];
+  }
+
   /** Uploads tensors (kept together in one slab). */
   upload(tensors: HostTensor[]): GpuTensor[] {
     this.check();
@@ -68,7 +83,7 @@ export class WebGpuKernels {
   async ffn(jobs: readonly FfnJob[]): Promise<Float32Array[]> {
     const plan = new Plan();
     const classes = groupBy(jobs, (j) => `${j.gate.dtype}/${j.up.dtype}/${j.down.dtype}/${j.gate.rows}x${j.gate.cols}`);
-    const slices: { read: number; offset: number; floats: number }[] = new Array(jobs.length);
+    const slices: Slice[] = new Array(jobs.length);
     for (const idx of classes) {
       const { gate, up, down } = jobs[idx[0]];
       const I = gate.rows;
@@ -87,14 +102,14 @@ export class WebGpuKernels {
       plan.reads.push({ buf: y, floats: nTok * H });
       idx.forEach((i, k) => { slices[i] = { read: plan.reads.length - 1, offset: runs[k].tok0 * H, floats: runs[k].n * H }; });
     }
-    return this.submit(plan, slices);
+    return this.run(plan, slices);
   }
 
   /** Y_j (n_j, rows) = X_j (n_j, cols) @ W_j^T for every job, in job order. */
   async matmul(jobs: readonly MatmulJob[]): Promise<Float32Array[]> {
     const plan = new Plan();
     const classes = groupBy(jobs, (j) => `${j.w.dtype}/${j.w.rows}x${j.w.cols}`);
-    const slices: { read: number; offset: number; floats: number }[] = new Array(jobs.length);
+    const slices: Slice[] = new Array(jobs.length);
     for (const idx of classes) {
       const { rows, cols, dtype } = jobs[idx[0]].w;
       for (const i of idx) checkInput(jobs[i], cols);
@@ -107,7 +122,17 @@ export class WebGpuKernels {
       plan.reads.push({ buf: y, floats: nTok * rows });
       idx.forEach((i, k) => { slices[i] = { read: plan.reads.length - 1, offset: runs[k].tok0 * rows, floats: runs[k].n * rows }; });
     }
-    return this.submit(plan, slices);
+    return this.run(plan, slices);
+  }
+
+  /**
+   * Steps of y (nTok, w.rows) = x (nTok, w.cols) @ W^T between buffers of a plan (the trunk's matmuls: input and
+   * output stay on the GPU). x is f32; it is prepared (q8_0, f16) as for the expert calls.
+   */
+  async encodeMatmul(plan: Plan, w: GpuTensor, x: Buf, y: Buf, nTok: number): Promise<void> {
+    if (!Number.isInteger(nTok) || nTok < 1) throw new RangeError(`webgpu: matmul of ${nTok} tokens`);
+    const a = await this.prepare(plan, x, actFlavor(w.dtype), nTok * w.cols);
+    await this.matmulSteps(plan, [w.dtype], [{ tok0: 0, n: nTok, mats: [w] }], a, y, w.rows, w.cols);
   }
 
   destroy(): void {
@@ -118,7 +143,7 @@ export class WebGpuKernels {
   // ---- planning ----
 
   /** The input a matmul of `flavor` reads: x itself (f32), x rounded to f16, or q8_0 quants followed by scales. */
-  private async prepare(plan: Plan, src: BufRef, flavor: ActFlavor, elements: number): Promise<{ act: BufRef; scales: number }> {
+  private async prepare(plan: Plan, src: Buf, flavor: ActFlavor, elements: number): Promise<{ act: Buf; scales: number }> {
     if (flavor === 'f32') return { act: src, scales: 0 };
     if (flavor === 'f16') {
       const act = plan.buffer(elements, BufferUsage.STORAGE);
@@ -134,7 +159,7 @@ export class WebGpuKernels {
   }
 
   /** Dispatches of out (nTok, rows) = act (nTok, cols) @ W^T for every run, one per slab (and per 65535 tiles). */
-  private async matmulSteps(plan: Plan, dtypes: DType[], runs: TokenRun[], a: { act: BufRef; scales: number }, out: BufRef, rows: number, cols: number): Promise<void> {
+  private async matmulSteps(plan: Plan, dtypes: DType[], runs: TokenRun[], a: { act: Buf; scales: number }, out: Buf, rows: number, cols: number): Promise<void> {
     // decode (one token per expert) gets its own pipeline; anything else tiles by MAX_TILE tokens
     const tile = runs.some((r) => r.n > 1) ? MAX_TILE : 1;
     const dot4 = this.gpu.dot4;
@@ -159,7 +184,8 @@ export class WebGpuKernels {
     }
   }
 
-  private pipeline(key: string, source: () => string): Promise<GPUComputePipeline> {
+  /** The compiled pipeline of `key` (compiled once, from `source`). */
+  pipeline(key: string, source: () => string): Promise<GPUComputePipeline> {
     let p = this.pipelines.get(key);
     if (!p) {
       const module = this.gpu.device.createShaderModule({ code: source(), label: key });
@@ -173,7 +199,7 @@ export class WebGpuKernels {
   // ---- submission ----
 
   /** Creates the call's buffers, records and submits every step, reads all outputs back with one map. */
-  private async submit(plan: Plan, slices: { read: number; offset: number; floats: number }[]): Promise<Float32Array[]> {
+  async run(plan: Plan, slices: Slice[]): Promise<Float32Array[]> {
     this.check();
     if (plan.steps.length === 0) return slices.map(() => new Float32Array(0));
     const device = this.gpu.device;
@@ -232,13 +258,21 @@ export class WebGpuKernels {
 
     const resource = (b: Binding): GPUBindingResource => {
       if (b === 'tiles') return { buffer: tiles };
-      if ('param' in b) return { buffer: params, offset: b.param * PARAM_STRIDE, size: 16 };
+      if ('param' in b) return { buffer: params, offset: b.param * PARAM_STRIDE, size: PARAM_STRIDE };
       if ('ref' in b) return { buffer: bufs[b.ref] };
       return { buffer: b };
     };
     const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
+    const buffer = (b: Buf) => ('ref' in b ? bufs[b.ref] : b);
+    let pass = encoder.beginComputePass();
     for (const s of plan.steps) {
+      if ('copy' in s) {
+        pass.end();
+        const c = s.copy;
+        encoder.copyBufferToBuffer(buffer(c.src), c.srcOffset, buffer(c.dst), c.dstOffset, c.bytes);
+        pass = encoder.beginComputePass();
+        continue;
+      }
       pass.setPipeline(s.pipeline);
       pass.setBindGroup(0, device.createBindGroup({
         layout: s.pipeline.getBindGroupLayout(0),
@@ -247,7 +281,9 @@ export class WebGpuKernels {
       pass.dispatchWorkgroups(s.grid[0], s.grid[1]);
     }
     pass.end();
-    plan.reads.forEach((r, i) => encoder.copyBufferToBuffer(bufs[r.buf.ref], 0, staging, readOffsets[i] * 4, r.floats * 4));
+    plan.reads.forEach((r, i) => {
+      encoder.copyBufferToBuffer(buffer(r.buf), (r.offset ?? 0) * 4, staging, readOffsets[i] * 4, r.floats * 4);
+    });
     device.queue.submit([encoder.finish()]);
     return { staging, readOffsets };
   }

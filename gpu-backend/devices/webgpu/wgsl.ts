@@ -33,7 +33,7 @@ const BLOCK_WORDS_Q4 = QK / 8;
 
 // Correctly rounded a / b for positive normal a, b. WGSL's `/` may be off by 2.5 ulps, and one ulp of 127/amax
 // flips ties of x * (127/amax): integer long division on the 24-bit mantissas gives ggml's (IEEE) quotient.
-const DIV_RN = /* wgsl */ `
+export const DIV_RN = /* wgsl */ `
 fn div_rn(a: f32, b: f32) -> f32 {
   let ab = bitcast<u32>(a);
   let bb = bitcast<u32>(b);
@@ -62,7 +62,7 @@ fn div_rn(a: f32, b: f32) -> f32 {
 `;
 
 // f16 bits -> f32, exact for subnormal halves too (unpack2x16float may flush them on some drivers).
-const F16_TO_F32 = /* wgsl */ `
+export const F16_TO_F32 = /* wgsl */ `
 fn f16_to_f32(h: u32) -> f32 {
   let sign = (h & 0x8000u) << 16u;
   let e = (h >> 10u) & 0x1fu;
@@ -73,10 +73,11 @@ fn f16_to_f32(h: u32) -> f32 {
 }
 `;
 
-// f32 -> nearest f16 (ties to even), as f32: quant.ts's f32ToF16 line by line. WGSL leaves the rounding of
-// f32 -> f16 conversions to the implementation, so it is done on the bits.
-const ROUND_F16 = /* wgsl */ `
-fn round_f16(v: f32) -> f32 {
+// f32 -> nearest f16 (ties to even): its bits, and its value as f32; quant.ts's f32ToF16 line by line. WGSL leaves
+// the rounding of f32 -> f16 conversions to the implementation, so it is done on the bits. Needs F16_TO_F32.
+export const ROUND_F16 = /* wgsl */ `
+fn round_f16(v: f32) -> f32 { return f16_to_f32(f16_bits(v)); }
+fn f16_bits(v: f32) -> u32 {
   let x = bitcast<u32>(v);
   let sign = (x >> 16u) & 0x8000u;
   let ex = i32((x >> 23u) & 0xffu);
@@ -105,7 +106,7 @@ fn round_f16(v: f32) -> f32 {
     if (rest > 0x1000u || (rest == 0x1000u && (r & 1u) == 1u)) { r = r + 1u; }
     h = sign | r;
   }
-  return f16_to_f32(h);
+  return h;
 }
 `;
 
@@ -113,7 +114,7 @@ fn round_f16(v: f32) -> f32 {
 // 3 + 2|x| ulps (GPUs compute 2^(x log2 e)), and the error of the hidden silu(g) * u must stay below the FFN
 // tolerance's hidden term for large |g| too. exp(x) = 2^k exp(r): r = x - k ln2, ln2 split so that k * its high
 // part is exact; degree-7 Taylor on |r| <= 0.35.
-const EXP = /* wgsl */ `
+export const EXP = /* wgsl */ `
 fn exp_acc(x: f32) -> f32 {
   if (x > 88.7228) { return 3.4028234663852886e38; } // ~ln(FLT_MAX): the largest float stands in for inf (silu -> -0)
   if (x < -104.0) { return 0.0; }

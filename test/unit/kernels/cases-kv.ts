@@ -132,5 +132,12 @@ export function kvCases(): Case[] {
     cases.push(storeRowsCase(dtype, 10, 128, 3, 4, seed++));
     cases.push(storeRowsCase(dtype, 6, 64, 0, 1, seed++));
   }
+  // a long prefill's chunk after a cache (issue 15): 65 queries over two key tiles of 64, qwen3's 128-wide heads in
+  // GQA 8/2, and a 70-row store into the middle of a cache
+  const qwen3 = { nHead: 8, nKvHead: 2, headDim: 128, scale: 1 / Math.sqrt(128) };
+  for (const dtype of DTYPES) {
+    cases.push(attentionKvCase(dtype, qwen3, 65, 30, seed++));
+    cases.push(storeRowsCase(dtype, 140, 256, 64, 70, seed++));
+  }
   return cases;
 }

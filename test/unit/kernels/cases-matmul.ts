@@ -254,5 +254,10 @@ export function weightCases(): Case[] {
   }
   cases.push(ffnQ8Case(['q4_0', 'q4_0', 'q4_0'], 512, 1024, 4, seed++));
   cases.push(ffnQ8Case(['q4_0', 'q4_0', 'q4_0'], 256, 160, 9, seed++));
+  // a prefill chunk of more than 64 tokens through qwen3-shaped projections (q: nHead * headDim 1024 != hidden 512)
+  for (const dtype of ['q8_0', 'q4_0', 'f16', 'f32'] as const) {
+    cases.push(matmulCase(dtype, 1024, 512, 70, seed++));
+    cases.push(matmulCase(dtype, 512, 1024, 65, seed++));
+  }
   return cases;
 }

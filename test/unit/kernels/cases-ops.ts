@@ -237,5 +237,56 @@ export function opCases(): Case[] {
   cases.push(topKCase('all negative', () => negatives, 6));
   cases.push(topKCase('odd length', () => odd, 2));
   for (const [n, s] of [[100, 0.37], [4096, -1.5], [7, 1]]) cases.push(addScaledCase(n, s, seed++));
+  cases.push(...prefillShapeCases(seed));
   return cases;
+}
+
+/**
+ * The shapes of a long prefill (issue 15): chunks of more than 64 tokens (a GPU executor's tile and workgroup
+ * sizes), qwen3's per-head q/k norm (headDim 128 over hidden / heads = 64) and a chunk after a cache.
+ */
+function prefillShapeCases(seed: number): Case[] {
+  const cases: Case[] = [];
+  const qwen3 = { nHead: 8, nKvHead: 2, headDim: 128, scale: 1 / Math.sqrt(128) }; // hidden 512: headDim != 512 / 8
+  cases.push(rmsNormCase(512, 70, 1e-6, false, seed++)); // the attention norm of a 70-token chunk
+  cases.push(rmsNormCase(128, 70 * 8, 1e-6, true, seed++)); // q norm 'per_head': one row per (token, head)
+  cases.push(rmsNormCase(1024, 70, 1e-6, true, seed++)); // q norm 'full' over nHead * headDim
+  for (const layout of ['neox', 'interleaved'] as const) {
+    cases.push(ropeCase(layout, 70, 8, 128, 128, 0, 1e6, seed++));
+    cases.push(ropeCase(layout, 65, 2, 128, 64, 1000, 10000, seed++)); // partial rotary at positions past 1000
+  }
+  cases.push(attentionCase(qwen3, 70, 0, 1, seed++)); // a whole prompt: the last queries see 70 keys (two key tiles)
+  cases.push(attentionCase(qwen3, 65, 30, 1, seed++)); // a chunk after a cache
+  cases.push(attentionCase({ nHead: 6, nKvHead: 3, headDim: 64, scale: 0.125 }, 1, 200, 2, seed++)); // decode far out
+  cases.push(softmaxCase(40, 70, 3, 0, seed++)); // router probabilities of a chunk (granite: 40 experts)
+  cases.push(routerTopKBeforeSoftmaxCase(40, 8, seed++));
+  cases.push(addScaledCase(70 * 512, 0.22, seed++)); // granite's residual multiplier over a chunk
+  return cases;
+}
+
+/**
+ * granite's router (routerTopKBeforeSoftmax): topK of the logits, then softmax over the k chosen values; one
+ * kernel's output feeds the next, so an executor that returns its values late or in another order fails.
+ */
+function routerTopKBeforeSoftmaxCase(n: number, k: number, seed: number): Case {
+  const x = lazy(() => new Rng(seed).floats(n, 2));
+  return {
+    name: `softmax of topK (granite router) n=${n} k=${k}`,
+    exec(kern, a) {
+      const p = a.f32(x());
+      const idx = a.i32(k);
+      const val = a.alloc(k * 4);
+      a.op(() => kern.topK(p, n, k, idx, val));
+      a.op(() => kern.softmax(val, k, 1));
+      return [Float32Array.from(a.readI32(idx, k)), a.read(val, k)];
+    },
+    verify([idx, w], [refIdx, refW], label) {
+      const top = topKF64(x(), k);
+      const want = softmaxF64(Float32Array.from(top.val), k, 1);
+      expectExact(`${label} indices vs ts-ref`, idx, refIdx);
+      expectExact(`${label} indices vs sort`, idx, top.idx);
+      expectClose(`${label} weights vs ts-ref`, w, refW, (i) => SOFTMAX_TOL * refW[i] + 1e-12);
+      expectClose(`${label} weights vs float64`, w, want, (i) => SOFTMAX_TOL * want[i] + 1e-12);
+    },
+  };
 }

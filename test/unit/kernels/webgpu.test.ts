@@ -1,5 +1,6 @@
-// The WebGPU executor of the conformance suite: the suite's matmul and ffnSwiglu cases (same data, same
-// tolerances) on the WGSL kernels of gpu-backend/devices/webgpu, then the `webgpu` ExpertDevice against ts-ref and
+// The WebGPU executor of the conformance suite: the suite's cases of every kernel the device runs (matmul, ffnSwiglu
+// and the trunk's rmsNorm, rope, attention over an f32 cache, softmax, topK, addScaled; same data, same tolerances)
+// on the WGSL kernels of gpu-backend/devices/webgpu, then the `webgpu` ExpertDevice against ts-ref and
 // the cpu device. CI runs it on a software adapter (tools/setup-lavapipe.sh) and fails, not skips, without one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCpuDevice } from '../../../gpu-backend/devices/cpu';
@@ -12,7 +13,9 @@ import { SETUP_HINT } from '../../../gpu-backend/devices/webgpu/software-adapter
 import type { TensorEntry } from '../../../src/format/manifest';
 import { f32ToF16 } from '../../../src/format/quant';
 import { activationsToF32, type Activations } from '../../../src/protocol/activations';
+import { kvCases } from './cases-kv';
 import { weightCases } from './cases-matmul';
+import { opCases } from './cases-ops';
 import { referenceOutputs } from './describe-executor';
 import { report } from './harness';
 import { isDeviceCase, recordCalls, runCase, type Call } from './webgpu/replay';
@@ -22,7 +25,7 @@ const kernels = gpu ? new WebGpuKernels(gpu) : null;
 const MISSING = `no WebGPU adapter (no GPU, no lavapipe in .cache/mesa/, no EGL for Dawn's GLES backend): ${SETUP_HINT}`;
 const skipReason = kernels ? undefined : MISSING;
 
-const cases = weightCases().filter(isDeviceCase);
+const cases = [...weightCases(), ...opCases(), ...kvCases()].filter(isDeviceCase);
 
 afterAll(() => {
   kernels?.destroy();
