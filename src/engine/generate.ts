@@ -11,6 +11,7 @@ import { prefill, throwIfAborted } from './prefill';
 import { Sampler } from './sampler';
 import { StopMatcher } from './stop';
 import { IncrementalDecoder, type TextCodec } from './tokenizer';
+import { LogprobQueue, PromptScorer } from './logprobs-steps';
 
 export interface GenerationContext {
   kernels: Kernels;
@@ -25,33 +26,49 @@ export interface GenerationContext {
 
 export async function* generateTokens(ctx: GenerationContext, req: GenerateRequest): AsyncGenerator<GenerateChunk, GenerateResult, void> {
   const { kernels: k, weights } = ctx;
-  const seq = new Sequence(k, weights, req.promptTokens.length + req.maxTokens, { kvType: ctx.kvCacheType });
+  const seq = new Sequence(k, weights, req.promptTokens.length + req.maxTokens, { kvType: ctx.kvCacheType, ...(req.promptLogprobs ? { logits: 'all' as const } : {}) });
   const sampler = new Sampler(req.sampling);
   const decoder = new IncrementalDecoder(ctx.codec ?? { decode: () => '' });
   const stop = new StopMatcher(req.stop);
   let completion = 0;
   let finishReason: GenerateResult['finishReason'] = 'length';
   try {
-    // the next token: sampled here from logits computed here, or where the head is (one round trip a step)
-    const remote = ctx.experts.head?.sample ? ctx.experts.head : null;
+    // the next token: sampled here from logits computed here, or where the head is (one round trip a step); logprobs
+    // and grammars need the logits row here, so they fetch it from a remote head instead of sampling there
+    const wantsRow = req.logprobs !== undefined || req.constraint !== undefined;
+    const remote = ctx.experts.head?.sample && !wantsRow && !req.promptLogprobs ? ctx.experts.head : null;
     const row = new Float32Array(weights.arch.vocabSize); // every step's logits, read by the sampler before the next
+    const scored = new LogprobQueue(req.logprobs);
     let next: { token: number; embedding?: Float32Array };
+    const pick = async (logits: Float32Array): Promise<number> => {
+      scored.score(logits); // the raw distribution, before the grammar's mask
+      if (req.constraint) await req.constraint.mask(logits);
+      const token = sampler.sample(logits);
+      scored.took(token, logits);
+      if (req.constraint && !req.constraint.accept(token)) throw new Error(`grammar refused token ${token} it allowed`);
+      return token;
+    };
     const step = async (run: (opts: ForwardOptions) => Promise<Float32Array[]>): Promise<typeof next> => {
-      if (!remote) return { token: sampler.sample((await run({ logits: 'last', into: row }))[0]) };
+      if (!remote) return { token: await pick((await run({ logits: 'last', into: row }))[0]) };
       await run({ logits: 'hidden' });
       return remote.sample!(seq.h, req.sampling, sampler.draw());
     };
-    next = await step((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }));
+    const prompt = req.promptLogprobs ? new PromptScorer(req.promptTokens, req.logprobs ?? 0) : null;
+    next = prompt
+      ? { token: await pick(await prompt.run((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }))) }
+      : await step((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }));
+    if (prompt) yield { text: '', promptLogprobs: prompt.logprobs };
     while (completion < req.maxTokens) {
       throwIfAborted(req.signal);
       const token = next.token;
       completion++;
-      if (ctx.eosTokenIds.includes(token)) {
+      if (ctx.eosTokenIds.includes(token) || req.constraint?.done) {
         finishReason = 'stop';
         break;
       }
+      scored.commit();
       const text = stop.push(decoder.push(token));
-      if (text) yield { text };
+      if (text) yield { text, ...scored.take() };
       if (stop.stopped) {
         finishReason = 'stop';
         break;
@@ -60,9 +77,10 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
       if (completion < req.maxTokens) next = await step((opts) => forward(k, seq, ctx.experts, [token], { ...opts, embedded }));
     }
     const rest = stop.flush();
-    if (rest) yield { text: rest };
+    if (rest || scored.pending) yield { text: rest, ...scored.take() };
     return { finishReason, promptTokens: req.promptTokens.length, completionTokens: completion };
   } finally {
+    req.constraint?.release();
     seq.release();
   }
 }

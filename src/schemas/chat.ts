@@ -1,5 +1,6 @@
 // Request schema of POST /v1/chat/completions.
 import { z } from 'zod';
+import { MAX_TOP_LOGPROBS } from '../engine/logprobs';
 import { generationFields } from './common';
 
 const TextPart = z.object({ type: z.literal('text'), text: z.string() });
@@ -11,10 +12,16 @@ export const ChatMessageSchema = z.object({
   name: z.string().optional(),
 });
 
-export const ChatCompletionRequestSchema = z.object({
-  ...generationFields,
-  messages: z.array(ChatMessageSchema).min(1, 'messages must contain at least one message'),
-});
+export const ChatCompletionRequestSchema = z
+  .object({
+    ...generationFields,
+    messages: z.array(ChatMessageSchema).min(1, 'messages must contain at least one message'),
+    logprobs: z.boolean().nullish(),
+    top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.top_logprobs ?? 0) > 0 && r.logprobs !== true) ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: 'top_logprobs needs logprobs: true' });
+  });
 
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 export type ChatMessageInput = z.infer<typeof ChatMessageSchema>;

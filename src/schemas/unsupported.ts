@@ -24,8 +24,6 @@ const COMMON: readonly Rule[] = [
 
 export const CHAT_UNSUPPORTED: readonly Rule[] = [
   ...COMMON,
-  { field: 'logprobs', noop: off(false), what: 'log probabilities' },
-  { field: 'top_logprobs', noop: off(0), what: 'log probabilities' },
   { field: 'tools', noop: empty, what: 'tool calls' },
   { field: 'tool_choice', noop: off('none'), what: 'tool calls' },
   { field: 'functions', noop: empty, what: 'function calls' },
@@ -40,8 +38,6 @@ export const CHAT_UNSUPPORTED: readonly Rule[] = [
 
 export const COMPLETION_UNSUPPORTED: readonly Rule[] = [
   ...COMMON,
-  { field: 'logprobs', noop: off(0, false), what: 'log probabilities' },
-  { field: 'echo', noop: off(false), what: 'echoing the prompt' },
   { field: 'best_of', noop: off(1), what: 'best_of' },
   { field: 'suffix', noop: off(''), what: 'suffixes (insertion)' },
 ];
