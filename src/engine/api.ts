@@ -181,6 +181,8 @@ export interface TextModel {
   encodeChat(messages: ChatMessage[], opts?: ChatTemplateOptions): number[];
   /** The model's chat template source (tool-call parsers pick their format from it); absent: none. */
   readonly chatTemplate?: string | null;
+  /** The manifest's tool-call format, when it names one (else the template's family decides). */
+  readonly toolCallFormat?: 'hermes' | 'granite' | 'json';
   /**
    * Generate; yields text chunks as they become final and returns the summary. The request has passed
    * checkContext (src/engine/context.ts) where it was built: the routes and the CLI apply it once.

@@ -36,7 +36,7 @@ export interface LoadOptions {
 }
 
 /** The TextModel fields that follow from the manifest and its tokenizer. */
-export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?: string): Pick<TextModel, 'id' | 'contextLength' | 'defaults' | 'encode' | 'encodeChat' | 'vocabulary' | 'chatTemplate'> {
+export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?: string): Pick<TextModel, 'id' | 'contextLength' | 'defaults' | 'encode' | 'encodeChat' | 'vocabulary' | 'chatTemplate' | 'toolCallFormat'> {
   const g = manifest.generation;
   const needCodec = (): TextCodec => {
     if (!codec) throw new Error(`model ${manifest.name} has no tokenizer: feed token ids`);
@@ -49,6 +49,7 @@ export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?
     encode: (text: string) => needCodec().encode(text),
     encodeChat: (messages: ChatMessage[], opts?: ChatTemplateOptions) => needCodec().encodeChat(messages, opts),
     chatTemplate: manifest.chatTemplate,
+    ...(g.toolCallFormat ? { toolCallFormat: g.toolCallFormat } : {}),
     ...(codec?.vocabulary ? { vocabulary: { ...codec.vocabulary, eosTokenIds: g.eosTokenIds } } : {}),
   };
 }

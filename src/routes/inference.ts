@@ -222,22 +222,18 @@ export async function beginChoices(
   const model = await resolveModel(c, provider, body.model);
   const abort = cancellation(c);
   const prompt = encode(model);
-  const constraint = extras.constraint ? await extras.constraint(model) : null; // compiled once, a matcher per choice
+  const constraint = extras.constraint ? await extras.constraint(model, n) : null; // compiled once, a matcher per choice
   const started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[] = [];
   try {
     for (let i = 0; i < n; i++) {
       const seeded = body.seed != null ? { ...body, seed: body.seed + i } : body;
       const req: GenerateRequest = { ...generateRequest(model, prompt, seeded, promptParam, abort.signal, moeOptions(cfg, body), cfg), ...extras.request };
-      if (constraint) req.constraint = await constraint.matcher();
-      try {
-        started.push(await startGeneration(model, req, cfg, limitParams(body, promptParam), constraint?.bytes ?? 0));
-      } catch (e) {
-        req.constraint?.release(); // refused before the generation owned it (release is idempotent)
-        throw e;
-      }
+      if (constraint) req.constraint = constraint.matchers[i];
+      started.push(await startGeneration(model, req, cfg, limitParams(body, promptParam), constraint?.bytes ?? 0));
     }
   } catch (e) {
     await Promise.all(started.map((s) => s.gen.return(undefined as never).catch(() => {})));
+    for (const m of constraint?.matchers ?? []) m.release(); // those no generation took yet (release is idempotent)
     throw e;
   }
   return { cfg, model, prompt, started, abort };
@@ -246,8 +242,8 @@ export async function beginChoices(
 /** What a route adds to each choice's request: logprobs, and a grammar compiled once with a matcher per choice. */
 export interface ChoiceExtras {
   request?: Pick<GenerateRequest, 'logprobs' | 'promptLogprobs'>;
-  /** compiles the request's grammar against the model (400s for bad schemas come from here) */
-  constraint?: (model: TextModel) => Promise<{ matcher(): Promise<TokenConstraint>; bytes: number }>;
+  /** compiles the request's grammar against the model with a matcher per choice (400s for bad schemas come from here) */
+  constraint?: (model: TextModel, choices: number) => Promise<{ matchers: TokenConstraint[]; bytes: number }>;
 }
 
 /** Drains every choice; when one fails, the others are stopped (their memory freed) and its error thrown. */

@@ -24,11 +24,8 @@ const COMMON: readonly Rule[] = [
 
 export const CHAT_UNSUPPORTED: readonly Rule[] = [
   ...COMMON,
-  { field: 'tools', noop: empty, what: 'tool calls' },
-  { field: 'tool_choice', noop: off('none'), what: 'tool calls' },
   { field: 'functions', noop: empty, what: 'function calls' },
   { field: 'function_call', noop: off('none'), what: 'function calls' },
-  { field: 'response_format', noop: (v) => absent(v) || (typeof v === 'object' && (v as { type?: unknown }).type === 'text'), what: 'structured output' },
   { field: 'prediction', noop: absent, what: 'predicted outputs' },
   { field: 'audio', noop: absent, what: 'audio output' },
   { field: 'modalities', noop: (v) => absent(v) || (Array.isArray(v) && v.every((m) => m === 'text')), what: 'output modalities other than text' },

@@ -3,6 +3,7 @@
 import { createApp } from '../../src/app';
 import type { AppEnv } from '../../src/config/env';
 import { loadTextModel, type LocalModel } from '../../src/engine/load';
+import { provideXgrammarWasmFromFile } from '../../src/grammar/load-node';
 import { fsSource } from '../../src/store/source-fs';
 import { makeKernels } from '../../tools/kernels-node';
 
@@ -12,6 +13,7 @@ export interface LocalApp {
 }
 
 export async function localApp(dir = 'models/default'): Promise<LocalApp> {
+  provideXgrammarWasmFromFile(); // structured output, as the Worker entry provides it in workerd
   const model = await loadTextModel(fsSource(dir), await makeKernels());
   const app = createApp({ getModel: async () => model });
   const env = { MODEL_ID: 'default' } as unknown as AppEnv;
