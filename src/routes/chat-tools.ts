@@ -32,7 +32,9 @@ export function toolPlan(body: ChatCompletionRequest, model: Pick<TextModel, 'ch
   if (choice !== 'none' && tools.length === 0) throw new InvalidRequestError(`tool_choice ${JSON.stringify(choice)} needs 'tools'`, 'tool_choice', 'invalid_value');
   if (choice === 'none') return { mode: 'none', tools, format };
   if (choice === 'auto') return { mode: 'auto', tools, format };
-  const parallel = body.parallel_tool_calls !== false;
+  // several calls only when the client says parallel_tool_calls: true (OpenAI's default is true): a small model
+  // forced into a list keeps adding calls until max_tokens, so one call is the default here (docs/api.md)
+  const parallel = body.parallel_tool_calls === true;
   if (choice === 'required') return { mode: 'forced', tools, format, forcedSchema: forcedCallSchema(tools, parallel, MAX_PARALLEL_CALLS) };
   const named = tools.filter((t) => t.function.name === choice.function.name);
   if (named.length === 0) {
