@@ -31,7 +31,8 @@ function compilerFor(vocab: Vocabulary): Promise<Compiler> {
     c = (async () => {
       const { tokens, type } = vocab.encoded();
       const info = await xgrammar.TokenizerInfo.createTokenizerInfo(tokens, type, false, vocab.size, [...vocab.eosTokenIds]);
-      return xgrammar.GrammarCompiler.createGrammarCompiler(info, true);
+      // no compiled-grammar cache: every distinct schema would stay in the isolate's memory for good
+      return xgrammar.GrammarCompiler.createGrammarCompiler(info, false);
     })();
     compilers.set(vocab, c);
   }

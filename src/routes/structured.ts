@@ -11,11 +11,12 @@ import { vocabularyFor } from './logprobs';
 import type { ToolPlan } from './chat-tools';
 
 /**
- * Bytes a constrained generation is counted for in admission beside its KV cache: a compiled JSON-schema grammar and
- * its matcher grew xgrammar's memory by at most this much (bench/results/grammar.md); xgrammar's base memory (the
- * vocabulary's tables, once per isolate) is not per generation.
+ * Bytes a constrained generation is counted for in admission beside its KV cache, per vocabulary entry: a live
+ * compiled JSON-schema grammar with its matcher took 30-43 B per entry of granite's 49,155 (1.4-2.1 MiB;
+ * bench/results/grammar.md), so 64 leaves room for larger schemas. xgrammar's base memory (16 MiB at instantiation,
+ * holding the vocabulary's tables, once per isolate) is not per generation.
  */
-export const GRAMMAR_BYTES_PER_GENERATION = 2 * 1024 * 1024;
+export const GRAMMAR_BYTES_PER_VOCAB_ENTRY = 64;
 
 /** The grammar a request asks for (null: none), checked; param names the field a 400 points at. */
 export function grammarSpec(format: ResponseFormat | null | undefined, tools: ToolPlan): { spec: GrammarSpec; param: string } | null {
@@ -39,7 +40,7 @@ export function grammarConstraint(g: { spec: GrammarSpec; param: string }): NonN
       throw new InvalidRequestError(`structured output is not available on this deployment (xgrammar is not loaded)`, g.param, 'unsupported_parameter');
     }
     try {
-      return { matchers: await compileGrammar(vocab, g.spec, choices), bytes: GRAMMAR_BYTES_PER_GENERATION };
+      return { matchers: await compileGrammar(vocab, g.spec, choices), bytes: GRAMMAR_BYTES_PER_VOCAB_ENTRY * vocab.size };
     } catch (e) {
       throw new InvalidRequestError(`The grammar cannot be compiled: ${(e as Error)?.message ?? e}`, g.param, 'invalid_value');
     }
