@@ -6,7 +6,7 @@ import { parseRequest } from '../schemas/common';
 import { COMPLETION_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
 import type { GenerateResult, TokenLogprob } from '../engine/api';
 import { CompletionRequestSchema, promptText, type CompletionRequest } from '../schemas/completion';
-import { beginChoices, choicesUsage, collectChoices, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, type AppContext, type ModelProvider } from './inference';
+import { beginChoices, choicesUsage, collectChoices, type Collected, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, type AppContext, type ModelProvider } from './inference';
 import { completionLogprobs, vocabularyFor } from './logprobs';
 
 export function completions(provider: ModelProvider) {
@@ -22,8 +22,10 @@ export function completions(provider: ModelProvider) {
 async function completionChoices(c: AppContext, provider: ModelProvider, body: CompletionRequest): Promise<Response> {
   const top = body.logprobs ?? undefined;
   const echo = body.echo === true;
-  const request = { ...(top !== undefined ? { logprobs: top, promptLogprobs: echo } : {}) };
-  const { cfg, model, prompt, started, abort } = await beginChoices(c, provider, body, (m) => (top !== undefined && vocabularyFor(m, 'logprobs'), m.encode(promptText(body))), 'prompt', { request });
+  const bestOf = body.best_of ?? 1;
+  // best_of ranks its generations by their tokens' log probabilities, so they are computed even when not returned
+  const request = { ...(top !== undefined ? { logprobs: top, promptLogprobs: echo } : bestOf > 1 ? { logprobs: 0 } : {}) };
+  const { cfg, model, prompt, started, abort } = await beginChoices(c, provider, { ...body, n: Math.max(bestOf, body.n ?? 1) }, (m) => ((top !== undefined || bestOf > 1) && vocabularyFor(m, 'logprobs'), m.encode(promptText(body))), 'prompt', { request });
   const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
   const echoed = echo ? promptText(body) : '';
   // logprobs of one piece of a choice, its text offsets continuing from where the last piece ended
@@ -35,7 +37,8 @@ async function completionChoices(c: AppContext, provider: ModelProvider, body: C
     return logprobs;
   };
   if (!body.stream) {
-    const done = await collectChoices(started);
+    const all = await collectChoices(started);
+    const done = bestOf > 1 ? bestChoices(all, body.n ?? 1) : all;
     return c.json({
       ...meta,
       choices: done.map(({ text, result, logprobs, promptLogprobs }, index) => ({
@@ -44,7 +47,7 @@ async function completionChoices(c: AppContext, provider: ModelProvider, body: C
         logprobs: top === undefined ? null : piece(index, [...(promptLogprobs ?? []), ...logprobs], prompt),
         finish_reason: result.finishReason,
       })),
-      usage: choicesUsage(done.map((d) => d.result)),
+      usage: choicesUsage(all.map((d) => d.result)), // every generation best_of ran
     }, 200, Object.assign({}, ...started.map((s) => degradedHeaders(s.gen))));
   }
   const includeUsage = body.stream_options?.include_usage === true;
@@ -71,3 +74,9 @@ async function completionChoices(c: AppContext, provider: ModelProvider, body: C
   return generationStream(started.map((s) => s.gen), abort, events());
 }
 
+
+/** best_of: the `n` generations with the highest mean log probability per token (OpenAI's rule), best first. */
+function bestChoices(all: Collected[], n: number): Collected[] {
+  const score = (c: Collected) => (c.logprobs.length ? c.logprobs.reduce((s, t) => s + t.logprob, 0) / c.logprobs.length : -Infinity);
+  return [...all].sort((a, b) => score(b) - score(a)).slice(0, n);
+}

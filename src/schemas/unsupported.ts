@@ -35,7 +35,6 @@ export const CHAT_UNSUPPORTED: readonly Rule[] = [
 
 export const COMPLETION_UNSUPPORTED: readonly Rule[] = [
   ...COMMON,
-  { field: 'best_of', noop: off(1), what: 'best_of' },
   { field: 'suffix', noop: off(''), what: 'suffixes (insertion)' },
 ];
 

@@ -76,6 +76,25 @@ describe('completions logprobs', () => {
     expect(offsets).toEqual(whole.logprobs.text_offset);
   });
 
+  it('best_of returns the generation with the highest log probability per token, usage counting all of them', async () => {
+    const body = { model: 'default', prompt: PROMPT, max_tokens: 6, temperature: 1, seed: 11 };
+    const singles = [];
+    for (let i = 0; i < 3; i++) singles.push((await app.post('/v1/completions', { ...body, seed: 11 + i, logprobs: 0 })).json);
+    const mean = (r: any) => r.choices[0].logprobs.token_logprobs.reduce((a: number, b: number) => a + b, 0) / r.choices[0].logprobs.token_logprobs.length;
+    const best = [...singles].sort((a, b) => mean(b) - mean(a))[0];
+    const r = await app.post('/v1/completions', { ...body, best_of: 3 });
+    expect(r.status).toBe(200);
+    expect(r.json.choices).toHaveLength(1);
+    expect(r.json.choices[0].text).toBe(best.choices[0].text);
+    expect(r.json.choices[0].logprobs).toBeNull(); // not asked for
+    expect(r.json.usage.completion_tokens).toBe(singles.reduce((s, x) => s + x.usage.completion_tokens, 0));
+    for (const bad of [{ best_of: 2, n: 3 }, { best_of: 2, stream: true }]) {
+      const e = await app.post('/v1/completions', { ...body, ...bad });
+      expect(e.status).toBe(400);
+      expect(e.json.error.param).toBe('best_of');
+    }
+  });
+
   it('refuses out-of-range values with a 400 naming the field', async () => {
     const r = await app.post('/v1/completions', { model: 'default', prompt: PROMPT, logprobs: 6 });
     expect(r.status).toBe(400);
