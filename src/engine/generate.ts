@@ -4,10 +4,10 @@
 import type { Kernels } from '../kernels/types';
 import type { GenerateChunk, GenerateRequest, GenerateResult } from './api';
 import type { ExpertExecutor } from './experts';
-import { forward, Sequence, type ForwardOptions } from './forward';
+import { forward, Sequence } from './forward';
 import type { KvCacheType } from './kv-cache';
 import type { ModelWeights } from './model';
-import { prefill, throwIfAborted } from './prefill';
+import { prefill, throwIfAborted, type PrefillOptions } from './prefill';
 import { Sampler } from './sampler';
 import { StopMatcher } from './stop';
 import { IncrementalDecoder, type TextCodec } from './tokenizer';
@@ -35,8 +35,8 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
   try {
     // the next token: sampled here from logits computed here, or where the head is (one round trip a step); logprobs
     // and grammars need the logits row here, so they fetch it from a remote head instead of sampling there
-    const wantsRow = req.logprobs !== undefined || req.constraint !== undefined;
-    const remote = ctx.experts.head?.sample && !wantsRow && !req.promptLogprobs ? ctx.experts.head : null;
+    const needsRow = req.logprobs !== undefined || req.constraint !== undefined || req.promptLogprobs === true;
+    const remote = ctx.experts.head?.sample && !needsRow ? ctx.experts.head : null;
     const row = new Float32Array(weights.arch.vocabSize); // every step's logits, read by the sampler before the next
     const scored = new LogprobQueue(req.logprobs);
     let next: { token: number; embedding?: Float32Array };
@@ -48,15 +48,15 @@ export async function* generateTokens(ctx: GenerationContext, req: GenerateReque
       if (req.constraint && !req.constraint.accept(token)) throw new Error(`grammar refused token ${token} it allowed`);
       return token;
     };
-    const step = async (run: (opts: ForwardOptions) => Promise<Float32Array[]>): Promise<typeof next> => {
+    // `scorer` (echo): the prompt's rows are scored as prefill makes them, the last one sampled from
+    const step = async (run: (opts: PrefillOptions) => Promise<Float32Array[]>, scorer?: PromptScorer | null): Promise<typeof next> => {
+      if (scorer) return { token: await pick(await scorer.run(run)) };
       if (!remote) return { token: await pick((await run({ logits: 'last', into: row }))[0]) };
       await run({ logits: 'hidden' });
       return remote.sample!(seq.h, req.sampling, sampler.draw());
     };
     const prompt = req.promptLogprobs ? new PromptScorer(req.promptTokens, req.logprobs ?? 0) : null;
-    next = prompt
-      ? { token: await pick(await prompt.run((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }))) }
-      : await step((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }));
+    next = await step((opts) => prefill(k, seq, ctx.experts, req.promptTokens, { ...opts, signal: req.signal }), prompt);
     if (prompt) yield { text: '', promptLogprobs: prompt.logprobs };
     while (completion < req.maxTokens) {
       throwIfAborted(req.signal);

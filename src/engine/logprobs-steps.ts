@@ -1,7 +1,6 @@
 // The decode loop's bookkeeping for logprobs: each sampled token's log probability, queued until its text is
 // released (stop strings hold text back), and the prompt's tokens scored during prefill (`echo`).
 import type { TokenLogprob } from './api';
-import type { ForwardOptions } from './forward';
 import type { PrefillOptions } from './prefill';
 import { logSumExp, topIds } from './logprobs';
 
@@ -56,7 +55,7 @@ export class PromptScorer {
 
   constructor(private readonly tokens: readonly number[], private readonly top: number) {}
 
-  async run(prefill: (opts: ForwardOptions & Pick<PrefillOptions, 'onRows'>) => Promise<Float32Array[]>): Promise<Float32Array> {
+  async run(prefill: (opts: PrefillOptions) => Promise<Float32Array[]>): Promise<Float32Array> {
     let last: Float32Array | null = null;
     await prefill({
       logits: 'all',
