@@ -84,3 +84,55 @@ export function forcedCallSchema(tools: readonly ToolDefinition[], parallel: boo
   const call = one.length === 1 ? one[0]! : { anyOf: one };
   return parallel && maxCalls > 1 ? { type: 'array', items: call, minItems: 1, maxItems: maxCalls } : call;
 }
+
+/**
+ * Streaming with tools on `auto`: how much of the reply so far can go out as content. Hermes and granite calls start
+ * with a marker, so text before it is released (holding back a tail that may be the marker's beginning); a bare-JSON
+ * reply is a call only if it starts with `{` or `[`, so any other reply is released as it comes.
+ */
+export class ToolCallStream {
+  private text = '';
+  private released = 0;
+  private holdAll = false;
+
+  constructor(private readonly format: ToolCallFormat) {}
+
+  /** Adds `delta`; returns what can be sent as content now. */
+  push(delta: string): string {
+    this.text += delta;
+    if (this.holdAll) return '';
+    let upTo: number;
+    if (this.format === 'json') {
+      const start = this.text.trimStart();
+      if (start === '') return '';
+      if (this.released === 0 && (start[0] === '{' || start[0] === '[')) {
+        this.holdAll = true;
+        return '';
+      }
+      upTo = this.text.length;
+    } else {
+      const marker = this.format === 'hermes' ? '<tool_call>' : '<|tool_call|>';
+      const at = this.text.indexOf(marker, this.released);
+      if (at >= 0) {
+        this.holdAll = true;
+        upTo = at;
+      } else {
+        upTo = this.text.length;
+        for (let n = Math.min(marker.length - 1, this.text.length); n > 0; n--) {
+          if (this.text.endsWith(marker.slice(0, n))) {
+            upTo -= n;
+            break;
+          }
+        }
+      }
+    }
+    const out = this.text.slice(this.released, Math.max(this.released, upTo));
+    this.released = Math.max(this.released, upTo);
+    return out;
+  }
+
+  /** The whole reply, and the part of it not sent yet. */
+  end(): { text: string; unsent: string } {
+    return { text: this.text, unsent: this.text.slice(this.released) };
+  }
+}

@@ -1,12 +1,13 @@
 // POST /v1/chat/completions: OpenAI chat completions, whole or streamed (SSE chunks, first with the role), with
-// logprobs, structured output (response_format) and tool calls. With tools in play the reply is held back until it
-// is complete, then sent as tool_calls (finish_reason "tool_calls") or as content: a call cannot be told from text earlier.
+// logprobs, structured output (response_format) and tool calls. With tools in play, streamed text that may be the
+// start of a call is held back until the reply is complete, then sent as tool_calls (finish_reason "tool_calls") or content.
 import type { GenerateResult, TokenLogprob } from '../engine/api';
 import { appConfig } from '../config/env';
 import { readJsonBody } from '../http/body';
 import { ChatCompletionRequestSchema, type ChatCompletionRequest } from '../schemas/chat';
 import { parseRequest } from '../schemas/common';
 import { CHAT_UNSUPPORTED, refuseUnsupported } from '../schemas/unsupported';
+import { ToolCallStream } from '../grammar/tool-formats';
 import { replyToolCalls, templateMessages, toolPlan, type ToolPlan } from './chat-tools';
 import { beginChoices, choicesUsage, collectChoices, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, type AppContext, type ModelProvider } from './inference';
 import { chatLogprobs, vocabularyFor } from './logprobs';
@@ -65,7 +66,6 @@ async function chatChoices(c: AppContext, provider: ModelProvider, body: ChatCom
     }, 200, Object.assign({}, ...started.map((s) => degradedHeaders(s.gen))));
   }
   const includeUsage = body.stream_options?.include_usage === true;
-  const holdBack = tools.mode !== 'none';
   // With include_usage every chunk carries `usage: null` except the last, which has empty choices.
   const chunk = (index: number, delta: Record<string, unknown>, finish: string | null, logprobs: ReturnType<typeof logprobsOf> = null) => ({
     ...meta,
@@ -75,32 +75,35 @@ async function chatChoices(c: AppContext, provider: ModelProvider, body: ChatCom
   });
   async function* events() {
     const results: GenerateResult[] = [];
-    const held = started.map(() => ({ text: '', logprobs: [] as TokenLogprob[] }));
+    // with tools, each choice's text goes out only as far as it cannot be the start of a call (forced: never)
+    const streams = started.map(() => (tools.mode === 'none' ? null : { split: new ToolCallStream(tools.mode === 'forced' ? 'json' : tools.format), logprobs: [] as TokenLogprob[] }));
     try {
       for (let i = 0; i < started.length; i++) yield chunk(i, { role: 'assistant', content: '' }, null);
       for await (const step of interleaveChoices(started, results)) {
+        const s = streams[step.index];
         if (!('finish' in step)) {
-          if (!holdBack) yield chunk(step.index, { content: step.text }, null, logprobsOf(step.logprobs));
-          else {
-            held[step.index]!.text += step.text;
-            held[step.index]!.logprobs.push(...(step.logprobs ?? []));
+          if (!s) {
+            yield chunk(step.index, { content: step.text }, null, logprobsOf(step.logprobs));
+            continue;
           }
+          s.logprobs.push(...(step.logprobs ?? []));
+          const out = s.split.push(step.text);
+          if (out) yield chunk(step.index, { content: out }, null, logprobsOf(s.logprobs.splice(0)));
           continue;
         }
-        if (!holdBack) {
+        if (!s) {
           yield chunk(step.index, {}, step.finish.finishReason);
           continue;
         }
-        const h = held[step.index]!;
-        const r = reply(h.text, step.finish);
+        const { text, unsent } = s.split.end();
+        const r = reply(text, step.finish);
         if (r.message.tool_calls) {
-          if (r.message.content) yield chunk(step.index, { content: r.message.content }, null, logprobsOf(h.logprobs));
           // each call as OpenAI streams one: id, type and name first, then its arguments
           for (const [k, call] of r.message.tool_calls.entries()) {
-            yield chunk(step.index, { tool_calls: [{ index: k, id: call.id, type: 'function', function: { name: call.function.name, arguments: '' } }] }, null);
+            yield chunk(step.index, { tool_calls: [{ index: k, id: call.id, type: 'function', function: { name: call.function.name, arguments: '' } }] }, null, k === 0 ? logprobsOf(s.logprobs) : null);
             yield chunk(step.index, { tool_calls: [{ index: k, function: { arguments: call.function.arguments } }] }, null);
           }
-        } else if (h.text) yield chunk(step.index, { content: h.text }, null, logprobsOf(h.logprobs));
+        } else if (unsent) yield chunk(step.index, { content: unsent }, null, logprobsOf(s.logprobs));
         yield chunk(step.index, {}, r.finish);
       }
       if (includeUsage) yield { ...meta, object: 'chat.completion.chunk', choices: [], usage: choicesUsage(results) };

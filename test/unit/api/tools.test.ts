@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { HfTextCodec } from '../../../src/engine/tokenizer';
-import { parseToolCalls, toolCallFormatOf } from '../../../src/grammar/tool-formats';
+import { parseToolCalls, ToolCallStream, toolCallFormatOf } from '../../../src/grammar/tool-formats';
 import { templateMessages, toolPlan } from '../../../src/routes/chat-tools';
 import { ChatCompletionRequestSchema } from '../../../src/schemas/chat';
 import { localApp, sseEvents, type LocalApp } from '../../helpers/local-app';
@@ -68,6 +68,16 @@ describe('tool calls', () => {
     expect(r.json.usage.prompt_tokens).toBeGreaterThan(plain.json.usage.prompt_tokens + 10); // the call and its result are in the prompt
   });
 
+  it("tool_choice 'auto' streamed: a reply that is not a call streams as content, the same text as whole", async () => {
+    const body = { model: 'default', messages, tools: [weather], tool_choice: 'auto', max_tokens: 12, temperature: 0 };
+    const whole = (await app.post('/v1/chat/completions', body)).json.choices[0];
+    expect(whole.finish_reason).not.toBe('tool_calls'); // the tiny model writes prose unless forced
+    const events = sseEvents((await app.post('/v1/chat/completions', { ...body, stream: true })).text);
+    const pieces = events.map((e) => e.choices[0]?.delta?.content ?? '').filter((t) => t !== '');
+    expect(pieces.join('')).toBe(whole.message.content);
+    expect(pieces.length).toBeGreaterThan(1); // streamed as it came, not held to the end
+  });
+
   it("tool_choice 'none' or no tools: plain content", async () => {
     const r = await app.post('/v1/chat/completions', { model: 'default', messages, tools: [weather], tool_choice: 'none', max_tokens: 5 });
     expect(r.status).toBe(200);
@@ -115,6 +125,26 @@ describe('tool-call formats by template family', () => {
     expect(toolCallFormatOf({ chatTemplate: "{{ '<|tool_call|>' }}" })).toBe('granite');
     expect(toolCallFormatOf({ chatTemplate: '{{ messages }}' })).toBe('json');
     expect(toolCallFormatOf({ chatTemplate: '<tool_call>', toolCallFormat: 'granite' })).toBe('granite');
+  });
+
+  it('streams what cannot be a call: text before a marker (a split marker held back), not a reply that opens JSON', () => {
+    const hermes = new ToolCallStream('hermes');
+    expect(hermes.push('Sure, ')).toBe('Sure, ');
+    expect(hermes.push('let me <tool')).toBe('let me ');
+    expect(hermes.push('_call>{"name": "f"')).toBe('');
+    expect(hermes.push(', "arguments": {}}</tool_call>')).toBe('');
+    expect(hermes.end().text).toBe('Sure, let me <tool_call>{"name": "f", "arguments": {}}</tool_call>');
+    const prose = new ToolCallStream('hermes');
+    expect(prose.push('a <b')).toBe('a <b');
+    expect(prose.push('>c <')).toBe('>c ');
+    expect(prose.end().unsent).toBe('<');
+    const json = new ToolCallStream('json');
+    expect(json.push('  ')).toBe('');
+    expect(json.push('{"name"')).toBe('');
+    expect(json.end().unsent).toBe('  {"name"');
+    const text = new ToolCallStream('json');
+    expect(text.push(' Hello')).toBe(' Hello');
+    expect(text.push(' {x}')).toBe(' {x}');
   });
 
   it('parses each format, keeping the text around the calls, and leaves broken JSON as content', () => {
