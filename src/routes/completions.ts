@@ -25,7 +25,10 @@ async function completionChoices(c: AppContext, provider: ModelProvider, body: C
   const bestOf = body.best_of ?? 1;
   // best_of ranks its generations by their tokens' log probabilities, so they are computed even when not returned
   const request = { ...(top !== undefined ? { logprobs: top, promptLogprobs: echo } : bestOf > 1 ? { logprobs: 0 } : {}) };
-  const { cfg, model, prompt, started, abort } = await beginChoices(c, provider, { ...body, n: Math.max(bestOf, body.n ?? 1) }, (m) => ((top !== undefined || bestOf > 1) && vocabularyFor(m, 'logprobs'), m.encode(promptText(body))), 'prompt', { request });
+  const { cfg, model, prompt, started, abort } = await beginChoices(c, provider, { ...body, n: Math.max(bestOf, body.n ?? 1) }, (m) => {
+    if (top !== undefined) vocabularyFor(m, 'logprobs'); // tokens are printed as text
+    return m.encode(promptText(body));
+  }, 'prompt', { request });
   const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
   const echoed = echo ? promptText(body) : '';
   // logprobs of one piece of a choice, its text offsets continuing from where the last piece ended
