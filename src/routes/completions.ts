@@ -8,6 +8,7 @@ import type { GenerateResult, TokenLogprob } from '../engine/api';
 import { CompletionRequestSchema, promptText, type CompletionRequest } from '../schemas/completion';
 import { beginChoices, choicesUsage, collectChoices, type Collected, interleaveChoices, degradedHeaders, generationStream, newId, unixSeconds, type AppContext, type ModelProvider } from './inference';
 import { completionLogprobs, vocabularyFor } from './logprobs';
+import { grammarConstraint, grammarSpec } from './structured';
 
 export function completions(provider: ModelProvider) {
   return async (c: AppContext): Promise<Response> => {
@@ -23,12 +24,13 @@ async function completionChoices(c: AppContext, provider: ModelProvider, body: C
   const top = body.logprobs ?? undefined;
   const echo = body.echo === true;
   const bestOf = body.best_of ?? 1;
+  const grammar = grammarSpec(body.response_format);
   // best_of ranks its generations by their tokens' log probabilities, so they are computed even when not returned
   const request = { ...(top !== undefined ? { logprobs: top, promptLogprobs: echo } : bestOf > 1 ? { logprobs: 0 } : {}) };
   const { cfg, model, prompt, started, abort } = await beginChoices(c, provider, { ...body, n: Math.max(bestOf, body.n ?? 1) }, (m) => {
     if (top !== undefined) vocabularyFor(m, 'logprobs'); // tokens are printed as text
     return m.encode(promptText(body));
-  }, 'prompt', { request });
+  }, 'prompt', { request, ...(grammar ? { constraint: grammarConstraint(grammar) } : {}) });
   const meta = { id: newId('cmpl'), object: 'text_completion', created: unixSeconds(), model: cfg.modelId };
   const echoed = echo ? promptText(body) : '';
   // logprobs of one piece of a choice, its text offsets continuing from where the last piece ended

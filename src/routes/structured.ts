@@ -19,8 +19,8 @@ import type { ToolPlan } from './chat-tools';
 export const GRAMMAR_BYTES_PER_VOCAB_ENTRY = 64;
 
 /** The grammar a request asks for (null: none), checked; param names the field a 400 points at. */
-export function grammarSpec(format: ResponseFormat | null | undefined, tools: ToolPlan): { spec: GrammarSpec; param: string } | null {
-  if (tools.mode === 'forced') {
+export function grammarSpec(format: ResponseFormat | null | undefined, tools?: ToolPlan): { spec: GrammarSpec; param: string } | null {
+  if (tools?.mode === 'forced') {
     if (format && format.type !== 'text') throw new InvalidRequestError(`response_format cannot be combined with a forced tool_choice`, 'response_format', 'invalid_value');
     tools.tools.forEach((t, i) => t.function.parameters && checkSchema(t.function.parameters, `tools[${i}].function.parameters`));
     return { spec: { kind: 'json_schema', schema: tools.forcedSchema, strict: true }, param: 'tool_choice' };

@@ -89,6 +89,14 @@ describe('response_format json_schema', () => {
     expect(JSON.parse(whole)).toMatchObject({ a: expect.any(String), b: expect.any(Number) });
   });
 
+  it('/v1/completions takes response_format too (as vLLM does), with logprobs of the constrained tokens', async () => {
+    const schema = z.strictObject({ ok: z.boolean(), n: z.int().min(1).max(5) });
+    const r = await app.post('/v1/completions', { model: 'default', prompt: 'Result:', max_tokens: 40, seed: 3, logprobs: 1, response_format: { type: 'json_schema', json_schema: { name: 'r', schema: z.toJSONSchema(schema), strict: true } } });
+    expect(r.status).toBe(200);
+    expect(schema.safeParse(JSON.parse(r.json.choices[0].text)).success).toBe(true);
+    expect(r.json.choices[0].logprobs.tokens.join('')).toBe(r.json.choices[0].text);
+  });
+
   it('unsupported or malformed schemas are 400s naming where', async () => {
     const cases: [unknown, string][] = [
       [{ type: 'array', uniqueItems: true }, 'response_format.json_schema.schema.uniqueItems'],
