@@ -2,11 +2,13 @@
 // or an expert shard (src/shard/app.ts: a slice of experts behind the front's service binding). One bundle, so a
 // deployment builds once and every shard runs exactly the front's kernels.
 import { createApp } from './app';
+import { provideXgrammarWasmToWorker } from './grammar/load-worker';
 import type { AppEnv } from './config/env';
 import { loadModelFromR2 } from './runtime/load-model';
 import { ModelCache } from './runtime/model-cache';
 import { createShardApp } from './runtime/shard-app';
 
+provideXgrammarWasmToWorker(); // structured output: constrained decoding with xgrammar
 const front = createApp(new ModelCache(loadModelFromR2));
 const shard = createShardApp();
 

@@ -29,3 +29,6 @@ for (const t of targets) {
   }
   console.log(`built wasm/build/${t.file} (${statSync(outFile).size} bytes)`);
 }
+
+// xgrammar (structured output) rewritten for workerd: wasm/build/xgrammar.{js,wasm}
+await import('./vendor-xgrammar.mjs');

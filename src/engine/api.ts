@@ -7,6 +7,22 @@ import type { KvCacheType } from './kv-cache';
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
   content: string;
+  /** an assistant turn's tool calls, arguments parsed (chat templates print them with `tojson`) */
+  tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: unknown } }[];
+  /** a tool turn: the call it answers */
+  tool_call_id?: string;
+  name?: string;
+}
+
+/** A function the model may call, as OpenAI's `tools` entries give it (templates take the same list). */
+export interface ToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null };
+}
+
+/** What the chat template is handed besides the messages. */
+export interface ChatTemplateOptions {
+  tools?: readonly ToolDefinition[];
 }
 
 export interface SamplingParams {
@@ -29,6 +45,35 @@ export interface GenerateRequest {
   signal?: AbortSignal;
   /** How cold experts are handled; absent: every expert must be resident (the CLI's all-local model). */
   moe?: MoeOptions;
+  /** Log probabilities of every generated token with this many alternatives (0-20); absent: none computed. */
+  logprobs?: number;
+  /** Also score the prompt: the first chunk carries every prompt token's log probability (OpenAI's `echo`). */
+  promptLogprobs?: boolean;
+  /** Constrained decoding (structured output, forced tool calls): masks each step's logits; absent: free text. */
+  constraint?: TokenConstraint;
+}
+
+/**
+ * A grammar as the decode loop sees it (src/grammar builds one from a JSON schema): which tokens may come next,
+ * and the token that came. The loop never asks which grammar engine is behind it.
+ */
+export interface TokenConstraint {
+  /** Sets the logit of every token the grammar forbids now to -Infinity. */
+  mask(logits: Float32Array): Promise<void>;
+  /** The sampled token; false if the grammar refuses it (a bug: the mask allowed it). */
+  accept(token: number): boolean;
+  /** True once the grammar is complete and has accepted a stop token. */
+  readonly done: boolean;
+  /** Frees the matcher (WASM memory) when the generation ends; idempotent. */
+  release(): void;
+}
+
+/** One token's log probability under the model's raw distribution (before temperature, top-k/p and masks). */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  /** the most likely tokens at that position, most likely first (as many as asked for) */
+  top: { id: number; logprob: number }[];
 }
 
 /** Cold-expert policies (design §4): exact on the backend, replaced by a hot expert, or left out. */
@@ -116,6 +161,10 @@ export interface MoeUsage {
 /** One streamed piece of output: text that is final (never retracted by stop-sequence handling). */
 export interface GenerateChunk {
   text: string;
+  /** With `logprobs`: the tokens whose text is (or was held back and now is) released with this chunk. */
+  logprobs?: TokenLogprob[];
+  /** With `promptLogprobs`, on the first chunk only: every prompt token's, null for the first (nothing predicts it). */
+  promptLogprobs?: (TokenLogprob | null)[];
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -154,7 +203,11 @@ export interface TextModel {
   /** Tokenise raw text (adds BOS when the model's tokenizer config says so). */
   encode(text: string): number[];
   /** Render messages with the model's chat template (generation prompt appended) and tokenise. */
-  encodeChat(messages: ChatMessage[]): number[];
+  encodeChat(messages: ChatMessage[], opts?: ChatTemplateOptions): number[];
+  /** The model's chat template source (tool-call parsers pick their format from it); absent: none. */
+  readonly chatTemplate?: string | null;
+  /** The manifest's tool-call format, when it names one (else the template's family decides). */
+  readonly toolCallFormat?: 'hermes' | 'granite' | 'json';
   /**
    * Generate; yields text chunks as they become final and returns the summary. The request has passed
    * checkContext (src/engine/context.ts) where it was built: the routes and the CLI apply it once.
@@ -162,4 +215,18 @@ export interface TextModel {
   generate(req: GenerateRequest): Generation;
   /** What admission weighs a generation against (ISOLATE_MEMORY_MB); absent: generations are only counted. */
   readonly memory?: ModelMemory;
+  /** The tokenizer's vocabulary (logprobs' token strings, grammars); absent: a model without a tokenizer. */
+  readonly vocabulary?: Vocabulary;
+}
+
+/** Token ids as text and bytes, and the raw vocabulary a grammar engine compiles against. */
+export interface Vocabulary {
+  readonly size: number;
+  /** the bytes token `id` stands for (special tokens: their text) */
+  bytes(id: number): Uint8Array;
+  /** true for special tokens (BOS, EOS, chat markers) */
+  special(id: number): boolean;
+  /** every id's string as tokenizer.json spells it, and how those strings encode bytes (xgrammar's vocab types) */
+  encoded(): { tokens: string[]; type: 'BYTE_LEVEL' | 'BYTE_FALLBACK' | 'RAW' };
+  readonly eosTokenIds: readonly number[];
 }

@@ -3,7 +3,7 @@
 import { expertEntries, parseManifest, type Manifest } from '../format/manifest';
 import { readManifest, readVerified, type ObjectSource } from '../store/source';
 import type { Kernels } from '../kernels/types';
-import type { ChatMessage, GenerateRequest, GenerateChunk, GenerateResult, TextModel } from './api';
+import type { ChatMessage, ChatTemplateOptions, GenerateRequest, GenerateChunk, GenerateResult, TextModel } from './api';
 import { LocalExperts, type ExpertExecutor } from './experts';
 import { generateTokens, type GenerationContext } from './generate';
 import { loadWeights, type ExpertSelection, type ModelWeights } from './model';
@@ -36,7 +36,7 @@ export interface LoadOptions {
 }
 
 /** The TextModel fields that follow from the manifest and its tokenizer. */
-export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?: string): Pick<TextModel, 'id' | 'contextLength' | 'defaults' | 'encode' | 'encodeChat'> {
+export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?: string): Pick<TextModel, 'id' | 'contextLength' | 'defaults' | 'encode' | 'encodeChat' | 'vocabulary' | 'chatTemplate' | 'toolCallFormat'> {
   const g = manifest.generation;
   const needCodec = (): TextCodec => {
     if (!codec) throw new Error(`model ${manifest.name} has no tokenizer: feed token ids`);
@@ -47,7 +47,10 @@ export function textModelFields(manifest: Manifest, codec: TextCodec | null, id?
     contextLength: manifest.architecture.contextLength,
     defaults: { temperature: g.temperature, topP: g.topP, maxTokens: g.maxTokens },
     encode: (text: string) => needCodec().encode(text),
-    encodeChat: (messages: ChatMessage[]) => needCodec().encodeChat(messages),
+    encodeChat: (messages: ChatMessage[], opts?: ChatTemplateOptions) => needCodec().encodeChat(messages, opts),
+    chatTemplate: manifest.chatTemplate,
+    ...(g.toolCallFormat ? { toolCallFormat: g.toolCallFormat } : {}),
+    ...(codec?.vocabulary ? { vocabulary: { ...codec.vocabulary, eosTokenIds: g.eosTokenIds } } : {}),
   };
 }
 

@@ -7,6 +7,8 @@ import { forward, PREFILL_CHUNK, type ForwardOptions, type Sequence } from './fo
 export interface PrefillOptions extends ForwardOptions {
   /** Looked at before each chunk: once aborted, the prefill stops there with the signal's reason. */
   signal?: AbortSignal;
+  /** Each chunk's logits rows (and its first token's index) handed here instead of kept: scoring a long prompt. */
+  onRows?: (rows: Float32Array[], start: number) => void;
 }
 
 /**
@@ -18,8 +20,11 @@ export async function prefill(k: Kernels, seq: Sequence, experts: ExpertExecutor
   for (let i = 0; i < tokens.length; i += PREFILL_CHUNK) {
     throwIfAborted(opts.signal);
     const chunk = await forward(k, seq, experts, tokens.slice(i, i + PREFILL_CHUNK), opts);
-    if (opts.logits === 'last') rows.length = 0;
-    rows.push(...chunk);
+    if (opts.onRows) opts.onRows(chunk, i);
+    else {
+      if (opts.logits === 'last') rows.length = 0;
+      rows.push(...chunk);
+    }
   }
   return rows;
 }

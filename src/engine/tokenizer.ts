@@ -4,8 +4,9 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { InvalidRequestError } from '../common/errors';
-import type { ChatMessage } from './api';
+import type { ChatMessage, ChatTemplateOptions, Vocabulary as TokenVocabulary } from './api';
 import { byteLevelBpeOf } from './byte-level-bpe';
+import { vocabularyOf } from './vocabulary';
 
 export interface TokenizerFiles {
   json: unknown; // tokenizer.json
@@ -14,10 +15,12 @@ export interface TokenizerFiles {
 
 export interface TextCodec {
   encode(text: string): number[];
-  encodeChat(messages: ChatMessage[]): number[];
+  encodeChat(messages: ChatMessage[], opts?: ChatTemplateOptions): number[];
   decode(ids: readonly number[]): string;
   /** An incremental decoder cheaper than decoding every id again (IncrementalDecoder's deltas); absent or null: none. */
   incremental?(): { push(id: number): string } | null;
+  /** ids as bytes and raw strings (logprobs, grammars); absent: not known */
+  readonly vocabulary?: Omit<TokenVocabulary, 'eosTokenIds'>;
 }
 
 /** What a codec needs of its tokenizer: ids without special tokens added, text without special tokens. */
@@ -49,7 +52,10 @@ export class HfTextCodec implements TextCodec {
     this.implementation = compact ? 'compact' : 'library';
     if (chatTemplate) this.template = new Template(chatTemplate);
     this.specials = specialTokenStrings(files.config);
+    this.vocabulary = vocabularyOf(files.json as Record<string, unknown>);
   }
+
+  readonly vocabulary: Omit<TokenVocabulary, 'eosTokenIds'>;
 
   private readonly specials: Record<string, string>;
 
@@ -58,11 +64,13 @@ export class HfTextCodec implements TextCodec {
     return this.bos.add && this.bos.id !== null && ids[0] !== this.bos.id ? [this.bos.id, ...ids] : ids;
   }
 
-  encodeChat(messages: ChatMessage[]): number[] {
+  encodeChat(messages: ChatMessage[], opts: ChatTemplateOptions = {}): number[] {
     if (!this.template) throw new Error('this model has no chat template: use /v1/completions');
     let text: string;
     try {
-      text = this.template.render({ messages, add_generation_prompt: true, ...this.specials });
+      // `tools` only when given: templates test `tools is defined` / `if tools` to choose their tool prompt
+      const tools = opts.tools?.length ? { tools: opts.tools } : {};
+      text = this.template.render({ messages: messages as unknown as Record<string, unknown>[], add_generation_prompt: true, ...tools, ...this.specials });
     } catch (e) {
       // templates refuse conversations they cannot render (raise_exception: roles that do not alternate, a
       // system message in the wrong place): the client's messages are at fault, so 400 naming them

@@ -57,6 +57,8 @@ export const GenerationDefaultsSchema = z.object({
   temperature: z.number().nonnegative().default(0.7),
   topP: z.number().gt(0).lte(1).default(1),
   maxTokens: z.number().int().positive().default(256),
+  /** How the model writes tool calls (src/grammar/tool-formats.ts); absent: recognised from the chat template. */
+  toolCallFormat: z.enum(['hermes', 'granite', 'json']).optional(),
 });
 
 export const ManifestSchema = z.object({

@@ -1,7 +1,7 @@
 // What the two completion routes share: resolving the served model, turning request fields into a
 // GenerateRequest with OpenAI's context rules, cancellation, and running the generation.
 import type { Context } from 'hono';
-import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel } from '../engine/api';
+import type { GenerateChunk, GenerateRequest, GenerateResult, Generation, MoeOptions, MoeUsage, TextModel, TokenConstraint, TokenLogprob } from '../engine/api';
 import { appConfig, type AppConfig, type AppEnv } from '../config/env';
 import { InvalidRequestError, ModelNotFoundError } from '../common/errors';
 import { checkContext } from '../engine/context';
@@ -150,9 +150,10 @@ export async function startGeneration(
   req: GenerateRequest,
   limits?: GenerationLimits,
   params: { promptParam: string; maxTokensParam: string } = { promptParam: 'prompt', maxTokensParam: 'max_tokens' },
+  extraBytes = 0,
 ): Promise<{ gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }> {
   const ticket = limits
-    ? admission.admit(limits, { promptTokens: req.promptTokens.length, maxTokens: req.maxTokens, ...params }, model.memory ?? null)
+    ? admission.admit(limits, { promptTokens: req.promptTokens.length, maxTokens: req.maxTokens, ...params, logitRows: req.promptLogprobs ? 'all' : 'last', extraBytes }, model.memory ?? null)
     : { release() {} };
   let gen: Generation;
   try {
@@ -169,15 +170,27 @@ export function limitParams(f: GenerationFields, promptParam: 'messages' | 'prom
   return { promptParam, maxTokensParam: f.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens' };
 }
 
+/** A choice drained: its text, summary, and (when asked for) its tokens' and its prompt's log probabilities. */
+export interface Collected {
+  text: string;
+  result: GenerateResult;
+  logprobs: TokenLogprob[];
+  promptLogprobs?: (TokenLogprob | null)[];
+}
+
 /** Drains a started generation into one string. */
-export async function collect(gen: Generation, first: IteratorResult<GenerateChunk, GenerateResult>): Promise<{ text: string; result: GenerateResult }> {
+export async function collect(gen: Generation, first: IteratorResult<GenerateChunk, GenerateResult>): Promise<Collected> {
   let text = '';
+  const logprobs: TokenLogprob[] = [];
+  let promptLogprobs: (TokenLogprob | null)[] | undefined;
   let r = first;
   while (!r.done) {
     text += r.value.text;
+    if (r.value.logprobs) logprobs.push(...r.value.logprobs);
+    promptLogprobs ??= r.value.promptLogprobs;
     r = await gen.next();
   }
-  return { text, result: r.value };
+  return { text, result: r.value, logprobs, ...(promptLogprobs ? { promptLogprobs } : {}) };
 }
 
 export function usageOf(r: GenerateResult): Usage {
@@ -210,31 +223,42 @@ export async function beginChoices(
   body: GenerationFields & { model: string },
   encode: (model: TextModel) => number[],
   promptParam: 'messages' | 'prompt',
-): Promise<{ cfg: AppConfig; started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[]; abort: AbortController }> {
+  extras: ChoiceExtras = {},
+): Promise<{ cfg: AppConfig; model: TextModel; prompt: number[]; started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[]; abort: AbortController }> {
   const cfg = appConfig(c.env);
   const n = body.n ?? 1;
   const model = await resolveModel(c, provider, body.model);
   const abort = cancellation(c);
   const prompt = encode(model);
+  const constraint = extras.constraint ? await extras.constraint(model, n) : null; // compiled once, a matcher per choice
   const started: { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[] = [];
   try {
     for (let i = 0; i < n; i++) {
       const seeded = body.seed != null ? { ...body, seed: body.seed + i } : body;
-      const req = generateRequest(model, prompt, seeded, promptParam, abort.signal, moeOptions(cfg, body), cfg);
-      started.push(await startGeneration(model, req, cfg, limitParams(body, promptParam)));
+      const req: GenerateRequest = { ...generateRequest(model, prompt, seeded, promptParam, abort.signal, moeOptions(cfg, body), cfg), ...extras.request };
+      if (constraint) req.constraint = constraint.matchers[i];
+      started.push(await startGeneration(model, req, cfg, limitParams(body, promptParam), constraint?.bytes ?? 0));
     }
   } catch (e) {
     await Promise.all(started.map((s) => s.gen.return(undefined as never).catch(() => {})));
+    for (const m of constraint?.matchers ?? []) m.release(); // those no generation took yet (release is idempotent)
     throw e;
   }
-  return { cfg, started, abort };
+  return { cfg, model, prompt, started, abort };
+}
+
+/** What a route adds to each choice's request: logprobs, and a grammar compiled once with a matcher per choice. */
+export interface ChoiceExtras {
+  request?: Pick<GenerateRequest, 'logprobs' | 'promptLogprobs'>;
+  /** compiles the request's grammar against the model with a matcher per choice (400s for bad schemas come from here) */
+  constraint?: (model: TextModel, choices: number) => Promise<{ matchers: TokenConstraint[]; bytes: number }>;
 }
 
 /** Drains every choice; when one fails, the others are stopped (their memory freed) and its error thrown. */
-export async function collectChoices(started: readonly { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[]): Promise<{ text: string; result: GenerateResult }[]> {
+export async function collectChoices(started: readonly { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[]): Promise<Collected[]> {
   const settled = await Promise.allSettled(started.map((s) => collect(s.gen, s.first)));
   const failed = settled.find((r) => r.status === 'rejected');
-  if (!failed) return settled.map((r) => (r as PromiseFulfilledResult<{ text: string; result: GenerateResult }>).value);
+  if (!failed) return settled.map((r) => (r as PromiseFulfilledResult<Collected>).value);
   await Promise.all(started.map((s) => s.gen.return(undefined as never).catch(() => {})));
   throw failed.reason;
 }
@@ -271,7 +295,7 @@ export function generationStream(gens: readonly Generation[], abort: AbortContro
  * piece first goes first, so a slow choice does not hold the others back. Ends when every choice has finished;
  * `results[i]` is then choice i's summary.
  */
-export async function* interleaveChoices(started: readonly { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[], results: GenerateResult[]): AsyncGenerator<{ index: number; text: string } | { index: number; finish: GenerateResult }, void, void> {
+export async function* interleaveChoices(started: readonly { gen: Generation; first: IteratorResult<GenerateChunk, GenerateResult> }[], results: GenerateResult[]): AsyncGenerator<({ index: number } & GenerateChunk) | { index: number; finish: GenerateResult }, void, void> {
   type Step = { index: number; r: IteratorResult<GenerateChunk, GenerateResult> };
   const live = new Map<number, Promise<Step>>(started.map((s, index) => [index, Promise.resolve({ index, r: s.first })]));
   while (live.size > 0) {
@@ -282,7 +306,7 @@ export async function* interleaveChoices(started: readonly { gen: Generation; fi
       yield { index, finish: r.value };
     } else {
       // a choice's next step is asked for only once the client has taken this one (the stream's backpressure)
-      yield { index, text: r.value.text };
+      yield { index, ...r.value };
       const step = started[index].gen.next().then((next) => ({ index, r: next }));
       step.catch(() => {}); // a stream cancelled meanwhile rejects the other choices' steps: observed here, thrown by the race
       live.set(index, step);

@@ -25,6 +25,10 @@ export interface GenerationShape {
   /** the request field the 400 names: max_tokens or max_completion_tokens */
   readonly maxTokensParam: string;
   readonly promptParam: string;
+  /** `echo` scoring: the Sequence holds a prefill chunk's logits rows instead of one */
+  readonly logitRows?: 'last' | 'all';
+  /** bytes the generation holds outside the Sequence, e.g. a grammar matcher's (src/grammar) */
+  readonly extraBytes?: number;
 }
 
 /** Released once when the generation ends, however it ends. */
@@ -86,14 +90,14 @@ export class WeightsOverBudgetError extends MoeError {
  * buffers, router scores). Scratch lives only inside one synchronous call, so it is counted per generation
  * although at most one generation's scratch is ever live: the bound errs on the safe side.
  */
-export function generationBytes(a: Architecture, positions: number, kvType: KvCacheType = 'f32'): number {
+export function generationBytes(a: Architecture, positions: number, kvType: KvCacheType = 'f32', logitRows: 'last' | 'all' = 'last'): number {
   const C = PREFILL_CHUNK;
   const H = a.hiddenSize;
   const qDim = a.numHeads * a.headDim;
   const f32 = (n: number) => block(n * 4);
   const sequence =
     2 * a.numLayers * block(kvTensorBytes(a, positions, kvType)) + // K and V per layer: (positions, kvDim) of kvType
-    sequenceScratchBytes(a, 'last', kvType, block); // a generation asks for the last row's logits only
+    sequenceScratchBytes(a, logitRows, kvType, block); // a generation asks for the last row's logits only, unless it scores the prompt
   const widest = Math.max(H, qDim, a.expertFfnSize, a.sharedExpertFfnSize);
   // attention: an f32 cache's kernel takes its scores; any other, a block of queries' scores, a query, V rows
   const attention = kvType === 'f32' ? f32(positions + 3) : block(attentionKvScratchBound(positions, a.headDim, a.numHeads / a.numKvHeads, C));
@@ -135,7 +139,7 @@ export class Admission {
     if (budget !== null && memory) {
       const a = memory.arch;
       const kvType = memory.kvCacheType ?? 'f32';
-      bytes = generationBytes(a, shape.promptTokens + shape.maxTokens, kvType);
+      bytes = generationBytes(a, shape.promptTokens + shape.maxTokens, kvType, shape.logitRows) + (shape.extraBytes ?? 0);
       const room = budget - memory.weightsBytes;
       if (room <= 0) throw new WeightsOverBudgetError(memory.weightsBytes, budget);
       if (bytes > room) throw new MemoryBudgetExceededError(shape, bytes, room, budget, positionsThatFit(a, room, kvType));

@@ -81,6 +81,9 @@ export class ServedModel implements EngineModel, HotSetControl {
   readonly defaults: TextModel['defaults'];
   readonly encode: TextModel['encode'];
   readonly encodeChat: TextModel['encodeChat'];
+  readonly vocabulary: TextModel['vocabulary'];
+  readonly chatTemplate: TextModel['chatTemplate'];
+  readonly toolCallFormat: TextModel['toolCallFormat'];
   private etag: string | null = null;
   private newestSeen = 0;
   private lastCheck = 0;
@@ -105,6 +108,9 @@ export class ServedModel implements EngineModel, HotSetControl {
     this.defaults = f.defaults;
     this.encode = f.encode;
     this.encodeChat = f.encodeChat;
+    this.vocabulary = f.vocabulary;
+    this.chatTemplate = f.chatTemplate;
+    this.toolCallFormat = f.toolCallFormat;
   }
 
   static async load(source: ObjectSource, kernels: Kernels, opts: ServedModelOptions): Promise<ServedModel> {

@@ -24,13 +24,8 @@ const COMMON: readonly Rule[] = [
 
 export const CHAT_UNSUPPORTED: readonly Rule[] = [
   ...COMMON,
-  { field: 'logprobs', noop: off(false), what: 'log probabilities' },
-  { field: 'top_logprobs', noop: off(0), what: 'log probabilities' },
-  { field: 'tools', noop: empty, what: 'tool calls' },
-  { field: 'tool_choice', noop: off('none'), what: 'tool calls' },
   { field: 'functions', noop: empty, what: 'function calls' },
   { field: 'function_call', noop: off('none'), what: 'function calls' },
-  { field: 'response_format', noop: (v) => absent(v) || (typeof v === 'object' && (v as { type?: unknown }).type === 'text'), what: 'structured output' },
   { field: 'prediction', noop: absent, what: 'predicted outputs' },
   { field: 'audio', noop: absent, what: 'audio output' },
   { field: 'modalities', noop: (v) => absent(v) || (Array.isArray(v) && v.every((m) => m === 'text')), what: 'output modalities other than text' },
@@ -40,9 +35,6 @@ export const CHAT_UNSUPPORTED: readonly Rule[] = [
 
 export const COMPLETION_UNSUPPORTED: readonly Rule[] = [
   ...COMMON,
-  { field: 'logprobs', noop: off(0, false), what: 'log probabilities' },
-  { field: 'echo', noop: off(false), what: 'echoing the prompt' },
-  { field: 'best_of', noop: off(1), what: 'best_of' },
   { field: 'suffix', noop: off(''), what: 'suffixes (insertion)' },
 ];
 
