@@ -1,9 +1,9 @@
 // The `cost` command's answer, computed and rendered: the deployment asked for, its alternatives (edge-only with
 // shards, the whole model on the GPU, Workers AI), the coverage sweep, the cheapest coverage within a latency
 // target and the crossovers; as text for people and as JSON. bench/cost/record.ts renders the same for the docs.
-import { estimateSplit, estimateWholeGpu, estimateWorkersAi, type Estimate } from '../src/planning/cost/estimate';
-import { workersAiFor } from '../src/planning/cost/prices';
-import { blended, cheapestWithin, coverageSweep, crossover, type CoverageOption } from '../src/planning/cost/sweep';
+import { estimateSplit, estimateWholeGpu, estimateWorkersAi, type Estimate } from '../src/cost/estimate';
+import { workersAiFor } from '../src/cost/prices';
+import { blended, cheapestWithin, coverageSweep, crossover, type CoverageOption } from '../src/cost/sweep';
 import type { CostSetup } from './cost-inputs';
 
 export interface CostAnswer {

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { ZodError } from 'zod';
 import { ManifestError } from '../src/format/manifest';
-import { CostInputError } from '../src/planning/cost/errors';
+import { CostInputError } from '../src/cost/errors';
 import { PlanError } from '../src/planning/planner';
 import { RoutingStatsError } from '../src/routing/stats';
 import { costSetup, type CostOptions } from './cost-inputs';

@@ -4,9 +4,9 @@
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseManifest } from '../../src/format/manifest';
-import { edgeFigures, backendFigures, shardFigures } from '../../src/planning/cost/measured';
-import { expertShare, modelShape } from '../../src/planning/cost/model-shape';
-import type { BackendSpeed } from '../../src/planning/cost/speed';
+import { edgeFigures, backendFigures, shardFigures } from '../../src/cost/measured';
+import { expertShare, modelShape } from '../../src/cost/model-shape';
+import type { BackendSpeed } from '../../src/cost/speed';
 import { predictLoad, predictSplit, predictTiers, type LoadRecord, type Prediction, type SplitRecord, type TiersRecord } from './predict';
 import { explain } from './explain';
 
@@ -51,7 +51,7 @@ function render(rows: Prediction[], meta: { date: string; commit: string; uptime
   const out = [
     '# The cost model against recorded runs',
     '',
-    `\`npx tsx bench/cost/check.ts\` — ${meta.date}, commit ${meta.commit}; \`uptime\`: ${meta.uptime}. The predictions use src/planning/cost (the \`cost\` command's arithmetic) on inputs other than the numbers predicted; bench/cost/predict.ts says which. **${within} of ${rows.length} within 20%**; the others are explained below the table.`,
+    `\`npx tsx bench/cost/check.ts\` — ${meta.date}, commit ${meta.commit}; \`uptime\`: ${meta.uptime}. The predictions use src/cost (the \`cost\` command's arithmetic) on inputs other than the numbers predicted; bench/cost/predict.ts says which. **${within} of ${rows.length} within 20%**; the others are explained below the table.`,
     '',
     '| run | what | unit | predicted | measured | error | within 20% |',
     '|---|---|---|---:|---:|---:|:---:|',

@@ -2,10 +2,10 @@
 // bench:split's latency cells (edge speed from its all-hot cells, the backend's speed from the same file's
 // throughput part, the injected delay as the round trip), its throughput rows (the backend as the bottleneck) and
 // bench:load's run (default model, its measured hit rate, loopback round trip, one isolate shared by 16 chats).
-import { decodeLatency, edgeTtft, type LatencyInputs } from '../../src/planning/cost/latency';
-import { callsPerBatch } from '../../src/planning/cost/measured';
-import { expertShare, type ModelShape } from '../../src/planning/cost/model-shape';
-import { callMs, distinctExperts, type BackendSpeed } from '../../src/planning/cost/speed';
+import { decodeLatency, edgeTtft, type LatencyInputs } from '../../src/cost/latency';
+import { callsPerBatch } from '../../src/cost/measured';
+import { expertShare, type ModelShape } from '../../src/cost/model-shape';
+import { callMs, distinctExperts, type BackendSpeed } from '../../src/cost/speed';
 
 export interface Prediction {
   run: string;

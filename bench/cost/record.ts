@@ -3,11 +3,11 @@
 // in bench/results/cost.{md,json}. Every number is the command's own arithmetic on bench/results and docs/prices.json.
 import { execSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { estimateSplit, estimateWholeGpu, estimateWorkersAi, type Estimate } from '../../src/planning/cost/estimate';
-import { workersAiFor } from '../../src/planning/cost/prices';
+import { estimateSplit, estimateWholeGpu, estimateWorkersAi, type Estimate } from '../../src/cost/estimate';
+import { workersAiFor } from '../../src/cost/prices';
 import { costSetup, type CostOptions } from '../../tools/cost-inputs';
 import { costAnswer, estimateRows, formatAnswer, usd, type CostAnswer } from '../../tools/cost-report';
-import { blended } from '../../src/planning/cost/sweep';
+import { blended } from '../../src/cost/sweep';
 
 const GPUS = ['L4', 'L40S', 'H100'];
 const COVERAGES = [0.25, 0.5, 0.75];
@@ -82,7 +82,7 @@ const answers: { command: string; answer: CostAnswer }[] = [];
 const md: string[] = [
   '# What it costs and how fast it is: the `cost` command\'s answers',
   '',
-  `\`npx tsx bench/cost/record.ts\` — ${new Date().toISOString()}, commit ${execSync('git rev-parse --short HEAD').toString().trim()}. The numbers are \`npm run cli -- cost\`'s arithmetic (src/planning/cost) on moe-edge's measured figures (bench/results/*.json) and the prices in docs/prices.json; the inputs and notes under each answer say which. Requests of ${REQUEST.promptTokens} prompt + ${REQUEST.outputTokens} output tokens, ${REQUEST.tokensPerDay / 1e6}M output tokens a day, ${REQUEST.rttMs} ms edge <-> GPU round trip, GPU kept warm. **No GPU was measured**: GPU times are rooflines from published bandwidth and FLOPs; the edge speed is one AMD EPYC thread in local workerd. How to read it: [docs/choosing-a-deployment.md](../../docs/choosing-a-deployment.md).`,
+  `\`npx tsx bench/cost/record.ts\` — ${new Date().toISOString()}, commit ${execSync('git rev-parse --short HEAD').toString().trim()}. The numbers are \`npm run cli -- cost\`'s arithmetic (src/cost) on moe-edge's measured figures (bench/results/*.json) and the prices in docs/prices.json; the inputs and notes under each answer say which. Requests of ${REQUEST.promptTokens} prompt + ${REQUEST.outputTokens} output tokens, ${REQUEST.tokensPerDay / 1e6}M output tokens a day, ${REQUEST.rttMs} ms edge <-> GPU round trip, GPU kept warm. **No GPU was measured**: GPU times are rooflines from published bandwidth and FLOPs; the edge speed is one AMD EPYC thread in local workerd. How to read it: [docs/choosing-a-deployment.md](../../docs/choosing-a-deployment.md).`,
   '',
 ];
 for (const m of MODELS) {

@@ -133,7 +133,7 @@ function positiveInt(name: keyof typeof DEFAULT_LIMITS, value: string | undefine
  */
 export const DEFAULT_REMOTE_PREFILL_MIN_TOKENS = 256;
 /** SPECULATIVE_MAX_TOKENS when unset (wrangler.toml ships the same): see bench/results/split.md's speculative rows. */
-export const DEFAULT_SPECULATIVE_MAX_TOKENS = 4;
+export const DEFAULT_SPECULATIVE_MAX_TOKENS = 8;
 
 function nonNegativeInt(name: string, value: string | undefined, fallback: number): number {
   const v = (value ?? '').trim();

@@ -136,6 +136,8 @@ export interface MoeUsage {
   shard_hits: number;
   /** Router picks of cold experts (computed remotely, or substituted / dropped by the policy). */
   cold_calls: number;
+  /** Requests to the backend (one per layer and forward pass with a cold pick): the round trips paid. */
+  remote_calls: number;
   /** Sum of round trips of the remote requests (send -> reply), ms. */
   remote_ms: number;
   /** Of that, time spent waiting after the hot experts were done: the part the overlap did not hide, ms. */

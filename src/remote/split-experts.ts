@@ -33,7 +33,7 @@ export interface SplitOptions {
 }
 
 export function newMoeUsage(policy: ColdPolicy): MoeUsage {
-  return { hot_hits: 0, shard_hits: 0, cold_calls: 0, remote_ms: 0, remote_wait_ms: 0, degraded: null, policy, prefill: 'local', prefill_kv_bytes: 0, prefill_ms: 0, speculative_drafted: 0, speculative_accepted: 0, verification_passes: 0 };
+  return { hot_hits: 0, shard_hits: 0, cold_calls: 0, remote_calls: 0, remote_ms: 0, remote_wait_ms: 0, degraded: null, policy, prefill: 'local', prefill_kv_bytes: 0, prefill_ms: 0, speculative_drafted: 0, speculative_accepted: 0, verification_passes: 0 };
 }
 
 export class SplitExperts implements ExpertExecutor {
@@ -78,6 +78,7 @@ export class SplitExperts implements ExpertExecutor {
     // everything that travels leaves before the hot work, so the round trips overlap it
     const toShards = edge.length > 0 ? this.send(shards!, b, edge) : null;
     const toBackend = policy === 'remote' ? this.send(this.o.remote!, b, cold) : null;
+    if (toBackend) usage.remote_calls++;
     if (this.o.serialize) await Promise.all([toShards?.catch(() => {}), toBackend?.catch(() => {})]);
     else if (hot.length > 0) await yieldToIo(); // ws.send() only queues: the frame leaves when we yield
     if (policy === null || policy === 'remote') this.runLocal(b, hot);

@@ -3,14 +3,14 @@
 // does not have (no measured figures for a model or device, no price for a GPU) fail with a message naming
 // what is missing, and the CLI exits 2 on them.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CostInputError } from '../../../src/planning/cost/errors';
-import { estimateSplit, type CostContext } from '../../../src/planning/cost/estimate';
-import { gpuBill } from '../../../src/planning/cost/gpu-bill';
-import { decodeLatency, type LatencyInputs } from '../../../src/planning/cost/latency';
-import { backendFigures, callsPerBatch, edgeFigures, prefillFigures } from '../../../src/planning/cost/measured';
-import type { ModelShape } from '../../../src/planning/cost/model-shape';
-import { gpuNamed, parsePrices, type GpuPrice, type Prices } from '../../../src/planning/cost/prices';
-import { distinctExperts, type BackendSpeed } from '../../../src/planning/cost/speed';
+import { CostInputError } from '../../../src/cost/errors';
+import { estimateSplit, type CostContext } from '../../../src/cost/estimate';
+import { gpuBill } from '../../../src/cost/gpu-bill';
+import { decodeLatency, type LatencyInputs } from '../../../src/cost/latency';
+import { backendFigures, callsPerBatch, edgeFigures, prefillFigures } from '../../../src/cost/measured';
+import type { ModelShape } from '../../../src/cost/model-shape';
+import { gpuNamed, parsePrices, type GpuPrice, type Prices } from '../../../src/cost/prices';
+import { distinctExperts, type BackendSpeed } from '../../../src/cost/speed';
 import { readFileSync } from 'node:fs';
 import { costCommand } from '../../../tools/cost';
 

@@ -1,9 +1,9 @@
 // What the cost model needs to know about a model, from its manifest alone: layers, experts, top-k, the bytes one
 // decode step reads (trunk vs routed experts, heap layout: the unit the edge computes over), the stored bytes in R2
 // and the active parameters (for a GPU's compute-bound prefill).
-import { objectNames, tensorNames, type Manifest } from '../../format/manifest';
-import { memoryBytes } from '../../format/quant';
-import { edgeSizes, totalExpertBytes } from '../sizes';
+import { objectNames, tensorNames, type Manifest } from '../format/manifest';
+import { memoryBytes } from '../format/quant';
+import { edgeSizes, totalExpertBytes } from '../planning/sizes';
 
 export interface ModelShape {
   name: string;
