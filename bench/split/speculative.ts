@@ -43,6 +43,7 @@ interface Row {
   rttMs: number;
   acceptance: number;
   tokensPerPass: number;
+  /** backend requests per generated token after the first (the prompt's prefill left out) */
   roundTripsPerToken: { speculative: number; plain: number };
   msPerToken: { speculative: number; plain: number };
   tokens: number;
@@ -73,13 +74,15 @@ const proxyUrl = await new Promise<string>((resolve, reject) => {
 async function generate(model: ServedModel, tokens: number[], moe: MoeOptions) {
   const req: GenerateRequest = { promptTokens: tokens, maxTokens: TOKENS, sampling: { temperature: 0, topP: 1, topK: 0 }, stop: [], moe };
   const gen = model.generate(req);
-  let first = 0;
   let r = await gen.next();
-  first = performance.now();
+  // from the first token on: the prompt's prefill (and its round trips) is the same either way and left out
+  const first = performance.now();
+  const prefillCalls = gen.moe!.remote_calls;
   while (!r.done) r = await gen.next();
   const result = r.value;
   if (result.moe?.degraded) throw new Error(`degraded: ${result.moe.degraded}`);
-  return { msPerToken: (performance.now() - first) / Math.max(1, result.completionTokens - 1), usage: result.moe!, completion: result.completionTokens };
+  const decodeCalls = result.moe!.remote_calls - prefillCalls;
+  return { msPerToken: (performance.now() - first) / Math.max(1, result.completionTokens - 1), usage: { ...result.moe!, remote_calls: decodeCalls }, completion: result.completionTokens - 1 };
 }
 
 const rows: Row[] = [];

@@ -73,9 +73,10 @@ export function sampleDense(w: Float32Array, sum: number, u: number): number {
 
 /**
  * How many tokens to draft next, from the acceptance rate so far: the expected run of accepted drafts,
- * alpha / (1 - alpha), at least 1 and at most `max` (SPECULATIVE_MAX_TOKENS); a prior of 0.7 before any evidence.
+ * alpha / (1 - alpha), at least 1 and at most `max` (SPECULATIVE_MAX_TOKENS); a prior of 0.8 (4 drafted tokens)
+ * before any evidence, weak enough that two fully accepted passes reach `max` and a few rejections bring it down.
  */
 export function nextDraftLength(drafted: number, accepted: number, max: number): number {
-  const alpha = (accepted + 7) / (drafted + 10); // Laplace-style prior: 7 of 10 accepted
+  const alpha = (accepted + 4) / (drafted + 5); // Laplace-style prior: 4 of 5 accepted
   return Math.max(1, Math.min(max, Math.round(alpha / Math.max(1e-6, 1 - alpha))));
 }

@@ -60,7 +60,9 @@ describe('speculative sampling', () => {
 
 describe('draft length', () => {
   it('grows with the acceptance rate, within 1..max', () => {
-    expect(nextDraftLength(0, 0, 8)).toBe(2);
+    expect(nextDraftLength(0, 0, 8)).toBe(4);
+    expect(nextDraftLength(12, 12, 8)).toBe(8); // two fully accepted passes
+    expect(nextDraftLength(12, 3, 8)).toBe(1);
     expect(nextDraftLength(100, 95, 8)).toBe(8);
     expect(nextDraftLength(100, 20, 8)).toBe(1);
     expect(nextDraftLength(100, 80, 3)).toBe(3);
