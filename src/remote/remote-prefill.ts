@@ -44,13 +44,15 @@ export async function remotePrefill(heap: Heap, seq: Sequence, target: BackendTa
   deadline();
   const f = via ?? { fetch: (u: string, i?: RequestInit) => fetch(u, i) };
   try {
+    const body = encodePrefillRequest({ requestId, modelTag, kvType: seq.kvType, tokens }).buffer as ArrayBuffer;
+    const send = () => f.fetch(url, { method: 'POST', headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/octet-stream' }, body, signal: ac.signal });
     let res: Response;
     try {
-      res = await f.fetch(url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/octet-stream' },
-        body: encodePrefillRequest({ requestId, modelTag, kvType: seq.kvType, tokens }).buffer as ArrayBuffer,
-        signal: ac.signal,
+      // once more when the request never got an answer: a kept-alive connection the server closed as it was reused
+      // fails that way, and a prefill call changes nothing on the backend, so sending it again is safe
+      res = await send().catch((e: unknown) => {
+        if (ac.signal.aborted) throw e;
+        return send();
       });
     } catch (e) {
       throw asBackendError(e, ac.signal, `cannot reach ${url}`);
