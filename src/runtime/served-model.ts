@@ -259,12 +259,14 @@ export class ServedModel implements EngineModel, HotSetControl {
     // cost a round trip per drafted token)
     const speculate = remote !== null && (moe.speculativeMaxTokens ?? 0) > 0 && !experts.head;
     const draftPolicy = moe.speculativeDraftPolicy ?? 'substitute';
+    const draftUsage = newMoeUsage(draftPolicy);
     const speculation: SpeculationOptions | undefined = speculate
       ? {
-          draft: new SplitExperts({ kernels: this.kernels, weights: v.weights, policy: draftPolicy, degradedPolicy: draftPolicy, remote: null, shards: null, actDType: 'f32', usage: newMoeUsage(draftPolicy) }),
+          draft: new SplitExperts({ kernels: this.kernels, weights: v.weights, policy: draftPolicy, degradedPolicy: draftPolicy, remote: null, shards: null, actDType: 'f32', usage: draftUsage }),
           maxTokens: moe.speculativeMaxTokens!,
           stats: usage,
           worthwhile: () => usage.degraded === null, // once the backend failed, the split computes locally too
+          approximations: () => draftUsage.cold_calls, // a cold pick is the only thing the draft computes differently
         }
       : undefined;
     return {
