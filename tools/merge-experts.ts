@@ -7,15 +7,16 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadFromManifest } from '../src/engine/load';
 import { objectNames } from '../src/format/manifest';
-import { mergeInto, type Weighted } from '../src/merge/combine';
-import { fitMergedRouter, pruneRouter } from '../src/merge/router-fit';
+import type { ExpertFloats } from '../src/merge/combine';
+import { pruneRouter } from '../src/merge/router-fit';
 import { checkStatsFor, chooseKept, MergeInputError, parseKeep } from '../src/merge/select';
 import { parseRoutingStats, type RoutingStats } from '../src/routing/stats';
 import { readManifest, readVerified } from '../src/store/source';
 import { fsSource } from '../src/store/source-fs';
 import { makeKernels } from './kernels-node';
-import { expertOutputs, meanCosine, sampleRouterInputs } from './merge/calibrate';
-import { readExpertFloats, routerFloats, writeReducedModel } from './merge/write';
+import { sampleRouterInputs } from './merge/calibrate';
+import { foldLayer, type FoldRecord } from './merge/fold-layer';
+import { routerFloats, writeReducedModel } from './merge/write';
 import { parsePrompts } from './profile';
 
 export type MergeMethod = 'prune' | 'merge';
@@ -44,7 +45,7 @@ export interface MergeReport {
   /** per layer: original ids kept (new id = index) */
   kept: number[][];
   /** per layer: removed original id -> the original id of the kept expert it went into (merge), with similarity */
-  merged: { layer: number; expert: number; into: number; similarity: number; routings: number }[];
+  merged: FoldRecord[];
 }
 
 /** Everything checked before a byte is written: the choice of experts, the stats, the method, the folders. */
@@ -70,12 +71,11 @@ export async function mergeExperts(o: MergeOptions): Promise<MergeReport> {
   const log = o.log ?? (() => {});
   const a = manifest.architecture;
   const H = a.hiddenSize;
-  const I = a.expertFfnSize;
   const { kept, removed } = chooseKept(stats, keep);
   const name = o.name ?? `${manifest.name}-${o.method}${keep}`;
   const trunk = await readVerified(source, manifest, objectNames.trunk);
   const routers: Float32Array[] = [];
-  const rewritten = new Map<string, Awaited<ReturnType<typeof readExpertFloats>>>();
+  const rewritten = new Map<string, ExpertFloats>();
   const merged: MergeReport['merged'] = [];
 
   if (o.method === 'prune' || removed.every((r) => r.length === 0)) {
@@ -85,31 +85,10 @@ export async function mergeExperts(o: MergeOptions): Promise<MergeReport> {
     const samples = await sampleRouterInputs(model, prompts, o.sampleTokens ?? 8192);
     log(`sampled ${samples[0].picks.length} router inputs per layer from ${prompts.length} calibration prompts`);
     for (let l = 0; l < a.numLayers; l++) {
-      const { X, picks } = samples[l];
-      const counts = stats.overall.counts[l];
-      const into = new Map<number, number[]>(kept[l].map((k) => [k, []]));
-      for (const r of removed[l]) {
-        // the tokens this expert served (all sampled tokens when too few picked it): which kept expert answers them alike
-        let idx = picks.flatMap((p, t) => (p.includes(r) ? [t] : []));
-        if (idx.length < 16) idx = picks.map((_, t) => t);
-        const mine = expertOutputs(model, l, r, X, idx);
-        let best = kept[l][0];
-        let bestSim = -Infinity;
-        for (const k of kept[l]) {
-          const sim = meanCosine(mine, expertOutputs(model, l, k, X, idx), H);
-          if (sim > bestSim) [best, bestSim] = [k, sim];
-        }
-        into.get(best)!.push(r);
-        merged.push({ layer: l, expert: r, into: best, similarity: bestSim, routings: counts[r] });
-        log(`layer ${l}: expert ${r} (${counts[r]} routings) -> ${best} (output cosine ${bestSim.toFixed(3)} on ${idx.length} tokens)`);
-      }
-      for (const [i, k] of kept[l].entries()) {
-        const members = into.get(k)!;
-        if (members.length === 0) continue;
-        const w = (e: number): Promise<Weighted> => readExpertFloats(source, manifest, l, e).then((x) => ({ w: x, weight: counts[e] }));
-        rewritten.set(`${l}/${i}`, mergeInto(await w(k), await Promise.all(members.map(w)), I, H));
-      }
-      routers.push(fitMergedRouter(routerFloats(manifest, trunk, l), H, kept[l], into, X));
+      const folded = await foldLayer({ model, source, layer: l, kept: kept[l], removed: removed[l], counts: stats.overall.counts[l], sample: samples[l], routerRows: routerFloats(manifest, trunk, l), log });
+      routers.push(folded.router);
+      for (const [i, w] of folded.rewritten) rewritten.set(`${l}/${i}`, w);
+      merged.push(...folded.records);
     }
   }
   await writeReducedModel(source, manifest, outDir, { name, kept, routers, rewritten });

@@ -16,13 +16,13 @@ function groupLse(W: Float32Array, H: number, group: readonly number[], x: Float
   return max + Math.log(z.reduce((a, v) => a + Math.exp(v - max), 0));
 }
 
-/** Solves A w = b in place for A (n, n) symmetric positive definite (Cholesky); returns w. */
-export function solveSpd(A: Float64Array, b: Float64Array, n: number): Float64Array {
-  const L = A; // lower triangle overwritten with the factor
+/** The Cholesky factor L of A (n, n) symmetric positive definite, in A's lower triangle (A is overwritten). */
+export function cholesky(A: Float64Array, n: number): Float64Array {
+  const L = A;
   for (let j = 0; j < n; j++) {
     let d = L[j * n + j];
     for (let k = 0; k < j; k++) d -= L[j * n + k] * L[j * n + k];
-    if (!(d > 0)) throw new RangeError('solveSpd: matrix is not positive definite');
+    if (!(d > 0)) throw new RangeError('cholesky: matrix is not positive definite');
     d = Math.sqrt(d);
     L[j * n + j] = d;
     for (let i = j + 1; i < n; i++) {
@@ -31,6 +31,11 @@ export function solveSpd(A: Float64Array, b: Float64Array, n: number): Float64Ar
       L[i * n + j] = s / d;
     }
   }
+  return L;
+}
+
+/** w with L L^T w = b, L from cholesky(). */
+export function choleskySolve(L: Float64Array, b: Float64Array, n: number): Float64Array {
   const y = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let s = b[i];
@@ -44,6 +49,11 @@ export function solveSpd(A: Float64Array, b: Float64Array, n: number): Float64Ar
     w[i] = s / L[i * n + i];
   }
   return w;
+}
+
+/** Solves A w = b for A (n, n) symmetric positive definite (A is overwritten). */
+export function solveSpd(A: Float64Array, b: Float64Array, n: number): Float64Array {
+  return choleskySolve(cholesky(A, n), b, n);
 }
 
 /**

@@ -7,10 +7,11 @@ import type { LocalModel } from '../../src/engine/load';
 import { prefill } from '../../src/engine/prefill';
 import type { Prompt } from '../profile';
 
-/** One layer's sample: inputs X (n, H) and picks[t] = the experts token t was routed to. */
+/** One layer's sample: inputs X (n, H); picks[t] = the experts token t was routed to, weights[t] their routing weights. */
 export interface LayerSample {
   X: Float32Array;
   picks: number[][];
+  weights: number[][];
 }
 
 /** Copies every `stride`-th token's router input (up to `cap` per layer), then lets `inner` run the batch. */
@@ -18,12 +19,14 @@ class SamplingExecutor implements ExpertExecutor {
   readonly seen: number[];
   readonly rows: Float32Array[][];
   readonly picks: number[][][];
+  readonly weights: number[][][];
 
   constructor(private readonly model: LocalModel, private readonly stride: number, private readonly cap: number) {
     const L = model.manifest.architecture.numLayers;
     this.seen = new Array<number>(L).fill(0);
     this.rows = Array.from({ length: L }, () => []);
     this.picks = Array.from({ length: L }, () => []);
+    this.weights = Array.from({ length: L }, () => []);
   }
 
   run(b: ExpertBatch): Promise<void> | void {
@@ -34,6 +37,7 @@ class SamplingExecutor implements ExpertExecutor {
       if (g % this.stride !== 0 || this.rows[b.layer].length >= this.cap) continue;
       this.rows[b.layer].push(x.slice(t * H, t * H + H));
       this.picks[b.layer].push(b.routes[t].map((r) => r.expert));
+      this.weights[b.layer].push(b.routes[t].map((r) => r.weight));
     }
     return this.model.expertExecutor.run(b);
   }
@@ -57,7 +61,7 @@ export async function sampleRouterInputs(model: LocalModel, prompts: readonly Pr
   return sampler.rows.map((rows, l) => {
     const X = new Float32Array(rows.length * H);
     rows.forEach((r, i) => X.set(r, i * H));
-    return { X, picks: sampler.picks[l] };
+    return { X, picks: sampler.picks[l], weights: sampler.weights[l] };
   });
 }
 
