@@ -14,7 +14,7 @@ import { parseRoutingStats, type RoutingStats } from '../src/routing/stats';
 import { readManifest, readVerified } from '../src/store/source';
 import { fsSource } from '../src/store/source-fs';
 import { makeKernels } from './kernels-node';
-import { sampleRouterInputs } from './merge/calibrate';
+import { calibrationTokens, sampleRouterInputs } from './merge/calibrate';
 import { foldLayer, type FoldRecord } from './merge/fold-layer';
 import { routerFloats, writeReducedModel } from './merge/write';
 import { parsePrompts } from './profile';
@@ -28,8 +28,9 @@ export interface MergeOptions {
   /** experts kept per layer, or a fraction of them ("6", "0.75") */
   keep: string;
   method: MergeMethod;
-  /** JSONL of {"domain", "text"}: needed by merge (output similarity and the router fit) */
-  calibration?: string;
+  /** JSONL of {"domain", "text"} (or token id sequences, for a model without a tokenizer): needed by merge
+   *  (output similarity, the down and router refits) */
+  calibration?: string | { tokens: number[][] };
   out: string;
   /** manifest name of the result; default `<name>-<method><n>` */
   name?: string;
@@ -58,8 +59,9 @@ async function checked(o: MergeOptions) {
   const stats = typeof o.stats === 'string' ? parseRoutingStats(JSON.parse(await readFile(o.stats, 'utf8'))) : parseRoutingStats(o.stats);
   checkStatsFor(stats, manifest.name, a);
   if (o.method === 'merge' && !o.calibration) throw new MergeInputError('--method merge needs --calibration <prompts.jsonl>: experts are matched by their outputs on those tokens and the router is refitted on them');
-  const prompts = o.calibration ? parsePrompts(await readFile(o.calibration, 'utf8'), o.calibration) : [];
-  if (o.calibration && prompts.length === 0) throw new MergeInputError(`${o.calibration} has no prompts`);
+  const cal = o.calibration;
+  const prompts = typeof cal === 'string' ? parsePrompts(await readFile(cal, 'utf8'), cal) : [];
+  if (cal !== undefined && (typeof cal === 'string' ? prompts : cal.tokens).length === 0) throw new MergeInputError(`${typeof cal === 'string' ? cal : 'the calibration'} has no prompts`);
   const inDir = await realpath(o.model);
   const outDir = resolve(o.out);
   if (outDir === inDir || (await realpath(outDir).catch(() => outDir)) === inDir) throw new MergeInputError('--out must be another folder than --model');
@@ -82,8 +84,9 @@ export async function mergeExperts(o: MergeOptions): Promise<MergeReport> {
     for (let l = 0; l < a.numLayers; l++) routers.push(pruneRouter(routerFloats(manifest, trunk, l), H, kept[l]));
   } else {
     const model = await loadFromManifest(source, manifest, await makeKernels());
-    const samples = await sampleRouterInputs(model, prompts, o.sampleTokens ?? 8192);
-    log(`sampled ${samples[0].picks.length} router inputs per layer from ${prompts.length} calibration prompts`);
+    const sequences = typeof o.calibration === 'string' ? calibrationTokens(model, prompts) : o.calibration!.tokens;
+    const samples = await sampleRouterInputs(model, sequences, o.sampleTokens ?? 8192);
+    log(`sampled ${samples[0].picks.length} router inputs per layer from ${sequences.length} calibration prompts`);
     for (let l = 0; l < a.numLayers; l++) {
       const folded = await foldLayer({ model, source, layer: l, kept: kept[l], removed: removed[l], counts: stats.overall.counts[l], sample: samples[l], routerRows: routerFloats(manifest, trunk, l), log });
       routers.push(folded.router);

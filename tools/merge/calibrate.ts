@@ -43,9 +43,16 @@ class SamplingExecutor implements ExpertExecutor {
   }
 }
 
-/** Router inputs of about `cap` tokens per layer, spread evenly over all the prompts' tokens (as `profile` tokenizes them). */
-export async function sampleRouterInputs(model: LocalModel, prompts: readonly Prompt[], cap: number): Promise<LayerSample[]> {
-  const tokenized = prompts.map((p) => model.encode(p.text).slice(0, model.contextLength)).filter((t) => t.length > 0);
+/** The prompts' tokens as `profile` prefills them (BOS as configured), cut to the context. */
+export function calibrationTokens(model: LocalModel, prompts: readonly Prompt[]): number[][] {
+  return prompts.map((p) => model.encode(p.text).slice(0, model.contextLength));
+}
+
+/** Router inputs of about `cap` tokens per layer, spread evenly over all the calibration sequences' tokens. */
+export async function sampleRouterInputs(model: LocalModel, sequences: readonly (readonly number[])[], cap: number): Promise<LayerSample[]> {
+  const vocab = model.manifest.architecture.vocabSize;
+  const tokenized = sequences.map((t) => t.slice(0, model.contextLength)).filter((t) => t.length > 0);
+  for (const t of tokenized) for (const id of t) if (!(Number.isInteger(id) && id >= 0 && id < vocab)) throw new Error(`calibration token id ${id} is outside the vocabulary (0-${vocab - 1})`);
   const total = tokenized.reduce((s, t) => s + t.length, 0);
   if (total === 0) throw new Error('the calibration prompts hold no tokens');
   const sampler = new SamplingExecutor(model, Math.max(1, Math.floor(total / cap)), cap);
