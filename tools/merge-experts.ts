@@ -36,6 +36,9 @@ export interface MergeOptions {
   name?: string;
   /** router inputs sampled per layer from the calibration prompts */
   sampleTokens?: number;
+  /** merge without the down refit / router refit (what each adds is in bench/results/merge.md) */
+  downRefit?: boolean;
+  routerFit?: boolean;
   log?: (line: string) => void;
 }
 
@@ -88,7 +91,7 @@ export async function mergeExperts(o: MergeOptions): Promise<MergeReport> {
     const samples = await sampleRouterInputs(model, sequences, o.sampleTokens ?? 8192);
     log(`sampled ${samples[0].picks.length} router inputs per layer from ${sequences.length} calibration prompts`);
     for (let l = 0; l < a.numLayers; l++) {
-      const folded = await foldLayer({ model, source, layer: l, kept: kept[l], removed: removed[l], counts: stats.overall.counts[l], sample: samples[l], routerRows: routerFloats(manifest, trunk, l), log });
+      const folded = await foldLayer({ model, source, layer: l, kept: kept[l], removed: removed[l], counts: stats.overall.counts[l], sample: samples[l], routerRows: routerFloats(manifest, trunk, l), log, downRefit: o.downRefit, routerFit: o.routerFit });
       routers.push(folded.router);
       for (const [i, w] of folded.rewritten) rewritten.set(`${l}/${i}`, w);
       merged.push(...folded.records);
@@ -98,7 +101,7 @@ export async function mergeExperts(o: MergeOptions): Promise<MergeReport> {
   return { name, method: o.method, numExperts: keep, kept, merged };
 }
 
-const USAGE = 'usage: merge-experts --model <model-folder> --stats <stats.json> --keep <n per layer | fraction> [--method prune|merge] [--calibration <prompts.jsonl>] --out <model-folder> [--name n] [--sample-tokens 8192]';
+const USAGE = 'usage: merge-experts --model <model-folder> --stats <stats.json> --keep <n per layer | fraction> [--method prune|merge] [--calibration <prompts.jsonl>] --out <model-folder> [--name n] [--sample-tokens 8192] [--no-down-refit] [--no-router-fit]';
 
 /** CLI entry: parses the flags, merges, prints what was kept and folded where. */
 export async function mergeExpertsCommand(argv: string[]): Promise<void> {
@@ -107,6 +110,7 @@ export async function mergeExpertsCommand(argv: string[]): Promise<void> {
     options: {
       model: { type: 'string' }, stats: { type: 'string' }, keep: { type: 'string' }, method: { type: 'string', default: 'merge' },
       calibration: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, 'sample-tokens': { type: 'string' },
+      'no-down-refit': { type: 'boolean', default: false }, 'no-router-fit': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -115,7 +119,7 @@ export async function mergeExpertsCommand(argv: string[]): Promise<void> {
   if (sample !== undefined && !(Number.isInteger(sample) && sample > 0)) throw new MergeInputError(`--sample-tokens must be a positive integer, got "${values['sample-tokens']}"`);
   const r = await mergeExperts({
     model: values.model, stats: values.stats, keep: values.keep, method: values.method as MergeMethod, calibration: values.calibration,
-    out: values.out, name: values.name, sampleTokens: sample, log: (l) => process.stderr.write(`${l}\n`),
+    out: values.out, name: values.name, sampleTokens: sample, downRefit: !values['no-down-refit'], routerFit: !values['no-router-fit'], log: (l) => process.stderr.write(`${l}\n`),
   });
   r.kept.forEach((k, l) => process.stdout.write(`layer ${l}: kept ${k.join(' ')}\n`));
   process.stdout.write(`wrote ${values.out}: ${r.name} (${r.method}, ${r.numExperts} experts per layer)\n`);

@@ -4,7 +4,8 @@ import type { ModelScore } from './measure';
 
 export interface MergeRow {
   experts: number;
-  method: 'original' | 'prune' | 'merge';
+  /** original, prune, merge, or a merge ablation */
+  method: string;
   perplexity: ModelScore['perplexity'];
   sums: ModelScore['sums'];
   hotSet: ModelScore['hotSet'];

@@ -7,7 +7,7 @@ import { expertEntries, type Manifest } from '../../src/format/manifest';
 import { decodeTensor, encodeTensor } from '../../src/format/quant';
 import { mergeInto, type ExpertFloats, type Weighted } from '../../src/merge/combine';
 import { fitDown, hiddenActivations } from '../../src/merge/down-fit';
-import { fitMergedRouter } from '../../src/merge/router-fit';
+import { fitMergedRouter, pruneRouter } from '../../src/merge/router-fit';
 import type { ObjectSource } from '../../src/store/source';
 import { expertOutputs, meanCosine, type LayerSample } from './calibrate';
 import { readExpertFloats } from './write';
@@ -52,6 +52,10 @@ export interface FoldInput {
   log: (line: string) => void;
   /** tokens per refit (evenly spread over those the group served) */
   fitTokens?: number;
+  /** refit down to the group's old outputs (default) or keep the average (measured worse: bench/results/merge.md) */
+  downRefit?: boolean;
+  /** refit the router row to the group's LSE (default) or keep the kept expert's row */
+  routerFit?: boolean;
 }
 
 export async function foldLayer(f: FoldInput): Promise<FoldedLayer> {
@@ -87,7 +91,7 @@ export async function foldLayer(f: FoldInput): Promise<FoldedLayer> {
     const merged: ExpertFloats = { gate: stored(manifest, l, avg.gate), up: stored(manifest, l, avg.up), down: avg.down };
     // targets: on each token the group served, its members' outputs mixed by their routing weights
     const idx = spreadIdx(picks.flatMap((p, t) => (p.some((e) => group.includes(e)) ? [t] : [])), f.fitTokens ?? 4096);
-    if (idx.length > 0) {
+    if (idx.length > 0 && f.downRefit !== false) {
       const Y = new Float32Array(idx.length * H);
       for (const e of group) {
         const out = expertOutputs(model, l, e, X, idx);
@@ -103,5 +107,6 @@ export async function foldLayer(f: FoldInput): Promise<FoldedLayer> {
     }
     rewritten.set(i, merged);
   }
-  return { router: fitMergedRouter(f.routerRows, H, f.kept, into, X), rewritten, records };
+  const router = f.routerFit === false ? pruneRouter(f.routerRows, H, f.kept) : fitMergedRouter(f.routerRows, H, f.kept, into, X);
+  return { router, rewritten, records };
 }
