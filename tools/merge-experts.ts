@@ -52,6 +52,15 @@ export interface MergeReport {
   merged: FoldRecord[];
 }
 
+async function readJson(file: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new MergeInputError(`${file}: not JSON: ${(e as Error).message}`);
+  }
+}
+
 /** Everything checked before a byte is written: the choice of experts, the stats, the method, the folders. */
 async function checked(o: MergeOptions) {
   if (o.method !== 'prune' && o.method !== 'merge') throw new MergeInputError(`--method ${JSON.stringify(o.method)}: prune or merge`);
@@ -59,7 +68,7 @@ async function checked(o: MergeOptions) {
   const manifest = await readManifest(source);
   const a = manifest.architecture;
   const keep = parseKeep(o.keep, a);
-  const stats = typeof o.stats === 'string' ? parseRoutingStats(JSON.parse(await readFile(o.stats, 'utf8'))) : parseRoutingStats(o.stats);
+  const stats = parseRoutingStats(typeof o.stats === 'string' ? await readJson(o.stats) : o.stats);
   checkStatsFor(stats, manifest.name, a);
   if (o.method === 'merge' && !o.calibration) throw new MergeInputError('--method merge needs --calibration <prompts.jsonl>: experts are matched by their outputs on those tokens and the router is refitted on them');
   const cal = o.calibration;
