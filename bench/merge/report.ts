@@ -48,6 +48,8 @@ export function renderMerge(r: MergeResults): string {
     '',
     mergeTable(r),
     '',
+    'Not measured: merged + fine-tuned (the optional short fine-tune was not run: no PyTorch on the machine that ran this).',
+    '',
     'Merges (layer: removed expert -> kept expert, output cosine on the tokens it served):',
     '',
     ...r.rows.filter((x) => x.merged).map((x) => `- ${x.experts} experts: ${x.merged!.map((m) => `${m.layer}:${m.expert}->${m.into} (${m.similarity.toFixed(2)})`).join(', ')}`),
