@@ -43,6 +43,7 @@ describe('the Worker serves a merged model', () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { choices: { text: string }[] };
     const { stdout } = await cli('generate', '--model', merged(), '--prompt', prompt, '--max-tokens', '16', '--json');
+    expect(body.choices[0].text.length).toBeGreaterThan(0);
     expect(body.choices[0].text).toBe((JSON.parse(stdout) as { text: string }).text);
   });
 
