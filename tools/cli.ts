@@ -35,6 +35,9 @@ const USAGE = `usage: npm run cli -- <command> [options]
            [--gpu-mode warm|scale-to-zero] [--backend-device cpu] [--rtt-ms 5] [--tokens-per-day n] [--prompt 512
            --output 256] [--target-ms 50] [--json]   (latency and $ per 1M tokens from bench/results and docs/prices.json;
            exit 2 on an input it does not have)
+  merge-experts --model <model-folder> --stats <stats.json> --keep <n per layer | fraction>
+           [--method prune|merge] [--calibration <prompts.jsonl>] --out <model-folder> [--name n]
+           (fewer experts: the least routed pruned, or merged into the most similar kept one; docs/cli.md)
   upload   --model <model-folder> --bucket <b> [--prefix models/<name>] [--concurrency n]
            (to R2 over the S3 API: env R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY;
            resumable, manifest.json last)
@@ -72,6 +75,10 @@ async function main(argv: string[]): Promise<void> {
     case 'cost': {
       const { costCommand } = await import('./cost');
       return costCommand(rest);
+    }
+    case 'merge-experts': {
+      const { mergeExpertsCommand } = await import('./merge-experts');
+      return mergeExpertsCommand(rest);
     }
     case 'upload': {
       const { uploadCommand } = await import('./upload');
