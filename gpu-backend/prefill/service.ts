@@ -1,9 +1,12 @@
-// The prefill call on the backend: a prompt through the whole model (the trunk in this process's WASM heap, the
-// experts on the device), layer by layer, each layer's KV cache streamed to the Worker as soon as it is final,
+// The prefill call on the backend: a prompt through the whole model (cpu device: the trunk in this process's WASM
+// heap, the experts on the device's threads; webgpu device: all of it in WGSL, gpu-trunk.ts), layer by layer, each layer's KV cache streamed to the Worker as soon as it is final,
 // then the last position's hidden row. Requests are checked before anything is allocated; at most `maxConcurrent`
 // prompts hold a KV cache here at once (the rest wait their turn).
 import { InvalidRequestError } from '../../src/common/errors';
-import { Sequence } from '../../src/engine/forward';
+import { embedTokens, PREFILL_CHUNK, Sequence } from '../../src/engine/forward';
+import { localHead } from '../../src/engine/head';
+import type { GpuTrunk } from './gpu-trunk';
+import { kvRowsOf } from './kv-runs';
 import { checkKvCacheType } from '../../src/engine/kv-cache';
 import { readKvRows } from '../../src/engine/kv-transfer';
 import type { ModelWeights } from '../../src/engine/model';
@@ -36,6 +39,8 @@ export class PrefillService {
     private readonly device: ExpertDevice,
     private readonly metrics: Metrics,
     private readonly maxConcurrent = 4,
+    /** the webgpu device's trunk: the whole forward pass on the GPU (absent: the trunk runs in this heap) */
+    private readonly gpu: GpuTrunk | null = null,
   ) {}
 
   /** What the expert rows travel as: what the Worker sends a cold expert (q8_0 for quantized experts). */
@@ -87,25 +92,39 @@ export class PrefillService {
     await this.turn();
     const t0 = performance.now();
     let seq: Sequence | null = null;
+    const per = positionsPerKvFrame(req.kvType, kvDim);
+    /** One layer's frames, runs of `per` positions; `rows(pos0, nPos)` gives a run's K and V bytes. */
+    const sendLayer = async (layer: number, rows: (pos0: number, nPos: number) => Uint8Array) => {
+      for (let pos0 = 0; pos0 < n; pos0 += per) {
+        const nPos = Math.min(per, n - pos0);
+        const frame = await encodeKvFrame(h, { layer, kvType: req.kvType, pos0, nPos, kvDim, rows: rows(pos0, nPos) });
+        this.metrics.prefill.kvBytes += frame.length;
+        await out.write(frame); // waits for the reader: a slow Worker holds one frame here, not the whole cache
+      }
+    };
     try {
-      seq = new Sequence(this.kernels, this.weights, n, { kvType: req.kvType });
-      const s = seq;
-      const per = positionsPerKvFrame(req.kvType, kvDim);
-      const experts = new DeviceExperts(this.kernels, this.device, a.hiddenSize, a.topK, a.numLayers, a.numExperts, this.actDType);
-      const hidden = await prefillByLayer(this.kernels, s, experts, Array.from(req.tokens), {
-        signal: cancelled.signal,
-        onLayer: async (layer) => {
-          for (let pos0 = 0; pos0 < n; pos0 += per) {
-            const nPos = Math.min(per, n - pos0);
+      let hidden: Float32Array;
+      let counts: number[][];
+      if (this.gpu) {
+        // the whole forward pass in WGSL; the embedding rows from this heap
+        const x = await this.embed(req.tokens);
+        const r = await this.gpu.prefill(x, req.kvType, (layer, k, v) => sendLayer(layer, (pos0, nPos) => kvRowsOf(k, v, kvDim, pos0, nPos)));
+        hidden = r.x.slice((n - 1) * a.hiddenSize, n * a.hiddenSize);
+        counts = r.counts;
+      } else {
+        const s = (seq = new Sequence(this.kernels, this.weights, n, { kvType: req.kvType }));
+        const experts = new DeviceExperts(this.kernels, this.device, a.hiddenSize, a.topK, a.numLayers, a.numExperts, this.actDType);
+        hidden = await prefillByLayer(this.kernels, s, experts, Array.from(req.tokens), {
+          signal: cancelled.signal,
+          onLayer: (layer) => sendLayer(layer, (pos0, nPos) => {
             const rows = new Uint8Array(2 * kvRunBytes(req.kvType, nPos, kvDim));
             readKvRows(this.kernels.heap, s, layer, pos0, nPos, rows);
-            const frame = await encodeKvFrame(h, { layer, kvType: req.kvType, pos0, nPos, kvDim, rows });
-            this.metrics.prefill.kvBytes += frame.length;
-            await out.write(frame); // waits for the reader: a slow Worker holds one frame here, not the whole cache
-          }
-        },
-      });
-      await out.write(encodePrefilled(h, { positions: n, hidden, counts: experts.counts }));
+            return rows;
+          }),
+        });
+        counts = experts.counts;
+      }
+      await out.write(encodePrefilled(h, { positions: n, hidden, counts }));
       this.metrics.prefill.tokens += n;
       this.metrics.prefill.seconds += (performance.now() - t0) / 1000;
       await out.close();
@@ -116,6 +135,22 @@ export class PrefillService {
     } finally {
       seq?.release();
       this.release();
+    }
+  }
+
+  /** The prompt's embedding rows (times the embedding multiplier), from this heap's token embedding. */
+  private async embed(tokens: ArrayLike<number>): Promise<Float32Array> {
+    const a = this.weights.arch;
+    const H = a.hiddenSize;
+    const ptr = this.kernels.heap.alloc(tokens.length * H * 4);
+    try {
+      const head = localHead(this.kernels, this.weights.embed!, this.weights.output!);
+      for (let c = 0; c < tokens.length; c += PREFILL_CHUNK) {
+        await embedTokens(this.kernels, a, head, Array.from(tokens).slice(c, c + PREFILL_CHUNK), ptr + c * H * 4);
+      }
+      return this.kernels.heap.f32(ptr, tokens.length * H).slice();
+    } finally {
+      this.kernels.heap.release(ptr);
     }
   }
 

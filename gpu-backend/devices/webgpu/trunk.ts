@@ -82,6 +82,8 @@ export class WebGpuTrunk {
   private readonly s: Record<'x' | 'h' | 'q' | 'attn' | 'tmp' | 'kNew' | 'vNew' | 'logits' | 'idx' | 'val', GPUBuffer>;
   private readonly maxChunk: number;
   private queue: Promise<unknown> = Promise.resolve();
+  /** When set, every layer() call adds its router picks here: counts[layer][expert] (the prefill call reports them). */
+  routeCounts: number[][] | null = null;
 
   constructor(readonly kernels: WebGpuKernels, readonly arch: Architecture, layers: readonly (AttentionWeights | LayerWeights)[], readonly opts: WebGpuTrunkOptions) {
     const a = arch;
@@ -156,6 +158,7 @@ export class WebGpuTrunk {
       const { k, v } = rows.decode(cached);
       this.filled[layer] = pos0 + T;
       const routes = routesOf(new Int32Array(idxBits.buffer, idxBits.byteOffset, idxBits.length), val, T, a);
+      if (this.routeCounts) for (const slots of routes) for (const r of slots) this.routeCounts[layer][r.expert]++;
       const work = groupByExpert(routes, h, H);
       const jobs: FfnJob[] = work.map((w) => {
         const e = experts(layer, w.expert);

@@ -1,0 +1,71 @@
+// The prefill call's forward pass on the webgpu device: the trunk's layers (attention, norms, router, shared expert)
+// in WGSL beside the device's experts (WebGpuTrunk), the KV cache kept on the GPU in the Worker's type and read
+// back layer by layer as the frames' rows. The embedding and the head stay in the backend's WASM heap (a lookup, and
+// the Worker finishes the step itself). One prompt at a time per KV-cache type: the trunk's cache and scratch are one.
+import type { KvCacheType } from '../../src/engine/kv-cache';
+import { tensorEntry, tensorNames, type Manifest } from '../../src/format/manifest';
+import { hostTensor, type HostTensor } from '../../src/format/tensor-layout';
+import { readVerified, type ObjectSource } from '../../src/store/source';
+import type { WebGpuExpertDevice } from '../devices/webgpu/expert-device';
+import { WebGpuTrunk, type CacheRows, type LayerWeights } from '../devices/webgpu/trunk';
+
+export class GpuTrunk {
+  private readonly trunks = new Map<KvCacheType, WebGpuTrunk>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly device: WebGpuExpertDevice, private readonly manifest: Manifest, private readonly layers: LayerWeights[]) {}
+
+  /** The trunk's tensors from their verified objects (in ggml's layout, whatever the WASM heap packed). */
+  static async load(source: ObjectSource, manifest: Manifest, device: WebGpuExpertDevice): Promise<GpuTrunk> {
+    const objects = new Map<string, Uint8Array>();
+    const tensor = async (name: string): Promise<HostTensor> => {
+      const entry = tensorEntry(manifest, name);
+      let bytes = objects.get(entry.object);
+      if (!bytes) objects.set(entry.object, (bytes = await readVerified(source, manifest, entry.object)));
+      return hostTensor(entry, bytes);
+    };
+    const optional = async (on: boolean, name: string) => (on ? tensor(name) : undefined);
+    const a = manifest.architecture;
+    const t = tensorNames;
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < a.numLayers; l++) {
+      layers.push({
+        attnNorm: await tensor(t.attnNorm(l)), q: await tensor(t.attnQ(l)), k: await tensor(t.attnK(l)), v: await tensor(t.attnV(l)), o: await tensor(t.attnOutput(l)),
+        qBias: await optional(a.qkvBias, t.attnQBias(l)), kBias: await optional(a.qkvBias, t.attnKBias(l)), vBias: await optional(a.qkvBias, t.attnVBias(l)),
+        qNorm: await optional(a.qkNorm !== 'none', t.attnQNorm(l)), kNorm: await optional(a.qkNorm !== 'none', t.attnKNorm(l)),
+        ffnNorm: await tensor(t.ffnNorm(l)), router: await tensor(t.router(l)),
+        shared: a.sharedExpertFfnSize > 0 ? { gate: await tensor(t.sharedGate(l)), up: await tensor(t.sharedUp(l)), down: await tensor(t.sharedDown(l)) } : undefined,
+        sharedGate: await optional(a.sharedExpertGate, t.sharedExpertGate(l)),
+      });
+    }
+    return new GpuTrunk(device, manifest, layers);
+  }
+
+  /**
+   * x (n, H): the embedded prompt. Every layer's K and V rows go to `onLayer` (runs of at most 64 positions, as the
+   * trunk computed them) before the next layer starts. Returns the residual rows after the last layer and the picks.
+   */
+  prefill(x: Float32Array, kvType: KvCacheType, onLayer: (layer: number, k: CacheRows[], v: CacheRows[]) => Promise<void>): Promise<{ x: Float32Array; counts: number[][] }> {
+    const run = this.queue.then(async () => {
+      const a = this.manifest.architecture;
+      let trunk = this.trunks.get(kvType);
+      if (!trunk) this.trunks.set(kvType, (trunk = new WebGpuTrunk(this.device.gpuKernels, a, this.layers, { capacity: a.contextLength, kvType })));
+      trunk.reset();
+      const counts = Array.from({ length: a.numLayers }, () => new Array<number>(a.numExperts).fill(0));
+      trunk.routeCounts = counts;
+      try {
+        const out = await trunk.prefill(x, 0, (l, e) => this.device.tensors(l, e), onLayer);
+        return { x: out, counts };
+      } finally {
+        trunk.routeCounts = null;
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  destroy(): void {
+    for (const t of this.trunks.values()) t.destroy();
+    this.trunks.clear();
+  }
+}
