@@ -303,21 +303,30 @@ function route(k: Kernels, seq: Sequence, router: import('../kernels/types').Mat
   for (let t = 0; t < T; t++) {
     k.topK(seq.routerLogits + t * E * 4, E, K, seq.topIdx, seq.topVal);
     const idx = k.heap.i32(seq.topIdx, K);
-    const val = Array.from(k.heap.f32(seq.topVal, K));
-    let weights = val;
-    if (a.routerTopKBeforeSoftmax) {
-      // softmax over the chosen logits == renormalised top-k probabilities
-      const m = Math.max(...val);
-      const e = val.map((v) => Math.fround(Math.exp(v - m)));
-      const s = e.reduce((x, y) => x + y, 0);
-      weights = e.map((v) => Math.fround(v / s));
-    } else if (a.normTopKProb) {
-      const s = Math.fround(val.reduce((x, y) => Math.fround(x + y), 0));
-      weights = val.map((v) => Math.fround(v / s));
-    }
+    const weights = routeWeights(k.heap.f32(seq.topVal, K), a);
     routes.push(Array.from(idx, (expert, i) => ({ expert, weight: weights[i] })));
   }
   return routes;
+}
+
+/**
+ * One token's routing weights from its top-k values (probabilities, or logits under routerTopKBeforeSoftmax): a
+ * softmax over the chosen logits (== renormalised top-k probabilities), renormalised probabilities (normTopKProb), or
+ * the values as they are. The one definition: the webgpu trunk's host step uses it too.
+ */
+export function routeWeights(topValues: ArrayLike<number>, a: Pick<Architecture, 'routerTopKBeforeSoftmax' | 'normTopKProb'>): number[] {
+  const val = Array.from(topValues);
+  if (a.routerTopKBeforeSoftmax) {
+    const m = Math.max(...val);
+    const e = val.map((v) => Math.fround(Math.exp(v - m)));
+    const s = e.reduce((x, y) => x + y, 0);
+    return e.map((v) => Math.fround(v / s));
+  }
+  if (a.normTopKProb) {
+    const s = Math.fround(val.reduce((x, y) => Math.fround(x + y), 0));
+    return val.map((v) => Math.fround(v / s));
+  }
+  return val;
 }
 
 /** moe (T, H) = sum over slots, in slot order, of weight * expertOut[t][slot]. */

@@ -5,27 +5,9 @@
 import type { Architecture } from '../../../src/format/manifest';
 import type { ExpertRoute } from '../../../src/engine/experts';
 import { groupPairs } from '../../../src/protocol/expert-call';
+import { routeWeights } from '../../../src/engine/forward';
 
 const fr = Math.fround;
-
-/**
- * Routing weights of one token from its top-k values (probabilities, or logits under routerTopKBeforeSoftmax):
- * forward.ts's route() line by line (softmax over the chosen logits; or renormalised probabilities; or as they are).
- */
-export function routeWeights(val: ArrayLike<number>, a: Architecture): number[] {
-  const v = Array.from(val);
-  if (a.routerTopKBeforeSoftmax) {
-    const m = Math.max(...v);
-    const e = v.map((x) => fr(Math.exp(x - m)));
-    const s = e.reduce((x, y) => x + y, 0);
-    return e.map((x) => fr(x / s));
-  }
-  if (a.normTopKProb) {
-    const s = fr(v.reduce((x, y) => fr(x + y), 0));
-    return v.map((x) => fr(x / s));
-  }
-  return v;
-}
 
 /** routes[t][slot] from the GPU's top-k of each token: idx, val (nTok, K). */
 export function routesOf(idx: Int32Array, val: Float32Array, nTok: number, a: Architecture): ExpertRoute[][] {
