@@ -6,7 +6,6 @@
 // same WASM on worker threads) standing in for a GPU on this machine's cores: the results say so.
 //   npm run bench:prefill [-- --models default,granite-shaped-q4_0 --lengths 64,256,1024,2048 --rtt 0,5,20 --mbps 1000
 //                            --rounds 2 --kv q8_0 --threads 2 --concurrency 1,4,16 --no-record]
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +19,7 @@ import { loadNodeKernels } from '../../src/kernels/load-node';
 import { remotePrefill } from '../../src/remote/remote-prefill';
 import { fsSource } from '../../src/store/source-fs';
 import { startBackend } from '../../tools/dev/backend';
+import { spawnFaultProxy } from '../../tools/dev/fault-proxy-process';
 import { machineInfo } from '../matvec/machine';
 import { crossover, renderPrefill, type PrefillResults, type TtftRow } from './report';
 
@@ -44,20 +44,6 @@ const kvType = o.kv as KvCacheType;
 const MBPS = Number(o.mbps);
 const TOKEN = 'bench-prefill-token';
 const dirOf = (m: string) => (m === 'default' ? 'models/default' : m.includes('/') ? m : `.cache/models/${m}`);
-
-async function startProxy(upstream: string): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'tools/dev/fault-proxy.ts', '--upstream', upstream], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /fault-proxy listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    proc.once('exit', (c) => reject(new Error(`fault proxy exited (${c})`)));
-  });
-  return { url, proc };
-}
 
 function promptOf(n: number, vocab: number, seed: number): number[] {
   return Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729 + 11) % vocab);
@@ -115,7 +101,7 @@ for (const name of list(o.models)) {
   if (lengths.length < nums(o.lengths).length) log(`${model}: lengths of ${a.contextLength} tokens or more skipped (its context)`);
   log(`${model}: starting the backend (${o.threads} threads)`);
   const backend = await startBackend({ token: TOKEN, model: dir, args: ['--threads', o.threads, '--max-prefills', '16'], timeoutMs: 900_000 });
-  const proxy = await startProxy(backend.url);
+  const proxy = await spawnFaultProxy(backend.url);
   try {
     await remoteTtft(local, backend.url, tag, promptOf(8, a.vocabSize, 0), kvType); // warm both sides
     await localTtft(local, promptOf(8, a.vocabSize, 0), kvType);
@@ -160,7 +146,7 @@ for (const name of list(o.models)) {
       log(`${model}: ${c} concurrent prefills of ${P} tokens: ${((c * P) / s).toFixed(0)} tok/s`);
     }
   } finally {
-    proxy.proc.kill();
+    proxy.stop();
     await backend.stop();
   }
 }

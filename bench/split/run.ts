@@ -5,7 +5,6 @@
 // reply, then compute the hot experts), to show latency near max(hot, round trip) rather than the sum.
 // Then backend throughput (expert calls/s) at 1, 4 and 16 concurrent generations, all experts cold.
 //   npm run bench:split [-- --tokens 24 --rounds 3 --threads 1 --quick --no-record]
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { MoeOptions } from '../../src/engine/api';
@@ -16,6 +15,7 @@ import { parseHotExperts } from '../../src/hotset/spec';
 import { loadNodeKernels } from '../../src/kernels/load-node';
 import { ServedModel } from '../../src/runtime/served-model';
 import { startBackend } from '../../tools/dev/backend';
+import { spawnFaultProxy } from '../../tools/dev/fault-proxy-process';
 import { machineInfo } from '../matvec/machine';
 import { benchModel, DEFAULT_DIMS, type BenchModelDims } from './model';
 import { renderMarkdown, type LatencyRow, type SplitResults, type ThroughputRow } from './report';
@@ -46,16 +46,8 @@ const dir = await benchModel(dims, log);
 const TOKEN = 'bench-split-token';
 const backend = await startBackend({ token: TOKEN, model: dir, args: ['--threads', o.threads], timeoutMs: 600_000 });
 log(`backend ${backend.url} (cpu device, ${o.threads} thread)`);
-const proxyProc = spawn(process.execPath, ['--import', 'tsx', 'tools/dev/fault-proxy.ts', '--upstream', backend.url], { stdio: ['ignore', 'pipe', 'inherit'] });
-const proxyUrl = await new Promise<string>((resolve, reject) => {
-  let out = '';
-  proxyProc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-    const m = /fault-proxy listening on (\S+)/.exec(out);
-    if (m) resolve(m[1]!);
-  });
-  proxyProc.once('exit', (c) => reject(new Error(`fault proxy exited (${c})`)));
-});
+const proxy = await spawnFaultProxy(backend.url);
+const proxyUrl = proxy.url;
 
 const moeAt = (url: string): MoeOptions => ({ policy: 'remote', degradedPolicy: 'error', backend: { url, token: TOKEN, timeoutMs: 30_000 } });
 
@@ -188,7 +180,7 @@ try {
     }
   }
 } finally {
-  proxyProc.kill('SIGTERM');
+  proxy.stop();
   await backend.stop();
 }
 

@@ -4,7 +4,6 @@
 // proxy's delay mode, in its own process). Per (share, domain, round trip): acceptance rate, tokens per verification
 // pass, backend round trips per generated token, and per-token decode latency, speculative and plain.
 //   npm run bench:speculative [-- --tokens 32 --prompts 2 --max-tokens 4 --draft substitute,drop --rtt 5,20 --no-record]
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { GenerateRequest, MoeOptions } from '../../src/engine/api';
@@ -17,6 +16,7 @@ import { fsSource } from '../../src/store/source-fs';
 import { buildCalibration, DEFAULT_OUT, DEFAULTS, defaultCorpus, DOMAINS } from '../../models/calibration/build';
 import { loadProfiled, parsePrompts, profilePrompts, promptTokens } from '../../tools/profile';
 import { startBackend } from '../../tools/dev/backend';
+import { spawnFaultProxy } from '../../tools/dev/fault-proxy-process';
 import { plansAt } from '../hotset/measure';
 import { machineInfo } from '../matvec/machine';
 
@@ -59,16 +59,8 @@ const heldout = parsePrompts(await readFile(sets.heldout, 'utf8'), sets.heldout)
 
 // 2. the backend and the delaying proxy, each in its own process
 const backend = await startBackend({ token: TOKEN, model: o.model, args: ['--threads', '1'] });
-const proxy = spawn(process.execPath, ['--import', 'tsx', 'tools/dev/fault-proxy.ts', '--upstream', backend.url], { stdio: ['ignore', 'pipe', 'inherit'] });
-const proxyUrl = await new Promise<string>((resolve, reject) => {
-  let out = '';
-  proxy.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-    const m = /fault-proxy listening on (\S+)/.exec(out);
-    if (m) resolve(m[1]!);
-  });
-  proxy.once('exit', (c) => reject(new Error(`fault proxy exited (${c})`)));
-});
+const proxy = await spawnFaultProxy(backend.url);
+const proxyUrl = proxy.url;
 
 /** One greedy generation: ms per token after the first, and its usage. */
 async function generate(model: ServedModel, tokens: number[], moe: MoeOptions) {
@@ -131,7 +123,7 @@ try {
     }
   }
 } finally {
-  proxy.kill();
+  proxy.stop();
   await backend.stop();
 }
 

@@ -23,6 +23,18 @@ export async function callWithEnv(vars: Record<string, string>, path: string, in
   return res;
 }
 
+/** A greedy (temperature 0) request for a GreedyCase under `vars`: chat or completion as the case says. */
+export function callGreedy(vars: Record<string, string>, g: { kind: string; input: string; maxTokens: number }, extra: object = {}): Promise<Response> {
+  const [path, json] =
+    g.kind === 'chat'
+      ? ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: g.input }], max_tokens: g.maxTokens, temperature: 0 }]
+      : ['/v1/completions', { model: MODEL, prompt: g.input, max_tokens: g.maxTokens, temperature: 0 }];
+  return callWithEnv(vars, path as string, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...json, ...extra }) });
+}
+
+/** The generated text of a whole (non-streamed) answer of either kind. */
+export const textOf = (kind: string, body: any): string => (kind === 'chat' ? body.choices[0].message.content : body.choices[0].text);
+
 /** Parses an SSE body into its JSON events; checks the `data:` framing and the final `[DONE]`. */
 export async function readSse(res: Response): Promise<any[]> {
   expect(res.status).toBe(200);

@@ -12,19 +12,11 @@ import { finishPrefill } from '../../src/engine/prefill-layers';
 import { remotePrefill } from '../../src/remote/remote-prefill';
 import { loadModelFromR2 } from '../../src/runtime/load-model';
 import { randomHalf } from '../helpers/split-score';
-import { callWithEnv, MODEL, readSse } from './helpers';
+import { callGreedy as call, callWithEnv, readSse, textOf } from './helpers';
 
 const backend = inject('backend');
 const REMOTE = { REMOTE_PREFILL_MIN_TOKENS: '1' };
 
-function call(vars: Record<string, string>, g: { kind: string; input: string; maxTokens: number }, extra: object = {}): Promise<Response> {
-  const [path, json] =
-    g.kind === 'chat'
-      ? ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: g.input }], max_tokens: g.maxTokens, temperature: 0 }]
-      : ['/v1/completions', { model: MODEL, prompt: g.input, max_tokens: g.maxTokens, temperature: 0 }];
-  return callWithEnv(vars, path as string, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...json, ...extra }) });
-}
-const textOf = (kind: string, body: any) => (kind === 'chat' ? body.choices[0].message.content : body.choices[0].text);
 
 describe('remote prefill is exact', () => {
   it.each(KV_CACHE_TYPES)('KV cache %s: the streamed cache gives the local prefill\'s logits bit for bit', async (kvType) => {

@@ -6,19 +6,11 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, inject, it } from 'vitest';
 import { loadModelFromR2 } from '../../src/runtime/load-model';
 import { randomHalf } from '../helpers/split-score';
-import { callWithEnv, MODEL, readSse } from './helpers';
+import { callGreedy as call, callWithEnv, readSse, textOf } from './helpers';
 
 const backend = inject('backend');
 const SPEC = { SPECULATIVE_MAX_TOKENS: '4', COLD_POLICY: 'remote' };
 
-function call(vars: Record<string, string>, g: { kind: string; input: string; maxTokens: number }, extra: object = {}): Promise<Response> {
-  const [path, json] =
-    g.kind === 'chat'
-      ? ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: g.input }], max_tokens: g.maxTokens, temperature: 0 }]
-      : ['/v1/completions', { model: MODEL, prompt: g.input, max_tokens: g.maxTokens, temperature: 0 }];
-  return callWithEnv(vars, path as string, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...json, ...extra }) });
-}
-const textOf = (kind: string, body: any) => (kind === 'chat' ? body.choices[0].message.content : body.choices[0].text);
 const streamedText = (kind: string, events: any[]) => events.map((e) => (kind === 'chat' ? (e.choices?.[0]?.delta?.content ?? '') : (e.choices?.[0]?.text ?? ''))).join('');
 
 async function quarter(): Promise<string> {
