@@ -117,16 +117,19 @@ export class IsolateMemory {
       return new IsolateMemory(socket, probe);
     };
     if (!opts.direct) return open();
-    // workerd serves one session per isolate: the first direct socket can be closed at once while wrangler's
-    // proxy takes its session back (measured: the second one then stays), so a socket counts once it has answered
+    // workerd serves one session per isolate: the first direct socket can be closed while wrangler's proxy takes its
+    // session back (measured: the second one then stays; on a loaded machine the close came after a first answer),
+    // so a socket counts once it has answered twice, 250 ms apart
     for (let attempt = 1; ; attempt++) {
       const mem = await open();
       try {
         await mem.call('Runtime.getHeapUsage');
+        await new Promise((r) => setTimeout(r, 250));
+        await mem.call('Runtime.getHeapUsage');
         return mem;
       } catch (e) {
         mem.close();
-        if (attempt === 3) throw e;
+        if (attempt === 5) throw e;
       }
     }
   }
