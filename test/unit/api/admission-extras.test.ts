@@ -4,26 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadTextModel } from '../../../src/engine/load';
 import { fsSource } from '../../../src/store/source-fs';
-import type { Kernels } from '../../../src/kernels/types';
+import { peakDuring } from '../../helpers/heap-peak';
 import { Admission, generationBytes, MemoryBudgetExceededError } from '../../../src/runtime/admission';
 import { makeKernels } from '../../../tools/kernels-node';
-
-async function peakDuring(k: Kernels, run: () => Promise<void>): Promise<number> {
-  const heap = k.heap;
-  const alloc = heap.alloc.bind(heap);
-  let peak = heap.usedBytes;
-  heap.alloc = (n: number) => {
-    const p = alloc(n);
-    peak = Math.max(peak, heap.usedBytes);
-    return p;
-  };
-  try {
-    await run();
-  } finally {
-    heap.alloc = alloc;
-  }
-  return peak;
-}
 
 describe('admission of prompt scoring and grammars', () => {
   it("a prompt-scoring generation's peak is within the 'all' bound and above the 'last' one", async () => {

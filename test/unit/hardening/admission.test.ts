@@ -12,30 +12,12 @@ import { InvalidRequestError } from '../../../src/common/errors';
 import { fsSource } from '../../../src/store/source-fs';
 import { parseHotExperts } from '../../../src/hotset/spec';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
-import type { Kernels } from '../../../src/kernels/types';
+import { peakDuring } from '../../helpers/heap-peak';
 import { Admission, generationBytes, MemoryBudgetExceededError, MemoryBusyError, positionsThatFit, releasedWhenDone, TooManyGenerationsError } from '../../../src/runtime/admission';
 import { ServedModel } from '../../../src/runtime/served-model';
 import { kvCacheBytes } from '../../../src/engine/kv-cache';
 
 const MODEL = 'models/default';
-
-/** Peak heap bytes in use while `run` goes, seen at every allocation. */
-async function peakDuring(k: Kernels, run: () => Promise<void>): Promise<number> {
-  const heap = k.heap;
-  const alloc = heap.alloc.bind(heap);
-  let peak = heap.usedBytes;
-  heap.alloc = (n: number) => {
-    const p = alloc(n);
-    peak = Math.max(peak, heap.usedBytes);
-    return p;
-  };
-  try {
-    await run();
-  } finally {
-    heap.alloc = alloc;
-  }
-  return peak;
-}
 
 async function drain(gen: Generation): Promise<void> {
   for (let r = await gen.next(); !r.done; r = await gen.next());
