@@ -18,7 +18,9 @@ import { argmax } from '../../../src/engine/sampler';
 import { modelTagOf } from '../../../src/format/digest';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import { BackendError } from '../../../src/remote/errors';
-import { remotePrefill } from '../../../src/remote/remote-prefill';
+import { remotePrefill, type RemotePrefillResult } from '../../../src/remote/remote-prefill';
+import type { ExpertExecutor } from '../../../src/engine/experts';
+import type { KvCacheType } from '../../../src/engine/kv-cache';
 import { fsSource } from '../../../src/store/source-fs';
 import { RoutingRecorder } from '../../../src/routing/record';
 import { startBackend, type BackendProcess } from '../../../tools/dev/backend';
@@ -58,35 +60,61 @@ function cache(seq: Sequence): Buffer[] {
   });
 }
 
+interface BothWays {
+  here: Sequence;
+  there: Sequence;
+  /** the first token's logits: prefilled here, and on the backend then finished here */
+  want: Float32Array;
+  got: Float32Array;
+  remote: RemotePrefillResult;
+}
+
+/**
+ * `tokens` prefilled into two fresh sequences of `m` (room for `extra` more positions): here, through `localExperts`,
+ * and on the backend at `url`, its cache streamed here; `check` gets both, and both are released after it.
+ */
+async function bothWays(m: LocalModel, url: string, modelTag: Uint8Array, tokens: number[], kvType: KvCacheType, check: (b: BothWays) => Promise<void>, opts: { extra?: number; localExperts?: ExpertExecutor } = {}): Promise<void> {
+  const k = m.kernels;
+  const here = new Sequence(k, m.weights, tokens.length + (opts.extra ?? 0), { kvType });
+  const there = new Sequence(k, m.weights, tokens.length + (opts.extra ?? 0), { kvType });
+  try {
+    const want = (await prefill(k, here, opts.localExperts ?? m.expertExecutor, tokens, { logits: 'last' }))[0];
+    const remote = await remotePrefill(k.heap, there, target(url), modelTag, tokens);
+    const got = (await finishPrefill(k, there, m.expertExecutor, remote.hidden, { logits: 'last' }))[0];
+    await check({ here, there, want, got, remote });
+  } finally {
+    here.release();
+    there.release();
+  }
+}
+
+/** `steps` greedy decode steps on both sequences, each from its own last token; every pair of logit rows to `same`. */
+async function continueBoth(m: LocalModel, b: BothWays, steps: number, same: (here: Float32Array, there: Float32Array, step: number) => void): Promise<void> {
+  let [tw, tg] = [argmax(b.want), argmax(b.got)];
+  for (let s = 0; s < steps; s++) {
+    const rw = (await forward(m.kernels, b.here, m.expertExecutor, [tw], { logits: 'last' }))[0];
+    const rg = (await forward(m.kernels, b.there, m.expertExecutor, [tg], { logits: 'last' }))[0];
+    same(rw, rg, s);
+    [tw, tg] = [argmax(rw), argmax(rg)];
+  }
+}
+
+const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+
 describe('remote prefill equals the local one', () => {
   it.each(KV_CACHE_TYPES)('KV cache %s: same cache bytes, logits and greedy continuation', async (kvType) => {
-    const k = local.kernels;
-    const e = local.expertExecutor;
+    const a = local.manifest.architecture;
     const tokens = promptOf(2 * PREFILL_CHUNK + 21, 3);
-    const here = new Sequence(k, local.weights, tokens.length + 8, { kvType });
-    const there = new Sequence(k, local.weights, tokens.length + 8, { kvType });
-    try {
-      const recorder = new RoutingRecorder(e, local.manifest.architecture.numLayers, local.manifest.architecture.numExperts);
-      const want = (await prefill(k, here, recorder, tokens, { logits: 'last' }))[0];
-      const r = await remotePrefill(k.heap, there, target(whole.url), tag, tokens);
-      expect(r.counts).toEqual(recorder.take().counts); // the prompt's routing, as the Worker would have counted it
-      expect(there.length).toBe(tokens.length);
-      expect(r.bytes).toBeGreaterThan(2 * local.manifest.architecture.numLayers * kvTensorBytes(local.manifest.architecture, tokens.length, kvType));
-      const got = (await finishPrefill(k, there, e, r.hidden, { logits: 'last' }))[0];
-      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
-      const [a, b] = [cache(here), cache(there)];
-      a.forEach((bytes, l) => expect(b[l].equals(bytes), `layer ${l}`).toBe(true));
-      let [tw, tg] = [argmax(want), argmax(got)];
-      for (let s = 0; s < 8; s++) {
-        const rw = (await forward(k, here, e, [tw], { logits: 'last' }))[0];
-        const rg = (await forward(k, there, e, [tg], { logits: 'last' }))[0];
-        expect(Buffer.from(rg.buffer).equals(Buffer.from(rw.buffer)), `step ${s}`).toBe(true);
-        [tw, tg] = [argmax(rw), argmax(rg)];
-      }
-    } finally {
-      here.release();
-      there.release();
-    }
+    const recorder = new RoutingRecorder(local.expertExecutor, a.numLayers, a.numExperts);
+    await bothWays(local, whole.url, tag, tokens, kvType, async (b) => {
+      expect(b.remote.counts).toEqual(recorder.take().counts); // the prompt's routing, as the Worker would have counted it
+      expect(b.there.length).toBe(tokens.length);
+      expect(b.remote.bytes).toBeGreaterThan(2 * a.numLayers * kvTensorBytes(a, tokens.length, kvType));
+      expect(sameBits(b.got, b.want)).toBe(true);
+      const [mine, theirs] = [cache(b.here), cache(b.there)];
+      mine.forEach((bytes, l) => expect(theirs[l].equals(bytes), `layer ${l}`).toBe(true));
+      await continueBoth(local, b, 8, (rw, rg, s) => expect(sameBits(rg, rw), `step ${s}`).toBe(true));
+    }, { extra: 8, localExperts: recorder });
   });
 
   it('serves concurrent prefills, each its own', async () => {
@@ -168,17 +196,7 @@ describe('every architecture', () => {
     ]);
     try {
       const tokens = Array.from({ length: PREFILL_CHUNK + 9 }, (_, i) => (i * 31 + 5) % m.manifest.architecture.vocabSize);
-      const here = new Sequence(m.kernels, m.weights, tokens.length, { kvType: 'f16' });
-      const there = new Sequence(m.kernels, m.weights, tokens.length, { kvType: 'f16' });
-      try {
-        const want = (await prefill(m.kernels, here, m.expertExecutor, tokens, { logits: 'last' }))[0];
-        const r = await remotePrefill(m.kernels.heap, there, target(b.url), t, tokens);
-        const got = (await finishPrefill(m.kernels, there, m.expertExecutor, r.hidden, { logits: 'last' }))[0];
-        expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
-      } finally {
-        here.release();
-        there.release();
-      }
+      await bothWays(m, b.url, t, tokens, 'f16', async ({ want, got }) => expect(sameBits(got, want)).toBe(true));
     } finally {
       await b.stop();
     }
@@ -204,29 +222,15 @@ describe.skipIf(skipGpu)(skipGpu ? `webgpu device (skipped: ${noGpu})` : 'webgpu
   it('remote prefill then local decode: same greedy tokens, logits within the stated tolerance', async () => {
     const b = await startBackend({ model: MODEL, device: 'webgpu', token: TOKEN });
     try {
-      const k = local.kernels;
-      const e = local.expertExecutor;
-      const tokens = promptOf(PREFILL_CHUNK + 40, 4);
-      const here = new Sequence(k, local.weights, tokens.length + 8, { kvType: 'q8_0' });
-      const there = new Sequence(k, local.weights, tokens.length + 8, { kvType: 'q8_0' });
-      try {
-        const want = (await prefill(k, here, e, tokens, { logits: 'last' }))[0];
-        const r = await remotePrefill(k.heap, there, target(b.url), tag, tokens);
-        const got = (await finishPrefill(k, there, e, r.hidden, { logits: 'last' }))[0];
+      await bothWays(local, b.url, tag, promptOf(PREFILL_CHUNK + 40, 4), 'q8_0', async (both) => {
+        const { want, got } = both;
         const scale = Math.max(...want.map(Math.abs));
         const worst = Math.max(...want.map((v, i) => Math.abs(v - got[i])));
         console.log(`webgpu remote prefill: max |logit diff| ${worst.toExponential(2)} of max |logit| ${scale.toFixed(2)}`);
         expect(worst).toBeLessThanOrEqual(5e-2 * scale);
-        let [tw, tg] = [argmax(want), argmax(got)];
-        expect(tg).toBe(tw);
-        for (let s = 0; s < 8; s++) {
-          [tw, tg] = [argmax((await forward(k, here, e, [tw], { logits: 'last' }))[0]), argmax((await forward(k, there, e, [tg], { logits: 'last' }))[0])];
-          expect(tg, `step ${s}`).toBe(tw);
-        }
-      } finally {
-        here.release();
-        there.release();
-      }
+        expect(argmax(got)).toBe(argmax(want));
+        await continueBoth(local, both, 8, (rw, rg, s) => expect(argmax(rg), `step ${s}`).toBe(argmax(rw)));
+      }, { extra: 8 });
     } finally {
       await b.stop();
     }
