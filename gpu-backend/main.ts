@@ -13,7 +13,7 @@ import { loadBackendModel, type BackendModel } from './model';
 import { loadNodeKernels } from '../src/kernels/load-node';
 import { loadTrunk, withExperts } from '../src/engine/model';
 import type { ExpertDevice } from './devices/device';
-import { PrefillService } from './prefill/service';
+import { PrefillService, type PrefillForward } from './prefill/service';
 import type { WebGpuExpertDevice } from './devices/webgpu/expert-device';
 import { startServer } from './server';
 import { ExpertService } from './service';
@@ -164,11 +164,12 @@ async function loadPrefill(mode: string, model: BackendModel, source: ObjectSour
   if (mode === 'off' || (mode === 'auto' && !all)) return null;
   if (!all) fail('--prefill on needs every layer and expert on this replica (drop --layers / --experts)');
   const kernels = await loadNodeKernels();
-  const trunk = await loadTrunk(kernels, source, model.manifest);
-  // on the webgpu device the whole forward pass runs in WGSL beside its experts; this heap keeps the embedding
-  // (imported here: its module loads Dawn, which a cpu backend never needs)
-  const gpu = dev.name === 'webgpu' ? await (await import('./prefill/gpu-trunk')).GpuTrunk.load(source, model.manifest, dev as WebGpuExpertDevice) : null;
-  return new PrefillService(model, kernels, withExperts(trunk, []), dev, metrics, maxConcurrent, gpu);
+  // on the webgpu device the whole forward pass runs in WGSL beside its experts and this heap keeps only the token
+  // embedding (gpu-trunk.ts is imported here: its module loads Dawn, which a cpu backend never needs)
+  const forward: PrefillForward = dev.name === 'webgpu'
+    ? { gpu: await (await import('./prefill/gpu-trunk')).GpuTrunk.load(source, model.manifest, dev as WebGpuExpertDevice, kernels) }
+    : { trunk: withExperts(await loadTrunk(kernels, source, model.manifest), []) };
+  return new PrefillService(model, kernels, forward, dev, metrics, maxConcurrent);
 }
 
 main().catch((e) => {

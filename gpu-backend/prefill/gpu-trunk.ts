@@ -1,9 +1,12 @@
 // The prefill call's forward pass on the webgpu device: the trunk's layers (attention, norms, router, shared expert)
-// in WGSL beside the device's experts (WebGpuTrunk), the KV cache kept on the GPU in the Worker's type and read
-// back layer by layer as the frames' rows. The embedding and the head stay in the backend's WASM heap (a lookup, and
-// the Worker finishes the step itself). One prompt at a time per KV-cache type: the trunk's cache and scratch are one.
+// in WGSL beside the device's experts (WebGpuTrunk), the KV cache kept on the GPU in the Worker's type, and read
+// back layer by layer as the frames' rows. Only the token embedding goes into the backend's WASM heap (a lookup; the
+// Worker finishes the step with its own head). One prompt at a time per KV-cache type: the trunk's cache and scratch
+// are one.
 import type { KvCacheType } from '../../src/engine/kv-cache';
-import { tensorEntry, tensorNames, type Manifest } from '../../src/format/manifest';
+import { uploadMat } from '../../src/engine/weights';
+import { tensorEntry, tensorNames, type Manifest, type TensorEntry } from '../../src/format/manifest';
+import type { Kernels, Mat } from '../../src/kernels/types';
 import { hostTensor, type HostTensor } from '../../src/format/tensor-layout';
 import { readVerified, type ObjectSource } from '../../src/store/source';
 import type { WebGpuExpertDevice } from '../devices/webgpu/expert-device';
@@ -13,15 +16,28 @@ export class GpuTrunk {
   private readonly trunks = new Map<KvCacheType, WebGpuTrunk>();
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly device: WebGpuExpertDevice, private readonly manifest: Manifest, private readonly layers: LayerWeights[]) {}
+  private constructor(
+    private readonly device: WebGpuExpertDevice,
+    private readonly manifest: Manifest,
+    private readonly layers: LayerWeights[],
+    /** the token embedding in the heap of the `kernels` given to load() */
+    readonly embedding: Mat,
+  ) {}
 
-  /** The trunk's tensors from their verified objects (in ggml's layout, whatever the WASM heap packed). */
-  static async load(source: ObjectSource, manifest: Manifest, device: WebGpuExpertDevice): Promise<GpuTrunk> {
+  /**
+   * The trunk's tensors from their verified objects, each object read once: the layers as host tensors for the GPU
+   * (ggml's layout), the token embedding into `kernels`' heap.
+   */
+  static async load(source: ObjectSource, manifest: Manifest, device: WebGpuExpertDevice, kernels: Kernels): Promise<GpuTrunk> {
     const objects = new Map<string, Uint8Array>();
-    const tensor = async (name: string): Promise<HostTensor> => {
+    const object = async (name: string): Promise<{ entry: TensorEntry; bytes: Uint8Array }> => {
       const entry = tensorEntry(manifest, name);
       let bytes = objects.get(entry.object);
       if (!bytes) objects.set(entry.object, (bytes = await readVerified(source, manifest, entry.object)));
+      return { entry, bytes };
+    };
+    const tensor = async (name: string): Promise<HostTensor> => {
+      const { entry, bytes } = await object(name);
       return hostTensor(entry, bytes);
     };
     const optional = async (on: boolean, name: string) => (on ? tensor(name) : undefined);
@@ -38,7 +54,8 @@ export class GpuTrunk {
         sharedGate: await optional(a.sharedExpertGate, t.sharedExpertGate(l)),
       });
     }
-    return new GpuTrunk(device, manifest, layers);
+    const embedding = await object(t.tokenEmbedding);
+    return new GpuTrunk(device, manifest, layers, uploadMat(kernels, embedding.entry, embedding.bytes));
   }
 
   /**

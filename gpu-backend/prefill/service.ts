@@ -3,7 +3,7 @@
 // then the last position's hidden row. Requests are checked before anything is allocated; at most `maxConcurrent`
 // prompts hold a KV cache here at once (the rest wait their turn).
 import { InvalidRequestError } from '../../src/common/errors';
-import { embedTokens, PREFILL_CHUNK, Sequence } from '../../src/engine/forward';
+import { embedTokens, Sequence } from '../../src/engine/forward';
 import { localHead } from '../../src/engine/head';
 import type { GpuTrunk } from './gpu-trunk';
 import { kvRowsOf } from './kv-runs';
@@ -11,7 +11,7 @@ import { checkKvCacheType } from '../../src/engine/kv-cache';
 import { readKvRows } from '../../src/engine/kv-transfer';
 import type { ModelWeights } from '../../src/engine/model';
 import { prefillByLayer } from '../../src/engine/prefill-layers';
-import type { Kernels } from '../../src/kernels/types';
+import type { Kernels, Mat } from '../../src/kernels/types';
 import { tensorNames } from '../../src/format/manifest';
 import { activationDTypeFor } from '../../src/protocol/activations';
 import { errorFrameFor, sameTag, tagHex, WireError } from '../../src/protocol/expert-wire';
@@ -27,6 +27,12 @@ export interface PrefillAnswer {
   readonly body: Uint8Array | ReadableStream<Uint8Array>;
 }
 
+/**
+ * Where a prompt's forward pass runs: the trunk in the service's WASM heap with the experts on the device (cpu; the
+ * weights hold no expert), or the webgpu device's WGSL trunk (the heap holds only its token embedding).
+ */
+export type PrefillForward = { readonly trunk: ModelWeights } | { readonly gpu: GpuTrunk };
+
 export class PrefillService {
   private running = 0;
   private readonly queue: (() => void)[] = [];
@@ -34,13 +40,10 @@ export class PrefillService {
   constructor(
     private readonly model: BackendModel,
     private readonly kernels: Kernels,
-    /** the trunk in `kernels`' heap; no expert (the device holds them all) */
-    private readonly weights: ModelWeights,
+    private readonly forward: PrefillForward,
     private readonly device: ExpertDevice,
     private readonly metrics: Metrics,
     private readonly maxConcurrent = 4,
-    /** the webgpu device's trunk: the whole forward pass on the GPU (absent: the trunk runs in this heap) */
-    private readonly gpu: GpuTrunk | null = null,
   ) {}
 
   /** What the expert rows travel as: what the Worker sends a cold expert (q8_0 for quantized experts). */
@@ -84,7 +87,7 @@ export class PrefillService {
 
   private async stream(req: PrefillRequest, out: WritableStreamDefaultWriter<Uint8Array>): Promise<void> {
     const h = { requestId: req.requestId, modelTag: this.model.tag };
-    const a = this.weights.arch;
+    const a = this.model.manifest.architecture;
     const kvDim = a.numKvHeads * a.headDim;
     const n = req.tokens.length;
     const cancelled = new AbortController();
@@ -105,14 +108,15 @@ export class PrefillService {
     try {
       let hidden: Float32Array;
       let counts: number[][];
-      if (this.gpu) {
+      if ('gpu' in this.forward) {
         // the whole forward pass in WGSL; the embedding rows from this heap
-        const x = await this.embed(req.tokens);
-        const r = await this.gpu.prefill(x, req.kvType, (layer, k, v) => sendLayer(layer, (pos0, nPos) => kvRowsOf(k, v, kvDim, pos0, nPos)));
+        const { gpu } = this.forward;
+        const x = await this.embed(gpu.embedding, req.tokens);
+        const r = await gpu.prefill(x, req.kvType, (layer, k, v) => sendLayer(layer, (pos0, nPos) => kvRowsOf(k, v, kvDim, pos0, nPos)));
         hidden = r.x.slice((n - 1) * a.hiddenSize, n * a.hiddenSize);
         counts = r.counts;
       } else {
-        const s = (seq = new Sequence(this.kernels, this.weights, n, { kvType: req.kvType }));
+        const s = (seq = new Sequence(this.kernels, this.forward.trunk, n, { kvType: req.kvType }));
         const experts = new DeviceExperts(this.kernels, this.device, a.hiddenSize, a.topK, a.numLayers, a.numExperts, this.actDType);
         hidden = await prefillByLayer(this.kernels, s, experts, Array.from(req.tokens), {
           signal: cancelled.signal,
@@ -138,16 +142,14 @@ export class PrefillService {
     }
   }
 
-  /** The prompt's embedding rows (times the embedding multiplier), from this heap's token embedding. */
-  private async embed(tokens: ArrayLike<number>): Promise<Float32Array> {
-    const a = this.weights.arch;
+  /** The prompt's embedding rows (times the embedding multiplier), from `embedding` in this heap. */
+  private async embed(embedding: Mat, tokens: ArrayLike<number>): Promise<Float32Array> {
+    const a = this.model.manifest.architecture;
     const H = a.hiddenSize;
     const ptr = this.kernels.heap.alloc(tokens.length * H * 4);
     try {
-      const head = localHead(this.kernels, this.weights.embed!, this.weights.output!);
-      for (let c = 0; c < tokens.length; c += PREFILL_CHUNK) {
-        await embedTokens(this.kernels, a, head, Array.from(tokens).slice(c, c + PREFILL_CHUNK), ptr + c * H * 4);
-      }
+      // the head's embedding half alone: its output half (given the embedding too) is never asked for here
+      await embedTokens(this.kernels, a, localHead(this.kernels, embedding, embedding), Array.from(tokens), ptr);
       return this.kernels.heap.f32(ptr, tokens.length * H).slice();
     } finally {
       this.kernels.heap.release(ptr);
