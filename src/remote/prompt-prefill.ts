@@ -25,18 +25,20 @@ export function promptPrefill(o: PromptPrefillOptions): PromptPrefill {
   const { kernels: k, experts, usage } = o;
   return async (seq, tokens, opts) => {
     if (o.minTokens > 0 && tokens.length >= o.minTokens && seq.length === 0 && (opts.logits === 'last' || opts.logits === 'hidden')) {
-      try {
-        const r = await remotePrefill(k.heap, seq, o.backend, o.modelTag, tokens);
-        usage.prefill = 'remote';
-        usage.prefill_kv_bytes = r.bytes;
-        usage.prefill_ms = r.ms;
-        experts.observe?.(r.counts, tokens.length); // the prompt's routing, for the statistics and the profile pick
-        return await finishPrefill(k, seq, experts, r.hidden, { ...opts, logits: opts.logits });
-      } catch (e) {
+      // only the call falls back: a failure of the step's own end (e.g. a head shard) is the generation's, as locally
+      const r = await remotePrefill(k.heap, seq, o.backend, o.modelTag, tokens).catch((e: unknown) => {
         if (!(e instanceof BackendError)) throw e;
         usage.prefill_fallback = e.reason;
         usage.degraded ??= e.reason;
         seq.length = 0; // whatever arrived is overwritten below
+        return null;
+      });
+      if (r) {
+        usage.prefill = 'remote';
+        usage.prefill_kv_bytes = r.bytes;
+        usage.prefill_ms = r.ms;
+        experts.observe?.(r.counts, tokens.length); // the prompt's routing, for the statistics and the profile pick
+        return finishPrefill(k, seq, experts, r.hidden, { ...opts, logits: opts.logits });
       }
     }
     return prefill(k, seq, experts, tokens, opts);
