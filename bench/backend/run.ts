@@ -1,6 +1,8 @@
 // Backend throughput: expert calls per second at 1, 4 and 16 concurrent generations, each a WebSocket session
 // sending one layer's cold call at a time (as the Worker does), against the real backend process on loopback.
-//   npx tsx bench/backend/run.ts [--model models/default] [--device cpu] [--threads n] [--seconds 3] [--no-record]
+//   npx tsx bench/backend/run.ts [--model models/default] [--device cpu] [--threads n] [--seconds 3] [--concurrency 1,4,16]
+//                                [--out bench/results/backend] [--no-record]
+// --out names the .json/.md pair to write (bench/gpu/device-check.sh records a GPU machine's rows beside the others).
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseManifest } from '../../src/format/manifest';
@@ -16,6 +18,8 @@ const { values: opts } = parseArgs({
     device: { type: 'string', default: 'cpu' },
     threads: { type: 'string' },
     seconds: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '1,4,16' },
+    out: { type: 'string', default: 'bench/results/backend' },
     'no-record': { type: 'boolean', default: false },
   },
 });
@@ -84,12 +88,13 @@ async function metric(b: BackendProcess, name: string): Promise<number> {
 
 const pct = (xs: number[], p: number) => xs.sort((u, v) => u - v)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 
-const backend = await startBackend({ model: opts.model, device: opts.device, args: opts.threads ? ['--threads', opts.threads] : [], token: TOKEN });
+// a large model on a GPU loads and digest-checks for a while: wait for it
+const backend = await startBackend({ model: opts.model, device: opts.device, args: opts.threads ? ['--threads', opts.threads] : [], token: TOKEN, timeoutMs: 900_000 });
 const health = await (await fetch(`${backend.url}/healthz`)).json() as { device: string };
 const rows: Row[] = [];
 try {
   for (const s of scenarios) {
-    for (const c of [1, 4, 16]) {
+    for (const c of opts.concurrency.split(',').map(Number)) {
       await Promise.all(Array.from({ length: c }, (_, i) => generation(backend, s, i + 1, performance.now() + 300, []))); // warm-up
       const [b0, k0] = [await metric(backend, 'moe_backend_batches_total'), await metric(backend, 'moe_backend_batched_calls_total')];
       const lat: number[] = [];
@@ -114,7 +119,7 @@ try {
 if (!opts['no-record']) {
   const machine = machineInfo();
   const when = new Date().toISOString();
-  await writeFile('bench/results/backend.json', JSON.stringify({ when, machine, model: manifest.name, device: health.device, act, seconds, rows }, null, 2) + '\n');
+  await writeFile(`${opts.out}.json`, JSON.stringify({ when, machine, model: manifest.name, device: health.device, act, seconds, rows }, null, 2) + '\n');
   const md = [
     '# Backend throughput: expert calls per second vs concurrent generations',
     '',
@@ -130,6 +135,6 @@ if (!opts['no-record']) {
     ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.callsPerSec.toFixed(0)} | ${r.pairsPerSec.toFixed(0)} | ${r.p50ms.toFixed(2)} | ${r.p99ms.toFixed(2)} | ${r.callsPerBatch.toFixed(1)} |`),
     '',
   ].join('\n');
-  await writeFile('bench/results/backend.md', md);
-  console.log('recorded bench/results/backend.{json,md}');
+  await writeFile(`${opts.out}.md`, md);
+  console.log(`recorded ${opts.out}.{json,md}`);
 }

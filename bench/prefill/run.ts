@@ -2,10 +2,12 @@
 // the backend (a real process; its KV stream through tools/dev/fault-proxy.ts's `link` mode in its own process:
 // an injected round trip and a stated link bandwidth), per model; the KV bytes per prompt token of every KV-cache
 // type, as received; the crossover length past which the backend is faster (REMOTE_PREFILL_MIN_TOKENS's default);
-// and the backend's prefill throughput at 1, 4 and 16 concurrent prompts. The backend here is the cpu device (the
-// same WASM on worker threads) standing in for a GPU on this machine's cores: the results say so.
+// and the backend's prefill throughput at 1, 4 and 16 concurrent prompts. By default the backend is the cpu device
+// (the same WASM on worker threads) standing in for a GPU on this machine's cores: the results say so. On a machine
+// with a GPU, --device webgpu runs the whole pass in WGSL (bench/gpu/device-check.sh does, --out elsewhere).
 //   npm run bench:prefill [-- --models default,granite-shaped-q4_0 --lengths 64,256,1024,2048 --rtt 0,5,20 --mbps 1000
-//                            --rounds 2 --kv q8_0 --threads 2 --concurrency 1,4,16 --no-record]
+//                            --rounds 2 --kv q8_0 --device cpu --threads 2 --concurrency 1,4,16
+//                            --out bench/results/prefill --no-record]
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,7 +33,9 @@ const { values: o } = parseArgs({
     mbps: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '2' },
     kv: { type: 'string', default: 'q8_0' },
+    device: { type: 'string', default: 'cpu' },
     threads: { type: 'string', default: '2' },
+    out: { type: 'string', default: 'bench/results/prefill' },
     concurrency: { type: 'string', default: '1,4,16' },
     'tp-tokens': { type: 'string', default: '256' },
     'no-record': { type: 'boolean', default: false },
@@ -77,8 +81,10 @@ async function remoteTtft(m: LocalModel, url: string, tag: Uint8Array, tokens: n
 const results: PrefillResults = {
   date: new Date().toISOString(),
   machine: machineInfo(),
-  device: 'cpu',
-  deviceNote: `cpu device (the Worker's WASM kernels on ${o.threads} worker threads) standing in for a GPU, on the same ${machineInfo().cores}-core machine as the client`,
+  device: o.device,
+  deviceNote: o.device === 'cpu'
+    ? `cpu device (the Worker's WASM kernels on ${o.threads} worker threads) standing in for a GPU, on the same ${machineInfo().cores}-core machine as the client`
+    : `${o.device} device (filled in from the backend's /healthz below)`,
   threads: Number(o.threads),
   linkMbps: MBPS,
   kvType,
@@ -99,8 +105,12 @@ for (const name of list(o.models)) {
   const a = local.manifest.architecture;
   const lengths = nums(o.lengths).filter((n) => n < a.contextLength);
   if (lengths.length < nums(o.lengths).length) log(`${model}: lengths of ${a.contextLength} tokens or more skipped (its context)`);
-  log(`${model}: starting the backend (${o.threads} threads)`);
-  const backend = await startBackend({ token: TOKEN, model: dir, args: ['--threads', o.threads, '--max-prefills', '16'], timeoutMs: 900_000 });
+  log(`${model}: starting the backend (${o.device}${o.device === 'cpu' ? `, ${o.threads} threads` : ''})`);
+  const backend = await startBackend({ token: TOKEN, model: dir, device: o.device, args: ['--threads', o.threads, '--max-prefills', '16'], timeoutMs: 900_000 });
+  if (o.device !== 'cpu') {
+    const health = (await (await fetch(`${backend.url}/healthz`)).json()) as { device: string };
+    results.deviceNote = `${health.device}, on the same machine as the client (whose own prefill is the local column)`;
+  }
   const proxy = await spawnFaultProxy(backend.url);
   try {
     await remoteTtft(local, backend.url, tag, promptOf(8, a.vocabSize, 0), kvType); // warm both sides
@@ -142,7 +152,7 @@ for (const name of list(o.models)) {
       const t0 = performance.now();
       await Promise.all(prompts.map((p) => remoteTtft(local, backend.url, tag, p, kvType)));
       const s = (performance.now() - t0) / 1000;
-      results.rows.push({ model, device: 'cpu', threads: Number(o.threads), concurrency: c, promptTokens: P, tokensPerSecond: (c * P) / s });
+      results.rows.push({ model, device: o.device, threads: Number(o.threads), concurrency: c, promptTokens: P, tokensPerSecond: (c * P) / s });
       log(`${model}: ${c} concurrent prefills of ${P} tokens: ${((c * P) / s).toFixed(0)} tok/s`);
     }
   } finally {
@@ -154,7 +164,7 @@ for (const name of list(o.models)) {
 const md = renderPrefill(results);
 process.stdout.write(md);
 if (!o['no-record']) {
-  await writeFile('bench/results/prefill.json', JSON.stringify(results, null, 2) + '\n');
-  await writeFile('bench/results/prefill.md', md);
-  log('recorded bench/results/prefill.{json,md}');
+  await writeFile(`${o.out}.json`, JSON.stringify(results, null, 2) + '\n');
+  await writeFile(`${o.out}.md`, md);
+  log(`recorded ${o.out}.{json,md}`);
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The one prepared run for a lent GPU machine (the device tool's `run`, working tree plus carried .device/ and
+# wasm/build from bench/gpu/pack.sh): which adapter Dawn opens, the WebGPU conformance suites on it, backend expert
+# calls per second and backend prefill throughput on --device webgpu against --device cpu on the same machine's
+# cores, for the default model and the granite-shaped q4_0 one (generated here by the committed script).
+# Everything lands in $OUT: summary.md (the tables), log.txt, results.tar.gz (every bench's json/md).
+#   QUICK=1 for a short local rehearsal (lavapipe, default model only, fewer rows).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-/tmp/device-check}
+RES=$OUT/results
+mkdir -p "$RES"
+LOG=$OUT/log.txt
+QUICK=${QUICK:-0}
+START=$(date +%s)
+say() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
+step() { # step <seconds> <name> <command...>: runs with a limit, keeps going on failure
+  local limit=$1 name=$2; shift 2
+  say "== $name"
+  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  say "== $name: exit $rc"
+  echo "| $name | $rc |" >>"$OUT/steps.md"
+}
+
+# --- runtime: Node, node_modules and the Vulkan loader, unless the machine has them
+if [ -d .device/gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
+  for f in .device/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] < 22)'; then
+  mkdir -p /tmp/node-bin && xz -dc .device/node.xz >/tmp/node-bin/node && chmod +x /tmp/node-bin/node
+  export PATH=/tmp/node-bin:$PATH
+fi
+[ -d node_modules ] || tar -xJf .device/modules.tar.xz
+[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export PATH=$ROOT/node_modules/.bin:$PATH
+{
+  echo "# device check $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo
+  echo "- node $(node --version), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  echo "- load: $(cat /proc/loadavg)"
+  echo "- cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  command -v nvidia-smi >/dev/null && echo "- gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader)"
+} >"$OUT/summary.md"
+say "runtime ready: node $(node --version)"
+echo "| step | exit |" >"$OUT/steps.md"; echo "|---|---|" >>"$OUT/steps.md"
+
+ADAPTER=$(timeout 60 tsx bench/gpu/adapter.ts 2>>"$LOG")
+echo "- adapter: $ADAPTER" >>"$OUT/summary.md"
+say "adapter: $ADAPTER"
+DEV=webgpu
+[ "$QUICK" = 1 ] || echo "$ADAPTER" | grep -q '"adapter":"' || say "no hardware adapter: the webgpu rows will fail"
+
+# --- conformance: the webgpu executor of the kernel suite, the WGSL trunk, remote prefill on --device webgpu
+step 300 conformance env CONFORMANCE_VERBOSE=1 vitest run --config bench/gpu/vitest.config.ts --reporter=verbose
+grep -E "Test Files|Tests |webgpu conformance on|max \|logit diff\|" "$LOG" | sed 's/^/    /' >"$RES/conformance-summary.txt"
+
+# --- the granite-shaped model (seeded weights from the published config; the same script as here)
+MODELS=models/default
+if [ "$QUICK" != 1 ]; then
+  step 240 make-granite tsx models/make-granite-shaped.ts --quant q4_0
+  [ -f .cache/models/granite-shaped-q4_0/trunk.bin ] && MODELS="$MODELS .cache/models/granite-shaped-q4_0"
+fi
+SECS=2; CONC=1,4,16; LENGTHS=64,256,1024,2048
+[ "$QUICK" = 1 ] && { SECS=1; CONC=1,4; LENGTHS=64,256; }
+THREADS=$(nproc)
+
+# --- expert calls per second: webgpu, then the cpu device on every core of the same machine as the peer
+for m in $MODELS; do
+  n=$(basename "$m")
+  for d in $DEV cpu; do
+    step 200 "backend $n $d" tsx bench/backend/run.ts --model "$m" --device "$d" --threads "$THREADS" --seconds "$SECS" \
+      --concurrency "$CONC" --out "$RES/backend-$n-$d"
+  done
+done
+
+# --- prefill: TTFT local vs remote and backend prefill throughput, webgpu then cpu
+for m in $MODELS; do
+  n=$(basename "$m"); len=$LENGTHS
+  [ "$n" = default ] || len=64,256,1024
+  for d in $DEV cpu; do
+    step 240 "prefill $n $d" tsx bench/prefill/run.ts --models "$m" --device "$d" --threads "$THREADS" --lengths "$len" \
+      --rtt 0,20 --rounds 1 --concurrency "$CONC" --out "$RES/prefill-$n-$d"
+  done
+done
+
+# --- the summary: every table, the steps' exit codes
+{
+  echo; echo "## steps"; echo; cat "$OUT/steps.md"
+  echo; echo "## conformance"; echo; cat "$RES/conformance-summary.txt"
+  for f in "$RES"/backend-*.md "$RES"/prefill-*.md; do [ -f "$f" ] && { echo; echo "## $(basename "$f" .md)"; echo; grep -v '^# ' "$f"; }; done
+} >>"$OUT/summary.md"
+tar -czf "$OUT/results.tar.gz" -C "$OUT" results
+rm -rf "$RES" "$OUT/steps.md"
+say "done"
+tail -c 6000 "$OUT/summary.md"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds .device/, what bench/gpu/device-check.sh needs on a lent GPU machine that has no Node and no registry:
+# Node 22 (the project's own `node` devDependency), the node_modules the backend, tsx and vitest load (webgpu's
+# Dawn for linux-x64 only; wrangler, workerd, the peers and other large dev tools left out) and the Vulkan loader
+# debs. About 45 MB, under the device tool's 64 MiB working-tree limit. Run here after `npm ci` and
+# `npm run build:wasm`; carry `.device` and `wasm/build`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+DEST=.device
+rm -rf "$DEST" && mkdir -p "$DEST/gl"
+[ -d wasm/build ] || { echo "pack: run npm run build:wasm first" >&2; exit 1; }
+
+# stripped of its symbols (107 of 125 MB) and packed hard: the tree that travels is limited to 64 MiB
+cp node_modules/node/bin/node "$DEST/node" && strip "$DEST/node" && xz -T0 -9 "$DEST/node"
+
+# Not needed to run the backend, the benches and the WebGPU suites: the Workers toolchain, the peers, the
+# AssemblyScript compiler, type packages, other platforms' Dawn builds.
+tar --exclude='node_modules/wrangler' --exclude='node_modules/@cloudflare' --exclude='node_modules/miniflare' \
+    --exclude='node_modules/workerd' --exclude='node_modules/node' --exclude='node_modules/onnxruntime-web' \
+    --exclude='node_modules/onnxruntime-common' --exclude='node_modules/binaryen' --exclude='node_modules/assemblyscript' \
+    --exclude='node_modules/typescript' --exclude='node_modules/openai' --exclude='node_modules/ai' \
+    --exclude='node_modules/@ai-sdk' --exclude='node_modules/@img' --exclude='node_modules/sharp' \
+    --exclude='node_modules/playwright-core' --exclude='node_modules/@types' --exclude='node_modules/protobufjs' \
+    --exclude='node_modules/@protobufjs' --exclude='node_modules/fast-check' --exclude='node_modules/autocannon' \
+    --exclude='node_modules/hdr-histogram-js' --exclude='node_modules/unenv' --exclude='node_modules/youch' \
+    --exclude='node_modules/@speed-highlight' --exclude='node_modules/webgpu/dist/darwin-universal' \
+    --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='node_modules/webgpu/dist/win32-*' \
+    --exclude='*.d.ts' --exclude='*.d.cts' --exclude='*.d.mts' --exclude='*.map' --exclude='*.md' \
+    --exclude='node_modules/lightningcss*' --exclude='node_modules/typescript' \
+    -cf - node_modules | xz -T0 -9 > "$DEST/modules.tar.xz"
+
+# The Vulkan loader (and GL's, as the device tool's README recipe has it): Dawn dlopens libvulkan.so.1.
+o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists'
+mkdir -p /tmp/amd64-lists/partial
+apt-get $o update -qq
+(cd "$DEST/gl" && apt-get $o download libvulkan1 >/dev/null)
+du -sh "$DEST" "$DEST"/*
