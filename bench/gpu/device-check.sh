@@ -29,11 +29,15 @@ if [ -d .device/gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
   for f in .device/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
-if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] < 22)'; then
+if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] < 22 ? 1 : 0)'; then
   mkdir -p /tmp/node-bin && xz -dc .device/node.xz >/tmp/node-bin/node && chmod +x /tmp/node-bin/node
   export PATH=/tmp/node-bin:$PATH
 fi
 [ -d node_modules ] || tar -xJf .device/modules.tar.xz
+if [ -z "${MOE_EDGE_SHARED:-}" ] && [ ! -d ../shared/fixtures ] && [ -f .device/shared.tar.xz ]; then
+  mkdir -p /tmp/moe-edge-shared && tar -xJf .device/shared.tar.xz -C /tmp/moe-edge-shared
+  export MOE_EDGE_SHARED=/tmp/moe-edge-shared
+fi
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export PATH=$ROOT/node_modules/.bin:$PATH
 {

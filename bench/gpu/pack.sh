@@ -2,7 +2,7 @@
 # Builds .device/, what bench/gpu/device-check.sh needs on a lent GPU machine that has no Node and no registry:
 # Node 22 (the project's own `node` devDependency), the node_modules the backend, tsx and vitest load (webgpu's
 # Dawn for linux-x64 only; wrangler, workerd, the peers and other large dev tools left out) and the Vulkan loader
-# debs. About 45 MB, under the device tool's 64 MiB working-tree limit. Run here after `npm ci` and
+# debs. About 46 MB: with the checkout and wasm/build just under the device tool's 64 MiB limit on what travels. Run here after `npm ci` and
 # `npm run build:wasm`; carry `.device` and `wasm/build`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,8 +27,14 @@ tar --exclude='node_modules/wrangler' --exclude='node_modules/@cloudflare' --exc
     --exclude='node_modules/@speed-highlight' --exclude='node_modules/webgpu/dist/darwin-universal' \
     --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='node_modules/webgpu/dist/win32-*' \
     --exclude='*.d.ts' --exclude='*.d.cts' --exclude='*.d.mts' --exclude='*.map' --exclude='*.md' \
-    --exclude='node_modules/lightningcss*' --exclude='node_modules/typescript' \
+    --exclude='node_modules/lightningcss*' --exclude='node_modules/zod/src' --exclude='node_modules/pako' \
+    --exclude='node_modules/undici' --exclude='node_modules/@mlc-ai' \
     -cf - node_modules | xz -T0 -9 > "$DEST/modules.tar.xz"
+
+# The fixture checkpoints the WGSL trunk and remote-prefill suites load (safetensors and configs; not the GGUFs or
+# llama.cpp's logits, which those suites do not read): ../shared does not travel, only the checkout does.
+SHARED=${MOE_EDGE_SHARED:-$ROOT/../shared}
+tar -cJf "$DEST/shared.tar.xz" -C "$SHARED" --exclude='*.gguf' --exclude='reference*.json' fixtures
 
 # The Vulkan loader (and GL's, as the device tool's README recipe has it): Dawn dlopens libvulkan.so.1.
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists'

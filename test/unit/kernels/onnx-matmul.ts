@@ -1,6 +1,6 @@
 // onnxruntime-web as an outside numeric reference: a one-node fp32 ONNX MatMul model, encoded by hand
 // (a few protobuf fields of onnx.proto suffice, so no protobuf dependency), run on the 'wasm' provider.
-import * as ort from 'onnxruntime-web';
+import type * as Ort from 'onnxruntime-web';
 
 import { int, len as msg, str, valueInfo } from '../../../bench/kernels/onnx-proto';
 
@@ -19,15 +19,18 @@ export function matmulModel(m: number, k: number, n: number): Uint8Array {
   return new Uint8Array(model);
 }
 
-let configured = false;
-const sessions = new Map<string, Promise<ort.InferenceSession>>();
+// Loaded on first use: suites that import the matmul cases without this reference (the WebGPU ones on a GPU
+// machine, where bench/gpu/pack.sh leaves onnxruntime-web out) never need the package.
+let ortModule: Promise<typeof Ort> | null = null;
+const sessions = new Map<string, Promise<Ort.InferenceSession>>();
 
 /** Y (m, n) = X (m, k) @ W^T where W is (n, k) row-major, computed by onnxruntime-web in fp32 on one thread. */
 export async function ortMatmul(x: Float32Array, w: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
-  if (!configured) {
-    ort.env.wasm.numThreads = 1; // deterministic, no worker threads
-    configured = true;
-  }
+  ortModule ??= import('onnxruntime-web').then((mod) => {
+    mod.env.wasm.numThreads = 1; // deterministic, no worker threads
+    return mod;
+  });
+  const ort = await ortModule;
   const id = `${m}x${k}x${n}`;
   let s = sessions.get(id);
   if (!s) {
