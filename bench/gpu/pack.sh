@@ -31,10 +31,10 @@ tar --exclude='node_modules/wrangler' --exclude='node_modules/@cloudflare' --exc
     --exclude='node_modules/undici' --exclude='node_modules/@mlc-ai' \
     -cf - node_modules | xz -T0 -9 > "$DEST/modules.tar.xz"
 
-# The fixture checkpoints the WGSL trunk and remote-prefill suites load (safetensors and configs; not the GGUFs or
-# llama.cpp's logits, which those suites do not read): ../shared does not travel, only the checkout does.
+# The fixture checkpoints the WGSL trunk and remote-prefill suites load (safetensors, configs, the reference prompt;
+# not the GGUFs or llama.cpp's q8_0 logits, which those suites do not read): ../shared does not travel.
 SHARED=${MOE_EDGE_SHARED:-$ROOT/../shared}
-tar -cJf "$DEST/shared.tar.xz" -C "$SHARED" --exclude='*.gguf' --exclude='reference*.json' fixtures
+tar -cJf "$DEST/shared.tar.xz" -C "$SHARED" --exclude='*.gguf' --exclude='reference-q8_0.json' fixtures
 
 # The Vulkan loader (and GL's, as the device tool's README recipe has it): Dawn dlopens libvulkan.so.1.
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists'

@@ -22,22 +22,29 @@ function versionOf(pkgJson: string): string {
   return (JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string }).version;
 }
 
+/** wrangler's version and its workerd's; 'absent' where they are not installed (bench/gpu's device machine). */
+function workersToolchain(): { wrangler: string; workerd: string } {
+  try {
+    const wranglerPkg = createRequire(import.meta.url).resolve('wrangler/package.json');
+    const miniflare = createRequire(wranglerPkg).resolve('miniflare');
+    return { wrangler: versionOf(wranglerPkg), workerd: versionOf(createRequire(miniflare).resolve('workerd/package.json')) };
+  } catch {
+    return { wrangler: 'absent', workerd: 'absent' };
+  }
+}
+
 export function machineInfo(): MachineInfo {
   let text = '';
   try { text = readFileSync('/proc/cpuinfo', 'utf8'); } catch { /* not Linux */ }
   let l3: string | null = null;
   try { l3 = readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim(); } catch { /* no sysfs */ }
-  const req = createRequire(import.meta.url);
-  const wranglerPkg = req.resolve('wrangler/package.json');
-  const miniflare = createRequire(wranglerPkg).resolve('miniflare');
   return {
     cpu: cpuinfoField(text, 'model name') ?? cpus()[0]?.model ?? 'unknown',
     cpuId: `family ${cpuinfoField(text, 'cpu family') ?? '?'} model ${cpuinfoField(text, 'model') ?? '?'} stepping ${cpuinfoField(text, 'stepping') ?? '?'}`,
     cores: cpus().length,
     l3,
     node: process.version,
-    wrangler: versionOf(wranglerPkg),
-    workerd: versionOf(createRequire(miniflare).resolve('workerd/package.json')),
+    ...workersToolchain(),
     loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }

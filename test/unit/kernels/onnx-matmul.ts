@@ -24,8 +24,12 @@ export function matmulModel(m: number, k: number, n: number): Uint8Array {
 let ortModule: Promise<typeof Ort> | null = null;
 const sessions = new Map<string, Promise<Ort.InferenceSession>>();
 
-/** Y (m, n) = X (m, k) @ W^T where W is (n, k) row-major, computed by onnxruntime-web in fp32 on one thread. */
-export async function ortMatmul(x: Float32Array, w: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
+/**
+ * Y (m, n) = X (m, k) @ W^T where W is (n, k) row-major, computed by onnxruntime-web in fp32 on one thread; null
+ * only when CONFORMANCE_NO_ORT is set (bench/gpu/device-check.sh, on a machine the package is not carried to).
+ */
+export async function ortMatmul(x: Float32Array, w: Float32Array, m: number, k: number, n: number): Promise<Float32Array | null> {
+  if (process.env.CONFORMANCE_NO_ORT) return null;
   ortModule ??= import('onnxruntime-web').then((mod) => {
     mod.env.wasm.numThreads = 1; // deterministic, no worker threads
     return mod;
