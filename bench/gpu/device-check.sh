@@ -15,11 +15,16 @@ LOG=$OUT/log.txt
 QUICK=${QUICK:-0}
 START=$(date +%s)
 say() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
-step() { # step <seconds> <name> <command...>: runs with a limit, keeps going on failure
+BUDGET=${BUDGET:-480} # seconds for all steps: whatever is cut, the summary and the files still come back
+step() { # step <seconds> <name> <command...>: runs with a limit (clipped to what is left), keeps going on failure
   local limit=$1 name=$2; shift 2
+  local left=$(( BUDGET - ($(date +%s) - START) ))
+  if [ "$left" -lt 20 ]; then say "== $name: skipped (out of time)"; echo "| $name | skipped |" >>"$OUT/steps.md"; return; fi
+  [ "$limit" -gt "$left" ] && limit=$left
   say "== $name"
   timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
   local rc=$?
+  pkill -f 'gpu-backend/main.ts' 2>/dev/null # a bench cut by its limit leaves its backend child behind
   say "== $name: exit $rc"
   echo "| $name | $rc |" >>"$OUT/steps.md"
 }
@@ -72,20 +77,17 @@ SECS=2; CONC=1,4,16; LENGTHS=64,256,1024,2048
 [ "$QUICK" = 1 ] && { SECS=1; CONC=1,4; LENGTHS=64,256; }
 THREADS=$(nproc)
 
-# --- expert calls per second: webgpu, then the cpu device on every core of the same machine as the peer
-for m in $MODELS; do
-  n=$(basename "$m")
-  for d in $DEV cpu; do
+# --- the webgpu device first (what only this machine can measure), then the cpu device on every core of the same
+# machine as its peer: expert calls per second, then TTFT local vs remote and backend prefill throughput
+for d in $DEV cpu; do
+  for m in $MODELS; do
+    n=$(basename "$m")
     step 200 "backend $n $d" tsx bench/backend/run.ts --model "$m" --device "$d" --threads "$THREADS" --seconds "$SECS" \
       --concurrency "$CONC" --out "$RES/backend-$n-$d"
   done
-done
-
-# --- prefill: TTFT local vs remote and backend prefill throughput, webgpu then cpu
-for m in $MODELS; do
-  n=$(basename "$m"); len=$LENGTHS
-  [ "$n" = default ] || len=64,256,1024
-  for d in $DEV cpu; do
+  for m in $MODELS; do
+    n=$(basename "$m"); len=$LENGTHS
+    [ "$n" = default ] || len=64,256,1024
     step 240 "prefill $n $d" tsx bench/prefill/run.ts --models "$m" --device "$d" --threads "$THREADS" --lengths "$len" \
       --rtt 0,20 --rounds 1 --concurrency "$CONC" --out "$RES/prefill-$n-$d"
   done

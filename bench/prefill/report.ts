@@ -82,7 +82,7 @@ export function renderPrefill(r: PrefillResults): string {
     out.push(`KV bytes per prompt token received (frames included): ${Object.entries(kv).map(([t, b]) => `${t} ${b.toFixed(0)}`).join(', ')}.`, '');
     const tp = r.rows.filter((x) => x.model === model);
     if (tp.length) {
-      out.push(`Backend prefill throughput (${tp[0].promptTokens}-token prompts, ${tp[0].threads} threads): ${tp.map((x) => `${x.concurrency} at once ${x.tokensPerSecond.toFixed(0)} tok/s`).join('; ')}.`, '');
+      out.push(`Backend prefill throughput (${tp[0].promptTokens}-token prompts, ${tp[0].device === 'cpu' ? `${tp[0].threads} threads` : tp[0].device}): ${tp.map((x) => `${x.concurrency} at once ${x.tokensPerSecond.toFixed(0)} tok/s`).join('; ')}.`, '');
     }
   }
   return out.join('\n') + '\n';
