@@ -4,7 +4,8 @@
 # calls per second and backend prefill throughput on --device webgpu against --device cpu on the same machine's
 # cores, for the default model and the granite-shaped q4_0 one (generated here by the committed script).
 # Everything lands in $OUT: summary.md (the tables), log.txt, results.tar.gz (every bench's json/md).
-#   QUICK=1 for a short local rehearsal (lavapipe, default model only, fewer rows).
+#   QUICK=1 for a short local rehearsal (lavapipe, default model only, fewer rows); DEVICES=webgpu skips the cpu peer;
+#   CONFORMANCE_ONLY=1 stops after the suites.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -30,7 +31,8 @@ step() { # step <seconds> <name> <command...>: runs with a limit (clipped to wha
 }
 
 # --- runtime: Node, node_modules and the Vulkan loader, unless the machine has them
-if [ -d .device/gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
+# (NVIDIA's Vulkan ICD is libGLX_nvidia.so.0, which needs glvnd's libGLdispatch: the loader alone finds no driver)
+if [ -d .device/gl ] && ! { ldconfig -p | grep -q libvulkan.so.1 && ldconfig -p | grep -q libGLdispatch.so.0; }; then
   for f in .device/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
@@ -67,6 +69,9 @@ DEV=webgpu
 step 300 conformance env CONFORMANCE_VERBOSE=1 CONFORMANCE_NO_ORT=1 vitest run --config bench/gpu/vitest.config.ts --reporter=verbose
 grep -E "Test Files|Tests |webgpu conformance on|max \|logit diff\|" "$LOG" | sed 's/^/    /' >"$RES/conformance-summary.txt"
 
+# CONFORMANCE_ONLY=1: the adapter and the suites alone (a rerun after a fix, a minute of device time)
+[ "${CONFORMANCE_ONLY:-0}" = 1 ] && { cat "$RES/conformance-summary.txt" >>"$OUT/summary.md"; tail -c 3000 "$OUT/summary.md"; exit 0; }
+
 # --- the granite-shaped model (seeded weights from the published config; the same script as here)
 MODELS=models/default
 if [ "$QUICK" != 1 ]; then
@@ -79,7 +84,7 @@ THREADS=$(nproc)
 
 # --- the webgpu device first (what only this machine can measure), then the cpu device on every core of the same
 # machine as its peer: expert calls per second, then TTFT local vs remote and backend prefill throughput
-for d in $DEV cpu; do
+for d in ${DEVICES:-$DEV cpu}; do
   for m in $MODELS; do
     n=$(basename "$m")
     step 200 "backend $n $d" tsx bench/backend/run.ts --model "$m" --device "$d" --threads "$THREADS" --seconds "$SECS" \

@@ -40,5 +40,5 @@ tar -cJf "$DEST/shared.tar.xz" -C "$SHARED" --exclude='*.gguf' --exclude='refere
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists'
 mkdir -p /tmp/amd64-lists/partial
 apt-get $o update -qq
-(cd "$DEST/gl" && apt-get $o download libvulkan1 >/dev/null)
+(cd "$DEST/gl" && apt-get $o download libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2 >/dev/null)
 du -sh "$DEST" "$DEST"/*

@@ -115,7 +115,10 @@ describe.skipIf(skip)(skip ? `webgpu trunk kernels (skipped: ${skipReason})` : '
     expectClose('probabilities', probs, want, (i) => SOFTMAX_TOL * want[i] + 1e-12);
   });
 
-  it('rope reads a table that starts at a later position, and matches ts-ref bit for bit', async () => {
+  // ts-ref computes x*cos - y*sin with two roundings; WGSL lets a compiler fuse either product into an FMA (NVIDIA's
+  // Vulkan driver on an H200 did, bench/results/gpu-device.md; lavapipe does not), so the bound is one rounding of
+  // the products (|x|, |y| <= 1 here, so 2^-22 absolute covers it): the same table and order, not the same instructions.
+  it('rope reads a table that starts at a later position, and matches ts-ref to a rounding', async () => {
     const [nTok, nHeads, hd, rot, pos0, base] = [3, 2, 64, 64, 500, 10000];
     const x = rng.floats(nTok * nHeads * hd, 1);
     const table = ropeTable(base, rot, pos0 + nTok);
@@ -129,7 +132,8 @@ describe.skipIf(skip)(skip ? `webgpu trunk kernels (skipped: ${skipReason})` : '
     const p = ref.heap.alloc(x.length * 4);
     ref.heap.f32(p, x.length).set(x);
     ref.rope(p, nTok, nHeads, hd, rot, pos0, base, 'neox');
-    expectExact('vs ts-ref', got, ref.heap.f32(p, x.length));
+    const want = ref.heap.f32(p, x.length);
+    expectClose('vs ts-ref', got, want, () => 2 ** -22);
     const f64 = ropeF64(x, nTok, nHeads, hd, rot, pos0, base, 'neox');
     // cases-ops.ts's rope bound (theta's f32 error grows with the position) for pairs of norm <= sqrt(2)
     expectClose('vs float64', got, f64, () => (3e-6 + 5e-7 * (pos0 + nTok)) * Math.SQRT2);
