@@ -1,10 +1,23 @@
-// Bytes of scratch the WASM attention over a quantized or f16 KV cache takes for one call, for admission's bound
-// (src/runtime/admission.ts) without a module at hand: wasm/assembly/attention.ts's attentionKvScratch, restated
-// (test/unit/kernels/attention-scratch.test.ts holds the two equal over many shapes).
+// Bytes of scratch the WASM attention takes for one call, for admission's bound (src/runtime/admission.ts) without a
+// module at hand: wasm/assembly/attention.ts's attentionScratch (f32 cache) and attentionKvScratch (any other),
+// restated (test/unit/kernels/attention-scratch.test.ts holds each equal to the module's export over many shapes).
 
 const SCORES_BUDGET = 256 * 1024; // attention.ts: the scores of a block of query tokens stay within this
 const V_BLOCK = 64; // attention.ts: V rows dequantized at a time
 const align64 = (n: number) => (n + 63) & ~63;
+const scoreStride = (nCtx: number) => (nCtx + 3) & ~3;
+
+/** attentionScratch(nCtx, nHead): the f32 kernel's scores of a block of query heads at a context of nCtx positions. */
+export function attentionScratchBytes(nCtx: number, nHead: number): number {
+  const one = scoreStride(nCtx) * 4;
+  return Math.min(Math.max(Math.floor(SCORES_BUDGET / one), 1), nHead) * one;
+}
+
+/** The most attentionScratchBytes takes over every call of a generation of `positions` positions. */
+export function attentionScratchBound(positions: number, nHead: number): number {
+  const one = scoreStride(positions) * 4; // one head's scores at the longest context
+  return Math.max(one, Math.min(SCORES_BUDGET, nHead * one)); // a block fills the budget at most, unless one head alone exceeds it
+}
 
 /** attentionKvScratch(nCtx, headDim, group, nTok): scratch of nTok queries (GQA group size `group`) ending at position nCtx - 1. */
 export function attentionKvScratchBytes(nCtx: number, headDim: number, group: number, nTok: number): number {

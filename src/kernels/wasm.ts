@@ -39,7 +39,7 @@ export interface WasmKernelExports {
   heap_base(): number;
   matmul_scratch(dt: number, cols: number, nTok: number): number;
   ffn_scratch(dtGU: number, dtD: number, hidden: number, inter: number, nTok: number): number;
-  attention_scratch(nCtx: number): number;
+  attention_scratch(nCtx: number, nHead: number): number;
   attention_kv_scratch(nCtx: number, headDim: number, group: number, nTok: number): number;
   matmul_f32: MatmulFn; matmul_f32_scalar: MatmulFn;
   matmul_f16: MatmulFn; matmul_f16_scalar: MatmulFn;
@@ -184,7 +184,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
       const v = asKvMat(vCache, nPos, kvDim);
       checkKvHeads(k, v, shape.headDim);
       if (k.dtype === 'f32' && v.dtype === 'f32') {
-        return withScratch(ex.attention_scratch(nPos), (s) =>
+        return withScratch(ex.attention_scratch(nPos, shape.nHead), (s) =>
           attn(q, k.data, v.data, out, nTok, pos0, shape.nHead, shape.nKvHead, shape.headDim, shape.scale, s));
       }
       withScratch(ex.attention_kv_scratch(nPos, shape.headDim, shape.nHead / shape.nKvHead, nTok), (s) =>

@@ -7,7 +7,7 @@ import { PREFILL_CHUNK, sequenceScratchBytes } from '../engine/forward';
 import { MoeError } from '../common/errors';
 import type { Architecture } from '../format/manifest';
 import { kvTensorBytes, type KvCacheType } from '../engine/kv-cache';
-import { attentionKvScratchBound } from '../kernels/attention-scratch';
+import { attentionKvScratchBound, attentionScratchBound } from '../kernels/attention-scratch';
 
 const MIB = 1024 * 1024;
 const ALIGN = 64; // src/kernels/heap.ts: blocks are cache-line aligned and carry a one-line header
@@ -99,8 +99,8 @@ export function generationBytes(a: Architecture, positions: number, kvType: KvCa
     2 * a.numLayers * block(kvTensorBytes(a, positions, kvType)) + // K and V per layer: (positions, kvDim) of kvType
     sequenceScratchBytes(a, logitRows, kvType, block); // a generation asks for the last row's logits only, unless it scores the prompt
   const widest = Math.max(H, qDim, a.expertFfnSize, a.sharedExpertFfnSize);
-  // attention: an f32 cache's kernel takes its scores; any other, a block of queries' scores, a query, V rows
-  const attention = kvType === 'f32' ? f32(positions + 3) : block(attentionKvScratchBound(positions, a.headDim, a.numHeads / a.numKvHeads, C));
+  // attention: an f32 cache's kernel takes a block of heads' scores; any other, a block of queries' scores, a query, V rows
+  const attention = block(kvType === 'f32' ? attentionScratchBound(positions, a.numHeads) : attentionKvScratchBound(positions, a.headDim, a.numHeads / a.numKvHeads, C));
   const scratch = f32(C * widest) + 3 * f32(C * widest) + attention + 2 * f32(C * H) + f32(C * a.numExperts);
   return sequence + scratch;
 }

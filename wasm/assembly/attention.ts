@@ -70,39 +70,70 @@ function axpy(o: usize, v: usize, p: f32, n: i32, simd: bool): void {
   }
 }
 
-export function attentionScratch(nCtx: i32): i32 {
-  return (nCtx + 3) << 2;
+/** Scratch of the f32 kernel at a context of nCtx positions: the scores of a block of query heads (attentionHeadBlock). */
+export function attentionScratch(nCtx: i32, nHead: i32): i32 {
+  return attentionHeadBlock(nCtx, nHead) * (scoreStride(nCtx) << 2);
+}
+
+/** Query heads whose scores the f32 kernel holds at once: as many as SCORES_BUDGET allows, at least one. */
+@inline function attentionHeadBlock(nCtx: i32, nHead: i32): i32 {
+  const hb = SCORES_BUDGET / (scoreStride(nCtx) << 2);
+  return hb < 1 ? 1 : hb > nHead ? nHead : hb;
 }
 
 /**
  * q, out: (nTok, nHead*headDim); kCache, vCache: (maxCtx, nKvHead*headDim). Query t (position pos0 + t) attends
  * to positions 0..pos0+t. scores = q.k * scale, softmax with the max subtracted and the sum in f64 (ggml's
- * soft_max), out = sum_j p_j v_j. `scores`: pos0 + nTok floats of scratch. out may alias q.
+ * soft_max), out = sum_j p_j v_j. `scores`: attentionScratch(pos0 + nTok, nHead) bytes. out may alias q.
+ * Position-major over a block of heads: four cache rows at a time serve every head of the block, so K and V stream
+ * through once, row after row, where head by head each head's slice of a row was its own strided pass over the
+ * cache (a decode step at a long context is bound by those reads). Each head's sums keep their order, so the head
+ * block changes no bit.
  */
 export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, pos0: i32, nHead: i32, nKvHead: i32,
   headDim: i32, scale: f32, scores: usize, simd: bool): void {
   const group = nHead / nKvHead;
   const qStride = nHead * headDim;
-  const kvStride = nKvHead * headDim;
-  const rowBytes = <usize>kvStride << 2;
+  const rowBytes = <usize>(nKvHead * headDim) << 2;
+  const headBytes = <usize>headDim << 2;
+  const hb = attentionHeadBlock(pos0 + nTok, nHead);
+  const sb = <usize>(scoreStride(pos0 + nTok) << 2); // head h - h0's scores at scores + (h - h0) * sb
   for (let t = 0; t < nTok; t++) {
     const n = pos0 + t + 1;
-    for (let h = 0; h < nHead; h++) {
-      const kvOff = <usize>((h / group) * headDim) << 2;
-      const qrow = q + (<usize>(t * qStride + h * headDim) << 2);
+    const qt = q + (<usize>(t * qStride) << 2);
+    const ot = out + (<usize>(t * qStride) << 2);
+    for (let h0 = 0; h0 < nHead; h0 += hb) {
+      const h1 = min(h0 + hb, nHead);
       let j = 0;
       if (simd) {
-        for (; j + 4 <= n; j += 4) dot4Simd(qrow, k + <usize>j * rowBytes + kvOff, rowBytes, headDim, scale, scores + (<usize>j << 2));
+        for (; j + 4 <= n; j += 4) {
+          const kj = k + <usize>j * rowBytes;
+          for (let h = h0; h < h1; h++) {
+            dot4Simd(qt + <usize>h * headBytes, kj + <usize>(h / group) * headBytes, rowBytes, headDim, scale, scores + <usize>(h - h0) * sb + (<usize>j << 2));
+          }
+        }
       }
       for (; j < n; j++) {
-        const kr = k + <usize>j * rowBytes + kvOff;
-        store<f32>(scores + (<usize>j << 2), (simd ? dotF32Simd(qrow, kr, headDim) : dotF32Scalar(qrow, kr, headDim)) * scale);
+        const kj = k + <usize>j * rowBytes;
+        for (let h = h0; h < h1; h++) {
+          const qrow = qt + <usize>h * headBytes, kr = kj + <usize>(h / group) * headBytes;
+          store<f32>(scores + <usize>(h - h0) * sb + (<usize>j << 2), (simd ? dotF32Simd(qrow, kr, headDim) : dotF32Scalar(qrow, kr, headDim)) * scale);
+        }
       }
-      softmaxScores(scores, n);
-      const o = out + (<usize>(t * qStride + h * headDim) << 2);
-      memory.fill(o, 0, <usize>headDim << 2); // after the q row was read: out may alias q
-      for (j = 0; j + 4 <= n; j += 4) axpy4(o, v + <usize>j * rowBytes + kvOff, rowBytes, scores + (<usize>j << 2), headDim, simd);
-      for (; j < n; j++) axpy(o, v + <usize>j * rowBytes + kvOff, load<f32>(scores + (<usize>j << 2)), headDim, simd);
+      for (let h = h0; h < h1; h++) softmaxScores(scores + <usize>(h - h0) * sb, n);
+      memory.fill(ot + <usize>h0 * headBytes, 0, <usize>(h1 - h0) * headBytes); // after the q rows were read: out may alias q
+      for (j = 0; j + 4 <= n; j += 4) {
+        const vj = v + <usize>j * rowBytes;
+        for (let h = h0; h < h1; h++) {
+          axpy4(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, rowBytes, scores + <usize>(h - h0) * sb + (<usize>j << 2), headDim, simd);
+        }
+      }
+      for (; j < n; j++) {
+        const vj = v + <usize>j * rowBytes;
+        for (let h = h0; h < h1; h++) {
+          axpy(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, load<f32>(scores + <usize>(h - h0) * sb + (<usize>j << 2)), headDim, simd);
+        }
+      }
     }
   }
 }

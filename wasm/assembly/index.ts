@@ -30,7 +30,7 @@ export function heap_base(): usize {
 // ---- scratch sizes (bytes) the caller provides ----
 export function matmul_scratch(dt: i32, cols: i32, nTok: i32): i32 { return matmulScratch(dt, cols, nTok); }
 export function ffn_scratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, nTok: i32): i32 { return ffnScratch(dtGateUp, dtDown, hidden, inter, nTok); }
-export function attention_scratch(nCtx: i32): i32 { return attentionScratch(nCtx); }
+export function attention_scratch(nCtx: i32, nHead: i32): i32 { return attentionScratch(nCtx, nHead); }
 export function attention_kv_scratch(nCtx: i32, headDim: i32, group: i32, nTok: i32): i32 { return attentionKvScratch(nCtx, headDim, group, nTok); }
 
 // ---- matmul: Y (nTok, rows) = X (nTok, cols) @ W^T; scratch >= matmul_scratch(dt, cols, nTok) ----
@@ -68,7 +68,7 @@ export function ffn_swiglu_q8_scalar(dtGU: i32, gq: usize, gs: usize, uq: usize,
   ffnSwigluQ8(dtGU, gq, gs, uq, us, dtD, dq, ds, hidden, inter, xq, xd, y, nTok, scratch, false);
 }
 
-// ---- attention; scratch >= attention_scratch(pos0 + nTok) ----
+// ---- attention; scratch >= attention_scratch(pos0 + nTok, nHead) ----
 export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, pos0: i32, nHead: i32, nKvHead: i32, headDim: i32, scale: f32, scratch: usize): void {
   attn(q, k, v, out, nTok, pos0, nHead, nKvHead, headDim, scale, scratch, true);
 }

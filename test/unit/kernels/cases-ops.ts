@@ -258,6 +258,8 @@ function prefillShapeCases(seed: number): Case[] {
   cases.push(attentionCase(qwen3, 70, 0, 1, seed++)); // a whole prompt: the last queries see 70 keys (two key tiles)
   cases.push(attentionCase(qwen3, 65, 30, 1, seed++)); // a chunk after a cache
   cases.push(attentionCase({ nHead: 6, nKvHead: 3, headDim: 64, scale: 0.125 }, 1, 200, 2, seed++)); // decode far out
+  // a context whose scores of all heads exceed the f32 kernel's 256 KiB budget: heads go in blocks of 3 and 1
+  cases.push(attentionCase({ nHead: 4, nKvHead: 2, headDim: 32, scale: 1 / Math.sqrt(32) }, 2, 21000, 1, seed++));
   cases.push(softmaxCase(40, 70, 3, 0, seed++)); // router probabilities of a chunk (granite: 40 experts)
   cases.push(routerTopKBeforeSoftmaxCase(40, 8, seed++));
   cases.push(addScaledCase(70 * 512, 0.22, seed++)); // granite's residual multiplier over a chunk
