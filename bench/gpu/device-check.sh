@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one prepared run for a lent GPU machine (the device tool's `run`, working tree plus carried .device/ and
-# wasm/build from bench/gpu/pack.sh): which adapter Dawn opens, the WebGPU conformance suites on it, backend expert
+# The one prepared run for a lent GPU machine (the device tool's `run`, the working tree plus what bench/gpu/pack.sh
+# says to carry): which adapter Dawn opens, the WebGPU conformance suites on it, backend expert
 # calls per second and backend prefill throughput on --device webgpu against --device cpu on the same machine's
 # cores, for the default model and the granite-shaped q4_0 one (generated here by the committed script).
 # Everything lands in $OUT: summary.md (the tables), log.txt, results.tar.gz (every bench's json/md).

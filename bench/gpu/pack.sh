@@ -2,8 +2,9 @@
 # Builds .device/, what bench/gpu/device-check.sh needs on a lent GPU machine that has no Node and no registry:
 # Node 22 (the project's own `node` devDependency), the node_modules the backend, tsx and vitest load (webgpu's
 # Dawn for linux-x64 only; wrangler, workerd, the peers and other large dev tools left out) and the Vulkan loader
-# debs. About 46 MB: with the checkout and wasm/build just under the device tool's 64 MiB limit on what travels. Run here after `npm ci` and
-# `npm run build:wasm`; carry `.device` and `wasm/build`.
+# debs. About 46 MB: with the checkout just under the device tool's 64 MiB limit on what travels. Run here after
+# `npm ci` and `npm run build:wasm`; carry `.device`, `wasm/build/kernels-relaxed.wasm` and
+# `wasm/build/kernels-simd.wasm` (the whole of wasm/build, with xgrammar and the .wat texts, would not fit).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -36,7 +37,8 @@ tar --exclude='node_modules/wrangler' --exclude='node_modules/@cloudflare' --exc
 SHARED=${MOE_EDGE_SHARED:-$ROOT/../shared}
 tar -cJf "$DEST/shared.tar.xz" -C "$SHARED" --exclude='*.gguf' --exclude='reference-q8_0.json' fixtures
 
-# The Vulkan loader (and GL's, as the device tool's README recipe has it): Dawn dlopens libvulkan.so.1.
+# The Vulkan loader, which Dawn dlopens, and glvnd: NVIDIA's Vulkan ICD is libGLX_nvidia.so.0, which needs
+# libGLdispatch (without it the loader finds no driver); the GL/EGL libraries as the device tool's recipe has them.
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists'
 mkdir -p /tmp/amd64-lists/partial
 apt-get $o update -qq
