@@ -5,7 +5,8 @@
 # cores, for the default model and the granite-shaped q4_0 one (generated here by the committed script).
 # Everything lands in $OUT: summary.md (the tables), log.txt, results.tar.gz (every bench's json/md).
 #   QUICK=1 for a short local rehearsal (lavapipe, default model only, fewer rows); DEVICES=webgpu skips the cpu peer;
-#   CONFORMANCE_ONLY=1 stops after the suites.
+#   CONFORMANCE_ONLY=1 stops after the suites; PHASES_ONLY=1 runs only where a webgpu prefill's time goes
+#   (bench/gpu/prefill-phases.ts).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -66,8 +67,8 @@ DEV=webgpu
 
 # --- conformance: the webgpu executor of the kernel suite, the WGSL trunk, remote prefill on --device webgpu
 # (onnxruntime-web is not carried: the matmul cases compare with ts-ref and float64 only)
-step 300 conformance env CONFORMANCE_VERBOSE=1 CONFORMANCE_NO_ORT=1 vitest run --config bench/gpu/vitest.config.ts --reporter=verbose
-grep -E "Test Files|Tests |webgpu conformance on|max \|logit diff\|" "$LOG" | sed 's/^/    /' >"$RES/conformance-summary.txt"
+[ "${PHASES_ONLY:-0}" = 1 ] || step 300 conformance env CONFORMANCE_VERBOSE=1 CONFORMANCE_NO_ORT=1 vitest run --config bench/gpu/vitest.config.ts --reporter=verbose
+grep -E "Test Files|Tests |webgpu conformance on|max \|logit diff\|" "$LOG" | sed 's/^/    /' >"$RES/conformance-summary.txt" || true
 
 # CONFORMANCE_ONLY=1: the adapter and the suites alone (a rerun after a fix, a minute of device time)
 [ "${CONFORMANCE_ONLY:-0}" = 1 ] && { cat "$RES/conformance-summary.txt" >>"$OUT/summary.md"; tail -c 3000 "$OUT/summary.md"; exit 0; }
@@ -82,9 +83,18 @@ SECS=2; CONC=1,4,16; LENGTHS=64,256,1024,2048
 [ "$QUICK" = 1 ] && { SECS=1; CONC=1,4; LENGTHS=64,256; }
 THREADS=$(nproc)
 
+# --- where a webgpu prefill's time goes, phase by phase
+for m in $MODELS; do
+  n=$(basename "$m"); len=64,256,1024
+  [ "$n" = default ] && len=64,256
+  step 180 "prefill phases $n" sh -c "tsx bench/gpu/prefill-phases.ts --model '$m' --lengths $len > '$RES/phases-$n.md'"
+done
+[ "${PHASES_ONLY:-0}" = 1 ] && DEVICES=none
+
 # --- the webgpu device first (what only this machine can measure), then the cpu device on every core of the same
 # machine as its peer: expert calls per second, then TTFT local vs remote and backend prefill throughput
 for d in ${DEVICES:-$DEV cpu}; do
+  [ "$d" = none ] && continue
   for m in $MODELS; do
     n=$(basename "$m")
     step 200 "backend $n $d" tsx bench/backend/run.ts --model "$m" --device "$d" --threads "$THREADS" --seconds "$SECS" \
@@ -102,7 +112,7 @@ done
 {
   echo; echo "## steps"; echo; cat "$OUT/steps.md"
   echo; echo "## conformance"; echo; cat "$RES/conformance-summary.txt"
-  for f in "$RES"/backend-*.md "$RES"/prefill-*.md; do [ -f "$f" ] && { echo; echo "## $(basename "$f" .md)"; echo; grep -v '^# ' "$f"; }; done
+  for f in "$RES"/phases-*.md "$RES"/backend-*.md "$RES"/prefill-*.md; do [ -f "$f" ] && { echo; echo "## $(basename "$f" .md)"; echo; grep -v '^# ' "$f"; }; done
 } >>"$OUT/summary.md"
 tar -czf "$OUT/results.tar.gz" -C "$OUT" results
 rm -rf "$RES" "$OUT/steps.md"

@@ -10,11 +10,13 @@ import type { Kernels, Mat } from '../../src/kernels/types';
 import { hostTensor, type HostTensor } from '../../src/format/tensor-layout';
 import { readVerified, type ObjectSource } from '../../src/store/source';
 import type { WebGpuExpertDevice } from '../devices/webgpu/expert-device';
-import { WebGpuTrunk, type CacheRows, type LayerWeights } from '../devices/webgpu/trunk';
+import { WebGpuTrunk, type CacheRows, type LayerWeights, type PhaseMs } from '../devices/webgpu/trunk';
 
 export class GpuTrunk {
   private readonly trunks = new Map<KvCacheType, WebGpuTrunk>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** when set, each prefill's per-phase wall ms accumulate here (bench/gpu/prefill-phases.ts) */
+  phaseMs: PhaseMs | null = null;
 
   private constructor(
     private readonly device: WebGpuExpertDevice,
@@ -70,11 +72,13 @@ export class GpuTrunk {
       trunk.reset();
       const counts = Array.from({ length: a.numLayers }, () => new Array<number>(a.numExperts).fill(0));
       trunk.routeCounts = counts;
+      trunk.phaseMs = this.phaseMs;
       try {
         const out = await trunk.prefill(x, 0, (l, e) => this.device.tensors(l, e), onLayer);
         return { x: out, counts };
       } finally {
         trunk.routeCounts = null;
+        trunk.phaseMs = null;
       }
     });
     this.queue = run.catch(() => undefined);

@@ -69,6 +69,11 @@ export interface AttentionBlockResult {
   v: CacheRows;
 }
 
+/** Wall ms of layer()'s phases: the attention block and router on the GPU with their read-back (`trunk`), grouping
+ * the picks by expert on the host (`route`), the experts on the GPU with upload and read-back (`experts`), the
+ * weighted sum on the host (`combine`). */
+export interface PhaseMs { trunk: number; route: number; experts: number; combine: number }
+
 export class WebGpuTrunk {
   private readonly ops: WebGpuTrunkKernels;
   private readonly weights: GpuWeights[];
@@ -84,6 +89,8 @@ export class WebGpuTrunk {
   private queue: Promise<unknown> = Promise.resolve();
   /** When set, every layer() call adds its router picks here: counts[layer][expert] (the prefill call reports them). */
   routeCounts: number[][] | null = null;
+  /** when set, layer() adds each phase's wall time to it (bench/gpu/prefill-phases.ts) */
+  phaseMs: PhaseMs | null = null;
 
   constructor(readonly kernels: WebGpuKernels, readonly arch: Architecture, layers: readonly (AttentionWeights | LayerWeights)[], readonly opts: WebGpuTrunkOptions) {
     const a = arch;
@@ -145,6 +152,14 @@ export class WebGpuTrunk {
       const H = a.hiddenSize;
       const W = this.weights[layer];
       if (!W.ffnNorm || !W.router) throw new Error(`webgpu trunk: layer ${layer} was given attention weights only`);
+      const ph = this.phaseMs;
+      let tp = ph ? performance.now() : 0;
+      const lap = (k: keyof PhaseMs) => {
+        if (!ph) return;
+        const now = performance.now();
+        ph[k] += now - tp;
+        tp = now;
+      };
       const { plan, T, rows } = await this.encodeAttention(layer, x, pos0);
       const { ops, s } = this;
       await ops.rmsNorm(plan, { buf: s.x }, this.view(W.ffnNorm), { buf: s.h }, H, T, a.rmsNormEps);
@@ -155,6 +170,7 @@ export class WebGpuTrunk {
       const [xMid, h, idxBits, val, ...cached] = await this.read(plan, [
         { buf: s.x, floats: T * H }, { buf: s.h, floats: T * H }, { buf: s.idx, floats: T * K }, { buf: s.val, floats: T * K }, ...rows.reads,
       ]);
+      lap('trunk');
       const { k, v } = rows.decode(cached);
       this.filled[layer] = pos0 + T;
       const routes = routesOf(new Int32Array(idxBits.buffer, idxBits.byteOffset, idxBits.length), val, T, a);
@@ -166,9 +182,13 @@ export class WebGpuTrunk {
         return { ...e, x: w.x, n: w.pairs.length };
       });
       if (W.shared) jobs.push({ ...W.shared, x: h, n: T });
+      lap('route');
       const outputs = await this.kernels.ffn(jobs);
+      lap('experts');
       const shared = W.shared ? { y: outputs[work.length], gate: W.sharedGate ? gateLogits(W.sharedGate, h, T) : null } : null;
-      return { x: combineMoe(xMid, routes, work, outputs, shared, a), k, v };
+      const out = { x: combineMoe(xMid, routes, work, outputs, shared, a), k, v };
+      lap('combine');
+      return out;
     });
   }
 
