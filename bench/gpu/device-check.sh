@@ -6,7 +6,7 @@
 # Everything lands in $OUT: summary.md (the tables), log.txt, results.tar.gz (every bench's json/md).
 #   QUICK=1 for a short local rehearsal (lavapipe, default model only, fewer rows); DEVICES=webgpu skips the cpu peer;
 #   CONFORMANCE_ONLY=1 stops after the suites; PHASES_ONLY=1 runs only where a webgpu prefill's time goes
-#   (bench/gpu/prefill-phases.ts).
+#   (bench/gpu/prefill-phases.ts; PHASE_CHUNKS="64 256" for several chunk sizes).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -87,7 +87,9 @@ THREADS=$(nproc)
 for m in $MODELS; do
   n=$(basename "$m"); len=64,256,1024
   [ "$n" = default ] && len=64,256
-  step 180 "prefill phases $n" sh -c "tsx bench/gpu/prefill-phases.ts --model '$m' --lengths $len > '$RES/phases-$n.md'"
+  for c in ${PHASE_CHUNKS:-64}; do
+    step 180 "prefill phases $n chunk $c" sh -c "tsx bench/gpu/prefill-phases.ts --model '$m' --lengths $len --chunk $c > '$RES/phases-$n-chunk$c.md'"
+  done
 done
 [ "${PHASES_ONLY:-0}" = 1 ] && DEVICES=none
 

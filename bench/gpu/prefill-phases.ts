@@ -3,6 +3,7 @@
 // host; per prompt length, one prompt at a time, on the adapter Dawn opens. For a GPU machine
 // (bench/gpu/device-check.sh PHASES=1); on lavapipe it runs, slowly, as a rehearsal.
 //   npx tsx bench/gpu/prefill-phases.ts [--model .cache/models/granite-shaped-q4_0] [--lengths 64,256,1024] [--kv q8_0]
+//                                       [--chunk 64]  (positions a trunk pass takes at once)
 import { parseArgs } from 'node:util';
 import type { KvCacheType } from '../../src/engine/kv-cache';
 import { loadNodeKernels } from '../../src/kernels/load-node';
@@ -18,13 +19,16 @@ const { values: o } = parseArgs({
     model: { type: 'string', default: '.cache/models/granite-shaped-q4_0' },
     lengths: { type: 'string', default: '64,256,1024' },
     kv: { type: 'string', default: 'q8_0' },
+    chunk: { type: 'string' },
   },
 });
 const source = fsSource(o.model);
 const dev = await selectDevice('webgpu', { log: (l) => console.error(l) });
 const model = await loadBackendModel(source, dev);
 const trunk = await GpuTrunk.load(source, model.manifest, dev as WebGpuExpertDevice, await loadNodeKernels());
+if (o.chunk) trunk.maxChunk = Number(o.chunk);
 const a = model.manifest.architecture;
+console.log(`chunks of ${o.chunk ?? 'the default'} positions`);
 console.log(`| prompt tokens | total ms | tok/s | trunk (attention + router, GPU + read-back) | route (host) | experts (GPU + upload/read-back) | combine (host) | KV hand-off and the rest |`);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const n of [8, ...o.lengths.split(',').map(Number)]) {

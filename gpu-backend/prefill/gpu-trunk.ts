@@ -17,6 +17,8 @@ export class GpuTrunk {
   private queue: Promise<unknown> = Promise.resolve();
   /** when set, each prefill's per-phase wall ms accumulate here (bench/gpu/prefill-phases.ts) */
   phaseMs: PhaseMs | null = null;
+  /** positions a trunk pass takes at once (WebGpuTrunk's maxChunk; its default when unset); set before the first prefill */
+  maxChunk: number | undefined = undefined;
 
   private constructor(
     private readonly device: WebGpuExpertDevice,
@@ -68,7 +70,7 @@ export class GpuTrunk {
     const run = this.queue.then(async () => {
       const a = this.manifest.architecture;
       let trunk = this.trunks.get(kvType);
-      if (!trunk) this.trunks.set(kvType, (trunk = new WebGpuTrunk(this.device.gpuKernels, a, this.layers, { capacity: a.contextLength, kvType })));
+      if (!trunk) this.trunks.set(kvType, (trunk = new WebGpuTrunk(this.device.gpuKernels, a, this.layers, { capacity: a.contextLength, kvType, maxChunk: this.maxChunk })));
       trunk.reset();
       const counts = Array.from({ length: a.numLayers }, () => new Array<number>(a.numExperts).fill(0));
       trunk.routeCounts = counts;
