@@ -1,5 +1,6 @@
 // The webgpu trunk's cache rows (runs of up to 64 positions, values or quants then f32 scales) regrouped into the
 // prefill frames' layout for any run of positions: K's values, K's scales, V's values, V's scales.
+import { concatBytes } from '../../src/common/bytes';
 import { quantBytes } from '../../src/format/quant';
 import type { CacheRows } from '../devices/webgpu/trunk';
 
@@ -27,11 +28,5 @@ export function kvRowsOf(k: readonly CacheRows[], v: readonly CacheRows[], kvDim
     }
     parts.push(...quants, ...scales);
   }
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -21,7 +21,7 @@ export function attentionScratchBound(positions: number, nHead: number): number 
 
 /** attentionKvScratch(nCtx, headDim, group, nTok): scratch of nTok queries (GQA group size `group`) ending at position nCtx - 1. */
 export function attentionKvScratchBytes(nCtx: number, headDim: number, group: number, nTok: number): number {
-  const stride = (nCtx + 3) & ~3;
+  const stride = scoreStride(nCtx);
   const tb = Math.min(Math.max(Math.floor(SCORES_BUDGET / (group * stride * 4)), 1), nTok);
   const headAct = Math.max(align64(headDim * 3 + (headDim / 32) * 8), align64(headDim * 4)); // a query as q8_0 or f16 dot input
   return align64(tb * group * stride * 4) + align64(headAct) + V_BLOCK * headDim * 4;
@@ -29,7 +29,7 @@ export function attentionKvScratchBytes(nCtx: number, headDim: number, group: nu
 
 /** The most attentionKvScratchBytes takes over every call of a generation of `positions` positions, at most `chunk` queries a call. */
 export function attentionKvScratchBound(positions: number, headDim: number, group: number, chunk: number): number {
-  const stride = (positions + 3) & ~3;
+  const stride = scoreStride(positions);
   const one = group * stride * 4; // one query token's scores at the longest context
   const scores = Math.max(one, Math.min(SCORES_BUDGET, Math.min(chunk, positions) * one)); // a block fills the budget at most, unless one query alone exceeds it
   const headAct = Math.max(align64(headDim * 3 + (headDim / 32) * 8), align64(headDim * 4));
