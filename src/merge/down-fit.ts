@@ -2,7 +2,7 @@
 // hidden activations a(x) = silu(gate x) * (up x); down is the ridge least-squares map from a(x) to what the group
 // used to answer on the calibration tokens it served (each token: its picked group members' outputs weighted by
 // their routing weights), pulled toward the averaged down. Averaging alone cost more than it kept (the model card).
-import { cholesky, choleskySolve } from './router-fit';
+import { cholesky, choleskySolve, ridgedGram } from './router-fit';
 import type { ExpertFloats } from './combine';
 
 /** a (n, I) = silu(gate x) * (up x) for the rows `idx` of X (N, H). */
@@ -29,18 +29,7 @@ export function hiddenActivations(w: ExpertFloats, X: Float32Array, idx: readonl
  */
 export function fitDown(A: Float64Array, Y: Float32Array, prior: Float32Array, I: number, H: number, ridge = 1e-3): Float32Array {
   const n = A.length / I;
-  const AtA = new Float64Array(I * I);
-  for (let r = 0; r < n; r++) {
-    const o = r * I;
-    for (let a = 0; a < I; a++) {
-      const v = A[o + a];
-      if (v === 0) continue;
-      for (let b = 0; b <= a; b++) AtA[a * I + b] += v * A[o + b];
-    }
-  }
-  let trace = 0;
-  for (let a = 0; a < I; a++) trace += AtA[a * I + a];
-  const lambda = (ridge * trace) / I || 1e-6;
+  const { G: AtA, lambda } = ridgedGram(A, I, ridge);
   for (let a = 0; a < I; a++) AtA[a * I + a] += lambda;
   const L = cholesky(AtA, I); // lower triangle is all cholesky reads
   const down = new Float32Array(H * I);

@@ -51,6 +51,26 @@ export function choleskySolve(L: Float64Array, b: Float64Array, n: number): Floa
   return w;
 }
 
+/**
+ * The lower triangle of X^T X (d, d) for X (rows, d) row-major (all cholesky reads), and the ridge that goes on its
+ * diagonal: `ridge` times the mean diagonal (1e-6 when that is 0).
+ */
+export function ridgedGram(X: ArrayLike<number>, d: number, ridge: number): { G: Float64Array; lambda: number } {
+  const rows = X.length / d;
+  const G = new Float64Array(d * d);
+  for (let r = 0; r < rows; r++) {
+    const o = r * d;
+    for (let a = 0; a < d; a++) {
+      const v = X[o + a];
+      if (v === 0) continue;
+      for (let b = 0; b <= a; b++) G[a * d + b] += v * X[o + b];
+    }
+  }
+  let trace = 0;
+  for (let a = 0; a < d; a++) trace += G[a * d + a];
+  return { G, lambda: (ridge * trace) / d || 1e-6 };
+}
+
 /** Solves A w = b for A (n, n) symmetric positive definite (A is overwritten). */
 export function solveSpd(A: Float64Array, b: Float64Array, n: number): Float64Array {
   return choleskySolve(cholesky(A, n), b, n);
@@ -62,26 +82,10 @@ export function solveSpd(A: Float64Array, b: Float64Array, n: number): Float64Ar
  */
 export function fitMergedRouter(W: Float32Array, H: number, kept: readonly number[], mergedInto: ReadonlyMap<number, readonly number[]>, X: Float32Array, ridge = 1e-3): Float32Array {
   const N = X.length / H;
-  const out = new Float32Array(kept.length * H);
-  kept.forEach((k, i) => out.set(W.subarray(k * H, k * H + H), i * H));
+  const out = pruneRouter(W, H, kept);
   if (![...mergedInto.values()].some((m) => m.length > 0)) return out;
   if (N === 0) throw new RangeError('fitMergedRouter: no calibration inputs');
-  // X^T X once for the layer (shared by every merged row)
-  const XtX = new Float64Array(H * H);
-  for (let t = 0; t < N; t++) {
-    const o = t * H;
-    for (let a = 0; a < H; a++) {
-      const xa = X[o + a];
-      if (xa === 0) continue;
-      for (let b = 0; b <= a; b++) XtX[a * H + b] += xa * X[o + b];
-    }
-  }
-  let trace = 0;
-  for (let a = 0; a < H; a++) {
-    trace += XtX[a * H + a];
-    for (let b = 0; b < a; b++) XtX[b * H + a] = XtX[a * H + b];
-  }
-  const lambda = (ridge * trace) / H || 1e-6;
+  const { G: XtX, lambda } = ridgedGram(X, H, ridge); // once for the layer, shared by every merged row
   kept.forEach((k, i) => {
     const members = mergedInto.get(k) ?? [];
     if (members.length === 0) return;
