@@ -3,7 +3,9 @@ import { createReferenceKernels } from '../src/kernels/reference';
 import { loadNodeKernels } from '../src/kernels/load-node';
 import type { Kernels } from '../src/kernels/types';
 
-export const EXECUTORS = ['ts-ref', 'wasm-scalar', 'wasm-simd', 'wasm-relaxed', 'wasm'] as const;
+// wasm-relaxed takes the integer-dot path this engine runs fast (src/kernels/fused-dot.ts); wasm-relaxed-fused forces
+// the fused dot-adds (same results; slower where the engine emulates them, as Node 22 does)
+export const EXECUTORS = ['ts-ref', 'wasm-scalar', 'wasm-simd', 'wasm-relaxed', 'wasm-relaxed-fused', 'wasm'] as const;
 export type ExecutorName = (typeof EXECUTORS)[number];
 
 export async function makeKernels(name: ExecutorName = 'wasm'): Promise<Kernels> {
@@ -12,6 +14,7 @@ export async function makeKernels(name: ExecutorName = 'wasm'): Promise<Kernels>
     case 'wasm-scalar': return loadNodeKernels('scalar');
     case 'wasm-simd': return loadNodeKernels('simd');
     case 'wasm-relaxed': return loadNodeKernels('relaxed');
+    case 'wasm-relaxed-fused': return loadNodeKernels('relaxed', { fusedDot: true });
     case 'wasm': return loadNodeKernels();
   }
 }

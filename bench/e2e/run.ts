@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadTextModel } from '../../src/engine/load';
 import { fsSource } from '../../src/store/source-fs';
+import { kernelsLabel } from '../../src/kernels/fused-dot';
 import { makeKernels } from '../../tools/kernels-node';
 import { exportGgufFile } from '../../tools/export-gguf';
 import { median } from '../matvec/measure';
@@ -90,7 +91,7 @@ export async function runE2e(modelDir: string, opts: E2eOptions, log: (s: string
       ...(rs[0].tokens.length === 0 || same(rs[0].tokens, ref[0].tokens) ? {} : { note: 'greedy tokens differ from llama.cpp\'s' }),
     };
   });
-  return { records, model: `${ours.manifest.name} (hidden ${ours.manifest.architecture.hiddenSize}, ${ours.manifest.architecture.numLayers} layers, ${ours.manifest.architecture.numExperts} experts top-${ours.manifest.architecture.topK}, ${ours.manifest.quant.experts})`, kernels: { 'moe-edge (Node)': kernels.name, 'moe-edge (workerd)': workerd.kernels }, notes };
+  return { records, model: `${ours.manifest.name} (hidden ${ours.manifest.architecture.hiddenSize}, ${ours.manifest.architecture.numLayers} layers, ${ours.manifest.architecture.numExperts} experts top-${ours.manifest.architecture.topK}, ${ours.manifest.quant.experts})`, kernels: { 'moe-edge (Node)': kernelsLabel(kernels), 'moe-edge (workerd)': workerd.kernels }, notes };
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;

@@ -6,6 +6,7 @@
 import type { KvCacheType } from '../../src/engine/kv-cache';
 import { loadTextModel, type LocalModel } from '../../src/engine/load';
 import { createWasmKernels } from '../../src/kernels/wasm';
+import { kernelsLabel } from '../../src/kernels/fused-dot';
 import { supportsRelaxedSimd } from '../../src/kernels/wasm-features';
 import { engineRound, memorySource } from './engine-round';
 import relaxedModule from '../../wasm/build/kernels-relaxed.wasm';
@@ -23,10 +24,13 @@ export default {
     }
     if (url.pathname === '/load' && request.method === 'POST') {
       const relaxed = supportsRelaxedSimd();
-      const kernels = relaxed ? createWasmKernels(relaxedModule, 'relaxed') : createWasmKernels(simdModule, 'simd');
+      // ?fusedDot=0|1 forces the relaxed build's integer-dot path (A/B of src/kernels/fused-dot.ts); default the engine's
+      const forced = url.searchParams.get('fusedDot');
+      const fusedDot = forced === null ? undefined : forced === '1';
+      const kernels = relaxed ? createWasmKernels(relaxedModule, 'relaxed', { fusedDot }) : createWasmKernels(simdModule, 'simd');
       model = await loadTextModel(memorySource(objects), kernels);
       objects.clear(); // the weights are in the heap now: a granite-sized model would otherwise be held twice
-      return Response.json({ kernels: kernels.name });
+      return Response.json({ kernels: kernelsLabel(kernels) });
     }
     if (url.pathname === '/round' && request.method === 'POST') {
       if (!model) return new Response('load first', { status: 409 });

@@ -15,7 +15,8 @@ export interface WorkerdEngine {
   dispose(): Promise<void>;
 }
 
-export async function startWorkerdEngine(modelDir: string): Promise<WorkerdEngine> {
+/** fusedDot: force the relaxed kernels' integer-dot path (default: the one the engine picks, src/kernels/fused-dot.ts) */
+export async function startWorkerdEngine(modelDir: string, fusedDot?: boolean): Promise<WorkerdEngine> {
   const worker = await startLocalWorker({ config: CONFIG });
   const call = async (path: string, init: RequestInit) => {
     const res = await worker.fetch(`http://bench${path}`, init).catch((e: unknown) => {
@@ -32,7 +33,7 @@ export async function startWorkerdEngine(modelDir: string): Promise<WorkerdEngin
   for (const name of ['manifest.json', ...Object.keys(manifest.objects)]) {
     await call(`/object/${encodeURIComponent(name)}`, { method: 'PUT', body: await readFile(join(modelDir, name)) });
   }
-  const { kernels } = (await (await call('/load', { method: 'POST' })).json()) as { kernels: string };
+  const { kernels } = (await (await call(fusedDot === undefined ? '/load' : `/load?fusedDot=${fusedDot ? 1 : 0}`, { method: 'POST' })).json()) as { kernels: string };
   return {
     kernels,
     round: async (prompt, decode, kvType) => (await (await call('/round', { method: 'POST', body: JSON.stringify({ prompt, decode, kvType }) })).json()) as RoundResult,

@@ -27,7 +27,7 @@ export function expertShapes(d: ExpertDims): Shape[] {
 }
 
 export const QUANTS: readonly Quant[] = ['q8_0', 'q4_0'];
-export const EXECUTORS: readonly Executor[] = ['wasm-scalar', 'wasm-simd', 'wasm-relaxed'];
+export const EXECUTORS: readonly Executor[] = ['wasm-scalar', 'wasm-simd', 'wasm-relaxed', 'wasm-relaxed-fused'];
 
 export function buildCases(models: readonly ExpertDims[], executors: readonly Executor[]): CaseSpec[] {
   const out: CaseSpec[] = [];

@@ -13,13 +13,14 @@ export interface KernelModules {
 const MAX_PAGES = 16384;
 
 export function availableExecutors(m: KernelModules): Executor[] {
-  return m.relaxed ? ['wasm-scalar', 'wasm-simd', 'wasm-relaxed'] : ['wasm-scalar', 'wasm-simd'];
+  return m.relaxed ? ['wasm-scalar', 'wasm-simd', 'wasm-relaxed', 'wasm-relaxed-fused'] : ['wasm-scalar', 'wasm-simd'];
 }
 
 export function makeKernels(m: KernelModules, executor: Executor): Kernels {
-  if (executor === 'wasm-relaxed') {
-    if (!m.relaxed) throw new Error('wasm-relaxed: this runtime does not validate relaxed SIMD');
-    return createWasmKernels(m.relaxed, 'relaxed', { maximumPages: MAX_PAGES });
+  if (executor === 'wasm-relaxed' || executor === 'wasm-relaxed-fused') {
+    if (!m.relaxed) throw new Error(`${executor}: this runtime does not validate relaxed SIMD`);
+    // both integer-dot paths, whichever the engine would pick: the one it does not pick shows what the probe saves
+    return createWasmKernels(m.relaxed, 'relaxed', { maximumPages: MAX_PAGES, fusedDot: executor === 'wasm-relaxed-fused' });
   }
   return createWasmKernels(m.simd, executor === 'wasm-simd' ? 'simd' : 'scalar', { maximumPages: MAX_PAGES });
 }

@@ -6,7 +6,8 @@ import type { Heap } from '../../src/kernels/heap';
 import type { Kernels, Mat, Ptr } from '../../src/kernels/types';
 
 export type Quant = 'q8_0' | 'q4_0';
-export type Executor = 'wasm-scalar' | 'wasm-simd' | 'wasm-relaxed';
+/** wasm-relaxed: the relaxed build on its i16 dots; wasm-relaxed-fused: on fused dot-adds (src/kernels/fused-dot.ts) */
+export type Executor = 'wasm-scalar' | 'wasm-simd' | 'wasm-relaxed' | 'wasm-relaxed-fused';
 
 /** One benchmark case: W (rows, cols) @ x (cols) -> (rows) with weights in `quant`, run by `executor`. */
 export interface CaseSpec {

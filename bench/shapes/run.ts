@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadTextModel } from '../../src/engine/load';
 import { fsSource } from '../../src/store/source-fs';
+import { kernelsLabel } from '../../src/kernels/fused-dot';
 import { makeKernels } from '../../tools/kernels-node';
 import { machineInfo } from '../matvec/machine';
 import { llamaInstalled } from '../peers/llama';
@@ -41,7 +42,7 @@ const kernelsUsed: Record<string, string> = {};
 for (const m of models) {
   const a = m.manifest.architecture;
   const kernels = await makeKernels(); // a fresh heap per model: the last one's weights go with it
-  kernelsUsed['moe-edge (Node)'] = kernels.name;
+  kernelsUsed['moe-edge (Node)'] = kernelsLabel(kernels);
   const ours = await loadTextModel(fsSource(m.dir), kernels);
   const prompts = new Map<number, number[]>();
   for (const P of opts.prompts) {

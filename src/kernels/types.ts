@@ -49,6 +49,8 @@ export interface AttentionShape {
  */
 export interface Kernels {
   readonly name: string;
+  /** wasm-relaxed only: its integer dots accumulate with fused dot-adds (src/kernels/fused-dot.ts) */
+  readonly fusedDot?: boolean;
   /** The heap every pointer refers to; executors take their own scratch from it too. */
   readonly heap: Heap;
 

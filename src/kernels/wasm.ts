@@ -4,6 +4,7 @@ import { QK, isQuantized, quantBytes, memoryBytes, type DType } from '../format/
 import { Heap } from './heap';
 import { ffnOnDequantized } from './q8-input';
 import { asKvMat, checkKvHeads } from './kv-rows';
+import { engineFusesDots } from './fused-dot';
 import type { AttentionShape, Kernels, KvRows, Mat, Ptr, RopeLayout } from './types';
 
 export type WasmVariant = 'scalar' | 'simd' | 'relaxed';
@@ -11,6 +12,8 @@ export type WasmVariant = 'scalar' | 'simd' | 'relaxed';
 export interface WasmKernelOptions {
   initialPages?: number; // default 16 (1 MiB)
   maximumPages?: number; // default 65536 (4 GiB); workerd callers pass less
+  /** relaxed variant: fused dot-adds (true) or the i16 dots (false); default what the engine runs fast (fused-dot.ts) */
+  fusedDot?: boolean;
 }
 
 type MatmulFn = (w: Ptr, rows: number, cols: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
@@ -37,6 +40,8 @@ export interface WasmKernelExports {
   DT_Q4_0: WebAssembly.Global;
   DT_Q4_0X4: WebAssembly.Global;
   heap_base(): number;
+  set_fused_dot(on: number): void;
+  fused_dot_probe(a: number, b: number): number;
   matmul_scratch(dt: number, cols: number, nTok: number): number;
   ffn_scratch(dtGU: number, dtD: number, hidden: number, inter: number, nTok: number): number;
   attention_scratch(nCtx: number, nHead: number): number;
@@ -111,6 +116,8 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
   if (variant === 'relaxed' && ex.IS_RELAXED.value !== 1) throw new Error('wasm kernels: variant relaxed needs kernels-relaxed.wasm');
   if (variant === 'simd' && ex.IS_RELAXED.value !== 0) throw new Error('wasm kernels: variant simd needs kernels-simd.wasm');
   const scalar = variant === 'scalar';
+  const fusedDot = variant === 'relaxed' && (opts.fusedDot ?? engineFusesDots(ex.fused_dot_probe));
+  ex.set_fused_dot(fusedDot ? 1 : 0);
   const pick = <K extends keyof WasmKernelExports>(simdName: K, scalarName: K): WasmKernelExports[K] => ex[scalar ? scalarName : simdName];
   const mm = {
     f32: pick('matmul_f32', 'matmul_f32_scalar'),
@@ -143,6 +150,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
 
   const kernels: Kernels = {
     name: `wasm-${variant}`,
+    ...(variant === 'relaxed' ? { fusedDot } : {}),
     heap,
     matmul,
     packWeights(m: Mat): void {

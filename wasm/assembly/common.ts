@@ -17,6 +17,23 @@ export const DT_Q4_0X4: i32 = 4;
 /** True in kernels-relaxed.wasm: its SIMD kernels use relaxed integer dot products. */
 export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
 
+/**
+ * Relaxed build: accumulate integer dots with `i32x4.relaxed_dot_i8x16_i7x16_add_s` (one AVX-VNNI vpdpbusd where
+ * the engine lowers it so) instead of the i16 dot + widening (pmaddubsw, which every x64 engine has). Both give the
+ * same exact integers; only the speed differs, so the executor sets it per engine (src/kernels/fused-dot.ts).
+ */
+export let FUSED_DOT: bool = false;
+
+export function setFusedDot(on: bool): void {
+  FUSED_DOT = on;
+}
+
+/** The fused dot of two vectors (relaxed build; the simd build never calls it). */
+export function dotProbe(a: v128, b: v128): v128 {
+  if (RELAXED) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, i32x4.splat(0));
+  return i32x4.splat(0);
+}
+
 @inline export function align64(n: i32): i32 {
   return (n + 63) & ~63;
 }

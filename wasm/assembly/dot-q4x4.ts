@@ -6,7 +6,7 @@
 // the four block sums in lanes 0..3, where ggml's layout needs a horizontal reduction per block. The activation
 // side is arranged the same way once per token (activation.ts, `ext`). Every value equals dotQ4Simd's on the
 // unpacked row bit for bit: the block sums are exact integers and the f32 order is the same (lane b % 4).
-import { QK, RELAXED } from './common';
+import { QK, RELAXED, FUSED_DOT } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
 import { hsumF32, fence, fence2 } from './simd-util';
 
@@ -106,7 +106,7 @@ export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
     let acc = f32x4.splat(0);
     let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
     for (let g = 0; g < groups; g++) {
-      acc = scaleRow(acc, groupSum(pw, px, m), i32x4.shl(v128.load(pxsum), 3), v128.load(pws), v128.load(pxs));
+      acc = scaleRow(acc, groupSum(pw, px, m), i32x4.shl(v128.load(pxsum), 3), v128.load(pws), v128.load(pxs), false);
       fence(acc);
       pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
     }
@@ -122,13 +122,14 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
   const off = <usize>q * rb;
   for (let r = 0; r < q; r++) {
     const o = <usize>r * rb;
-    if (RELAXED) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2);
+    if (RELAXED && FUSED_DOT) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2, true);
+    else if (RELAXED) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2, false);
     else for (let k = 0; k < 4; k++) store<f32>(y + (<usize>(r + k * q) << 2), dotQ4x4Scalar(w + o + <usize>k * off, ws + ((o + <usize>k * off) >> 2), a, cols));
   }
 }
 
-/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`, stored at y + k*ystep. */
-@inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
+/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`, stored at y + k*ystep; `fused`: see rows4Step. */
+@inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize, fused: bool): void {
   const groups = (cols / QK) >> 2;
   const m = i8x16.splat(0x0f);
   let aA = f32x4.splat(0), aB = f32x4.splat(0), aC = f32x4.splat(0), aD = f32x4.splat(0);
@@ -137,26 +138,26 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
   for (let g = 0; g < groups; g++) {
     // one activation vector pair serves the four rows (unrolled: V8 does not unroll, and the loop costs ~10%)
     let xl = v128.load(px), xh = v128.load(px, 16);
-    let sA = rows4Step(i16x8.splat(0), pw, xl, xh, m), sB = rows4Step(i16x8.splat(0), pw + off, xl, xh, m);
-    let sC = rows4Step(i16x8.splat(0), pw + off2, xl, xh, m), sD = rows4Step(i16x8.splat(0), pw + off3, xl, xh, m);
+    let sA = rows4Step(i16x8.splat(0), pw, xl, xh, m, fused), sB = rows4Step(i16x8.splat(0), pw + off, xl, xh, m, fused);
+    let sC = rows4Step(i16x8.splat(0), pw + off2, xl, xh, m, fused), sD = rows4Step(i16x8.splat(0), pw + off3, xl, xh, m, fused);
     fence2(sA, sC);
     xl = v128.load(px, 32); xh = v128.load(px, 48);
-    sA = rows4Step(sA, pw + 16, xl, xh, m); sB = rows4Step(sB, pw + off + 16, xl, xh, m);
-    sC = rows4Step(sC, pw + off2 + 16, xl, xh, m); sD = rows4Step(sD, pw + off3 + 16, xl, xh, m);
+    sA = rows4Step(sA, pw + 16, xl, xh, m, fused); sB = rows4Step(sB, pw + off + 16, xl, xh, m, fused);
+    sC = rows4Step(sC, pw + off2 + 16, xl, xh, m, fused); sD = rows4Step(sD, pw + off3 + 16, xl, xh, m, fused);
     fence2(sA, sC);
     xl = v128.load(px, 64); xh = v128.load(px, 80);
-    sA = rows4Step(sA, pw + 32, xl, xh, m); sB = rows4Step(sB, pw + off + 32, xl, xh, m);
-    sC = rows4Step(sC, pw + off2 + 32, xl, xh, m); sD = rows4Step(sD, pw + off3 + 32, xl, xh, m);
+    sA = rows4Step(sA, pw + 32, xl, xh, m, fused); sB = rows4Step(sB, pw + off + 32, xl, xh, m, fused);
+    sC = rows4Step(sC, pw + off2 + 32, xl, xh, m, fused); sD = rows4Step(sD, pw + off3 + 32, xl, xh, m, fused);
     fence2(sA, sC);
     xl = v128.load(px, 96); xh = v128.load(px, 112);
-    sA = rows4Step(sA, pw + 48, xl, xh, m); sB = rows4Step(sB, pw + off + 48, xl, xh, m);
-    sC = rows4Step(sC, pw + off2 + 48, xl, xh, m); sD = rows4Step(sD, pw + off3 + 48, xl, xh, m);
+    sA = rows4Step(sA, pw + 48, xl, xh, m, fused); sB = rows4Step(sB, pw + off + 48, xl, xh, m, fused);
+    sC = rows4Step(sC, pw + off2 + 48, xl, xh, m, fused); sD = rows4Step(sD, pw + off3 + 48, xl, xh, m, fused);
     const xsv = v128.load(pxs);
     const xo = i32x4.shl(v128.load(pxsum), 3);
-    aA = scaleRow(aA, sA, xo, v128.load(pws), xsv);
-    aB = scaleRow(aB, sB, xo, v128.load(pws + soff), xsv);
-    aC = scaleRow(aC, sC, xo, v128.load(pws + 2 * soff), xsv);
-    aD = scaleRow(aD, sD, xo, v128.load(pws + 3 * soff), xsv);
+    aA = scaleRow(aA, sA, xo, v128.load(pws), xsv, fused);
+    aB = scaleRow(aB, sB, xo, v128.load(pws + soff), xsv, fused);
+    aC = scaleRow(aC, sC, xo, v128.load(pws + 2 * soff), xsv, fused);
+    aD = scaleRow(aD, sD, xo, v128.load(pws + 3 * soff), xsv, fused);
     fence2(aA, aC);
     pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
   }
@@ -167,18 +168,25 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
   store<f32>(y + 3 * ystep, tailQ4x4(w + off3, ws + 3 * soff, a, cols, b, aD));
 }
 
-/** s + the i16 partial sums of one packed weight vector (at w) against its activation pair xl, xh. */
-@inline function rows4Step(s: v128, w: usize, xl: v128, xh: v128, m: v128): v128 {
+/**
+ * s + the partial sums of one packed weight vector (at w) against its activation pair xl, xh: i16 lanes (pairs per
+ * block) from two relaxed i16 dots, or with `fused` i32 lanes (one per block) from two dot-adds. The two fused dots
+ * start from zero and the sum joins s with an add, so the chain through s is one add long, not two dot latencies.
+ */
+@inline function rows4Step(s: v128, w: usize, xl: v128, xh: v128, m: v128, fused: bool): v128 {
   const v = v128.load(w);
-  return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v, m)), i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v, 4), m))));
+  const lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
+  if (fused) return i32x4.add(s, i32x4.relaxed_dot_i8x16_i7x16_add_s(xh, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(xl, lo, i32x4.splat(0))));
+  return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xh, hi)));
 }
 
 /**
- * acc + (s16's four block sums - xo) * (wsv * xsv), as f32x4: one (row, token) group's finish, xo the activation's
- * -8 offsets (8 * its block sums), wsv the weight scales, xsv the activation scales.
+ * acc + (s's four block sums - xo) * (wsv * xsv), as f32x4: one (row, token) group's finish, xo the activation's
+ * -8 offsets (8 * its block sums), wsv the weight scales, xsv the activation scales. s holds i16 pairs per block,
+ * or with `fused` one i32 per block.
  */
-@inline function scaleRow(acc: v128, s16: v128, xo: v128, wsv: v128, xsv: v128): v128 {
-  const s = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(s16), xo);
+@inline function scaleRow(acc: v128, s16: v128, xo: v128, wsv: v128, xsv: v128, fused: bool): v128 {
+  const s = i32x4.sub(fused ? s16 : i32x4.extadd_pairwise_i16x8_s(s16), xo);
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, xsv)));
 }
 
@@ -187,11 +195,13 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
  * vector is loaded and unpacked once for the four tokens (prefill's reuse of a weight block across tokens).
  */
 export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
-  if (RELAXED) dotRow4TokRelaxed(w, ws, a, stride, cols, y, ystep);
+  if (RELAXED && FUSED_DOT) dotRow4TokRelaxed(w, ws, a, stride, cols, y, ystep, true);
+  else if (RELAXED) dotRow4TokRelaxed(w, ws, a, stride, cols, y, ystep, false);
   else for (let t = 0; t < 4; t++) store<f32>(y + <usize>t * ystep, dotQ4x4Scalar(w, ws, a + <usize>(t * stride), cols));
 }
 
-@inline function dotRow4TokRelaxed(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
+/** `fused`: the four tokens' sums in i32 lanes, each chained through its dot-adds (four independent chains). */
+@inline function dotRow4TokRelaxed(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize, fused: bool): void {
   const groups = (cols / QK) >> 2;
   const m = i8x16.splat(0x0f);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -204,17 +214,17 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
       const v = v128.load(pw + (<usize>k << 4));
       const lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
       const xk = px + (<usize>k << 5);
-      s0 = i16x8.add(s0, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk, 16), hi)));
-      s1 = i16x8.add(s1, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + st), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + st, 16), hi)));
-      s2 = i16x8.add(s2, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 2 * st), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 2 * st, 16), hi)));
-      s3 = i16x8.add(s3, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 3 * st), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xk + 3 * st, 16), hi)));
+      s0 = tokStep(s0, xk, lo, hi, fused);
+      s1 = tokStep(s1, xk + st, lo, hi, fused);
+      s2 = tokStep(s2, xk + 2 * st, lo, hi, fused);
+      s3 = tokStep(s3, xk + 3 * st, lo, hi, fused);
       fence2(s0, s2);
     }
     const wsv = v128.load(pws);
-    a0 = scaleRow(a0, s0, i32x4.shl(v128.load(pxsum), 3), wsv, v128.load(pxs));
-    a1 = scaleRow(a1, s1, i32x4.shl(v128.load(pxsum + st), 3), wsv, v128.load(pxs + st));
-    a2 = scaleRow(a2, s2, i32x4.shl(v128.load(pxsum + 2 * st), 3), wsv, v128.load(pxs + 2 * st));
-    a3 = scaleRow(a3, s3, i32x4.shl(v128.load(pxsum + 3 * st), 3), wsv, v128.load(pxs + 3 * st));
+    a0 = scaleRow(a0, s0, i32x4.shl(v128.load(pxsum), 3), wsv, v128.load(pxs), fused);
+    a1 = scaleRow(a1, s1, i32x4.shl(v128.load(pxsum + st), 3), wsv, v128.load(pxs + st), fused);
+    a2 = scaleRow(a2, s2, i32x4.shl(v128.load(pxsum + 2 * st), 3), wsv, v128.load(pxs + 2 * st), fused);
+    a3 = scaleRow(a3, s3, i32x4.shl(v128.load(pxsum + 3 * st), 3), wsv, v128.load(pxs + 3 * st), fused);
     fence2(a0, a2);
     pw += 64; pws += 16; px += 128; pxsum += 16; pxs += 16;
   }
@@ -223,4 +233,10 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
   store<f32>(y + ystep, tailQ4x4(w, ws, a + st, cols, b, a1));
   store<f32>(y + 2 * ystep, tailQ4x4(w, ws, a + 2 * st, cols, b, a2));
   store<f32>(y + 3 * ystep, tailQ4x4(w, ws, a + 3 * st, cols, b, a3));
+}
+
+/** s + one token's sums for one weight vector (lo, hi its nibbles) against the token's activation pair at x. */
+@inline function tokStep(s: v128, x: usize, lo: v128, hi: v128, fused: bool): v128 {
+  if (fused) return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 16), hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x), lo, s));
+  return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), hi)));
 }

@@ -3,6 +3,7 @@
 // `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0, 4 q4_0x4 (q4_0 repacked, dot-q4x4.ts).
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
 import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4, DT_Q4_0X4 as Q4X4 } from './common';
+import { setFusedDot, dotProbe } from './common';
 import { repackQ4x4 } from './dot-q4x4';
 import { expF32, expF32x4 } from './exp';
 import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
@@ -21,6 +22,19 @@ export const DT_F16: i32 = F16;
 export const DT_Q8_0: i32 = Q8;
 export const DT_Q4_0: i32 = Q4;
 export const DT_Q4_0X4: i32 = Q4X4;
+
+/** Relaxed build: the integer dots' path, fused (1) or i16 + widening (0); see FUSED_DOT in common.ts. */
+export function set_fused_dot(on: i32): void {
+  setFusedDot(on != 0);
+}
+
+/**
+ * Lane 0 of i32x4.relaxed_dot_i8x16_i7x16_add_s(splat(a), splat(b), 0), relaxed build only (0 otherwise). With b's
+ * high bit set the result is the engine's choice, which tells how it lowers the op (src/kernels/fused-dot.ts).
+ */
+export function fused_dot_probe(a: i32, b: i32): i32 {
+  return REL ? i32x4.extract_lane(dotProbe(i8x16.splat(<i8>a), i8x16.splat(<i8>b)), 0) : 0;
+}
 
 /** End of this module's static data: the JS heap must start at or above it. */
 export function heap_base(): usize {

@@ -20,8 +20,8 @@ interface Reference { tokens: number[]; logits: number[][] }
 
 // every fixture (../shared/fixtures/README.md says what each exercises); qwen3_moe has none: qwen3-moe.test.ts
 const ARCHS = ['mixtral', 'qwen2_moe', 'olmoe', 'granitemoe'];
-// ts-ref is the readable definition; the wasm builds are what the Worker runs
-const EXECUTORS: ExecutorName[] = ['ts-ref', 'wasm-scalar', 'wasm-simd', 'wasm-relaxed'];
+// ts-ref is the readable definition; the wasm builds are what the Worker runs (the relaxed one on both dot paths)
+const EXECUTORS: ExecutorName[] = ['ts-ref', 'wasm-scalar', 'wasm-simd', 'wasm-relaxed', 'wasm-relaxed-fused'];
 
 describe.each(ARCHS)('%s against llama.cpp', (arch) => {
   const dir = join(FIXTURES, arch);

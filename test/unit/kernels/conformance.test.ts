@@ -1,5 +1,7 @@
 // The one kernel conformance suite, run over every executor: the TypeScript reference and the three WASM
-// builds (scalar, SIMD, relaxed SIMD). A missing .wasm build fails; only an unsupported runtime skips.
+// builds (scalar, SIMD, relaxed SIMD), the last on both of its integer-dot paths (i16 dots, fused dot-adds:
+// src/kernels/fused-dot.ts), whichever this engine would pick. A missing .wasm build fails; only an unsupported
+// runtime skips.
 import { createReferenceKernels } from '../../../src/kernels/reference';
 import { describeExecutor } from './describe-executor';
 
@@ -17,16 +19,14 @@ const RELAXED_PROBE = new Uint8Array([
 const relaxedSupported = WebAssembly.validate(RELAXED_PROBE);
 
 // Imported lazily so that a broken or unbuilt WASM loader fails its own executors, not ts-ref as well.
-async function wasm(variant: 'scalar' | 'simd' | 'relaxed') {
+async function wasm(variant: 'scalar' | 'simd' | 'relaxed', fusedDot?: boolean) {
   const { loadNodeKernels } = await import('../../../src/kernels/load-node');
-  return loadNodeKernels(variant);
+  return loadNodeKernels(variant, { fusedDot });
 }
 
 describeExecutor('ts-ref', async () => createReferenceKernels());
 describeExecutor('wasm-scalar', () => wasm('scalar'));
 describeExecutor('wasm-simd', () => wasm('simd'));
-describeExecutor(
-  'wasm-relaxed',
-  () => wasm('relaxed'),
-  relaxedSupported ? undefined : `relaxed SIMD is not supported by this runtime (Node ${process.versions.node})`,
-);
+const noRelaxed = relaxedSupported ? undefined : `relaxed SIMD is not supported by this runtime (Node ${process.versions.node})`;
+describeExecutor('wasm-relaxed', () => wasm('relaxed', false), noRelaxed);
+describeExecutor('wasm-relaxed-fused', () => wasm('relaxed', true), noRelaxed);

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { f16ToF32, quantize, quantizeQ8_0 } from '../../../src/format/quant';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
+import type { WasmKernelOptions, WasmVariant } from '../../../src/kernels/wasm';
 import type { Kernels, Mat } from '../../../src/kernels/types';
 import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
 import { Rng } from './rng';
@@ -46,16 +47,18 @@ function runAll(k: Kernels, gate: Mat, up: Mat, down: Mat, x: Float32Array, nTok
   return out;
 }
 
-const packing = ['scalar', ...(supportsRelaxedSimd() ? ['relaxed' as const] : [])] as const;
+// the relaxed executor on both integer-dot paths (src/kernels/fused-dot.ts)
+const packing: [string, WasmVariant, WasmKernelOptions?][] = [['wasm-scalar', 'scalar'],
+  ...(supportsRelaxedSimd() ? [['wasm-relaxed', 'relaxed', { fusedDot: false }], ['wasm-relaxed-fused', 'relaxed', { fusedDot: true }]] as [string, WasmVariant, WasmKernelOptions][] : [])];
 
 describe('packed q4_0 weights', () => {
-  for (const variant of packing) {
+  for (const [name, variant, opts] of packing) {
     // H x I: whole block groups (1024 x 512, granite's expert), and a partial last group (224 = 7 blocks)
     for (const [H, I] of [[1024, 512], [224, 96]] as const) {
-      it(`wasm-${variant}: ${H}x${I} packed equals ggml's layout bit for bit at 1, 4, 5 and 9 tokens`, async () => {
+      it(`${name}: ${H}x${I} packed equals ggml's layout bit for bit at 1, 4, 5 and 9 tokens`, async () => {
         const rng = new Rng(H + I);
         const g = rng.floats(I * H, 0.5), u = rng.floats(I * H, 0.5), d = rng.floats(H * I, 0.5);
-        const k = await loadNodeKernels(variant);
+        const k = await loadNodeKernels(variant, opts);
         const flat = [place(k, I, H, g), place(k, I, H, u), place(k, H, I, d)];
         const packed = [place(k, I, H, g), place(k, I, H, u), place(k, H, I, d)];
         for (const m of packed) k.packWeights!(m);
@@ -70,8 +73,8 @@ describe('packed q4_0 weights', () => {
       });
     }
 
-    it(`wasm-${variant}: packing twice gives back ggml's bytes; a packed matrix is not packed again`, async () => {
-      const k = await loadNodeKernels(variant);
+    it(`${name}: packing twice gives back ggml's bytes; a packed matrix is not packed again`, async () => {
+      const k = await loadNodeKernels(variant, opts);
       const m = place(k, 9, 224, new Rng(5).floats(9 * 224, 1));
       const before = k.heap.u8(m.data, 9 * 112).slice();
       k.packWeights!(m);

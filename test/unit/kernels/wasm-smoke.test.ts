@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { QK, dequantize, f16ToF32, f32ToF16, quantize, quantizeQ8_0 } from '../../../src/format/quant';
 import { loadNodeKernelModules, loadNodeKernels } from '../../../src/kernels/load-node';
 import type { Kernels, Mat } from '../../../src/kernels/types';
-import { checkConstants, DTYPE_CODE, instantiateKernels } from '../../../src/kernels/wasm';
+import { checkConstants, DTYPE_CODE, instantiateKernels, type WasmKernelOptions, type WasmVariant } from '../../../src/kernels/wasm';
+import { engineFusesDots, FUSED_SIGNED, FUSED_UNSIGNED } from '../../../src/kernels/fused-dot';
 import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
 
 function rand(n: number, seed: number): Float32Array {
@@ -46,7 +47,9 @@ function referenceMatvec(deq: Float32Array, rows: number, cols: number, x: Float
   return y;
 }
 
-const variants = ['scalar', 'simd', ...(supportsRelaxedSimd() ? ['relaxed' as const] : [])] as const;
+// the relaxed build twice: on its i16 dots and on fused dot-adds (src/kernels/fused-dot.ts), whichever the engine picks
+const executors: [WasmVariant, WasmKernelOptions?][] = [['scalar'], ['simd'],
+  ...(supportsRelaxedSimd() ? [['relaxed', { fusedDot: false }], ['relaxed', { fusedDot: true }]] as [WasmVariant, WasmKernelOptions][] : [])];
 
 describe('wasm kernels', () => {
   it('export the block constants of src/format/quant.ts', async () => {
@@ -73,14 +76,27 @@ describe('wasm kernels', () => {
     }
   });
 
+  it.skipIf(!supportsRelaxedSimd())('the relaxed executor takes fused dot-adds exactly where the engine lowers them to one instruction', async () => {
+    const { relaxed } = await loadNodeKernelModules();
+    const { ex } = instantiateKernels(relaxed!);
+    const answer = ex.fused_dot_probe(127, 0xff);
+    // the three lowerings fused-dot.ts names: vpdpbusd, vpdpbssd / sdot, pmaddubsw + pmaddwd (saturating)
+    expect([FUSED_UNSIGNED, FUSED_SIGNED, 2 * 32767]).toContain(answer);
+    expect((await loadNodeKernels('relaxed')).fusedDot).toBe(answer !== 2 * 32767);
+    expect((await loadNodeKernels('relaxed', { fusedDot: true })).fusedDot).toBe(true);
+    expect(engineFusesDots(() => 2 * 32767)).toBe(false);
+    expect(engineFusesDots(() => 0)).toBe(false); // an unknown lowering keeps the i16 path
+    expect((await loadNodeKernels('simd')).fusedDot).toBeUndefined();
+  });
+
   for (const dtype of ['q8_0', 'q4_0'] as const) {
     it(`${dtype} matmul matches dequantize + dot, and SIMD equals its scalar twin bit for bit`, async () => {
       const rows = 48, cols = 224, nTok = 3; // cols / 32 = 7 blocks: exercises the SIMD tail
       const w = rand(rows * cols, 1);
       const x = rand(nTok * cols, 2);
       const results: Float32Array[] = [];
-      for (const variant of variants) {
-        const k = await loadNodeKernels(variant);
+      for (const [variant, opts] of executors) {
+        const k = await loadNodeKernels(variant, opts);
         expect(k.name).toBe(`wasm-${variant}`);
         const { mat, deq } = putQuant(k, dtype, rows, cols, w);
         const xp = put(k, x);
@@ -101,8 +117,8 @@ describe('wasm kernels', () => {
 
   it('ffnSwiglu equals down(silu(gate x) * up x) composed from matmuls', async () => {
     const hidden = 64, inter = 96, nTok = 2;
-    for (const variant of variants) {
-      const k = await loadNodeKernels(variant);
+    for (const [variant, opts] of executors) {
+      const k = await loadNodeKernels(variant, opts);
       const gate = putQuant(k, 'q4_0', inter, hidden, rand(inter * hidden, 3)).mat;
       const up = putQuant(k, 'q4_0', inter, hidden, rand(inter * hidden, 4)).mat;
       const down = putQuant(k, 'q8_0', hidden, inter, rand(hidden * inter, 5)).mat;
@@ -122,8 +138,8 @@ describe('wasm kernels', () => {
 
   it('every other SIMD kernel equals its scalar twin bit for bit (f32/f16 matmul, FFN, attention)', async () => {
     const outs: Float32Array[][] = [];
-    for (const variant of variants) {
-      const k = await loadNodeKernels(variant);
+    for (const [variant, opts] of executors) {
+      const k = await loadNodeKernels(variant, opts);
       const got: Float32Array[] = [];
       for (const dtype of ['f32', 'f16'] as const) {
         const rows = 5, cols = 70, w = rand(rows * cols, 11);

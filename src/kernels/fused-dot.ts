@@ -1,0 +1,26 @@
+// Which integer-dot path the relaxed kernels take on this engine: fused dot-adds where the engine lowers
+// i32x4.relaxed_dot_i8x16_i7x16_add_s to one instruction, else the i16 dot + widening every x64 engine runs well.
+//
+// The relaxed-SIMD spec leaves the op's result implementation-defined when the second operand's high bit is set,
+// so one call with a = 127, b = 0xff names the lowering without timing anything:
+//   x64 AVX-VNNI vpdpbusd (V8 >= 13.x on such CPUs: workerd, Node 24): b unsigned, exact   -> 4 * 255 * 127 = 129540
+//   x64 AVX-VNNI-INT8 vpdpbssd, arm64 sdot (or its emulation): b signed, exact             -> 4 * -127      = -508
+//   x64 without VNNI (V8 12.x, Node 22; or Zen 4): pmaddubsw saturates each pair to i16,
+//   then pmaddwd + paddd, 3 instructions and a constant                                   -> 2 * 32767     = 65534
+// The fused path is 1.06-1.12x the i16 path's mat-vec in workerd on a Zen 5 (wasm/README.md), and 0.7x where the
+// op is emulated, hence the probe. Results are the same exact integers either way (conformance runs both paths).
+// arm64 without the dot-product extension also answers -508 and takes the fused path: Workers' arm64 hosts
+// (Neoverse N1 and later) have it.
+export const FUSED_UNSIGNED = 4 * 255 * 127;
+export const FUSED_SIGNED = 4 * -127;
+
+/** An executor's name for reports: the relaxed one says when it runs fused dot-adds. */
+export function kernelsLabel(k: { name: string; fusedDot?: boolean }): string {
+  return k.fusedDot ? `${k.name} (fused dots)` : k.name;
+}
+
+/** True when `probe(127, 0xff)` (the module's fused_dot_probe) shows a one-instruction lowering. */
+export function engineFusesDots(probe: (a: number, b: number) => number): boolean {
+  const r = probe(127, 0xff);
+  return r === FUSED_UNSIGNED || r === FUSED_SIGNED;
+}
