@@ -116,8 +116,11 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
   if (variant === 'relaxed' && ex.IS_RELAXED.value !== 1) throw new Error('wasm kernels: variant relaxed needs kernels-relaxed.wasm');
   if (variant === 'simd' && ex.IS_RELAXED.value !== 0) throw new Error('wasm kernels: variant simd needs kernels-simd.wasm');
   const scalar = variant === 'scalar';
-  const fusedDot = variant === 'relaxed' && (opts.fusedDot ?? engineFusesDots(ex.fused_dot_probe));
-  ex.set_fused_dot(fusedDot ? 1 : 0);
+  // a module built before the fused path (an A/B of old builds in wasm/dev) has only the i16 one
+  const hasFused = typeof ex.set_fused_dot === 'function';
+  if (opts.fusedDot && !hasFused) throw new Error('wasm kernels: this module predates fused dot-adds (no set_fused_dot export)');
+  const fusedDot = variant === 'relaxed' && hasFused && (opts.fusedDot ?? engineFusesDots(ex.fused_dot_probe));
+  if (hasFused) ex.set_fused_dot(fusedDot ? 1 : 0);
   const pick = <K extends keyof WasmKernelExports>(simdName: K, scalarName: K): WasmKernelExports[K] => ex[scalar ? scalarName : simdName];
   const mm = {
     f32: pick('matmul_f32', 'matmul_f32_scalar'),

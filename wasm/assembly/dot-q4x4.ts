@@ -120,16 +120,17 @@ export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
 export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
   const rb = <usize>(cols >> 1);
   const off = <usize>q * rb;
+  // always the i16 dots: fused dot-adds ran this mat-vec 0.92x even where they are one instruction (Node 24,
+  // workerd; their zero start and add cost what the widening saved), while the four-token kernel gains 1.1x
   for (let r = 0; r < q; r++) {
     const o = <usize>r * rb;
-    if (RELAXED && FUSED_DOT) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2, true);
-    else if (RELAXED) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2, false);
+    if (RELAXED) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2);
     else for (let k = 0; k < 4; k++) store<f32>(y + (<usize>(r + k * q) << 2), dotQ4x4Scalar(w + o + <usize>k * off, ws + ((o + <usize>k * off) >> 2), a, cols));
   }
 }
 
-/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`, stored at y + k*ystep; `fused`: see rows4Step. */
-@inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize, fused: bool): void {
+/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`, stored at y + k*ystep. */
+@inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
   const m = i8x16.splat(0x0f);
   let aA = f32x4.splat(0), aB = f32x4.splat(0), aC = f32x4.splat(0), aD = f32x4.splat(0);
@@ -138,26 +139,26 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
   for (let g = 0; g < groups; g++) {
     // one activation vector pair serves the four rows (unrolled: V8 does not unroll, and the loop costs ~10%)
     let xl = v128.load(px), xh = v128.load(px, 16);
-    let sA = rows4Step(i16x8.splat(0), pw, xl, xh, m, fused), sB = rows4Step(i16x8.splat(0), pw + off, xl, xh, m, fused);
-    let sC = rows4Step(i16x8.splat(0), pw + off2, xl, xh, m, fused), sD = rows4Step(i16x8.splat(0), pw + off3, xl, xh, m, fused);
+    let sA = rows4Step(i16x8.splat(0), pw, xl, xh, m), sB = rows4Step(i16x8.splat(0), pw + off, xl, xh, m);
+    let sC = rows4Step(i16x8.splat(0), pw + off2, xl, xh, m), sD = rows4Step(i16x8.splat(0), pw + off3, xl, xh, m);
     fence2(sA, sC);
     xl = v128.load(px, 32); xh = v128.load(px, 48);
-    sA = rows4Step(sA, pw + 16, xl, xh, m, fused); sB = rows4Step(sB, pw + off + 16, xl, xh, m, fused);
-    sC = rows4Step(sC, pw + off2 + 16, xl, xh, m, fused); sD = rows4Step(sD, pw + off3 + 16, xl, xh, m, fused);
+    sA = rows4Step(sA, pw + 16, xl, xh, m); sB = rows4Step(sB, pw + off + 16, xl, xh, m);
+    sC = rows4Step(sC, pw + off2 + 16, xl, xh, m); sD = rows4Step(sD, pw + off3 + 16, xl, xh, m);
     fence2(sA, sC);
     xl = v128.load(px, 64); xh = v128.load(px, 80);
-    sA = rows4Step(sA, pw + 32, xl, xh, m, fused); sB = rows4Step(sB, pw + off + 32, xl, xh, m, fused);
-    sC = rows4Step(sC, pw + off2 + 32, xl, xh, m, fused); sD = rows4Step(sD, pw + off3 + 32, xl, xh, m, fused);
+    sA = rows4Step(sA, pw + 32, xl, xh, m); sB = rows4Step(sB, pw + off + 32, xl, xh, m);
+    sC = rows4Step(sC, pw + off2 + 32, xl, xh, m); sD = rows4Step(sD, pw + off3 + 32, xl, xh, m);
     fence2(sA, sC);
     xl = v128.load(px, 96); xh = v128.load(px, 112);
-    sA = rows4Step(sA, pw + 48, xl, xh, m, fused); sB = rows4Step(sB, pw + off + 48, xl, xh, m, fused);
-    sC = rows4Step(sC, pw + off2 + 48, xl, xh, m, fused); sD = rows4Step(sD, pw + off3 + 48, xl, xh, m, fused);
+    sA = rows4Step(sA, pw + 48, xl, xh, m); sB = rows4Step(sB, pw + off + 48, xl, xh, m);
+    sC = rows4Step(sC, pw + off2 + 48, xl, xh, m); sD = rows4Step(sD, pw + off3 + 48, xl, xh, m);
     const xsv = v128.load(pxs);
     const xo = i32x4.shl(v128.load(pxsum), 3);
-    aA = scaleRow(aA, sA, xo, v128.load(pws), xsv, fused);
-    aB = scaleRow(aB, sB, xo, v128.load(pws + soff), xsv, fused);
-    aC = scaleRow(aC, sC, xo, v128.load(pws + 2 * soff), xsv, fused);
-    aD = scaleRow(aD, sD, xo, v128.load(pws + 3 * soff), xsv, fused);
+    aA = scaleRow(aA, sA, xo, v128.load(pws), xsv, false);
+    aB = scaleRow(aB, sB, xo, v128.load(pws + soff), xsv, false);
+    aC = scaleRow(aC, sC, xo, v128.load(pws + 2 * soff), xsv, false);
+    aD = scaleRow(aD, sD, xo, v128.load(pws + 3 * soff), xsv, false);
     fence2(aA, aC);
     pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
   }
@@ -168,16 +169,10 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
   store<f32>(y + 3 * ystep, tailQ4x4(w + off3, ws + 3 * soff, a, cols, b, aD));
 }
 
-/**
- * s + the partial sums of one packed weight vector (at w) against its activation pair xl, xh: i16 lanes (pairs per
- * block) from two relaxed i16 dots, or with `fused` i32 lanes (one per block) from two dot-adds. The two fused dots
- * start from zero and the sum joins s with an add, so the chain through s is one add long, not two dot latencies.
- */
-@inline function rows4Step(s: v128, w: usize, xl: v128, xh: v128, m: v128, fused: bool): v128 {
+/** s + the i16 partial sums of one packed weight vector (at w) against its activation pair xl, xh. */
+@inline function rows4Step(s: v128, w: usize, xl: v128, xh: v128, m: v128): v128 {
   const v = v128.load(w);
-  const lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
-  if (fused) return i32x4.add(s, i32x4.relaxed_dot_i8x16_i7x16_add_s(xh, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(xl, lo, i32x4.splat(0))));
-  return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xh, hi)));
+  return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, v128.and(v, m)), i16x8.relaxed_dot_i8x16_i7x16_s(xh, v128.and(i16x8.shr_u(v, 4), m))));
 }
 
 /**
