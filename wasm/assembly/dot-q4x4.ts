@@ -6,7 +6,7 @@
 // the four block sums in lanes 0..3, where ggml's layout needs a horizontal reduction per block. The activation
 // side is arranged the same way once per token (activation.ts, `ext`). Every value equals dotQ4Simd's on the
 // unpacked row bit for bit: the block sums are exact integers and the f32 order is the same (lane b % 4).
-import { QK, RELAXED, FUSED_DOT } from './common';
+import { QK, RELAXED, FUSED_DOT, I16Dots, FusedDots } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
 import { hsumF32, fence, fence2 } from './simd-util';
 
@@ -106,7 +106,7 @@ export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
     let acc = f32x4.splat(0);
     let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
     for (let g = 0; g < groups; g++) {
-      acc = scaleRow(acc, groupSum(pw, px, m), i32x4.shl(v128.load(pxsum), 3), v128.load(pws), v128.load(pxs), false);
+      acc = scaleRow<I16Dots>(acc, groupSum(pw, px, m), i32x4.shl(v128.load(pxsum), 3), v128.load(pws), v128.load(pxs));
       fence(acc);
       pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
     }
@@ -155,10 +155,10 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
     sC = rows4Step(sC, pw + off2 + 48, xl, xh, m); sD = rows4Step(sD, pw + off3 + 48, xl, xh, m);
     const xsv = v128.load(pxs);
     const xo = i32x4.shl(v128.load(pxsum), 3);
-    aA = scaleRow(aA, sA, xo, v128.load(pws), xsv, false);
-    aB = scaleRow(aB, sB, xo, v128.load(pws + soff), xsv, false);
-    aC = scaleRow(aC, sC, xo, v128.load(pws + 2 * soff), xsv, false);
-    aD = scaleRow(aD, sD, xo, v128.load(pws + 3 * soff), xsv, false);
+    aA = scaleRow<I16Dots>(aA, sA, xo, v128.load(pws), xsv);
+    aB = scaleRow<I16Dots>(aB, sB, xo, v128.load(pws + soff), xsv);
+    aC = scaleRow<I16Dots>(aC, sC, xo, v128.load(pws + 2 * soff), xsv);
+    aD = scaleRow<I16Dots>(aD, sD, xo, v128.load(pws + 3 * soff), xsv);
     fence2(aA, aC);
     pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
   }
@@ -178,10 +178,10 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
 /**
  * acc + (s's four block sums - xo) * (wsv * xsv), as f32x4: one (row, token) group's finish, xo the activation's
  * -8 offsets (8 * its block sums), wsv the weight scales, xsv the activation scales. s holds i16 pairs per block,
- * or with `fused` one i32 per block.
+ * or on the fused path (P = FusedDots) one i32 per block.
  */
-@inline function scaleRow(acc: v128, s16: v128, xo: v128, wsv: v128, xsv: v128, fused: bool): v128 {
-  const s = i32x4.sub(fused ? s16 : i32x4.extadd_pairwise_i16x8_s(s16), xo);
+@inline function scaleRow<P>(acc: v128, s16: v128, xo: v128, wsv: v128, xsv: v128): v128 {
+  const s = i32x4.sub(sizeof<P>() == 4 ? s16 : i32x4.extadd_pairwise_i16x8_s(s16), xo);
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, xsv)));
 }
 
@@ -190,13 +190,13 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
  * vector is loaded and unpacked once for the four tokens (prefill's reuse of a weight block across tokens).
  */
 export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
-  if (RELAXED && FUSED_DOT) dotRow4TokRelaxed(w, ws, a, stride, cols, y, ystep, true);
-  else if (RELAXED) dotRow4TokRelaxed(w, ws, a, stride, cols, y, ystep, false);
+  if (RELAXED && FUSED_DOT) dotRow4TokRelaxed<FusedDots>(w, ws, a, stride, cols, y, ystep);
+  else if (RELAXED) dotRow4TokRelaxed<I16Dots>(w, ws, a, stride, cols, y, ystep);
   else for (let t = 0; t < 4; t++) store<f32>(y + <usize>t * ystep, dotQ4x4Scalar(w, ws, a + <usize>(t * stride), cols));
 }
 
-/** `fused`: the four tokens' sums in i32 lanes, each chained through its dot-adds (four independent chains). */
-@inline function dotRow4TokRelaxed(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize, fused: bool): void {
+/** P = FusedDots: the four tokens' sums in i32 lanes, each chained through its dot-adds (four independent chains). */
+@inline function dotRow4TokRelaxed<P>(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
   const m = i8x16.splat(0x0f);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -209,17 +209,17 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
       const v = v128.load(pw + (<usize>k << 4));
       const lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
       const xk = px + (<usize>k << 5);
-      s0 = tokStep(s0, xk, lo, hi, fused);
-      s1 = tokStep(s1, xk + st, lo, hi, fused);
-      s2 = tokStep(s2, xk + 2 * st, lo, hi, fused);
-      s3 = tokStep(s3, xk + 3 * st, lo, hi, fused);
+      s0 = tokStep<P>(s0, xk, lo, hi);
+      s1 = tokStep<P>(s1, xk + st, lo, hi);
+      s2 = tokStep<P>(s2, xk + 2 * st, lo, hi);
+      s3 = tokStep<P>(s3, xk + 3 * st, lo, hi);
       fence2(s0, s2);
     }
     const wsv = v128.load(pws);
-    a0 = scaleRow(a0, s0, i32x4.shl(v128.load(pxsum), 3), wsv, v128.load(pxs), fused);
-    a1 = scaleRow(a1, s1, i32x4.shl(v128.load(pxsum + st), 3), wsv, v128.load(pxs + st), fused);
-    a2 = scaleRow(a2, s2, i32x4.shl(v128.load(pxsum + 2 * st), 3), wsv, v128.load(pxs + 2 * st), fused);
-    a3 = scaleRow(a3, s3, i32x4.shl(v128.load(pxsum + 3 * st), 3), wsv, v128.load(pxs + 3 * st), fused);
+    a0 = scaleRow<P>(a0, s0, i32x4.shl(v128.load(pxsum), 3), wsv, v128.load(pxs));
+    a1 = scaleRow<P>(a1, s1, i32x4.shl(v128.load(pxsum + st), 3), wsv, v128.load(pxs + st));
+    a2 = scaleRow<P>(a2, s2, i32x4.shl(v128.load(pxsum + 2 * st), 3), wsv, v128.load(pxs + 2 * st));
+    a3 = scaleRow<P>(a3, s3, i32x4.shl(v128.load(pxsum + 3 * st), 3), wsv, v128.load(pxs + 3 * st));
     fence2(a0, a2);
     pw += 64; pws += 16; px += 128; pxsum += 16; pxs += 16;
   }
@@ -231,7 +231,7 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
 }
 
 /** s + one token's sums for one weight vector (lo, hi its nibbles) against the token's activation pair at x. */
-@inline function tokStep(s: v128, x: usize, lo: v128, hi: v128, fused: bool): v128 {
-  if (fused) return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 16), hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x), lo, s));
+@inline function tokStep<P>(s: v128, x: usize, lo: v128, hi: v128): v128 {
+  if (sizeof<P>() == 4) return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x, 16), hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(x), lo, s));
   return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), hi)));
 }
