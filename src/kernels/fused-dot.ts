@@ -7,8 +7,9 @@
 //   x64 AVX-VNNI-INT8 vpdpbssd, arm64 sdot (or its emulation): b signed, exact             -> 4 * -127      = -508
 //   x64 without VNNI (V8 12.x, Node 22; or Zen 4): pmaddubsw saturates each pair to i16,
 //   then pmaddwd + paddd, 3 instructions and a constant                                   -> 2 * 32767     = 65534
-// Where it is one instruction the fused path runs the q8_0 expert FFN 1.23-1.37x and q4_0's at 4-64 tokens 1.11-1.15x
-// (Node 24 on this Zen 5, wasm/README.md); where it is emulated (Node 22) 0.65-0.86x, hence the probe. Results are the same exact integers either way (conformance runs both paths).
+// Where it is one instruction the fused path runs the q8_0 expert FFN 1.23-1.37x and q4_0's at 4-64 tokens 1.2-1.3x in
+// Node 24 and 26 on this Zen 5, 1.04-1.09x and ~1.0x in local workerd (wasm/README.md); where it is emulated (Node 22)
+// 0.65-0.86x, hence the probe. Results are the same exact integers either way (conformance runs both paths).
 // arm64 without the dot-product extension also answers -508 and takes the fused path: Workers' arm64 hosts
 // (Neoverse N1 and later) have it.
 export const FUSED_UNSIGNED = 4 * 255 * 127;
