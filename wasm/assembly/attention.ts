@@ -1,6 +1,7 @@
 // Causal multi-head attention with GQA, for decode (nTok = 1) and prefill (nTok > 1), over an f32 KV cache
-// (attention) or one of any dtype (attentionKv). Keys and values are taken four positions at a time (independent
-// accumulators for the q.k dots, one register pass of the output per four values). Every SIMD loop has a scalar
+// (attention) or one of any dtype (attentionKv). Keys and values are taken four positions at a time, eight in the f32
+// kernel's SIMD path (independent accumulators for the q.k dots, one register pass of the output per four or eight
+// values). Every SIMD loop has a scalar
 // twin with the same float order per element.
 import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, align64, rowBytes } from './common';
 import { actBytes, prepare } from './activation';
@@ -33,6 +34,27 @@ function dot4Simd(q: usize, k0: usize, ks: usize, n: i32, scale: f32, s: usize):
   store<f32>(s, s0 * scale); store<f32>(s, s1 * scale, 4); store<f32>(s, s2 * scale, 8); store<f32>(s, s3 * scale, 12);
 }
 
+/** dot4Simd over keys k0 + m*ks, m = 0..7: each dot in dotF32Simd's order, s[0..7]; n a multiple of 4. */
+function dot8Simd(q: usize, k0: usize, ks: usize, n: i32, scale: f32, s: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  const k1 = k0 + ks, k2 = k1 + ks, k3 = k2 + ks, k4 = k3 + ks, k5 = k4 + ks, k6 = k5 + ks, k7 = k6 + ks;
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2;
+    const qv = v128.load(q + o);
+    a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(k0 + o)));
+    a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(k1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(k2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(k3 + o)));
+    a4 = f32x4.add(a4, f32x4.mul(qv, v128.load(k4 + o)));
+    a5 = f32x4.add(a5, f32x4.mul(qv, v128.load(k5 + o)));
+    a6 = f32x4.add(a6, f32x4.mul(qv, v128.load(k6 + o)));
+    a7 = f32x4.add(a7, f32x4.mul(qv, v128.load(k7 + o)));
+  }
+  store<f32>(s, hsumF32(a0) * scale); store<f32>(s, hsumF32(a1) * scale, 4); store<f32>(s, hsumF32(a2) * scale, 8); store<f32>(s, hsumF32(a3) * scale, 12);
+  store<f32>(s, hsumF32(a4) * scale, 16); store<f32>(s, hsumF32(a5) * scale, 20); store<f32>(s, hsumF32(a6) * scale, 24); store<f32>(s, hsumF32(a7) * scale, 28);
+}
+
 /** o (n) = (((o + p0 v0) + p1 v1) + p2 v2) + p3 v3 element-wise, v_m = v0 + m*vs; p = 4 floats at `p`. */
 function axpy4(o: usize, v0: usize, vs: usize, p: usize, n: i32, simd: bool): void {
   const p0 = load<f32>(p), p1 = load<f32>(p, 4), p2 = load<f32>(p, 8), p3 = load<f32>(p, 12);
@@ -51,6 +73,32 @@ function axpy4(o: usize, v0: usize, vs: usize, p: usize, n: i32, simd: bool): vo
   for (; i < n; i++) {
     const at = <usize>i << 2;
     store<f32>(o + at, (((load<f32>(o + at) + p0 * load<f32>(v0 + at)) + p1 * load<f32>(v1 + at)) + p2 * load<f32>(v2 + at)) + p3 * load<f32>(v3 + at));
+  }
+}
+
+/** axpy4 over eight rows v_m = v0 + m*vs, p = 8 floats: the same sum order as two axpy4 calls, one pass over o. */
+function axpy8(o: usize, v0: usize, vs: usize, p: usize, n: i32, simd: bool): void {
+  const p0 = load<f32>(p), p1 = load<f32>(p, 4), p2 = load<f32>(p, 8), p3 = load<f32>(p, 12);
+  const p4 = load<f32>(p, 16), p5 = load<f32>(p, 20), p6 = load<f32>(p, 24), p7 = load<f32>(p, 28);
+  const v1 = v0 + vs, v2 = v1 + vs, v3 = v2 + vs, v4 = v3 + vs, v5 = v4 + vs, v6 = v5 + vs, v7 = v6 + vs;
+  let i = 0;
+  if (simd) {
+    for (; i + 4 <= n; i += 4) {
+      const at = <usize>i << 2;
+      let acc = f32x4.add(v128.load(o + at), f32x4.mul(f32x4.splat(p0), v128.load(v0 + at)));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.splat(p1), v128.load(v1 + at)));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.splat(p2), v128.load(v2 + at)));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.splat(p3), v128.load(v3 + at)));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.splat(p4), v128.load(v4 + at)));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.splat(p5), v128.load(v5 + at)));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.splat(p6), v128.load(v6 + at)));
+      v128.store(o + at, f32x4.add(acc, f32x4.mul(f32x4.splat(p7), v128.load(v7 + at))));
+    }
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(o + at, (((((((load<f32>(o + at) + p0 * load<f32>(v0 + at)) + p1 * load<f32>(v1 + at)) + p2 * load<f32>(v2 + at)) + p3 * load<f32>(v3 + at))
+      + p4 * load<f32>(v4 + at)) + p5 * load<f32>(v5 + at)) + p6 * load<f32>(v6 + at)) + p7 * load<f32>(v7 + at));
   }
 }
 
@@ -105,6 +153,14 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
     for (let h0 = 0; h0 < nHead; h0 += hb) {
       const h1 = min(h0 + hb, nHead);
       let j = 0;
+      if (simd && (headDim & 3) == 0) {
+        for (; j + 8 <= n; j += 8) {
+          const kj = k + <usize>j * rowBytes;
+          for (let h = h0; h < h1; h++) {
+            dot8Simd(qt + <usize>h * headBytes, kj + <usize>(h / group) * headBytes, rowBytes, headDim, scale, scores + <usize>(h - h0) * sb + (<usize>j << 2));
+          }
+        }
+      }
       if (simd) {
         for (; j + 4 <= n; j += 4) {
           const kj = k + <usize>j * rowBytes;
@@ -122,7 +178,13 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
       }
       for (let h = h0; h < h1; h++) softmaxScores(scores + <usize>(h - h0) * sb, n);
       memory.fill(ot + <usize>h0 * headBytes, 0, <usize>(h1 - h0) * headBytes); // after the q rows were read: out may alias q
-      for (j = 0; j + 4 <= n; j += 4) {
+      for (j = 0; j + 8 <= n; j += 8) {
+        const vj = v + <usize>j * rowBytes;
+        for (let h = h0; h < h1; h++) {
+          axpy8(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, rowBytes, scores + <usize>(h - h0) * sb + (<usize>j << 2), headDim, simd);
+        }
+      }
+      for (; j + 4 <= n; j += 4) {
         const vj = v + <usize>j * rowBytes;
         for (let h = h0; h < h1; h++) {
           axpy4(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, rowBytes, scores + <usize>(h - h0) * sb + (<usize>j << 2), headDim, simd);
