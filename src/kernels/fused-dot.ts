@@ -14,6 +14,7 @@
 // (Neoverse N1 and later) have it.
 export const FUSED_UNSIGNED = 4 * 255 * 127;
 export const FUSED_SIGNED = 4 * -127;
+export const EMULATED_SATURATED = 2 * 32767;
 
 /** An executor's name for reports: the relaxed one says when it runs fused dot-adds. */
 export function kernelsLabel(k: { name: string; fusedDot?: boolean }): string {

@@ -95,10 +95,10 @@ function axpy8(o: usize, v0: usize, vs: usize, p: usize, n: i32, simd: bool): vo
       v128.store(o + at, f32x4.add(acc, f32x4.mul(f32x4.splat(p7), v128.load(v7 + at))));
     }
   }
-  for (; i < n; i++) {
+  if (i < n) { // the rest (all of it in the scalar twin): two axpy4 passes, the same sums in the same order
     const at = <usize>i << 2;
-    store<f32>(o + at, (((((((load<f32>(o + at) + p0 * load<f32>(v0 + at)) + p1 * load<f32>(v1 + at)) + p2 * load<f32>(v2 + at)) + p3 * load<f32>(v3 + at))
-      + p4 * load<f32>(v4 + at)) + p5 * load<f32>(v5 + at)) + p6 * load<f32>(v6 + at)) + p7 * load<f32>(v7 + at));
+    axpy4(o + at, v0 + at, vs, p, n - i, false);
+    axpy4(o + at, v4 + at, vs, p + 16, n - i, false);
   }
 }
 

@@ -34,12 +34,6 @@ export function setFusedDot(on: bool): void {
   FUSED_DOT = on;
 }
 
-/** The fused dot of two vectors (relaxed build; the simd build never calls it). */
-export function dotProbe(a: v128, b: v128): v128 {
-  if (RELAXED) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, i32x4.splat(0));
-  return i32x4.splat(0);
-}
-
 @inline export function align64(n: i32): i32 {
   return (n + 63) & ~63;
 }

@@ -61,6 +61,8 @@ export function dotQ8Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
     return i32x4.sub(i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, x1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, x0, z)),
       i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, x3, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, x2, z)));
   } else if (RELAXED) {
+    // dot(w, x) = dot(w, xp) - dot(w, xn) with xp, xn in 0..127: a valid 7-bit operand, so the relaxed dot is exact.
+    // An i16 lane (a pair of products, |.| <= 2*127*128) of either dot and of their difference does not overflow.
     const d0 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w0, x0), i16x8.relaxed_dot_i8x16_i7x16_s(w0, x2));
     const d1 = i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w1, x1), i16x8.relaxed_dot_i8x16_i7x16_s(w1, x3));
     return i32x4.add(i32x4.dot_i16x8_s(d0, ones), i32x4.dot_i16x8_s(d1, ones));
@@ -138,17 +140,15 @@ const ACC4: usize = memory.data(64, 16);
  * hardware prefetchers follow, and each activation load feeds four rows. Each value is exactly dotQ8Simd's.
  */
 export function matvec4Q8Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
+  if (RELAXED && FUSED_DOT) matvec4Q8<FusedDots>(w, ws, q, cols, a, y);
+  else matvec4Q8<I16Dots>(w, ws, q, cols, a, y);
+}
+
+@inline function matvec4Q8<P>(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
   const off = <usize>q * <usize>cols; // bytes between the four rows' quants; their scales are off / 8 apart
-  if (RELAXED && FUSED_DOT) {
-    for (let r = 0; r < q; r++) {
-      const o = <usize>r * <usize>cols;
-      dot4Q8<FusedDots>(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
-    }
-  } else {
-    for (let r = 0; r < q; r++) {
-      const o = <usize>r * <usize>cols;
-      dot4Q8<I16Dots>(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
-    }
+  for (let r = 0; r < q; r++) {
+    const o = <usize>r * <usize>cols;
+    dot4Q8<P>(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
   }
 }
 

@@ -3,7 +3,7 @@
 // `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0, 4 q4_0x4 (q4_0 repacked, dot-q4x4.ts).
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
 import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4, DT_Q4_0X4 as Q4X4 } from './common';
-import { setFusedDot, dotProbe } from './common';
+import { setFusedDot } from './common';
 import { repackQ4x4 } from './dot-q4x4';
 import { expF32, expF32x4 } from './exp';
 import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
@@ -33,7 +33,8 @@ export function set_fused_dot(on: i32): void {
  * high bit set the result is the engine's choice, which tells how it lowers the op (src/kernels/fused-dot.ts).
  */
 export function fused_dot_probe(a: i32, b: i32): i32 {
-  return REL ? i32x4.extract_lane(dotProbe(i8x16.splat(<i8>a), i8x16.splat(<i8>b)), 0) : 0;
+  if (REL) return i32x4.extract_lane(i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.splat(<i8>a), i8x16.splat(<i8>b), i32x4.splat(0)), 0);
+  return 0;
 }
 
 /** End of this module's static data: the JS heap must start at or above it. */
