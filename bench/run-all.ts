@@ -46,7 +46,7 @@ const doc: LatestDoc = {
   e2e: e?.records ?? [],
   notes: [
     'llama.cpp kernel numbers come by difference of two synthetic GGUFs (one vs two experts per token, every token running every expert) through node-llama-cpp, which has no op-level API: they include its mul_mat_id and graph overhead per expert.',
-    'llama.cpp\'s WASM build is wllama; it needs a Web Worker, JSPI and memory64, which Node 22 lacks, so it runs single-threaded in headless Chromium (Debian\'s chromium via playwright-core), timed by llama.cpp\'s own counters.',
+    'llama.cpp\'s WASM build is wllama; it needs a Web Worker (and JSPI and memory64), which Node lacks, so it runs single-threaded in headless Chromium (Debian\'s chromium via playwright-core), timed by llama.cpp\'s own counters.',
     ...(e?.notes ?? []),
     'onnxruntime-web runs its wasm backend single-threaded on our FFN as an ONNX graph (MatMul/MatMulNBits/DynamicQuantizeMatMul, Sigmoid, Mul) with one session per weight copy rotated out of cache.',
     ...(e ? [`moe-edge kernels: Node ${e.kernels['moe-edge (Node)']}, workerd ${e.kernels['moe-edge (workerd)']}.`] : []),

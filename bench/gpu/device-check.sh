@@ -37,7 +37,8 @@ if [ -d .device/gl ] && ! { ldconfig -p | grep -q libvulkan.so.1 && ldconfig -p 
   for f in .device/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
-if ! command -v node >/dev/null || ! node -e 'process.exit(+process.versions.node.split(".")[0] < 22 ? 1 : 0)'; then
+# the project's pinned Node where pack.sh carried it (the figures then come from the same V8 as here), else the machine's
+if [ -f .device/node.xz ]; then
   mkdir -p /tmp/node-bin && xz -dc .device/node.xz >/tmp/node-bin/node && chmod +x /tmp/node-bin/node
   export PATH=/tmp/node-bin:$PATH
 fi

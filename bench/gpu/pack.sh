@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds .device/, what bench/gpu/device-check.sh needs on a lent GPU machine that has no Node and no registry:
-# Node 22 (the project's own `node` devDependency), the node_modules the backend, tsx and vitest load (webgpu's
+# Node 26 (the project's own `node` devDependency), the node_modules the backend, tsx and vitest load (webgpu's
 # Dawn for linux-x64 only; wrangler, workerd, the peers and other large dev tools left out) and the Vulkan loader
 # debs. About 46 MB: with the checkout just under the device tool's 64 MiB limit on what travels. Run here after
 # `npm ci` and `npm run build:wasm`; carry `.device`, `wasm/build/kernels-relaxed.wasm` and

@@ -1,4 +1,4 @@
-// wllama (llama.cpp compiled to WebAssembly) as a peer. It needs a Web Worker, JSPI and memory64, which Node 22
+// wllama (llama.cpp compiled to WebAssembly) as a peer. It needs a Web Worker (and JSPI and memory64), which Node
 // lacks, so it runs in headless Chromium (Debian's /usr/bin/chromium through the root's playwright-core),
 // loaded from a loopback server that serves wllama's files, the GGUF and bench/peers/wllama-page.html.
 import { existsSync, createReadStream, statSync } from 'node:fs';
