@@ -23,7 +23,7 @@ export function attentionScratchBound(positions: number, nHead: number): number 
 export function attentionKvScratchBytes(nCtx: number, headDim: number, group: number, nTok: number): number {
   const stride = scoreStride(nCtx);
   const tb = Math.min(Math.max(Math.floor(SCORES_BUDGET / (group * stride * 4)), 1), nTok);
-  const headAct = Math.max(align64(headDim * 3 + (headDim / 32) * 8), align64(headDim * 4)); // a query as q8_0 or f16 dot input
+  const headAct = Math.max(align64(headDim * 3 + (headDim / 32) * 8), group * align64(headDim * 4)); // a query as q8_0 dot input, or the group's as f16
   return align64(tb * group * stride * 4) + align64(headAct) + V_BLOCK * headDim * 4;
 }
 
@@ -32,6 +32,6 @@ export function attentionKvScratchBound(positions: number, headDim: number, grou
   const stride = scoreStride(positions);
   const one = group * stride * 4; // one query token's scores at the longest context
   const scores = Math.max(one, Math.min(SCORES_BUDGET, Math.min(chunk, positions) * one)); // a block fills the budget at most, unless one query alone exceeds it
-  const headAct = Math.max(align64(headDim * 3 + (headDim / 32) * 8), align64(headDim * 4));
+  const headAct = Math.max(align64(headDim * 3 + (headDim / 32) * 8), group * align64(headDim * 4));
   return align64(scores) + align64(headAct) + V_BLOCK * headDim * 4;
 }

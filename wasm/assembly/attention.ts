@@ -156,6 +156,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
       if (simd && (headDim & 3) == 0) {
         for (; j + 8 <= n; j += 8) {
           const kj = k + <usize>j * rowBytes;
+          if (t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(kj, <usize>min(WARM_ROWS, n - j) * rowBytes);
           for (let h = h0; h < h1; h++) {
             dot8Simd(qt + <usize>h * headBytes, kj + <usize>(h / group) * headBytes, rowBytes, headDim, scale, scores + <usize>(h - h0) * sb + (<usize>j << 2));
           }
@@ -180,6 +181,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
       memory.fill(ot + <usize>h0 * headBytes, 0, <usize>(h1 - h0) * headBytes); // after the q rows were read: out may alias q
       for (j = 0; j + 8 <= n; j += 8) {
         const vj = v + <usize>j * rowBytes;
+        if (simd && t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(vj, <usize>min(WARM_ROWS, n - j) * rowBytes);
         for (let h = h0; h < h1; h++) {
           axpy8(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, rowBytes, scores + <usize>(h - h0) * sb + (<usize>j << 2), headDim, simd);
         }
@@ -198,6 +200,25 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
       }
     }
   }
+}
+
+// The first query's passes over K and V read each block of WARM_ROWS cache rows once, in address order, before its
+// dots and sums: the eight-row steps read eight rows 2 KB apart in turn, which the hardware prefetchers follow badly, so
+// out of cache a decode step waited on memory (1,024 positions of granite's f32 cache: 1.3x per layer with the reads,
+// the eight rows then coming from L1/L2). Later queries of a prefill block find the rows in cache.
+const WARM_ROWS: i32 = 32; // a power of two: 64 KB of granite's f32 rows
+const WARM_SINK: usize = memory.data(16, 16);
+
+/** Loads `bytes` at p, every cache line once, in address order; the result is stored where nothing reads it. */
+function warmRows(p: usize, bytes: usize): void {
+  let a = i32x4.splat(0), b = i32x4.splat(0);
+  let o: usize = 0;
+  for (; o + 256 <= bytes; o += 256) { // one load per 64-byte line, four lines a step
+    a = v128.xor(a, v128.xor(v128.load(p + o), v128.load(p + o, 64)));
+    b = v128.xor(b, v128.xor(v128.load(p + o, 128), v128.load(p + o, 192)));
+  }
+  for (; o + 16 <= bytes; o += 64) a = v128.xor(a, v128.load(p + o));
+  v128.store(WARM_SINK, v128.xor(a, b));
 }
 
 /** scores (n) <- softmax(scores): the max subtracted, the sum in f64 (ggml's soft_max). */
@@ -223,9 +244,9 @@ function softmaxScores(scores: usize, n: i32): void {
   for (let j = 0; j < n; j++) store<f32>(scores + (<usize>j << 2), load<f32>(scores + (<usize>j << 2)) * inv);
 }
 
-/** Bytes of one query head converted to a K dtype's dot input (the largest, over every dtype). */
-function headActBytes(headDim: i32): i32 {
-  return max<i32>(actBytes(DT_Q8_0, headDim), actBytes(DT_F16, headDim));
+/** Bytes of the prepared queries: one query head as q8_0 dot input, or a GQA group's heads as f16 dot input. */
+function headActBytes(headDim: i32, group: i32): i32 {
+  return max<i32>(actBytes(DT_Q8_0, headDim), group * actBytes(DT_F16, headDim));
 }
 
 // attentionKv's scores of a block of query tokens stay within this many bytes (below the FFN's prefill scratch,
@@ -250,7 +271,7 @@ const V_BLOCK: i32 = 64; // a multiple of 4: every sum keeps the order of four-p
  */
 export function attentionKvScratch(nCtx: i32, headDim: i32, group: i32, nTok: i32): i32 {
   const scores = tokenBlock(nCtx, group, nTok) * group * (scoreStride(nCtx) << 2);
-  return align64(scores) + align64(headActBytes(headDim)) + ((V_BLOCK * headDim) << 2);
+  return align64(scores) + align64(headActBytes(headDim, group)) + ((V_BLOCK * headDim) << 2);
 }
 
 /**
@@ -276,13 +297,22 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
   const tb = tokenBlock(nCtx, group, nTok);
   const scoreBytes = <usize>(scoreStride(nCtx) << 2); // query (t - t0, g) at scratch + ((t - t0) * group + g) * scoreBytes
   const act = scratch + <usize>align64(tb * group * <i32>scoreBytes);
-  const vrows = act + <usize>align64(headActBytes(headDim));
+  const vrows = act + <usize>align64(headActBytes(headDim, group));
   const headBytes = <usize>headDim << 2;
+  if (simd) { // each kv head's pass below reads a slice of every row: the rows in address order first (warmRows)
+    warmRows(k, <usize>rowBytes(dtK, nCtx * kvStride));
+    if (dtK != DT_F16 && dtK != DT_F32) warmRows(ks, <usize>(nCtx * kvStride / QK) << 2);
+  }
   for (let t0 = 0; t0 < nTok; t0 += tb) {
     const t1 = min(t0 + tb, nTok);
     for (let kh = 0; kh < nKvHead; kh++) {
       const col = kh * headDim; // first column of this kv head in a cache row
       for (let t = t0; t < t1; t++) {
+        if (simd && dtK == DT_F16) {
+          f16KeyScores(q + (<usize>(t * qStride + kh * group * headDim) << 2), k, kvStride, col, act, vrows, headDim, group,
+            pos0 + t + 1, scale, scratch + <usize>((t - t0) * group) * scoreBytes, scoreBytes);
+          continue;
+        }
         for (let g = 0; g < group; g++) {
           const scores = scratch + <usize>((t - t0) * group + g) * scoreBytes;
           prepare(dtK, q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2), 1, headDim, act, 0, simd);
@@ -292,6 +322,10 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
       for (let t = t0; t < t1; t++) {
         // after the block's q rows of this kv head were prepared: out may alias q (the group's heads are adjacent)
         memory.fill(out + (<usize>(t * qStride + kh * group * headDim) << 2), 0, <usize>group * headBytes);
+      }
+      if (simd && kh == 0 && t0 == 0) {
+        warmRows(v, <usize>rowBytes(dtV, nCtx * kvStride));
+        if (dtV != DT_F16 && dtV != DT_F32) warmRows(vs, <usize>(nCtx * kvStride / QK) << 2);
       }
       for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
         const j1 = min(j0 + V_BLOCK, pos0 + t1);
@@ -331,6 +365,31 @@ function keyScores(dtK: i32, k: usize, ks: usize, kvStride: i32, col: i32, act: 
     store<f32>(scores + (<usize>j << 2), s * scale);
   }
   softmaxScores(scores, n);
+}
+
+/**
+ * keyScores for an f16 K and one query token's GQA group (its `group` heads adjacent at q): the keys widened to f32
+ * V_BLOCK rows at a time (at `rows`), once for the group, then dotted four at a time as the f32 kernel does
+ * (dot4Simd): the values of dotF16Simd (f16 widening is exact, the products and their order are the same), where
+ * one key at a time, widened again for every head of the group, ran 7x slower than an f32 cache. The group's queries
+ * are prepared (rounded through f16) side by side at act; head g's scores at scores + g * scoreBytes.
+ */
+function f16KeyScores(q: usize, k: usize, kvStride: i32, col: i32, act: usize, rows: usize, headDim: i32, group: i32,
+  n: i32, scale: f32, scores: usize, scoreBytes: usize): void {
+  const headBytes = <usize>headDim << 2;
+  const qBytes = <usize>actBytes(DT_F16, headDim);
+  for (let g = 0; g < group; g++) prepare(DT_F16, q + <usize>g * headBytes, 1, headDim, act + <usize>g * qBytes, 0, true);
+  for (let j0 = 0; j0 < n; j0 += V_BLOCK) {
+    const j1 = min(j0 + V_BLOCK, n);
+    for (let j = j0; j < j1; j++) vHead(DT_F16, k, 0, j * kvStride + col, headDim, rows + <usize>(j - j0) * headBytes);
+    for (let g = 0; g < group; g++) {
+      const qa = act + <usize>g * qBytes, sg = scores + <usize>g * scoreBytes;
+      let j = j0;
+      for (; j + 4 <= j1; j += 4) dot4Simd(qa, rows + <usize>(j - j0) * headBytes, headBytes, headDim, scale, sg + (<usize>j << 2));
+      for (; j < j1; j++) store<f32>(sg + (<usize>j << 2), dotF32Simd(qa, rows + <usize>(j - j0) * headBytes, headDim) * scale);
+    }
+  }
+  for (let g = 0; g < group; g++) softmaxScores(scores + <usize>g * scoreBytes, n);
 }
 
 /** out (headDim) f32 = the cache's elements at..at+headDim-1 (one head of one position), dequantized exactly. */
