@@ -8,7 +8,7 @@
 // unpacked row bit for bit: the block sums are exact integers and the f32 order is the same (lane b % 4).
 import { QK, RELAXED, FUSED_DOT, I16Dots, FusedDots } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
-import { hsumF32, fence, fence2 } from './simd-util';
+import { hsumF32, fence, fence2, nibbleMask } from './simd-util';
 
 /** The 4x4 transpose of 32-bit words: vectors at src + k*step (k = 0..3) -> dst + k*step, vector k = word k of each. */
 @inline function transposeWords(src: usize, dst: usize, step: usize): void {
@@ -102,7 +102,7 @@ function blocksQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc:
 export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   if (RELAXED) {
     const groups = (cols / QK) >> 2;
-    const m = i8x16.splat(0x0f);
+    const m = nibbleMask();
     let acc = f32x4.splat(0);
     let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
     for (let g = 0; g < groups; g++) {
@@ -132,7 +132,7 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
 /** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`, stored at y + k*ystep. */
 @inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
-  const m = i8x16.splat(0x0f);
+  const m = nibbleMask();
   let aA = f32x4.splat(0), aB = f32x4.splat(0), aC = f32x4.splat(0), aD = f32x4.splat(0);
   const off2 = off << 1, off3 = off * 3;
   let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
@@ -198,7 +198,7 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
 /** P = FusedDots: the four tokens' sums in i32 lanes, each chained through its dot-adds (four independent chains). */
 @inline function dotRow4TokRelaxed<P>(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
-  const m = i8x16.splat(0x0f);
+  const m = nibbleMask();
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   const st = <usize>stride;
   let pw = w, pws = ws;

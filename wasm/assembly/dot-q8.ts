@@ -2,7 +2,7 @@
 // Block b's exact int sum times (ws[b] * xs[b]) goes to lane b % 4 of an f32 accumulator, in every twin.
 import { QK, RELAXED, FUSED_DOT, I16Dots, FusedDots } from './common';
 import { extOff, xsOff } from './activation';
-import { pairSum, finishSum, hsumI32, hsumF32, fence, fence2 } from './simd-util';
+import { pairSum, finishSum, hsumI32, hsumF32, fence, fence2, onesI16 } from './simd-util';
 
 /**
  * i32x4 whose lanes sum to block w . x. x0..x3 are the block's 64 ext bytes (activation.ts), loaded once and shared
@@ -35,7 +35,7 @@ export function dotQ8Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   const nb = cols / QK;
   const xs = a + xsOff(cols);
   const e = a + extOff(cols);
-  const ones = i16x8.splat(1);
+  const ones = onesI16();
   let acc = f32x4.splat(0);
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
@@ -86,7 +86,7 @@ export function dot2Q8Simd(wA: usize, wB: usize, wsA: usize, wsB: usize, a: usiz
   const nb = cols / QK;
   const xs = a + xsOff(cols);
   const e = a + extOff(cols);
-  const ones = i16x8.splat(1);
+  const ones = onesI16();
   let accA = f32x4.splat(0);
   let accB = f32x4.splat(0);
   let pA = wA, pB = wB, pe = e, pwsA = wsA, pwsB = wsB, pxs = xs;
@@ -162,7 +162,7 @@ export function dot4RowsQ8Simd(w: usize, ws: usize, off: usize, soff: usize, a: 
   const nb = cols / QK;
   const xs = a + xsOff(cols);
   const e = a + extOff(cols);
-  const ones = i16x8.splat(1);
+  const ones = onesI16();
   const z = f32x4.splat(0);
   v128.store(ACC4, z); v128.store(ACC4, z, 16); v128.store(ACC4, z, 32); v128.store(ACC4, z, 48);
   // one pointer per stream: the other three rows are constant offsets away (fewer registers, no spills)

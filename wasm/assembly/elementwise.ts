@@ -3,6 +3,7 @@
 // small next to the matmuls, so they have no SIMD twin.
 import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, F16_MAGIC, rowBytes, f16ToF32, f16x4ToF32x4 } from './common';
 import { packedByte } from './dot-q4x4';
+import { eightI8, nibbleMask } from './simd-util';
 
 /**
  * out (cols) = row `row` of W, dequantized: q * d (one f32 product per element, the same in every lane order) and
@@ -60,7 +61,7 @@ export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32,
     } else {
       // byte j holds element j (low nibble) and element j + 16 (high nibble)
       const v = v128.load(w + <usize>(b * 16));
-      const m = i8x16.splat(0x0f), eight = i8x16.splat(8);
+      const m = nibbleMask(), eight = eightI8();
       store16(o, i8x16.sub(v128.and(v, m), eight), d);
       store16(o + 64, i8x16.sub(v128.and(i16x8.shr_u(v, 4), m), eight), d);
     }

@@ -36,19 +36,26 @@ export function expF32(x: f32): f32 {
   return reinterpret<f32>(reinterpret<i32>(y) + (<i32>n << 23));
 }
 
+// expF32x4's constants as vectors in memory, read where they are used: as v128 immediates V8 (x64) rebuilt each one
+// at every use, three instructions apiece (simd-util.ts, SPLATS): decode attention at 1,024 positions 1.02-1.04x
+const EXP_CONSTS: usize = memory.data<f32>([LOG2E, LOG2E, LOG2E, LOG2E, LN2_HI, LN2_HI, LN2_HI, LN2_HI,
+  LN2_LO, LN2_LO, LN2_LO, LN2_LO, P0, P0, P0, P0, P1, P1, P1, P1, P2, P2, P2, P2, P3, P3, P3, P3, P4, P4, P4, P4,
+  P5, P5, P5, P5, 1, 1, 1, 1, Infinity, Infinity, Infinity, Infinity, HI, HI, HI, HI, LO, LO, LO, LO], 16);
+@inline function c(k: i32): v128 { return v128.load(EXP_CONSTS + <usize>(k << 4)); }
+
 /** expF32 of each lane, bit for bit. */
 @inline export function expF32x4(x: v128): v128 {
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.add(f32x4.mul(f32x4.splat(P0), r), f32x4.splat(P1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P4));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(P5));
-  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1));
+  const n = f32x4.nearest(f32x4.mul(x, c(0)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, c(1))), f32x4.mul(n, c(2)));
+  let p = f32x4.add(f32x4.mul(c(3), r), c(4));
+  p = f32x4.add(f32x4.mul(p, r), c(5));
+  p = f32x4.add(f32x4.mul(p, r), c(6));
+  p = f32x4.add(f32x4.mul(p, r), c(7));
+  p = f32x4.add(f32x4.mul(p, r), c(8));
+  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), c(9));
   let e = i32x4.add(y, i32x4.shl(i32x4.trunc_sat_f32x4_s(n), 23));
-  e = v128.bitselect(f32x4.splat(Infinity), e, f32x4.gt(x, f32x4.splat(HI)));
-  e = v128.andnot(e, f32x4.lt(x, f32x4.splat(LO)));
+  e = v128.bitselect(c(10), e, f32x4.gt(x, c(11)));
+  e = v128.andnot(e, f32x4.lt(x, c(12)));
   // a NaN lane compares false both ways: give back x itself, as the scalar form does
   return v128.bitselect(x, e, f32x4.ne(x, x));
 }

@@ -35,3 +35,22 @@ const FENCE: usize = memory.data(32, 16);
   if (FENCES) { v128.store(FENCE, a); v128.store(FENCE, b, 16); }
 }
 
+
+// Constant vectors read from memory. V8 (x64) builds a v128 immediate at every use (a 64-bit move, a movq and a
+// punpcklqdq), and Binaryen folds a constant kept in a local back into each use, so a mask written as a splat cost
+// three instructions per use inside the hot loops. A load before the loop is one value, in a register or a stack slot.
+const SPLATS: usize = memory.data<u8>([
+  0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, // i8x16.splat(0x0f)
+  1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, // i16x8.splat(1)
+  0x0f, 0, 0x0f, 0, 0x0f, 0, 0x0f, 0, 0x0f, 0, 0x0f, 0, 0x0f, 0, 0x0f, 0, // i16x8.splat(0x0f)
+  8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // i8x16.splat(8)
+], 16);
+
+/** i8x16.splat(0x0f), the low-nibble mask, loaded (see SPLATS). */
+@inline export function nibbleMask(): v128 { return v128.load(SPLATS); }
+/** i16x8.splat(1), loaded (see SPLATS). */
+@inline export function onesI16(): v128 { return v128.load(SPLATS, 16); }
+/** i16x8.splat(0x0f), loaded (see SPLATS). */
+@inline export function nibbleMaskI16(): v128 { return v128.load(SPLATS, 32); }
+/** i8x16.splat(8), q4_0's offset, loaded (see SPLATS). */
+@inline export function eightI8(): v128 { return v128.load(SPLATS, 48); }

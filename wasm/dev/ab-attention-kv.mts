@@ -1,5 +1,6 @@
-// Throwaway: decode attention over a long KV cache of each dtype, two builds of kernels-relaxed.wasm interleaved.
-// Run: OLD=dir NEW=dir npx tsx wasm/dev/ab-attention-kv.mts   (dirs holding kernels-relaxed.wasm)
+// Throwaway: decode attention over a long KV cache of each dtype, two builds of kernels-relaxed.wasm interleaved, over
+// LAYERS caches in turn (24, granite's count: out of cache as in a model; LAYERS=1 keeps one cache in L2/L3), the
+// outputs compared bit for bit. Run: OLD=dir NEW=dir [DTYPES=f32,f16,q8_0,q4_0] [CTX=1024] npx tsx wasm/dev/ab-attention-kv.mts
 import { readFileSync } from 'node:fs';
 import { createWasmKernels } from '../../src/kernels/wasm';
 import { quantize, f16ToF32, encodeTensor, type DType } from '../../src/format/quant';
@@ -13,13 +14,16 @@ function cache(k: Kernels, dtype: DType, vals: Float32Array): Mat {
   return { dtype, rows: ctx, cols: kvDim, data: p, scales: s };
 }
 const kv = Float32Array.from({ length: ctx * kvDim }, (_, i) => Math.sin(i * 0.37));
-for (const dtype of (process.env.DTYPES ?? 'f16,q8_0,q4_0').split(',') as DType[]) {
+for (const dtype of (process.env.DTYPES ?? 'f32,f16,q8_0,q4_0').split(',') as DType[]) {
   const runs = builds.map((k) => {
     const q = k.heap.alloc(1024 * 4), out = k.heap.alloc(1024 * 4); k.heap.f32(q, 1024).forEach((_, i, a) => { a[i] = Math.sin(i * 3); });
-    const K = cache(k, dtype, kv), V = cache(k, dtype, kv);
-    return (nTok: number) => k.attention(q, K, V, out, nTok, ctx - nTok, shape);
+    const layers = Array.from({ length: +(process.env.LAYERS ?? 24) }, () => [cache(k, dtype, kv), cache(k, dtype, kv)]);
+    return { run: (nTok: number) => { for (const [K, V] of layers) k.attention(q, K, V, out, nTok, ctx - nTok, shape); return layers.length; },
+      out: () => k.heap.f32(out, 1024).slice() };
   });
+  const outs = runs.map((r) => { r.run(1); return r.out(); });
+  const same = outs[0].every((v, i) => Object.is(v, outs[1][i]));
   const best = [1e9, 1e9];
-  for (let r = 0; r < +(process.env.ROUNDS ?? 15); r++) runs.forEach((run, i) => { const t = performance.now(); for (let j = 0; j < 3; j++) run(1); best[i] = Math.min(best[i], (performance.now() - t) / 3); });
-  console.log(`${dtype} decode attention ctx ${ctx}: old ${(best[0] * 1000).toFixed(0)} us, new ${(best[1] * 1000).toFixed(0)} us (${(best[0] / best[1]).toFixed(2)}x)`);
+  for (let r = 0; r < +(process.env.ROUNDS ?? 15); r++) runs.forEach(({ run }, i) => { const t = performance.now(); const n = run(1); best[i] = Math.min(best[i], (performance.now() - t) / n); });
+  console.log(`${dtype} decode attention ctx ${ctx}, per layer: old ${(best[0] * 1000).toFixed(0)} us, new ${(best[1] * 1000).toFixed(0)} us (${(best[0] / best[1]).toFixed(2)}x), ${same ? 'same bits' : 'OUTPUTS DIFFER'}`);
 }
