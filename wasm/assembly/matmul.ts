@@ -7,6 +7,7 @@ import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
 import { matvec4Q4x4Simd, dotRow4TokQ4x4 } from './dot-q4x4';
+import { siluMul, siluMulF32x4 } from './exp';
 
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 
@@ -72,10 +73,7 @@ function ffnMatvecQ4x4(gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, 
   for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) {
     const n = min(FFN_CHUNK, inter - r0);
     matvecQuant(DT_Q4_0X4, uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U);
-    for (let i = 0; i < n; i++) {
-      const hr = h + (<usize>(r0 + i) << 2);
-      store<f32>(hr, silu(load<f32>(hr)) * load<f32>(FFN_U + (<usize>i << 2)));
-    }
+    siluMulInto(h + (<usize>r0 << 2), FFN_U, n, h + (<usize>r0 << 2), 4, true);
   }
 }
 
@@ -116,13 +114,26 @@ export function ffnScratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, 
   return actBytes(dtGateUp, hidden) * nTok + align64((inter * nTok) << 2) + actBytes(dtDown, inter) * nTok;
 }
 
-const FFN_GU: usize = memory.data(8, 8); // the gate and up dots of one (row, token)
-const FFN_CHUNK: i32 = 64; // what FFN_G / FFN_U hold: one row's gate and up dots of that many tokens, or up rows of one token
+const FFN_CHUNK: i32 = 64; // what FFN_G / FFN_U hold: one row's gate and up dots of that many tokens, or rows of one token
 const FFN_G: usize = memory.data(FFN_CHUNK * 4, 16);
 const FFN_U: usize = memory.data(FFN_CHUNK * 4, 16);
 
-@inline function silu(g: f32): f32 {
-  return g / (<f32>1 + Mathf.exp(-g)); // ggml_silu_f32
+/**
+ * out[i * ostep] = siluMul(g[i], u[i]) for i < n: four at a time (siluMulF32x4) when simd, the rest one by one; the
+ * same bits either way. g and u contiguous f32 (FFN_G / FFN_U or a row of h), out strided (h's column of a row).
+ */
+function siluMulInto(g: usize, u: usize, n: i32, out: usize, ostep: usize, simd: bool): void {
+  let i = 0;
+  if (simd) {
+    for (; i + 4 <= n; i += 4) {
+      const v = siluMulF32x4(v128.load(g + (<usize>i << 2)), v128.load(u + (<usize>i << 2)));
+      const o = out + <usize>i * ostep;
+      if (ostep == 4) { v128.store(o, v); continue; }
+      store<f32>(o, f32x4.extract_lane(v, 0)); store<f32>(o + ostep, f32x4.extract_lane(v, 1));
+      store<f32>(o + 2 * ostep, f32x4.extract_lane(v, 2)); store<f32>(o + 3 * ostep, f32x4.extract_lane(v, 3));
+    }
+  }
+  for (; i < n; i++) store<f32>(out + <usize>i * ostep, siluMul(load<f32>(g + (<usize>i << 2)), load<f32>(u + (<usize>i << 2))));
 }
 
 /**
@@ -171,20 +182,31 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
           const c1 = min(c0 + FFN_CHUNK, tq);
           rowTokensQ4x4(gq + <usize>r * rb, gs + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_G, 4);
           rowTokensQ4x4(uq + <usize>r * rb, us + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_U, 4);
-          for (let t = c0; t < c1; t++) {
-            const i = <usize>(t - c0) << 2;
-            store<f32>(h + (<usize>(t * inter + r) << 2), silu(load<f32>(FFN_G + i)) * load<f32>(FFN_U + i));
-          }
+          siluMulInto(FFN_G, FFN_U, c1 - c0, h + (<usize>(c0 * inter + r) << 2), <usize>inter << 2, true);
         }
       }
     }
   } else for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
-    for (let r = 0; r < inter; r++) {
-      for (let t = t0; t < t1; t++) {
-        const gu = FFN_GU; // g, u
-        dotRows2(dtGU, gq + <usize>r * rb, gs + <usize>r * sb, uq + <usize>r * rb, us + <usize>r * sb, actX + <usize>(t * strideX), hidden, gu, gu + 4, simd);
-        store<f32>(h + (<usize>(t * inter + r) << 2), silu(load<f32>(gu)) * load<f32>(gu, 4));
+    if (nTok == 1) { // decode: the gate and up dots of FFN_CHUNK rows, then their silu products four at a time
+      for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) {
+        const n = min(FFN_CHUNK, inter - r0);
+        for (let r = r0; r < r0 + n; r++) {
+          const i = <usize>(r - r0) << 2;
+          dotRows2(dtGU, gq + <usize>r * rb, gs + <usize>r * sb, uq + <usize>r * rb, us + <usize>r * sb, actX, hidden, FFN_G + i, FFN_U + i, simd);
+        }
+        siluMulInto(FFN_G, FFN_U, n, h + (<usize>r0 << 2), 4, simd);
+      }
+      continue;
+    }
+    for (let r = 0; r < inter; r++) { // each row pair against the tile's tokens, FFN_CHUNK at a time
+      for (let c0 = t0; c0 < t1; c0 += FFN_CHUNK) {
+        const c1 = min(c0 + FFN_CHUNK, t1);
+        for (let t = c0; t < c1; t++) {
+          const i = <usize>(t - c0) << 2;
+          dotRows2(dtGU, gq + <usize>r * rb, gs + <usize>r * sb, uq + <usize>r * rb, us + <usize>r * sb, actX + <usize>(t * strideX), hidden, FFN_G + i, FFN_U + i, simd);
+        }
+        siluMulInto(FFN_G, FFN_U, c1 - c0, h + (<usize>(c0 * inter + r) << 2), <usize>inter << 2, simd);
       }
     }
   }
