@@ -15,6 +15,12 @@ rm -rf "$DEST" && mkdir -p "$DEST/gl"
 # stripped of its symbols (107 of 125 MB) and packed hard: the tree that travels is limited to 64 MiB
 cp node_modules/node/bin/node "$DEST/node" && strip "$DEST/node" && xz -T0 -9 "$DEST/node"
 
+# Dawn for linux-x64 without its symbol table (17.5 of 21.5 MB; the tree that travels is within a few hundred KB of
+# the limit): appended to the tar from a staging folder under its own path
+STAGE=$(mktemp -d)
+mkdir -p "$STAGE/node_modules/webgpu/dist/linux-x64"
+strip -o "$STAGE/node_modules/webgpu/dist/linux-x64/dawn.node" node_modules/webgpu/dist/linux-x64/dawn.node
+
 # Not needed to run the backend, the benches and the WebGPU suites: the Workers toolchain, the peers, the
 # AssemblyScript compiler, type packages, other platforms' Dawn builds.
 tar --exclude='node_modules/wrangler' --exclude='node_modules/@cloudflare' --exclude='node_modules/miniflare' \
@@ -29,8 +35,11 @@ tar --exclude='node_modules/wrangler' --exclude='node_modules/@cloudflare' --exc
     --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='node_modules/webgpu/dist/win32-*' \
     --exclude='*.d.ts' --exclude='*.d.cts' --exclude='*.d.mts' --exclude='*.map' --exclude='*.md' \
     --exclude='node_modules/lightningcss*' --exclude='node_modules/zod/src' --exclude='node_modules/pako' \
-    --exclude='node_modules/undici' --exclude='node_modules/@mlc-ai' \
-    -cf - node_modules | xz -T0 -9 > "$DEST/modules.tar.xz"
+    --exclude='node_modules/undici' --exclude='node_modules/@mlc-ai' --exclude='node_modules/blake3-wasm' \
+    --exclude='node_modules/flatbuffers' --exclude='node_modules/webgpu/dist/linux-x64/dawn.node' \
+    -cf "$STAGE/modules.tar" node_modules
+tar -rf "$STAGE/modules.tar" -C "$STAGE" node_modules/webgpu/dist/linux-x64/dawn.node
+xz -T0 -9e -c "$STAGE/modules.tar" > "$DEST/modules.tar.xz" && rm -rf "$STAGE"
 
 # The fixture checkpoints the WGSL trunk and remote-prefill suites load (safetensors, configs, the reference prompt;
 # not the GGUFs or llama.cpp's q8_0 logits, which those suites do not read): ../shared does not travel.

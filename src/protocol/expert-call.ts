@@ -2,6 +2,7 @@
 // the Worker sends (src/remote), the wire carries (expert-wire.ts) and the backend batches (gpu-backend), and the
 // two plans over pairs that the Worker, the replicas map and the backend all make: by expert, and rows used.
 import { selectRows, type Activations } from './activations';
+import { addScaledF32 } from '../common/add-scaled-f32';
 
 export interface ExpertCall {
   readonly layer: number;
@@ -78,7 +79,7 @@ export function combinePairs(c: Pick<ExpertCall, 'nTok' | 'hidden' | 'tokens' | 
   for (let i = 0; i < c.tokens.length; i++) {
     const w = c.weights[i];
     const o = c.tokens[i] * H;
-    for (let j = 0; j < H; j++) y[o + j] = Math.fround(y[o + j] + Math.fround(w * rows[i * H + j]));
+    addScaledF32(y.subarray(o, o + H), rows.subarray(i * H, (i + 1) * H), w);
   }
   return y;
 }

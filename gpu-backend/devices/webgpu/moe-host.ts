@@ -6,8 +6,7 @@ import type { Architecture } from '../../../src/format/manifest';
 import type { ExpertRoute } from '../../../src/engine/experts';
 import { groupPairs } from '../../../src/protocol/expert-call';
 import { routeWeights } from '../../../src/engine/forward';
-
-const fr = Math.fround;
+import { addScaledF32 } from '../../../src/common/add-scaled-f32';
 
 /** routes[t][slot] from the GPU's top-k of each token: idx, val (nTok, K). */
 export function routesOf(idx: Int32Array, val: Float32Array, nTok: number, a: Architecture): ExpertRoute[][] {
@@ -31,10 +30,7 @@ export function groupByExpert(routes: readonly (readonly ExpertRoute[])[], h: Fl
 }
 
 /** A (n) += s * b (n), rounded as the Kernels' addScaled. */
-export function addScaled(a: Float32Array, b: Float32Array, s: number): void {
-  const sf = fr(s);
-  for (let i = 0; i < a.length; i++) a[i] = fr(a[i] + fr(sf * b[i]));
-}
+export const addScaled = addScaledF32;
 
 /**
  * The residual stream after the MoE block: x + residualMultiplier * (sum over slots, in slot order, of weight *
