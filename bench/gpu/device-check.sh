@@ -5,7 +5,8 @@
 # cores, for the default model and the granite-shaped q4_0 one (generated here by the committed script).
 # Everything lands in $OUT: summary.md (the tables), log.txt, results.tar.gz (every bench's json/md).
 #   QUICK=1 for a short local rehearsal (lavapipe, default model only, fewer rows); DEVICES=webgpu skips the cpu peer;
-#   CONFORMANCE_ONLY=1 stops after the suites; PHASES_ONLY=1 runs only where a webgpu prefill's time goes
+#   CONFORMANCE_ONLY=1 stops after the suites; BACKEND_ONLY=1 runs only the expert-call benches; PHASES_ONLY=1 runs
+#   only where a webgpu prefill's time goes
 #   (bench/gpu/prefill-phases.ts; PHASE_CHUNKS="64 256" for several chunk sizes).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,7 +69,7 @@ DEV=webgpu
 
 # --- conformance: the webgpu executor of the kernel suite, the WGSL trunk, remote prefill on --device webgpu
 # (onnxruntime-web is not carried: the matmul cases compare with ts-ref and float64 only)
-[ "${PHASES_ONLY:-0}" = 1 ] || step 300 conformance env CONFORMANCE_VERBOSE=1 CONFORMANCE_NO_ORT=1 vitest run --config bench/gpu/vitest.config.ts --reporter=verbose
+[ "${PHASES_ONLY:-0}" = 1 ] || [ "${BACKEND_ONLY:-0}" = 1 ] || step 300 conformance env CONFORMANCE_VERBOSE=1 CONFORMANCE_NO_ORT=1 vitest run --config bench/gpu/vitest.config.ts --reporter=verbose
 grep -E "Test Files|Tests |webgpu conformance on|max \|logit diff\|" "$LOG" | sed 's/^/    /' >"$RES/conformance-summary.txt" || true
 
 # CONFORMANCE_ONLY=1: the adapter and the suites alone (a rerun after a fix, a minute of device time)
@@ -88,6 +89,7 @@ THREADS=$(nproc)
 for m in $MODELS; do
   n=$(basename "$m"); len=64,256,1024
   [ "$n" = default ] && len=64,256
+  [ "${BACKEND_ONLY:-0}" = 1 ] && break
   for c in ${PHASE_CHUNKS:-64}; do
     step 180 "prefill phases $n chunk $c" sh -c "tsx bench/gpu/prefill-phases.ts --model '$m' --lengths $len --chunk $c > '$RES/phases-$n-chunk$c.md'"
   done
@@ -103,6 +105,7 @@ for d in ${DEVICES:-$DEV cpu}; do
     step 200 "backend $n $d" tsx bench/backend/run.ts --model "$m" --device "$d" --threads "$THREADS" --seconds "$SECS" \
       --concurrency "$CONC" --out "$RES/backend-$n-$d"
   done
+  [ "${BACKEND_ONLY:-0}" = 1 ] && continue
   for m in $MODELS; do
     n=$(basename "$m"); len=$LENGTHS
     [ "$n" = default ] || len=64,256,1024
