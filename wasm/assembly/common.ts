@@ -74,19 +74,28 @@ export function f32ToF16(value: f32): u32 {
 // 2^112: moves an f16 exponent (bias 15) placed in f32 position (bias 127) to its value; exact, also for subnormals.
 export const F16_MAGIC: f32 = 5.192296858534828e33;
 
-/** f16 bits -> f32, exact. The same bit trick as the SIMD version (f16x8ToF32x4) so both agree on every input. */
+/** f16 bits -> f32, exact. The same bit trick as the SIMD version (f16x4ToF32x4) so both agree on every input. */
 @inline export function f16ToF32(h: u32): f32 {
   let bits = reinterpret<u32>(reinterpret<f32>((h & 0x7fff) << 13) * F16_MAGIC);
   if ((h & 0x7c00) == 0x7c00) bits |= 0x7f800000; // inf / nan
   return reinterpret<f32>(bits | ((h & 0x8000) << 16));
 }
 
-/** Four f16 values, zero-extended into the i32 lanes of `h`, to f32x4. */
-@inline export function f16x4ToF32x4(h: v128): v128 {
-  let v = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(F16_MAGIC));
-  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
-  v = v128.or(v, v128.and(special, i32x4.splat(0x7f800000)));
-  return v128.or(v, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+// f16x4ToF32x4's constants as vectors in memory (F16_MAGIC last, as its bits: 2^112), loaded once before a loop and
+// passed in: as v128 immediates V8 (x64) rebuilt each one at every use (simd-util.ts, SPLATS), and loaded where used
+// they still ran 0.69x of hoisted; the f16 widening of attention's K and V rows ran 1.7x faster hoisted than as immediates
+const F16_CONSTS: usize = memory.data<u32>([0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7c00, 0x7c00, 0x7c00, 0x7c00,
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x8000, 0x8000, 0x8000, 0x8000,
+  0x77800000, 0x77800000, 0x77800000, 0x77800000], 16);
+
+/** Constant k of f16x4ToF32x4 (0: magnitude mask, 1: exponent mask, 2: inf/nan bits, 3: sign mask, 4: F16_MAGIC). */
+@inline export function f16Const(k: i32): v128 { return v128.load(F16_CONSTS + (<usize>k << 4)); }
+
+/** Four f16 values, zero-extended into the i32 lanes of `h`, to f32x4; c0..c4 = f16Const(0..4), loaded by the caller. */
+@inline export function f16x4ToF32x4(h: v128, c0: v128, c1: v128, c2: v128, c3: v128, c4: v128): v128 {
+  let v = f32x4.mul(i32x4.shl(v128.and(h, c0), 13), c4);
+  v = v128.or(v, v128.and(i32x4.eq(v128.and(h, c1), c1), c2)); // inf / nan
+  return v128.or(v, i32x4.shl(v128.and(h, c3), 16));
 }
 
 /** Round-trip through f16 (what ggml's F16 matmul does to its f32 input). */

@@ -30,6 +30,11 @@ import { pairSum, finishSum, hsumI32, hsumF32, fence, fence2, nibbleMask, nibble
   }
 }
 
+/** blockQ4v's nibble mask, loaded (simd-util.ts): bytes for the relaxed build's i8 dots, i16 lanes for the SIMD build's. */
+@inline function nibbleMaskQ4(): v128 {
+  return RELAXED ? nibbleMask() : nibbleMaskI16();
+}
+
 /** The activation operands of block b: `a` the token's prepared activation, `e` its ext area. */
 @inline function xq(a: usize, e: usize, b: i32, k: i32): v128 {
   if (RELAXED) return v128.load(a + <usize>(b * QK + k * 16));
@@ -62,7 +67,7 @@ export function dotQ4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   const xs = a + xsOff(cols);
   const xsum = a + xsumOff(cols);
   const e = a + extOff(cols);
-  const ones = onesI16(), m = RELAXED ? nibbleMask() : nibbleMaskI16();
+  const ones = onesI16(), m = nibbleMaskQ4();
   let acc = f32x4.splat(0);
   let b = 0;
   for (; b + 4 <= nb; b += 4) {
@@ -82,7 +87,7 @@ export function dot2Q4Simd(wA: usize, wB: usize, wsA: usize, wsB: usize, a: usiz
   const xs = a + xsOff(cols);
   const xsum = a + xsumOff(cols);
   const e = a + extOff(cols);
-  const ones = onesI16(), m = RELAXED ? nibbleMask() : nibbleMaskI16();
+  const ones = onesI16(), m = nibbleMaskQ4();
   let accA = f32x4.splat(0);
   let accB = f32x4.splat(0);
   let pA = wA, pB = wB, px = RELAXED ? a : e, pwsA = wsA, pwsB = wsB, pxs = xs, pxsum = xsum;
@@ -163,7 +168,7 @@ export function dot4RowsQ4Simd(w: usize, ws: usize, off: usize, soff: usize, a: 
   const xs = a + xsOff(cols);
   const xsum = a + xsumOff(cols);
   const e = a + extOff(cols);
-  const ones = onesI16(), m = RELAXED ? nibbleMask() : nibbleMaskI16();
+  const ones = onesI16(), m = nibbleMaskQ4();
   const z = f32x4.splat(0);
   v128.store(ACC4, z); v128.store(ACC4, z, 16); v128.store(ACC4, z, 32); v128.store(ACC4, z, 48);
   // one pointer per stream: the other three rows are constant offsets away (fewer registers, no spills)

@@ -2,7 +2,7 @@
 // The quantized dots live in dot-q8.ts and dot-q4.ts. Every SIMD kernel has a scalar twin with the same float
 // order, so the two agree bit for bit: element i goes to lane i % 4 of an f32 accumulator, tail elements are
 // added sequentially after, and the lanes are combined as (l0 + l2) + (l1 + l3).
-import { DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, f16ToF32, f16x4ToF32x4 } from './common';
+import { DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
 import { dotQ4x4Simd, dotQ4x4Scalar } from './dot-q4x4';
 import { hsumF32 } from './simd-util';
 import { dotQ8Simd, dotQ8Scalar, dot2Q8Simd } from './dot-q8';
@@ -35,11 +35,12 @@ export function dotF32Scalar(w: usize, x: usize, n: i32): f32 {
 }
 
 export function dotF16Simd(w: usize, x: usize, n: i32): f32 {
+  const c0 = f16Const(0), c1 = f16Const(1), c2 = f16Const(2), c3 = f16Const(3), c4 = f16Const(4);
   let acc = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const h = i32x4.extend_low_i16x8_u(v128.load64_zero(w + (<usize>i << 1)));
-    acc = f32x4.add(acc, f32x4.mul(f16x4ToF32x4(h), v128.load(x + (<usize>i << 2))));
+    acc = f32x4.add(acc, f32x4.mul(f16x4ToF32x4(h, c0, c1, c2, c3, c4), v128.load(x + (<usize>i << 2))));
   }
   let s = hsumF32(acc);
   for (; i < n; i++) s += f16ToF32(load<u16>(w + (<usize>i << 1))) * load<f32>(x + (<usize>i << 2));

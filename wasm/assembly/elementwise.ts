@@ -1,38 +1,27 @@
 // O(n) kernels with a single version: embedding row lookup (SIMD where the values cannot differ from the scalar
 // definition: it dequantizes every V row attention reads), RMSNorm, RoPE, softmax, top-k, add-scaled. Their cost is
 // small next to the matmuls, so they have no SIMD twin.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, F16_MAGIC, rowBytes, f16ToF32, f16x4ToF32x4 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, rowBytes, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
 import { packedByte } from './dot-q4x4';
 import { eightI8, nibbleMask } from './simd-util';
+
+/** dst (f32) = the first n - n % 8 f16 values at src, widened exactly (f16x4ToF32x4); returns that count. */
+function widenF16x8(src: usize, dst: usize, n: i32): i32 {
+  const c0 = f16Const(0), c1 = f16Const(1), c2 = f16Const(2), c3 = f16Const(3), c4 = f16Const(4);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const h8 = v128.load(src + (<usize>i << 1));
+    const o = dst + (<usize>i << 2);
+    v128.store(o, f16x4ToF32x4(i32x4.extend_low_i16x8_u(h8), c0, c1, c2, c3, c4));
+    v128.store(o, f16x4ToF32x4(i32x4.extend_high_i16x8_u(h8), c0, c1, c2, c3, c4), 16);
+  }
+  return i;
+}
 
 /**
  * out (cols) = row `row` of W, dequantized: q * d (one f32 product per element, the same in every lane order) and
  * f16 widened exactly, so the SIMD loops below give the scalar definition's values. Attention reads V through it.
  */
-// f16x4ToF32x4's constants, read from memory once per call: as immediates V8 rebuilt each of them for every use
-const F16_CONSTS: usize = memory.data<u32>([0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7c00, 0x7c00, 0x7c00, 0x7c00,
-  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x8000, 0x8000, 0x8000, 0x8000], 16);
-
-/** dst (f32) = the first n - n % 8 f16 values at src, widened exactly (f16x4ToF32x4's arithmetic); returns that count. */
-function widenF16x8(src: usize, dst: usize, n: i32): i32 {
-  const mag = v128.load(F16_CONSTS), exp = v128.load(F16_CONSTS, 16), inf = v128.load(F16_CONSTS, 32), sgn = v128.load(F16_CONSTS, 48);
-  const magic = f32x4.splat(F16_MAGIC);
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const h8 = v128.load(src + (<usize>i << 1));
-    const o = dst + (<usize>i << 2);
-    v128.store(o, widen4(i32x4.extend_low_i16x8_u(h8), mag, exp, inf, sgn, magic));
-    v128.store(o, widen4(i32x4.extend_high_i16x8_u(h8), mag, exp, inf, sgn, magic), 16);
-  }
-  return i;
-}
-
-@inline function widen4(h: v128, mag: v128, exp: v128, inf: v128, sgn: v128, magic: v128): v128 {
-  let v = f32x4.mul(i32x4.shl(v128.and(h, mag), 13), magic);
-  v = v128.or(v, v128.and(i32x4.eq(v128.and(h, exp), exp), inf));
-  return v128.or(v, i32x4.shl(v128.and(h, sgn), 16));
-}
-
 export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void {
   const w = data + <usize>row * <usize>rowBytes(dt, cols);
   if (dt == DT_F32) { memory.copy(out, w, <usize>cols << 2); return; }

@@ -29,9 +29,6 @@ export function groupByExpert(routes: readonly (readonly ExpertRoute[])[], h: Fl
   });
 }
 
-/** A (n) += s * b (n), rounded as the Kernels' addScaled. */
-export const addScaled = addScaledF32;
-
 /**
  * The residual stream after the MoE block: x + residualMultiplier * (sum over slots, in slot order, of weight *
  * expert output, then the shared expert, gated per token by sigmoid(gate) when the model has a gate).
@@ -48,10 +45,10 @@ export function combineMoe(
   const moe = new Float32Array(T * H);
   for (let t = 0; t < T; t++) {
     const row = moe.subarray(t * H, (t + 1) * H);
-    for (let s = 0; s < K; s++) addScaled(row, bySlot[t * K + s]!, routes[t][s].weight);
-    if (shared) addScaled(row, shared.y.subarray(t * H, (t + 1) * H), shared.gate ? 1 / (1 + Math.exp(-shared.gate[t])) : 1);
+    for (let s = 0; s < K; s++) addScaledF32(row, bySlot[t * K + s]!, routes[t][s].weight);
+    if (shared) addScaledF32(row, shared.y.subarray(t * H, (t + 1) * H), shared.gate ? 1 / (1 + Math.exp(-shared.gate[t])) : 1);
   }
   const out = x.slice();
-  addScaled(out, moe, a.residualMultiplier);
+  addScaledF32(out, moe, a.residualMultiplier);
   return out;
 }
