@@ -51,13 +51,14 @@ export interface WasmKernelExports {
   matmul_q8_0: QMatmulFn; matmul_q8_0_scalar: QMatmulFn;
   matmul_q4_0: QMatmulFn; matmul_q4_0_scalar: QMatmulFn;
   matmul_q4_0x4: QMatmulFn; matmul_q4_0x4_scalar: QMatmulFn;
-  repack_q4_0x4(wq: Ptr, rows: number, cols: number): void;
+  repack_q4_0x4(wq: Ptr, ws: Ptr, rows: number, cols: number, scratch: Ptr): void;
+  repack_q4_0x4_scratch(cols: number): number;
   ffn_swiglu: FfnFn; ffn_swiglu_scalar: FfnFn;
   ffn_swiglu_q8: FfnQ8Fn; ffn_swiglu_q8_scalar: FfnQ8Fn;
   attention: AttentionFn; attention_scalar: AttentionFn;
   attention_kv: AttentionKvFn; attention_kv_scalar: AttentionKvFn;
   store_rows(dt: number, x: Ptr, data: Ptr, scales: Ptr, cols: number, row0: number, nRows: number): void;
-  get_row(dt: number, data: Ptr, scales: Ptr, cols: number, row: number, out: Ptr): void;
+  get_row(dt: number, data: Ptr, scales: Ptr, rows: number, cols: number, row: number, out: Ptr): void;
   rms_norm(x: Ptr, w: Ptr, out: Ptr, n: number, nTok: number, eps: number): void;
   rope(x: Ptr, nTok: number, nHeads: number, headDim: number, rotDims: number, pos0: number, base: number, layout: number): void;
   softmax(x: Ptr, n: number, rows: number): void;
@@ -158,11 +159,11 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     matmul,
     packWeights(m: Mat): void {
       if (!packs || m.dtype !== 'q4_0' || m.packed) return;
-      ex.repack_q4_0x4(m.data, m.rows, m.cols);
+      withScratch(ex.repack_q4_0x4_scratch(m.cols), (s) => ex.repack_q4_0x4(m.data, m.scales, m.rows, m.cols, s));
       m.packed = true;
     },
     getRow(w: Mat, row: number, out: Ptr): void {
-      ex.get_row(codeOf(w), w.data, w.scales, w.cols, row, out);
+      ex.get_row(codeOf(w), w.data, w.scales, w.rows, w.cols, row, out);
     },
     ffnSwiglu(gate: Mat, up: Mat, down: Mat, x: Ptr, y: Ptr, nTok: number): void {
       checkFfnShapes(gate, up, down);

@@ -1,11 +1,19 @@
-// q4_0 weights repacked four blocks at a time ("q4_0x4", dtype code DT_Q4_0X4): within each group of four
-// consecutive blocks of a row (64 bytes), the 16-byte vector k holds bytes 4k..4k+3 of block 0, 1, 2, 3. A group is
-// a 4x4 transpose of 32-bit words, so repacking is its own inverse, and a row's last nb % 4 blocks stay as ggml
-// stores them. Why: a relaxed dot of one such vector gives i16 lanes 2i, 2i+1 that belong to block i alone, so the
-// four vectors of a group add up in i16 (exact: |lane| <= 4 * 2 * 2 * 15 * 128 = 30720) and one widening gives
-// the four block sums in lanes 0..3, where ggml's layout needs a horizontal reduction per block. The activation
-// side is arranged the same way once per token (activation.ts, `ext`). Every value equals dotQ4Simd's on the
-// unpacked row bit for bit: the block sums are exact integers and the f32 order is the same (lane b % 4).
+// q4_0 weights repacked at load ("q4_0x4", dtype code DT_Q4_0X4), in two steps, both in place:
+// 1. Within each group of four consecutive blocks of a row (64 bytes), the 16-byte vector k holds bytes 4k..4k+3 of
+//    block 0, 1, 2, 3 (a 4x4 transpose of 32-bit words); a row's last nb % 4 blocks stay as ggml stores them. Why: a
+//    relaxed dot of one such vector gives i16 lanes 2i, 2i+1 that belong to block i alone, so the four vectors of a
+//    group add up in i16 (exact: |lane| <= 4 * 2 * 2 * 15 * 128 = 30720) and one widening gives the four block sums
+//    in lanes 0..3, where ggml's layout needs a horizontal reduction per block. The activation side is arranged the
+//    same way once per token (activation.ts, `ext`).
+// 2. Where a row is whole groups (cols % 128 == 0), rows are interleaved four at a time ("quads": rows 4i..4i+3,
+//    the last rows % 4 stay apart): a quad's 4 * rowBytes hold group 0 of its rows 0, 1, 2, 3, then group 1 of each,
+//    and so on, and its scales likewise (16 bytes per row and group). Why: the mat-vec reads the four rows of a quad
+//    together as one sequential stream, which the hardware prefetchers follow at full speed; four rows a quarter of
+//    the matrix apart (the layout before) were four streams, and out of cache the kernel waited on memory
+//    (granite's expert FFN 1.2-1.3x, wasm/dev/ab-ffn-builds.mts). A row of a quad is then its first group's address
+//    and a group stride of 256 bytes (64 for a row apart), its scales at a quarter of both (rowOffQ4x4, groupStrideQ4x4).
+// Every value equals dotQ4Simd's on the unpacked row bit for bit: the block sums are exact integers and the f32
+// order is the same (lane b % 4). The packing is one way: nothing reads ggml's layout back out of a packed matrix.
 import { QK, RELAXED, FUSED_DOT, I16Dots, FusedDots } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
 import { hsumF32, fence, fence2, nibbleMask } from './simd-util';
@@ -21,11 +29,44 @@ import { hsumF32, fence, fence2, nibbleMask } from './simd-util';
   v128.store(dst + 3 * step, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7));
 }
 
-/** In place: rows x cols q4_0 quants (cols / 2 bytes per row) between ggml's layout and q4_0x4, either way. */
-export function repackQ4x4(w: usize, rows: i32, cols: i32): void {
+/** Rows of a rows x cols matrix that are interleaved in quads (step 2 above): the first rows & ~3, or none. */
+@inline export function quadRows(rows: i32, cols: i32): i32 {
+  return (cols & 127) == 0 ? rows & ~3 : 0;
+}
+
+/** Byte offset of packed row r's first group in the quants (its scales: this >> 2 from the scales' start). */
+@inline export function rowOffQ4x4(r: i32, rows: i32, cols: i32): usize {
   const rb = <usize>(cols >> 1);
+  return r < quadRows(rows, cols) ? <usize>(r & ~3) * rb + (<usize>(r & 3) << 6) : <usize>r * rb;
+}
+
+/** Bytes from one group of packed row r to its next: 256 in a quad (its four rows' groups in turn), else 64. */
+@inline export function groupStrideQ4x4(r: i32, rows: i32, cols: i32): usize {
+  return r < quadRows(rows, cols) ? 256 : 64;
+}
+
+/** Scratch bytes repackQ4x4 needs: one quad's quants. */
+export function repackScratchQ4x4(cols: i32): i32 {
+  return (cols >> 1) << 2;
+}
+
+/** In place: rows x cols q4_0 quants (cols / 2 bytes per row) and their f32 scales from ggml's layout to q4_0x4. */
+export function repackQ4x4(w: usize, ws: usize, rows: i32, cols: i32, scratch: usize): void {
+  const rb = <usize>(cols >> 1), sb = rb >> 2;
   const groups = (cols / QK) >> 2;
-  for (let r = 0; r < rows; r++) {
+  const quads = quadRows(rows, cols);
+  for (let r = 0; r < quads; r += 4) { // quads: each row's groups transposed on their way to their interleaved places
+    const q = w + <usize>r * rb, s = ws + <usize>r * sb;
+    memory.copy(scratch, q, rb << 2);
+    for (let k: usize = 0; k < 4; k++) {
+      for (let g = 0; g < groups; g++) transposeWords(scratch + k * rb + (<usize>g << 6), q + (<usize>g << 8) + (k << 6), 16);
+    }
+    memory.copy(scratch, s, sb << 2);
+    for (let k: usize = 0; k < 4; k++) {
+      for (let g = 0; g < groups; g++) v128.store(s + (<usize>g << 6) + (k << 4), v128.load(scratch + k * sb + (<usize>g << 4)));
+    }
+  }
+  for (let r = quads; r < rows; r++) { // rows apart: the transpose in place
     let p = w + <usize>r * rb;
     for (let g = 0; g < groups; g++, p += 64) transposeWords(p, p, 16);
   }
@@ -45,15 +86,26 @@ export function arrangeQ4x4(a: usize, cols: i32): void {
   }
 }
 
-/** Byte j of block b of a q4_0x4 row `w` (blocks past the last whole group are ggml's). */
-@inline export function packedByte(w: usize, b: i32, j: i32, groups: i32): i32 {
+/** Byte j of block b of a q4_0x4 row `w` whose groups are gstride apart (blocks past the last whole group are ggml's). */
+@inline export function packedByte(w: usize, gstride: usize, b: i32, j: i32, groups: i32): i32 {
   if ((b >> 2) >= groups) return <i32>load<u8>(w + <usize>(b * 16 + j));
-  return <i32>load<u8>(w + <usize>((b >> 2) * 64 + (j >> 2) * 16 + (b & 3) * 4 + (j & 3)));
+  return <i32>load<u8>(w + <usize>(b >> 2) * gstride + <usize>((j >> 2) * 16 + (b & 3) * 4 + (j & 3)));
+}
+
+/** Block b's scale of a q4_0x4 row whose scales start at ws, its groups gstride apart (a tail only where gstride is 64). */
+@inline export function packedScale(ws: usize, gstride: usize, b: i32): f32 {
+  return load<f32>(ws + <usize>(b >> 2) * (gstride >> 2) + (<usize>(b & 3) << 2));
 }
 
 /** The scalar twin: dotQ4Scalar's arithmetic, reading the packed layout (every block through blocksQ4x4Scalar). */
-export function dotQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
-  return blocksQ4x4Scalar(w, ws, a, cols, 0, f32x4.splat(0));
+export function dotQ4x4Scalar(w: usize, ws: usize, gstride: usize, a: usize, cols: i32): f32 {
+  return blocksQ4x4Scalar(w, ws, gstride, a, cols, 0, f32x4.splat(0));
+}
+
+/** Packed row r of the matrix at (wq, ws) . one prepared activation, for code that walks rows by index. */
+export function dotRowQ4x4(wq: usize, ws: usize, r: i32, rows: i32, cols: i32, a: usize, simd: bool): f32 {
+  const o = rowOffQ4x4(r, rows, cols), gs = groupStrideQ4x4(r, rows, cols);
+  return simd ? dotQ4x4Simd(wq + o, ws + (o >> 2), gs, a, cols) : dotQ4x4Scalar(wq + o, ws + (o >> 2), gs, a, cols);
 }
 
 /** i16x8 of one group: lanes 2i, 2i+1 sum to block i's x . q (q the unsigned nibbles). `x` the group's ext bytes. */
@@ -74,12 +126,12 @@ export function dotQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
 }
 
 /** The SIMD kernels' end: the row's last nb % 4 blocks (ggml's layout) into the lanes of acc, then the lane sum. */
-@inline function tailQ4x4(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
-  return b == cols / QK ? hsumF32(acc) : blocksQ4x4Scalar(w, ws, a, cols, b, acc);
+@inline function tailQ4x4(w: usize, ws: usize, gstride: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
+  return b == cols / QK ? hsumF32(acc) : blocksQ4x4Scalar(w, ws, gstride, a, cols, b, acc);
 }
 
 /** Blocks b..nb-1 of a packed row, one at a time in scalar code, added to the lanes of acc (lane b % 4); the lane sum. */
-function blocksQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
+function blocksQ4x4Scalar(w: usize, ws: usize, gstride: usize, a: usize, cols: i32, b: i32, acc: v128): f32 {
   const nb = cols / QK;
   const groups = nb >> 2;
   const xs = a + xsOff(cols);
@@ -88,51 +140,74 @@ function blocksQ4x4Scalar(w: usize, ws: usize, a: usize, cols: i32, b: i32, acc:
     const o = a + <usize>(b * QK);
     let s = 0; // dotQ4Scalar's exact block sum, each byte where the packed layout keeps it
     for (let j = 0; j < 16; j++) {
-      const byte = packedByte(w, b, j, groups);
+      const byte = packedByte(w, gstride, b, j, groups);
       s += ((byte & 0x0f) - 8) * <i32>load<i8>(o + j) + ((byte >> 4) - 8) * <i32>load<i8>(o + 16 + j);
     }
-    const v = <f32>s * (load<f32>(ws + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2)));
+    const v = <f32>s * (packedScale(ws, gstride, b) * load<f32>(xs + (<usize>b << 2)));
     const lane = b & 3;
     if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
   }
   return (l0 + l2) + (l1 + l3);
 }
 
-/** One packed row . one prepared activation (arranged by arrangeQ4x4). */
-export function dotQ4x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
+/** One packed row (groups gstride apart) . one prepared activation (arranged by arrangeQ4x4). */
+export function dotQ4x4Simd(w: usize, ws: usize, gstride: usize, a: usize, cols: i32): f32 {
   if (RELAXED) {
     const groups = (cols / QK) >> 2;
     const m = nibbleMask();
+    const sstride = gstride >> 2;
     let acc = f32x4.splat(0);
     let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
     for (let g = 0; g < groups; g++) {
       acc = scaleRow<I16Dots>(acc, groupSum(pw, px, m), i32x4.shl(v128.load(pxsum), 3), v128.load(pws), v128.load(pxs));
       fence(acc);
-      pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
+      pw += gstride; px += 128; pxsum += 16; pws += sstride; pxs += 16;
     }
-    return tailQ4x4(w, ws, a, cols, groups << 2, acc);
+    return tailQ4x4(w, ws, gstride, a, cols, groups << 2, acc);
   } else {
-    return dotQ4x4Scalar(w, ws, a, cols); // the packed layout is the relaxed build's: executors never pack otherwise
+    return dotQ4x4Scalar(w, ws, gstride, a, cols); // the packed layout is the relaxed build's: executors never pack otherwise
   }
 }
 
-/** Mat-vec y (4q) = W (4q, cols) @ a, rows r, r + q, r + 2q, r + 3q together (as matvec4Q4Simd), W packed. */
-export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize, y: usize): void {
+/**
+ * Mat-vec y (rows) = W (rows, cols) @ a, W packed: each quad's four rows together (one sequential stream), then the
+ * rows apart one by one. A matrix without quads (cols % 128 != 0) reads rows r, r + q, r + 2q, r + 3q together
+ * (q = rows / 4): four streams the prefetchers follow, where adjacent rows would interleave two in one page.
+ */
+export function matvecQ4x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, y: usize, simd: bool): void {
   const rb = <usize>(cols >> 1);
-  const off = <usize>q * rb;
-  // always the i16 dots: fused dot-adds ran this mat-vec 0.92x even where they are one instruction (Node 24,
-  // workerd; their zero start and add cost what the widening saved), while the four-token kernel gains 1.1x
-  for (let r = 0; r < q; r++) {
-    const o = <usize>r * rb;
-    if (RELAXED) dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, a, cols, y + (<usize>r << 2), <usize>q << 2);
-    else for (let k = 0; k < 4; k++) store<f32>(y + (<usize>(r + k * q) << 2), dotQ4x4Scalar(w + o + <usize>k * off, ws + ((o + <usize>k * off) >> 2), a, cols));
+  const quads = quadRows(rows, cols);
+  let done = 0;
+  if (RELAXED) { // (a constant: the plain SIMD build compiles none of this)
+    if (simd && quads > 0) {
+      // always the i16 dots: fused dot-adds ran this mat-vec 0.92-0.99x even where they are one instruction (Node
+      // 24-26, workerd; their zero start and add cost what the widening saved)
+      for (let r = 0; r < quads; r += 4) {
+        const o = <usize>r * rb;
+        dot4RowsQ4x4(w + o, ws + (o >> 2), 64, 16, 256, a, cols, y + (<usize>r << 2), 4);
+      }
+      done = quads;
+    } else if (simd && rows >= 4) {
+      const q = rows >> 2;
+      const off = <usize>q * rb;
+      for (let r = 0; r < q; r++) {
+        const o = <usize>r * rb;
+        dot4RowsQ4x4(w + o, ws + (o >> 2), off, off >> 2, 64, a, cols, y + (<usize>r << 2), <usize>q << 2);
+      }
+      done = q << 2;
+    }
   }
+  for (let r = done; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRowQ4x4(w, ws, r, rows, cols, a, simd));
 }
 
-/** Rows w + k*off (scales ws + k*soff), k = 0..3, against `a`, stored at y + k*ystep. */
-@inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
+/**
+ * Rows w + k*off (scales ws + k*soff), k = 0..3, each a packed row whose groups are gstride apart, against `a`,
+ * stored at y + k*ystep.
+ */
+@inline function dot4RowsQ4x4(w: usize, ws: usize, off: usize, soff: usize, gstride: usize, a: usize, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
   const m = nibbleMask();
+  const sstride = gstride >> 2;
   let aA = f32x4.splat(0), aB = f32x4.splat(0), aC = f32x4.splat(0), aD = f32x4.splat(0);
   const off2 = off << 1, off3 = off * 3;
   let pw = w, px = a + extOff(cols), pxsum = a + xsumOff(cols), pws = ws, pxs = a + xsOff(cols);
@@ -160,13 +235,13 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
     aC = scaleRow<I16Dots>(aC, sC, xo, v128.load(pws + 2 * soff), xsv);
     aD = scaleRow<I16Dots>(aD, sD, xo, v128.load(pws + 3 * soff), xsv);
     fence2(aA, aC);
-    pw += 64; px += 128; pxsum += 16; pws += 16; pxs += 16;
+    pw += gstride; px += 128; pxsum += 16; pws += sstride; pxs += 16;
   }
   const b = groups << 2;
-  store<f32>(y, tailQ4x4(w, ws, a, cols, b, aA));
-  store<f32>(y + ystep, tailQ4x4(w + off, ws + soff, a, cols, b, aB));
-  store<f32>(y + 2 * ystep, tailQ4x4(w + off2, ws + 2 * soff, a, cols, b, aC));
-  store<f32>(y + 3 * ystep, tailQ4x4(w + off3, ws + 3 * soff, a, cols, b, aD));
+  store<f32>(y, tailQ4x4(w, ws, gstride, a, cols, b, aA));
+  store<f32>(y + ystep, tailQ4x4(w + off, ws + soff, gstride, a, cols, b, aB));
+  store<f32>(y + 2 * ystep, tailQ4x4(w + off2, ws + 2 * soff, gstride, a, cols, b, aC));
+  store<f32>(y + 3 * ystep, tailQ4x4(w + off3, ws + 3 * soff, gstride, a, cols, b, aD));
 }
 
 /** s + the i16 partial sums of one packed weight vector (at w) against its activation pair xl, xh. */
@@ -186,19 +261,23 @@ export function matvec4Q4x4Simd(w: usize, ws: usize, q: i32, cols: i32, a: usize
 }
 
 /**
- * One packed row against four prepared tokens a, a + stride, a + 2*stride, a + 3*stride: y[t * ystep]. Each weight
- * vector is loaded and unpacked once for the four tokens (prefill's reuse of a weight block across tokens).
+ * Packed row r of the matrix at (wq, ws) against four prepared tokens a, a + stride, a + 2*stride, a + 3*stride:
+ * y[t * ystep]. Each weight vector is loaded and unpacked once for the four tokens (prefill's reuse of a weight
+ * block across tokens).
  */
-export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
-  if (RELAXED && FUSED_DOT) dotRow4TokRelaxed<FusedDots>(w, ws, a, stride, cols, y, ystep);
-  else if (RELAXED) dotRow4TokRelaxed<I16Dots>(w, ws, a, stride, cols, y, ystep);
-  else for (let t = 0; t < 4; t++) store<f32>(y + <usize>t * ystep, dotQ4x4Scalar(w, ws, a + <usize>(t * stride), cols));
+export function dotRow4TokQ4x4(wq: usize, ws: usize, r: i32, rows: i32, cols: i32, a: usize, stride: i32, y: usize, ystep: usize): void {
+  const o = rowOffQ4x4(r, rows, cols), gs = groupStrideQ4x4(r, rows, cols);
+  const w = wq + o, s = ws + (o >> 2);
+  if (RELAXED && FUSED_DOT) dotRow4TokRelaxed<FusedDots>(w, s, gs, a, stride, cols, y, ystep);
+  else if (RELAXED) dotRow4TokRelaxed<I16Dots>(w, s, gs, a, stride, cols, y, ystep);
+  else for (let t = 0; t < 4; t++) store<f32>(y + <usize>t * ystep, dotQ4x4Scalar(w, s, gs, a + <usize>(t * stride), cols));
 }
 
 /** P = FusedDots: the four tokens' sums in i32 lanes, each chained through its dot-adds (four independent chains). */
-@inline function dotRow4TokRelaxed<P>(w: usize, ws: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
+@inline function dotRow4TokRelaxed<P>(w: usize, ws: usize, gstride: usize, a: usize, stride: i32, cols: i32, y: usize, ystep: usize): void {
   const groups = (cols / QK) >> 2;
   const m = nibbleMask();
+  const sstride = gstride >> 2;
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   const st = <usize>stride;
   let pw = w, pws = ws;
@@ -254,13 +333,13 @@ export function dotRow4TokQ4x4(w: usize, ws: usize, a: usize, stride: i32, cols:
     a2 = scaleRow<P>(a2, s2, i32x4.shl(v128.load(pxsum + 2 * st), 3), wsv, v128.load(pxs + 2 * st));
     a3 = scaleRow<P>(a3, s3, i32x4.shl(v128.load(pxsum + 3 * st), 3), wsv, v128.load(pxs + 3 * st));
     fence2(a0, a2);
-    pw += 64; pws += 16; px += 128; pxsum += 16; pxs += 16;
+    pw += gstride; pws += sstride; px += 128; pxsum += 16; pxs += 16;
   }
   const b = groups << 2;
-  store<f32>(y, tailQ4x4(w, ws, a, cols, b, a0));
-  store<f32>(y + ystep, tailQ4x4(w, ws, a + st, cols, b, a1));
-  store<f32>(y + 2 * ystep, tailQ4x4(w, ws, a + 2 * st, cols, b, a2));
-  store<f32>(y + 3 * ystep, tailQ4x4(w, ws, a + 3 * st, cols, b, a3));
+  store<f32>(y, tailQ4x4(w, ws, gstride, a, cols, b, a0));
+  store<f32>(y + ystep, tailQ4x4(w, ws, gstride, a + st, cols, b, a1));
+  store<f32>(y + 2 * ystep, tailQ4x4(w, ws, gstride, a + 2 * st, cols, b, a2));
+  store<f32>(y + 3 * ystep, tailQ4x4(w, ws, gstride, a + 3 * st, cols, b, a3));
 }
 
 /** s + one token's sums for one weight vector (lo, hi its nibbles) against the token's activation pair xl, xh. */

@@ -3,7 +3,6 @@
 // order, so the two agree bit for bit: element i goes to lane i % 4 of an f32 accumulator, tail elements are
 // added sequentially after, and the lanes are combined as (l0 + l2) + (l1 + l3).
 import { DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
-import { dotQ4x4Simd, dotQ4x4Scalar } from './dot-q4x4';
 import { hsumF32 } from './simd-util';
 import { dotQ8Simd, dotQ8Scalar, dot2Q8Simd } from './dot-q8';
 import { dotQ4Simd, dotQ4Scalar, dot2Q4Simd } from './dot-q4';
@@ -62,12 +61,12 @@ export function dotF16Scalar(w: usize, x: usize, n: i32): f32 {
   return s;
 }
 
-/** Row `w` (scales `ws`) of dtype `dt` . prepared activation `a`. */
+/** Row `w` (scales `ws`) of dtype `dt` . prepared activation `a`. Never packed q4_0: a packed row is its matrix's (dotRowQ4x4). */
 export function dotRow(dt: i32, w: usize, ws: usize, a: usize, cols: i32, simd: bool): f32 {
   if (dt == DT_Q8_0) return simd ? dotQ8Simd(w, ws, a, cols) : dotQ8Scalar(w, ws, a, cols);
   if (dt == DT_F32) return simd ? dotF32Simd(w, a, cols) : dotF32Scalar(w, a, cols);
   if (dt == DT_F16) return simd ? dotF16Simd(w, a, cols) : dotF16Scalar(w, a, cols);
-  if (dt == DT_Q4_0X4) return simd ? dotQ4x4Simd(w, ws, a, cols) : dotQ4x4Scalar(w, ws, a, cols);
+  if (dt == DT_Q4_0X4) unreachable();
   return simd ? dotQ4Simd(w, ws, a, cols) : dotQ4Scalar(w, ws, a, cols);
 }
 

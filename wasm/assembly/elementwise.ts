@@ -2,7 +2,7 @@
 // definition: it dequantizes every V row attention reads), RMSNorm, RoPE, softmax, top-k, add-scaled. Their cost is
 // small next to the matmuls, so they have no SIMD twin.
 import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, rowBytes, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
-import { packedByte } from './dot-q4x4';
+import { packedByte, packedScale, rowOffQ4x4, groupStrideQ4x4 } from './dot-q4x4';
 import { eightI8, nibbleMask } from './simd-util';
 
 /** dst (f32) = the first n - n % 8 f16 values at src, widened exactly (f16x4ToF32x4); returns that count. */
@@ -23,6 +23,7 @@ function widenF16x8(src: usize, dst: usize, n: i32): i32 {
  * f16 widened exactly, so the SIMD loops below give the scalar definition's values. Attention reads V through it.
  */
 export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void {
+  if (dt == DT_Q4_0X4) unreachable(); // a packed row is its matrix's: getRowQ4x4
   const w = data + <usize>row * <usize>rowBytes(dt, cols);
   if (dt == DT_F32) { memory.copy(out, w, <usize>cols << 2); return; }
   if (dt == DT_F16) {
@@ -40,19 +41,28 @@ export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32,
       const p = w + <usize>(b * QK);
       store16(o, v128.load(p), d);
       store16(o + 64, v128.load(p, 16), d);
-    } else if (dt == DT_Q4_0X4) {
-      const groups = nb >> 2;
-      for (let j = 0; j < 16; j++) {
-        const byte = packedByte(w, b, j, groups);
-        store<f32>(o + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * ds);
-        store<f32>(o + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * ds);
-      }
     } else {
       // byte j holds element j (low nibble) and element j + 16 (high nibble)
       const v = v128.load(w + <usize>(b * 16));
       const m = nibbleMask(), eight = eightI8();
       store16(o, i8x16.sub(v128.and(v, m), eight), d);
       store16(o + 64, i8x16.sub(v128.and(i16x8.shr_u(v, 4), m), eight), d);
+    }
+  }
+}
+
+/** getRow for a packed q4_0 matrix (rows x cols, dot-q4x4.ts): the same values, each byte where the packing put it. */
+export function getRowQ4x4(data: usize, scales: usize, rows: i32, cols: i32, row: i32, out: usize): void {
+  const o = rowOffQ4x4(row, rows, cols), gs = groupStrideQ4x4(row, rows, cols);
+  const w = data + o, s = scales + (o >> 2);
+  const nb = cols / QK, groups = nb >> 2;
+  for (let b = 0; b < nb; b++) {
+    const ds = packedScale(s, gs, b);
+    const p = out + (<usize>(b * QK) << 2);
+    for (let j = 0; j < 16; j++) {
+      const byte = packedByte(w, gs, b, j, groups);
+      store<f32>(p + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * ds);
+      store<f32>(p + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * ds);
     }
   }
 }

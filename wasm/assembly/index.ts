@@ -4,12 +4,12 @@
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
 import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4, DT_Q4_0X4 as Q4X4 } from './common';
 import { setFusedDot } from './common';
-import { repackQ4x4 } from './dot-q4x4';
+import { repackQ4x4, repackScratchQ4x4 } from './dot-q4x4';
 import { expF32, expF32x4 } from './exp';
 import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
 import { attention as attn, attentionScratch, attentionKv, attentionKvScratch } from './attention';
 import { storeRows } from './kv-store';
-import { getRow, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
+import { getRow, getRowQ4x4, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
 
 export const QK: i32 = QK_;
 export const Q8_0_BLOCK_QUANT_BYTES: i32 = Q8B;
@@ -60,8 +60,9 @@ export function matmul_q4_0_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x
 
 export function matmul_q4_0x4(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(4, wq, ws, rows, cols, x, y, nTok, scratch, true); }
 export function matmul_q4_0x4_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(4, wq, ws, rows, cols, x, y, nTok, scratch, false); }
-/** In place, rows x cols q4_0 quants from ggml's block order to q4_0x4 (or back: the transform is its own inverse). */
-export function repack_q4_0x4(wq: usize, rows: i32, cols: i32): void { repackQ4x4(wq, rows, cols); }
+/** In place, rows x cols q4_0 quants and their f32 scales from ggml's layout to q4_0x4; scratch >= repack_q4_0x4_scratch(cols). */
+export function repack_q4_0x4(wq: usize, ws: usize, rows: i32, cols: i32, scratch: usize): void { repackQ4x4(wq, ws, rows, cols, scratch); }
+export function repack_q4_0x4_scratch(cols: i32): i32 { return repackScratchQ4x4(cols); }
 
 // ---- fused SwiGLU FFN: Y (nTok, hidden) = down(silu(gate X) * up X); gate and up share one dtype ----
 export function ffn_swiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
@@ -104,7 +105,9 @@ export function attention_kv_scalar(q: usize, dtK: i32, k: usize, ks: usize, dtV
 // ---- single-version O(n) kernels ----
 /** KV cache rows row0..row0+nRows-1 (dtype dt, quants data, f32 scales) = x (nRows, cols) f32, as ggml writes its cache. */
 export function store_rows(dt: i32, x: usize, data: usize, scales: usize, cols: i32, row0: i32, nRows: i32): void { storeRows(dt, x, data, scales, cols, row0, nRows); }
-export function get_row(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void { getRow(dt, data, scales, cols, row, out); }
+export function get_row(dt: i32, data: usize, scales: usize, rows: i32, cols: i32, row: i32, out: usize): void {
+  if (dt == Q4X4) getRowQ4x4(data, scales, rows, cols, row, out); else getRow(dt, data, scales, cols, row, out);
+}
 export function rms_norm(x: usize, w: usize, out: usize, n: i32, nTok: i32, eps: f32): void { rmsNorm(x, w, out, n, nTok, eps); }
 export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, rotDims: i32, pos0: i32, base: f64, layout: i32): void { ropeImpl(x, nTok, nHeads, headDim, rotDims, pos0, base, layout); }
 export function softmax(x: usize, n: i32, rows: i32): void { softmaxImpl(x, n, rows); }

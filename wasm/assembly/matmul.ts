@@ -6,7 +6,7 @@ import { actBytes, prepare, prepareQ8 } from './activation';
 import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
-import { matvec4Q4x4Simd, dotRow4TokQ4x4 } from './dot-q4x4';
+import { matvecQ4x4, dotRow4TokQ4x4, dotRowQ4x4 } from './dot-q4x4';
 import { siluMul, siluMulF32x4 } from './exp';
 
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
@@ -29,17 +29,8 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
     matvecQuant(dt, wq, ws, rows, cols, act, y);
     return;
   }
+  if (dt == DT_Q4_0X4) { matmulQ4x4(wq, ws, rows, cols, act, stride, y, nTok, simd); return; }
   const tile = tileTokens(stride, nTok);
-  if (simd && dt == DT_Q4_0X4) {
-    // packed q4_0: each weight row (hot in L1) against the tile's tokens four at a time, each block unpacked once per four
-    for (let t0 = 0; t0 < nTok; t0 += tile) {
-      const t1 = min(t0 + tile, nTok);
-      const tq = t0 + ((t1 - t0) & ~3); // the last (t1 - t0) % 4 tokens: one mat-vec each
-      if (tq > t0) for (let r = 0; r < rows; r++) rowTokensQ4x4(wq + <usize>r * rb, ws + <usize>r * sb, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
-      for (let t = tq; t < t1; t++) matvecQuant(dt, wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2));
-    }
-    return;
-  }
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
     // rows r and r + half go together: two sequential streams the hardware prefetchers follow (adjacent rows
@@ -69,10 +60,10 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
 /** h (inter) = silu(gate a) * up a for one prepared token, packed q4_0: gate into h, up FFN_CHUNK rows at a time. */
 function ffnMatvecQ4x4(gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, inter: i32, a: usize, h: usize): void {
   const rb = <usize>rowBytes(DT_Q4_0X4, hidden), sb = <usize>scaleRowBytes(DT_Q4_0X4, hidden);
-  matvecQuant(DT_Q4_0X4, gq, gs, inter, hidden, a, h);
-  for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) {
+  matvecQ4x4(gq, gs, inter, hidden, a, h, true);
+  for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) { // r0 a multiple of four: the chunk's quads are the matrix's
     const n = min(FFN_CHUNK, inter - r0);
-    matvecQuant(DT_Q4_0X4, uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U);
+    matvecQ4x4(uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U, true);
     siluMulInto(h + (<usize>r0 << 2), FFN_U, n, h + (<usize>r0 << 2), 4, true);
   }
 }
@@ -82,19 +73,34 @@ function ffnMatvecQ4x4(gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, 
  * activation: four rows a quarter apart per pass (matvec4*Simd), the last rows % 4 one by one.
  */
 function matvecQuant(dt: i32, w: usize, ws: usize, rows: i32, cols: i32, act: usize, y: usize): void {
+  if (dt == DT_Q4_0X4) { matvecQ4x4(w, ws, rows, cols, act, y, true); return; }
   const q = rows >> 2;
   if (q > 0) {
     if (dt == DT_Q8_0) matvec4Q8Simd(w, ws, q, cols, act, y);
-    else if (dt == DT_Q4_0) matvec4Q4Simd(w, ws, q, cols, act, y);
-    else matvec4Q4x4Simd(w, ws, q, cols, act, y);
+    else matvec4Q4Simd(w, ws, q, cols, act, y);
   }
   const rb = <usize>rowBytes(dt, cols), sb = <usize>scaleRowBytes(dt, cols);
   for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(dt, w + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
 }
 
-/** y[(t - t0) * ystep] = packed row w . token t's prepared activation, t = t0..t1-1 (t1 - t0 a multiple of 4), four at a time. */
-function rowTokensQ4x4(w: usize, ws: usize, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
-  for (let t = t0; t < t1; t += 4) dotRow4TokQ4x4(w, ws, act + <usize>(t * stride), stride, cols, y + <usize>(t - t0) * ystep, ystep);
+/**
+ * Y (nTok, rows) = prepared act @ W^T, W packed q4_0 (dot-q4x4.ts). SIMD: each weight row (hot in L1) against the
+ * token tile's tokens four at a time, each block unpacked once per four; the tile's last (t1 - t0) % 4 tokens one
+ * mat-vec each. The scalar twin: one mat-vec per token.
+ */
+function matmulQ4x4(wq: usize, ws: usize, rows: i32, cols: i32, act: usize, stride: i32, y: usize, nTok: i32, simd: bool): void {
+  const tile = simd ? tileTokens(stride, nTok) : nTok;
+  for (let t0 = 0; t0 < nTok; t0 += tile) {
+    const t1 = min(t0 + tile, nTok);
+    const tq = simd ? t0 + ((t1 - t0) & ~3) : t0;
+    if (tq > t0) for (let r = 0; r < rows; r++) rowTokensQ4x4(wq, ws, r, rows, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
+    for (let t = tq; t < t1; t++) matvecQ4x4(wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2), simd);
+  }
+}
+
+/** y[(t - t0) * ystep] = packed row r . token t's prepared activation, t = t0..t1-1 (t1 - t0 a multiple of 4), four at a time. */
+function rowTokensQ4x4(wq: usize, ws: usize, r: i32, rows: i32, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
+  for (let t = t0; t < t1; t += 4) dotRow4TokQ4x4(wq, ws, r, rows, cols, act + <usize>(t * stride), stride, y + <usize>(t - t0) * ystep, ystep);
 }
 
 /** Scratch bytes matmul() needs. */
@@ -134,6 +140,17 @@ function siluMulInto(g: usize, u: usize, n: i32, out: usize, ostep: usize, simd:
     }
   }
   for (; i < n; i++) store<f32>(out + <usize>i * ostep, siluMul(load<f32>(g + (<usize>i << 2)), load<f32>(u + (<usize>i << 2))));
+}
+
+/** *yG, *yU = row r of gate and of up (inter x hidden, dtype dt) . prepared activation a. */
+@inline function gateUpRow(dt: i32, gq: usize, gs: usize, uq: usize, us: usize, r: i32, inter: i32, hidden: i32, a: usize, yG: usize, yU: usize, simd: bool): void {
+  if (dt == DT_Q4_0X4) { // the scalar twin of the packed path (its SIMD FFN takes the four-token kernels)
+    store<f32>(yG, dotRowQ4x4(gq, gs, r, inter, hidden, a, simd));
+    store<f32>(yU, dotRowQ4x4(uq, us, r, inter, hidden, a, simd));
+    return;
+  }
+  const rb = <usize>rowBytes(dt, hidden) * <usize>r, sb = <usize>scaleRowBytes(dt, hidden) * <usize>r;
+  dotRows2(dt, gq + rb, gs + sb, uq + rb, us + sb, a, hidden, yG, yU, simd);
 }
 
 /**
@@ -180,8 +197,8 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
       for (let r = 0; r < inter; r++) {
         for (let c0 = t0; c0 < tq; c0 += FFN_CHUNK) {
           const c1 = min(c0 + FFN_CHUNK, tq);
-          rowTokensQ4x4(gq + <usize>r * rb, gs + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_G, 4);
-          rowTokensQ4x4(uq + <usize>r * rb, us + <usize>r * sb, hidden, actX, strideX, c0, c1, FFN_U, 4);
+          rowTokensQ4x4(gq, gs, r, inter, hidden, actX, strideX, c0, c1, FFN_G, 4);
+          rowTokensQ4x4(uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_U, 4);
           siluMulInto(FFN_G, FFN_U, c1 - c0, h + (<usize>(c0 * inter + r) << 2), <usize>inter << 2, true);
         }
       }
@@ -193,7 +210,7 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
         const n = min(FFN_CHUNK, inter - r0);
         for (let r = r0; r < r0 + n; r++) {
           const i = <usize>(r - r0) << 2;
-          dotRows2(dtGU, gq + <usize>r * rb, gs + <usize>r * sb, uq + <usize>r * rb, us + <usize>r * sb, actX, hidden, FFN_G + i, FFN_U + i, simd);
+          gateUpRow(dtGU, gq, gs, uq, us, r, inter, hidden, actX, FFN_G + i, FFN_U + i, simd);
         }
         siluMulInto(FFN_G, FFN_U, n, h + (<usize>r0 << 2), 4, simd);
       }
@@ -204,7 +221,7 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
         const c1 = min(c0 + FFN_CHUNK, t1);
         for (let t = c0; t < c1; t++) {
           const i = <usize>(t - c0) << 2;
-          dotRows2(dtGU, gq + <usize>r * rb, gs + <usize>r * sb, uq + <usize>r * rb, us + <usize>r * sb, actX + <usize>(t * strideX), hidden, FFN_G + i, FFN_U + i, simd);
+          gateUpRow(dtGU, gq, gs, uq, us, r, inter, hidden, actX + <usize>(t * strideX), FFN_G + i, FFN_U + i, simd);
         }
         siluMulInto(FFN_G, FFN_U, c1 - c0, h + (<usize>(c0 * inter + r) << 2), <usize>inter << 2, simd);
       }

@@ -1,7 +1,7 @@
 // Packed q4_0 weights (Kernels.packWeights, wasm/assembly/dot-q4x4.ts): an executor that packs gives results bit
 // for bit equal to the same executor on ggml's layout, for mat-vec, every token count of mat-mat, the FFN on f32
-// and on q8_0 activations and row lookups; packing is its own inverse; an executor that does not pack leaves the
-// bytes alone.
+// and on q8_0 activations and row lookups, with rows interleaved in quads or not (cols % 128) and rows left over
+// (rows % 4); a packed matrix is not packed again; an executor that does not pack leaves the bytes alone.
 import { describe, expect, it } from 'vitest';
 import { f16ToF32, quantize, quantizeQ8_0 } from '../../../src/format/quant';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
@@ -53,8 +53,9 @@ const packing: [string, WasmVariant, WasmKernelOptions?][] = [['wasm-scalar', 's
 
 describe('packed q4_0 weights', () => {
   for (const [name, variant, opts] of packing) {
-    // H x I: whole block groups (1024 x 512, granite's expert), and a partial last group (224 = 7 blocks)
-    for (const [H, I] of [[1024, 512], [224, 96]] as const) {
+    // H x I: whole block groups (1024 x 512, granite's expert: every matrix in quads), a partial last group (224 = 7
+    // blocks: no quads), and gate/up in quads with down not (256 x 96)
+    for (const [H, I] of [[1024, 512], [224, 96], [256, 96]] as const) {
       it(`${name}: ${H}x${I} packed equals ggml's layout bit for bit at 1, 4, 5 and 9 tokens`, async () => {
         const rng = new Rng(H + I);
         const g = rng.floats(I * H, 0.5), u = rng.floats(I * H, 0.5), d = rng.floats(H * I, 0.5);
@@ -73,17 +74,42 @@ describe('packed q4_0 weights', () => {
       });
     }
 
-    it(`${name}: packing twice gives back ggml's bytes; a packed matrix is not packed again`, async () => {
+    // rows % 4 left over: 4 * 2 rows in quads and 2 apart (cols 256), or no quads at all (cols 224)
+    for (const [rows, cols] of [[10, 256], [10, 224], [3, 256]] as const) {
+      it(`${name}: a ${rows}x${cols} matrix packed equals ggml's layout in matmul at 1, 4, 5 and 9 tokens and in every row lookup`, async () => {
+        const rng = new Rng(rows * cols);
+        const v = rng.floats(rows * cols, 0.5);
+        const k = await loadNodeKernels(variant, opts);
+        const flat = place(k, rows, cols, v), packed = place(k, rows, cols, v);
+        k.packWeights!(packed);
+        const y = k.heap.alloc(9 * rows * 4);
+        for (const nTok of [1, 4, 5, 9]) {
+          const x = put(k, rng.floats(nTok * cols, 1));
+          k.matmul(flat, x, y, nTok);
+          const want = read(k, y, nTok * rows);
+          k.matmul(packed, x, y, nTok);
+          expect(read(k, y, nTok * rows), `${nTok} tokens`).toEqual(want);
+        }
+        for (let row = 0; row < rows; row++) {
+          k.getRow(flat, row, y);
+          const want = read(k, y, cols);
+          k.getRow(packed, row, y);
+          expect(read(k, y, cols), `row ${row}`).toEqual(want);
+        }
+      });
+    }
+
+    it(`${name}: packing moves quants and scales; a packed matrix is not packed again`, async () => {
       const k = await loadNodeKernels(variant, opts);
-      const m = place(k, 9, 224, new Rng(5).floats(9 * 224, 1));
-      const before = k.heap.u8(m.data, 9 * 112).slice();
+      const m = place(k, 8, 256, new Rng(5).floats(8 * 256, 1));
+      const bytes = 8 * 128 + 8 * 8 * 4; // quants, then the f32 scales right after them (place)
+      const before = k.heap.u8(m.data, bytes).slice();
       k.packWeights!(m);
-      const once = k.heap.u8(m.data, 9 * 112).slice();
+      const once = k.heap.u8(m.data, bytes).slice();
+      expect(k.heap.u8(m.scales, 8 * 8 * 4)).not.toEqual(before.subarray(8 * 128)); // the scales follow their rows
+      expect([...once].sort()).toEqual([...before].sort()); // rearranged, nothing lost or made up
       k.packWeights!(m); // already packed: nothing happens
-      expect(k.heap.u8(m.data, 9 * 112)).toEqual(once);
-      m.packed = false;
-      k.packWeights!(m); // the transform is its own inverse
-      expect(k.heap.u8(m.data, 9 * 112)).toEqual(before);
+      expect(k.heap.u8(m.data, bytes)).toEqual(once);
     });
   }
 
