@@ -16,13 +16,24 @@ export const FUSED_UNSIGNED = 4 * 255 * 127;
 export const FUSED_SIGNED = 4 * -127;
 export const EMULATED_SATURATED = 2 * 32767;
 
-/** An executor's name for reports: the relaxed one says when it runs fused dot-adds. */
-export function kernelsLabel(k: { name: string; fusedDot?: boolean }): string {
-  return k.fusedDot ? `${k.name} (fused dots)` : k.name;
+/** An executor's name for reports: the relaxed one says when it runs fused dot-adds (and reads q4_0 nibbles unsigned). */
+export function kernelsLabel(k: { name: string; fusedDot?: boolean; unsignedNibbles?: boolean }): string {
+  return k.fusedDot ? `${k.name} (fused dots${k.unsignedNibbles ? ', unsigned nibbles' : ''})` : k.name;
 }
 
 /** True when `probe(127, 0xff)` (the module's fused_dot_probe) shows a one-instruction lowering. */
 export function engineFusesDots(probe: (a: number, b: number) => number): boolean {
   const r = probe(127, 0xff);
   return r === FUSED_UNSIGNED || r === FUSED_SIGNED;
+}
+
+/**
+ * True when the fused dot-add reads its second operand as unsigned bytes, exactly (vpdpbusd): the packed q4_0
+ * mat-vec may then multiply high nibbles in place, 16 q in 0..240 (UNSIGNED_NIBBLES in wasm/assembly/common.ts),
+ * which the spec leaves to the engine. Liftoff and TurboFan lower the op through one V8 macro-assembler routine, so
+ * the probe's answer holds for the optimized kernels too; the conformance suite runs that path wherever it is true.
+ * Granite's q4_0 expert FFN 1.1-1.2x out of cache, 1.3x in cache (wasm/README.md).
+ */
+export function engineDotsUnsigned(probe: (a: number, b: number) => number): boolean {
+  return probe(127, 0xff) === FUSED_UNSIGNED;
 }

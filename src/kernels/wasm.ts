@@ -4,7 +4,7 @@ import { QK, isQuantized, quantBytes, memoryBytes, type DType } from '../format/
 import { Heap } from './heap';
 import { ffnOnDequantized } from './q8-input';
 import { asKvMat, checkKvHeads } from './kv-rows';
-import { engineFusesDots } from './fused-dot';
+import { engineDotsUnsigned, engineFusesDots } from './fused-dot';
 import type { AttentionShape, Kernels, KvRows, Mat, Ptr, RopeLayout } from './types';
 
 export type WasmVariant = 'scalar' | 'simd' | 'relaxed';
@@ -14,6 +14,12 @@ export interface WasmKernelOptions {
   maximumPages?: number; // default 65536 (4 GiB); workerd callers pass less
   /** relaxed variant: fused dot-adds (true) or the i16 dots (false); default what the engine runs fast (fused-dot.ts) */
   fusedDot?: boolean;
+  /**
+   * relaxed variant on fused dot-adds: q4_0 high nibbles multiplied unsigned where they lie (fused-dot.ts,
+   * engineDotsUnsigned); default where the engine's dot-add is exact so. True where it is not is refused (the results
+   * would be wrong); false keeps the shift (the conformance suite runs both).
+   */
+  unsignedNibbles?: boolean;
 }
 
 type MatmulFn = (w: Ptr, rows: number, cols: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
@@ -121,7 +127,10 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
   const hasFused = typeof ex.set_fused_dot === 'function';
   if (opts.fusedDot && !hasFused) throw new Error('wasm kernels: this module predates fused dot-adds (no set_fused_dot export)');
   const fusedDot = variant === 'relaxed' && hasFused && (opts.fusedDot ?? engineFusesDots(ex.fused_dot_probe));
-  if (hasFused) ex.set_fused_dot(fusedDot ? 1 : 0);
+  const unsignedOk = fusedDot && engineDotsUnsigned(ex.fused_dot_probe);
+  if (opts.unsignedNibbles && !unsignedOk) throw new Error(`wasm kernels: unsignedNibbles needs fused dot-adds that read bytes unsigned; this engine's probe answers ${ex.fused_dot_probe(127, 0xff)} (fused-dot.ts)`);
+  const unsignedNibbles = unsignedOk && (opts.unsignedNibbles ?? true);
+  if (hasFused) ex.set_fused_dot(unsignedNibbles ? 2 : fusedDot ? 1 : 0);
   const pick = <K extends keyof WasmKernelExports>(simdName: K, scalarName: K): WasmKernelExports[K] => ex[scalar ? scalarName : simdName];
   const mm = {
     f32: pick('matmul_f32', 'matmul_f32_scalar'),
@@ -154,7 +163,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
 
   const kernels: Kernels = {
     name: `wasm-${variant}`,
-    ...(variant === 'relaxed' ? { fusedDot } : {}),
+    ...(variant === 'relaxed' ? { fusedDot, unsignedNibbles } : {}),
     heap,
     matmul,
     packWeights(m: Mat): void {

@@ -24,14 +24,23 @@ export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
  */
 export let FUSED_DOT: bool = false;
 
+/**
+ * Fused dot-adds that read their second operand as unsigned bytes, exactly (AVX-VNNI vpdpbusd; the executor knows
+ * from fused_dot_probe): the packed q4_0 mat-vec then multiplies the high nibbles where they lie (v & 0xf0 = 16 q,
+ * 0..240, out of the spec's deterministic 0..127) into a sum of their own, divided by 16 once per group, and skips
+ * the shift that moves them down. Same exact integers; set only where the engine's lowering makes it so.
+ */
+export let UNSIGNED_NIBBLES: bool = false;
+
 // A kernel body's integer-dot path as a compile-time type argument, tested with `sizeof<P>() == 4` so that the
 // compiler drops the other path: a bool parameter left both paths in one loop with a branch per step (Binaryen
 // folded the two inlined copies before it propagated the constant), which ran 0.7x.
 export type I16Dots = i16;
 export type FusedDots = i32;
 
-export function setFusedDot(on: bool): void {
+export function setFusedDot(on: bool, unsignedNibbles: bool): void {
   FUSED_DOT = on;
+  UNSIGNED_NIBBLES = on && unsignedNibbles;
 }
 
 @inline export function align64(n: i32): i32 {

@@ -23,9 +23,12 @@ export const DT_Q8_0: i32 = Q8;
 export const DT_Q4_0: i32 = Q4;
 export const DT_Q4_0X4: i32 = Q4X4;
 
-/** Relaxed build: the integer dots' path, fused (1) or i16 + widening (0); see FUSED_DOT in common.ts. */
-export function set_fused_dot(on: i32): void {
-  setFusedDot(on != 0);
+/**
+ * Relaxed build: the integer dots' path: i16 + widening (0), fused (1), or fused with q4_0's high nibbles multiplied
+ * unsigned where they lie (2); see FUSED_DOT and UNSIGNED_NIBBLES in common.ts.
+ */
+export function set_fused_dot(mode: i32): void {
+  setFusedDot(mode != 0, mode == 2);
 }
 
 /**

@@ -1,6 +1,7 @@
 // The one kernel conformance suite, run over every executor: the TypeScript reference and the three WASM
-// builds (scalar, SIMD, relaxed SIMD), the last on both of its integer-dot paths (i16 dots, fused dot-adds:
-// src/kernels/fused-dot.ts), whichever this engine would pick. A missing .wasm build fails; only an unsupported
+// builds (scalar, SIMD, relaxed SIMD), the last on each of its integer-dot paths (i16 dots, fused dot-adds, fused
+// with q4_0 nibbles read unsigned: src/kernels/fused-dot.ts), whichever this engine would pick; the unsigned one
+// only where the engine's dot-add reads bytes unsigned. A missing .wasm build fails; only an unsupported
 // runtime skips.
 import { createReferenceKernels } from '../../../src/kernels/reference';
 import { describeExecutor } from './describe-executor';
@@ -18,10 +19,11 @@ const RELAXED_PROBE = new Uint8Array([
 ]);
 const relaxedSupported = WebAssembly.validate(RELAXED_PROBE);
 
+
 // Imported lazily so that a broken or unbuilt WASM loader fails its own executors, not ts-ref as well.
-async function wasm(variant: 'scalar' | 'simd' | 'relaxed', fusedDot?: boolean) {
+async function wasm(variant: 'scalar' | 'simd' | 'relaxed', fusedDot?: boolean, unsignedNibbles?: boolean) {
   const { loadNodeKernels } = await import('../../../src/kernels/load-node');
-  return loadNodeKernels(variant, { fusedDot });
+  return loadNodeKernels(variant, { fusedDot, unsignedNibbles });
 }
 
 describeExecutor('ts-ref', async () => createReferenceKernels());
@@ -29,4 +31,5 @@ describeExecutor('wasm-scalar', () => wasm('scalar'));
 describeExecutor('wasm-simd', () => wasm('simd'));
 const noRelaxed = relaxedSupported ? undefined : `relaxed SIMD is not supported by this runtime (Node ${process.versions.node})`;
 describeExecutor('wasm-relaxed', () => wasm('relaxed', false), noRelaxed);
-describeExecutor('wasm-relaxed-fused', () => wasm('relaxed', true), noRelaxed);
+describeExecutor('wasm-relaxed-fused', () => wasm('relaxed', true, false), noRelaxed);
+describeExecutor('wasm-relaxed-fused-unsigned', () => wasm('relaxed', true, true), noRelaxed ?? (await (await import('./relaxed-paths')).unsignedNibblesSkip()));

@@ -7,7 +7,7 @@ import { f16ToF32, quantize, quantizeQ8_0 } from '../../../src/format/quant';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
 import type { WasmKernelOptions, WasmVariant } from '../../../src/kernels/wasm';
 import type { Kernels, Mat } from '../../../src/kernels/types';
-import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
+import { relaxedDotPaths } from './relaxed-paths';
 import { Rng } from './rng';
 
 function place(k: Kernels, rows: number, cols: number, values: Float32Array): Mat {
@@ -47,9 +47,9 @@ function runAll(k: Kernels, gate: Mat, up: Mat, down: Mat, x: Float32Array, nTok
   return out;
 }
 
-// the relaxed executor on both integer-dot paths (src/kernels/fused-dot.ts)
+// the relaxed executor on each integer-dot path this engine can run (relaxed-paths.ts)
 const packing: [string, WasmVariant, WasmKernelOptions?][] = [['wasm-scalar', 'scalar'],
-  ...(supportsRelaxedSimd() ? [['wasm-relaxed', 'relaxed', { fusedDot: false }], ['wasm-relaxed-fused', 'relaxed', { fusedDot: true }]] as [string, WasmVariant, WasmKernelOptions][] : [])];
+  ...(await relaxedDotPaths()).map(([suffix, opts]): [string, WasmVariant, WasmKernelOptions] => [`wasm-relaxed${suffix}`, 'relaxed', opts])];
 
 describe('packed q4_0 weights', () => {
   for (const [name, variant, opts] of packing) {

@@ -6,8 +6,9 @@ import { QK, dequantize, f16ToF32, f32ToF16, quantize, quantizeQ8_0 } from '../.
 import { loadNodeKernelModules, loadNodeKernels } from '../../../src/kernels/load-node';
 import type { Kernels, Mat } from '../../../src/kernels/types';
 import { checkConstants, DTYPE_CODE, instantiateKernels, type WasmKernelOptions, type WasmVariant } from '../../../src/kernels/wasm';
-import { EMULATED_SATURATED, engineFusesDots, FUSED_SIGNED, FUSED_UNSIGNED } from '../../../src/kernels/fused-dot';
+import { EMULATED_SATURATED, engineDotsUnsigned, engineFusesDots, FUSED_SIGNED, FUSED_UNSIGNED } from '../../../src/kernels/fused-dot';
 import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
+import { relaxedDotPaths } from './relaxed-paths';
 
 function rand(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -47,9 +48,9 @@ function referenceMatvec(deq: Float32Array, rows: number, cols: number, x: Float
   return y;
 }
 
-// the relaxed build twice: on its i16 dots and on fused dot-adds (src/kernels/fused-dot.ts), whichever the engine picks
+// the relaxed build on each integer-dot path this engine can run (relaxed-paths.ts), whichever it would pick
 const executors: [WasmVariant, WasmKernelOptions?][] = [['scalar'], ['simd'],
-  ...(supportsRelaxedSimd() ? [['relaxed', { fusedDot: false }], ['relaxed', { fusedDot: true }]] as [WasmVariant, WasmKernelOptions][] : [])];
+  ...(await relaxedDotPaths()).map(([, opts]): [WasmVariant, WasmKernelOptions] => ['relaxed', opts])];
 
 describe('wasm kernels', () => {
   it('export the block constants of src/format/quant.ts', async () => {
@@ -85,6 +86,11 @@ describe('wasm kernels', () => {
     expect([FUSED_UNSIGNED, FUSED_SIGNED, EMULATED_SATURATED]).toContain(answer);
     expect((await loadNodeKernels('relaxed')).fusedDot).toBe(answer !== EMULATED_SATURATED);
     expect((await loadNodeKernels('relaxed', { fusedDot: true })).fusedDot).toBe(true);
+    // unsigned nibbles by default exactly where the dot-add reads bytes unsigned, refused where it does not
+    expect((await loadNodeKernels('relaxed')).unsignedNibbles).toBe(answer === FUSED_UNSIGNED);
+    expect((await loadNodeKernels('relaxed', { fusedDot: false })).unsignedNibbles).toBe(false);
+    await expect(loadNodeKernels('relaxed', { fusedDot: false, unsignedNibbles: true })).rejects.toThrow(/unsignedNibbles needs fused dot-adds that read bytes unsigned/);
+    expect(engineDotsUnsigned(() => FUSED_SIGNED)).toBe(false);
     expect(engineFusesDots(() => EMULATED_SATURATED)).toBe(false);
     expect(engineFusesDots(() => 0)).toBe(false); // an unknown lowering keeps the i16 path
     expect((await loadNodeKernels('simd')).fusedDot).toBeUndefined();
