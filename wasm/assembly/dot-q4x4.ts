@@ -233,11 +233,7 @@ export function matvecQ4x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
     fence2(aA, aC);
     pw += gstride; px += 128; pxsum += 16; pws += sstride; pxs += 16;
   }
-  const b = groups << 2;
-  store<f32>(y, tailQ4x4(w, ws, gstride, a, cols, b, aA));
-  store<f32>(y + ystep, tailQ4x4(w + off, ws + soff, gstride, a, cols, b, aB));
-  store<f32>(y + 2 * ystep, tailQ4x4(w + off2, ws + 2 * soff, gstride, a, cols, b, aC));
-  store<f32>(y + 3 * ystep, tailQ4x4(w + off3, ws + 3 * soff, gstride, a, cols, b, aD));
+  store4Rows(w, ws, off, soff, gstride, a, cols, groups << 2, aA, aB, aC, aD, y, ystep);
 }
 
 /**
@@ -277,11 +273,16 @@ export function matvecQ4x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
     fence2(aA, aC);
     pw += gstride; px += 128; pxsum += 16; pws += sstride; pxs += 16;
   }
-  const b = groups << 2;
+  store4Rows(w, ws, off, soff, gstride, a, cols, groups << 2, aA, aB, aC, aD, y, ystep);
+}
+
+/** The four rows' ends (tailQ4x4 of rows w + k*off from block b, lanes aA..aD) stored at y + k*ystep. */
+@inline function store4Rows(w: usize, ws: usize, off: usize, soff: usize, gstride: usize, a: usize, cols: i32, b: i32,
+  aA: v128, aB: v128, aC: v128, aD: v128, y: usize, ystep: usize): void {
   store<f32>(y, tailQ4x4(w, ws, gstride, a, cols, b, aA));
   store<f32>(y + ystep, tailQ4x4(w + off, ws + soff, gstride, a, cols, b, aB));
-  store<f32>(y + 2 * ystep, tailQ4x4(w + off2, ws + 2 * soff, gstride, a, cols, b, aC));
-  store<f32>(y + 3 * ystep, tailQ4x4(w + off3, ws + 3 * soff, gstride, a, cols, b, aD));
+  store<f32>(y + 2 * ystep, tailQ4x4(w + (off << 1), ws + 2 * soff, gstride, a, cols, b, aC));
+  store<f32>(y + 3 * ystep, tailQ4x4(w + off * 3, ws + 3 * soff, gstride, a, cols, b, aD));
 }
 
 /** s + the i16 partial sums of one packed weight vector (at w) against its activation pair xl, xh. */
