@@ -1,5 +1,6 @@
 // Throwaway: where a forward pass's time goes, as a V8 CPU profile of prefill + decode rounds (wasm functions by
 // index: map them with wasm/build/kernels-relaxed.wat). Run: node --cpu-prof --cpu-prof-dir=DIR --import tsx wasm/dev/profile-decode.mts <model dir> [prompt] [decode]
+import { readFileSync } from 'node:fs';
 import { loadTextModel } from '../../src/engine/load';
 import { fsSource } from '../../src/store/source-fs';
 import { createWasmKernels } from '../../src/kernels/wasm';
