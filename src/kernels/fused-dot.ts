@@ -17,8 +17,8 @@ export const FUSED_SIGNED = 4 * -127;
 export const EMULATED_SATURATED = 2 * 32767;
 
 /** An executor's name for reports: the relaxed one says when it runs fused dot-adds (and reads q4_0 nibbles unsigned). */
-export function kernelsLabel(k: { name: string; fusedDot?: boolean; unsignedNibbles?: boolean }): string {
-  return k.fusedDot ? `${k.name} (fused dots${k.unsignedNibbles ? ', unsigned nibbles' : ''})` : k.name;
+export function kernelsLabel(k: { name: string; fusedDot?: boolean; unsignedDots?: boolean }): string {
+  return k.fusedDot ? `${k.name} (fused dots${k.unsignedDots ? ', unsigned' : ''})` : k.name;
 }
 
 /** True when `probe(127, 0xff)` (the module's fused_dot_probe) shows a one-instruction lowering. */
@@ -29,7 +29,7 @@ export function engineFusesDots(probe: (a: number, b: number) => number): boolea
 
 /**
  * True when the fused dot-add reads its second operand as unsigned bytes, exactly (vpdpbusd): the packed q4_0
- * mat-vec may then multiply high nibbles in place, 16 q in 0..240 (UNSIGNED_NIBBLES in wasm/assembly/common.ts),
+ * mat-vec may then multiply high nibbles in place, 16 q in 0..240 (UNSIGNED_DOTS in wasm/assembly/common.ts),
  * which the spec leaves to the engine. Liftoff and TurboFan lower the op through one V8 macro-assembler routine, so
  * the probe's answer holds for the optimized kernels too; the conformance suite runs that path wherever it is true.
  * Granite's q4_0 expert FFN 1.1-1.2x out of cache, 1.3x in cache (wasm/README.md).

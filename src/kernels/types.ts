@@ -52,7 +52,7 @@ export interface Kernels {
   /** wasm-relaxed only: its integer dots accumulate with fused dot-adds (src/kernels/fused-dot.ts) */
   readonly fusedDot?: boolean;
   /** wasm-relaxed on fused dot-adds that read bytes unsigned: the packed q4_0 mat-vec's high nibbles stay in place */
-  readonly unsignedNibbles?: boolean;
+  readonly unsignedDots?: boolean;
   /** The heap every pointer refers to; executors take their own scratch from it too. */
   readonly heap: Heap;
 

@@ -19,7 +19,7 @@ export interface WasmKernelOptions {
    * engineDotsUnsigned); default where the engine's dot-add is exact so. True where it is not is refused (the results
    * would be wrong); false keeps the shift (the conformance suite runs both).
    */
-  unsignedNibbles?: boolean;
+  unsignedDots?: boolean;
 }
 
 type MatmulFn = (w: Ptr, rows: number, cols: number, x: Ptr, y: Ptr, nTok: number, scratch: Ptr) => void;
@@ -128,9 +128,9 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
   if (opts.fusedDot && !hasFused) throw new Error('wasm kernels: this module predates fused dot-adds (no set_fused_dot export)');
   const fusedDot = variant === 'relaxed' && hasFused && (opts.fusedDot ?? engineFusesDots(ex.fused_dot_probe));
   const unsignedOk = fusedDot && engineDotsUnsigned(ex.fused_dot_probe);
-  if (opts.unsignedNibbles && !unsignedOk) throw new Error(`wasm kernels: unsignedNibbles needs fused dot-adds that read bytes unsigned; this engine's probe answers ${ex.fused_dot_probe(127, 0xff)} (fused-dot.ts)`);
-  const unsignedNibbles = unsignedOk && (opts.unsignedNibbles ?? true);
-  if (hasFused) ex.set_fused_dot(unsignedNibbles ? 2 : fusedDot ? 1 : 0);
+  if (opts.unsignedDots && !unsignedOk) throw new Error(`wasm kernels: unsignedDots needs fused dot-adds that read bytes unsigned; this engine's probe answers ${ex.fused_dot_probe(127, 0xff)} (fused-dot.ts)`);
+  const unsignedDots = unsignedOk && (opts.unsignedDots ?? true);
+  if (hasFused) ex.set_fused_dot(unsignedDots ? 2 : fusedDot ? 1 : 0);
   const pick = <K extends keyof WasmKernelExports>(simdName: K, scalarName: K): WasmKernelExports[K] => ex[scalar ? scalarName : simdName];
   const mm = {
     f32: pick('matmul_f32', 'matmul_f32_scalar'),
@@ -163,7 +163,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
 
   const kernels: Kernels = {
     name: `wasm-${variant}`,
-    ...(variant === 'relaxed' ? { fusedDot, unsignedNibbles } : {}),
+    ...(variant === 'relaxed' ? { fusedDot, unsignedDots } : {}),
     heap,
     matmul,
     packWeights(m: Mat): void {

@@ -30,7 +30,7 @@ export let FUSED_DOT: bool = false;
  * 0..240, out of the spec's deterministic 0..127) into a sum of their own, divided by 16 once per group, and skips
  * the shift that moves them down. Same exact integers; set only where the engine's lowering makes it so.
  */
-export let UNSIGNED_NIBBLES: bool = false;
+export let UNSIGNED_DOTS: bool = false;
 
 // A kernel body's integer-dot path as a compile-time type argument, tested with `sizeof<P>() == 4` so that the
 // compiler drops the other path: a bool parameter left both paths in one loop with a branch per step (Binaryen
@@ -38,9 +38,9 @@ export let UNSIGNED_NIBBLES: bool = false;
 export type I16Dots = i16;
 export type FusedDots = i32;
 
-export function setFusedDot(on: bool, unsignedNibbles: bool): void {
+export function setFusedDot(on: bool, unsignedDots: bool): void {
   FUSED_DOT = on;
-  UNSIGNED_NIBBLES = on && unsignedNibbles;
+  UNSIGNED_DOTS = on && unsignedDots;
 }
 
 @inline export function align64(n: i32): i32 {

@@ -14,7 +14,7 @@
 //    and a group stride of 256 bytes (64 for a row apart), its scales at a quarter of both (rowOffQ4x4, groupStrideQ4x4).
 // Every value equals dotQ4Simd's on the unpacked row bit for bit: the block sums are exact integers and the f32
 // order is the same (lane b % 4). The packing is one way: nothing reads ggml's layout back out of a packed matrix.
-import { QK, RELAXED, FUSED_DOT, UNSIGNED_NIBBLES, I16Dots, FusedDots } from './common';
+import { QK, RELAXED, FUSED_DOT, UNSIGNED_DOTS, I16Dots, FusedDots } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
 import { hsumF32, fence, fence2, nibbleMask } from './simd-util';
 
@@ -183,7 +183,7 @@ export function matvecQ4x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
     const n = quads > 0 ? quads >> 2 : rows >> 2;
     const off = quads > 0 ? <usize>64 : <usize>n * rb, gstride = quads > 0 ? <usize>256 : <usize>64;
     const rstep = quads > 0 ? <usize>(rb << 2) : rb, ystep = quads > 0 ? <usize>4 : <usize>n << 2, ynext = quads > 0 ? <usize>16 : <usize>4;
-    if (simd && UNSIGNED_NIBBLES) {
+    if (simd && UNSIGNED_DOTS) {
       for (let i = 0; i < n; i++) dot4RowsQ4x4U(w + <usize>i * rstep, ws + ((<usize>i * rstep) >> 2), off, off >> 2, gstride, a, cols, y + <usize>i * ynext, ystep);
       done = n << 2;
     } else if (simd) {
@@ -237,7 +237,7 @@ export function matvecQ4x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
 }
 
 /**
- * dot4RowsQ4x4 on UNSIGNED_NIBBLES engines (common.ts): each weight vector's low nibbles (v & 0x0f) and high ones in
+ * dot4RowsQ4x4 on UNSIGNED_DOTS engines (common.ts): each weight vector's low nibbles (v & 0x0f) and high ones in
  * place (v & 0xf0, 16 q) go into dot-adds of their own, lo and hi sums per row; a group's block sums are then
  * lo + (hi >> 4), the same exact integers as the i16 path's. Two masks and two dot-adds per vector instead of
  * two masks, a shift, two dots and two adds: granite's expert FFN out of cache 1.1-1.2x, in cache 1.3x.

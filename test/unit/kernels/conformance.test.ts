@@ -21,9 +21,9 @@ const relaxedSupported = WebAssembly.validate(RELAXED_PROBE);
 
 
 // Imported lazily so that a broken or unbuilt WASM loader fails its own executors, not ts-ref as well.
-async function wasm(variant: 'scalar' | 'simd' | 'relaxed', fusedDot?: boolean, unsignedNibbles?: boolean) {
+async function wasm(variant: 'scalar' | 'simd' | 'relaxed', fusedDot?: boolean, unsignedDots?: boolean) {
   const { loadNodeKernels } = await import('../../../src/kernels/load-node');
-  return loadNodeKernels(variant, { fusedDot, unsignedNibbles });
+  return loadNodeKernels(variant, { fusedDot, unsignedDots });
 }
 
 describeExecutor('ts-ref', async () => createReferenceKernels());
@@ -32,4 +32,4 @@ describeExecutor('wasm-simd', () => wasm('simd'));
 const noRelaxed = relaxedSupported ? undefined : `relaxed SIMD is not supported by this runtime (Node ${process.versions.node})`;
 describeExecutor('wasm-relaxed', () => wasm('relaxed', false), noRelaxed);
 describeExecutor('wasm-relaxed-fused', () => wasm('relaxed', true, false), noRelaxed);
-describeExecutor('wasm-relaxed-fused-unsigned', () => wasm('relaxed', true, true), noRelaxed ?? (await (await import('./relaxed-paths')).unsignedNibblesSkip()));
+describeExecutor('wasm-relaxed-fused-unsigned', () => wasm('relaxed', true, true), noRelaxed ?? (await (await import('./relaxed-paths')).unsignedDotsSkip()));

@@ -6,7 +6,7 @@ import { instantiateKernels, type WasmKernelOptions } from '../../../src/kernels
 import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
 
 /** Why the unsigned-nibble path cannot run here, or undefined where it can. */
-export async function unsignedNibblesSkip(): Promise<string | undefined> {
+export async function unsignedDotsSkip(): Promise<string | undefined> {
   if (!supportsRelaxedSimd()) return `relaxed SIMD is not supported by this runtime (Node ${process.versions.node})`;
   const { relaxed } = await loadNodeKernelModules();
   const { ex } = instantiateKernels(relaxed!);
@@ -16,7 +16,7 @@ export async function unsignedNibblesSkip(): Promise<string | undefined> {
 /** [name suffix, options] of each relaxed path this runtime can run (none without relaxed SIMD). */
 export async function relaxedDotPaths(): Promise<[string, WasmKernelOptions][]> {
   if (!supportsRelaxedSimd()) return [];
-  const paths: [string, WasmKernelOptions][] = [['', { fusedDot: false }], ['-fused', { fusedDot: true, unsignedNibbles: false }]];
-  if (!(await unsignedNibblesSkip())) paths.push(['-fused-unsigned', { fusedDot: true, unsignedNibbles: true }]);
+  const paths: [string, WasmKernelOptions][] = [['', { fusedDot: false }], ['-fused', { fusedDot: true, unsignedDots: false }]];
+  if (!(await unsignedDotsSkip())) paths.push(['-fused-unsigned', { fusedDot: true, unsignedDots: true }]);
   return paths;
 }

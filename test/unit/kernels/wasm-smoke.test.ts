@@ -87,9 +87,9 @@ describe('wasm kernels', () => {
     expect((await loadNodeKernels('relaxed')).fusedDot).toBe(answer !== EMULATED_SATURATED);
     expect((await loadNodeKernels('relaxed', { fusedDot: true })).fusedDot).toBe(true);
     // unsigned nibbles by default exactly where the dot-add reads bytes unsigned, refused where it does not
-    expect((await loadNodeKernels('relaxed')).unsignedNibbles).toBe(answer === FUSED_UNSIGNED);
-    expect((await loadNodeKernels('relaxed', { fusedDot: false })).unsignedNibbles).toBe(false);
-    await expect(loadNodeKernels('relaxed', { fusedDot: false, unsignedNibbles: true })).rejects.toThrow(/unsignedNibbles needs fused dot-adds that read bytes unsigned/);
+    expect((await loadNodeKernels('relaxed')).unsignedDots).toBe(answer === FUSED_UNSIGNED);
+    expect((await loadNodeKernels('relaxed', { fusedDot: false })).unsignedDots).toBe(false);
+    await expect(loadNodeKernels('relaxed', { fusedDot: false, unsignedDots: true })).rejects.toThrow(/unsignedDots needs fused dot-adds that read bytes unsigned/);
     expect(engineDotsUnsigned(() => FUSED_SIGNED)).toBe(false);
     expect(engineFusesDots(() => EMULATED_SATURATED)).toBe(false);
     expect(engineFusesDots(() => 0)).toBe(false); // an unknown lowering keeps the i16 path
