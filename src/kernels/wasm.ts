@@ -45,6 +45,7 @@ export interface WasmKernelExports {
   DT_Q8_0: WebAssembly.Global;
   DT_Q4_0: WebAssembly.Global;
   DT_Q4_0X4: WebAssembly.Global;
+  DT_Q8_0X4: WebAssembly.Global;
   heap_base(): number;
   set_fused_dot(on: number): void;
   fused_dot_probe(a: number, b: number): number;
@@ -59,6 +60,8 @@ export interface WasmKernelExports {
   matmul_q4_0x4: QMatmulFn; matmul_q4_0x4_scalar: QMatmulFn;
   repack_q4_0x4(wq: Ptr, ws: Ptr, rows: number, cols: number, scratch: Ptr): void;
   repack_q4_0x4_scratch(cols: number): number;
+  matmul_q8_0x4: QMatmulFn; matmul_q8_0x4_scalar: QMatmulFn;
+  repack_q8_0x4(wq: Ptr, rows: number, cols: number): void;
   ffn_swiglu: FfnFn; ffn_swiglu_scalar: FfnFn;
   ffn_swiglu_q8: FfnQ8Fn; ffn_swiglu_q8_scalar: FfnQ8Fn;
   attention: AttentionFn; attention_scalar: AttentionFn;
@@ -76,11 +79,12 @@ export interface WasmKernelExports {
 }
 
 export const DTYPE_CODE: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
-/** The kernels' code for q4_0 weights packed by packWeights (wasm/assembly/dot-q4x4.ts). */
+/** The kernels' codes for q4_0 and q8_0 weights packed by packWeights (wasm/assembly/dot-q4x4.ts, dot-q8x4.ts). */
 export const PACKED_Q4_0_CODE = 4;
+export const PACKED_Q8_0_CODE = 5;
 
 /** The dtype code the kernels switch on for a matrix: its dtype's, or the packed layout's. */
-const codeOf = (m: Mat): number => (m.packed ? PACKED_Q4_0_CODE : DTYPE_CODE[m.dtype]);
+const codeOf = (m: Mat): number => (m.packed ? (m.dtype === 'q8_0' ? PACKED_Q8_0_CODE : PACKED_Q4_0_CODE) : DTYPE_CODE[m.dtype]);
 
 /** Instantiates `module` (synchronously: workerd forbids compiling at run time) with its own memory and heap. */
 export function instantiateKernels(module: WebAssembly.Module, opts: WasmKernelOptions = {}): { ex: WasmKernelExports; heap: Heap } {
@@ -96,7 +100,7 @@ export function instantiateKernels(module: WebAssembly.Module, opts: WasmKernelO
 // The module's block layout must be quant.ts's and its dtype codes DTYPE_CODE's: a mismatch would silently
 // corrupt every quantized matmul (or run one dtype's kernel over another's bytes).
 type ModuleConstants = Pick<WasmKernelExports, 'QK' | 'Q8_0_BLOCK_QUANT_BYTES' | 'Q4_0_BLOCK_QUANT_BYTES' | 'SCALE_BYTES' |
-  'DT_F32' | 'DT_F16' | 'DT_Q8_0' | 'DT_Q4_0' | 'DT_Q4_0X4'>;
+  'DT_F32' | 'DT_F16' | 'DT_Q8_0' | 'DT_Q4_0' | 'DT_Q4_0X4' | 'DT_Q8_0X4'>;
 
 export function checkConstants(ex: ModuleConstants): void {
   const quant = 'src/format/quant.ts';
@@ -111,6 +115,7 @@ export function checkConstants(ex: ModuleConstants): void {
     ['DT_Q8_0', ex.DT_Q8_0, DTYPE_CODE.q8_0, codes],
     ['DT_Q4_0', ex.DT_Q4_0, DTYPE_CODE.q4_0, codes],
     ['DT_Q4_0X4', ex.DT_Q4_0X4, PACKED_Q4_0_CODE, 'PACKED_Q4_0_CODE in src/kernels/wasm.ts'],
+    ['DT_Q8_0X4', ex.DT_Q8_0X4, PACKED_Q8_0_CODE, 'PACKED_Q8_0_CODE in src/kernels/wasm.ts'],
   ];
   for (const [name, global, expected, where] of want) {
     const got = global?.value; // absent: a module built before the export existed
@@ -138,9 +143,9 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     q8_0: pick('matmul_q8_0', 'matmul_q8_0_scalar'),
     q4_0: pick('matmul_q4_0', 'matmul_q4_0_scalar'),
   };
-  const mmPacked = pick('matmul_q4_0x4', 'matmul_q4_0x4_scalar');
-  // the relaxed build's SIMD kernels (and the scalar twins) read q4_0 weights packed four blocks at a time; the
-  // plain SIMD build has no packed kernels and keeps ggml's layout
+  const mmPacked = { q4_0: pick('matmul_q4_0x4', 'matmul_q4_0x4_scalar'), q8_0: pick('matmul_q8_0x4', 'matmul_q8_0x4_scalar') };
+  // the relaxed build's SIMD kernels (and the scalar twins) read q4_0 and q8_0 weights packed four blocks at a time;
+  // the plain SIMD build has no packed kernels and keeps ggml's layout
   const packs = variant !== 'simd';
   const ffn = pick('ffn_swiglu', 'ffn_swiglu_scalar');
   const ffnQ8 = pick('ffn_swiglu_q8', 'ffn_swiglu_q8_scalar');
@@ -157,7 +162,7 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
   const matmul = (w: Mat, x: Ptr, y: Ptr, nTok: number): void => {
     withScratch(ex.matmul_scratch(codeOf(w), w.cols, nTok), (s) => {
       if (w.dtype === 'f32' || w.dtype === 'f16') mm[w.dtype](w.data, w.rows, w.cols, x, y, nTok, s);
-      else (w.packed ? mmPacked : mm[w.dtype])(w.data, w.scales, w.rows, w.cols, x, y, nTok, s);
+      else (w.packed ? mmPacked[w.dtype as 'q4_0' | 'q8_0'] : mm[w.dtype])(w.data, w.scales, w.rows, w.cols, x, y, nTok, s);
     });
   };
 
@@ -167,8 +172,9 @@ export function createWasmKernels(module: WebAssembly.Module, variant: WasmVaria
     heap,
     matmul,
     packWeights(m: Mat): void {
-      if (!packs || m.dtype !== 'q4_0' || m.packed) return;
-      withScratch(ex.repack_q4_0x4_scratch(m.cols), (s) => ex.repack_q4_0x4(m.data, m.scales, m.rows, m.cols, s));
+      if (!packs || (m.dtype !== 'q4_0' && m.dtype !== 'q8_0') || m.packed) return;
+      if (m.dtype === 'q8_0') ex.repack_q8_0x4(m.data, m.rows, m.cols);
+      else withScratch(ex.repack_q4_0x4_scratch(m.cols), (s) => ex.repack_q4_0x4(m.data, m.scales, m.rows, m.cols, s));
       m.packed = true;
     },
     getRow(w: Mat, row: number, out: Ptr): void {

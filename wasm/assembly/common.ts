@@ -13,6 +13,8 @@ export const DT_Q8_0: i32 = 2;
 export const DT_Q4_0: i32 = 3;
 // q4_0 weights the executor repacked at load (dot-q4x4.ts); same bytes and scales as q4_0, relaxed build only
 export const DT_Q4_0X4: i32 = 4;
+// q8_0 weights the executor repacked at load (dot-q8x4.ts); same bytes and scales as q8_0, relaxed build only
+export const DT_Q8_0X4: i32 = 5;
 
 /** True in kernels-relaxed.wasm: its SIMD kernels use relaxed integer dot products. */
 export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
@@ -51,7 +53,7 @@ export function setFusedDot(on: bool, unsignedDots: bool): void {
 export function rowBytes(dt: i32, cols: i32): i32 {
   if (dt == DT_F32) return cols << 2;
   if (dt == DT_F16) return cols << 1;
-  if (dt == DT_Q8_0) return cols;
+  if (dt == DT_Q8_0 || dt == DT_Q8_0X4) return cols;
   return cols >> 1;
 }
 

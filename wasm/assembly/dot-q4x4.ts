@@ -16,17 +16,17 @@
 // order is the same (lane b % 4). The packing is one way: nothing reads ggml's layout back out of a packed matrix.
 import { QK, RELAXED, FUSED_DOT, UNSIGNED_DOTS, I16Dots, FusedDots } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
-import { hsumF32, fence, fence2, nibbleMask } from './simd-util';
+import { hsumF32, fence, fence2, nibbleMask, lanesFrom, laneAdd, lanesSum } from './simd-util';
 
-/** The 4x4 transpose of 32-bit words: vectors at src + k*step (k = 0..3) -> dst + k*step, vector k = word k of each. */
-@inline function transposeWords(src: usize, dst: usize, step: usize): void {
-  const a = v128.load(src), b = v128.load(src + step), c = v128.load(src + 2 * step), d = v128.load(src + 3 * step);
+/** The 4x4 transpose of 32-bit words: vectors at src + k*sstep (k = 0..3) -> dst + k*dstep, vector k = word k of each. */
+@inline export function transposeWords(src: usize, sstep: usize, dst: usize, dstep: usize): void {
+  const a = v128.load(src), b = v128.load(src + sstep), c = v128.load(src + 2 * sstep), d = v128.load(src + 3 * sstep);
   const t0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5), t1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
   const t2 = v128.shuffle<i32>(c, d, 0, 4, 1, 5), t3 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
   v128.store(dst, v128.shuffle<i32>(t0, t2, 0, 1, 4, 5));
-  v128.store(dst + step, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7));
-  v128.store(dst + 2 * step, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5));
-  v128.store(dst + 3 * step, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7));
+  v128.store(dst + dstep, v128.shuffle<i32>(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * dstep, v128.shuffle<i32>(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * dstep, v128.shuffle<i32>(t1, t3, 2, 3, 6, 7));
 }
 
 /** Rows of a rows x cols matrix that are interleaved in quads (step 2 above): the first rows & ~3, or none. */
@@ -50,6 +50,14 @@ export function repackScratchQ4x4(cols: i32): i32 {
   return (cols >> 1) << 2;
 }
 
+/** In place: one quad's f32 scales (4 rows of sb bytes at s) interleaved, 16 bytes per row and group (scratch >= 4 * sb). */
+export function interleaveQuadScales(s: usize, sb: usize, groups: i32, scratch: usize): void {
+  memory.copy(scratch, s, sb << 2);
+  for (let k: usize = 0; k < 4; k++) {
+    for (let g = 0; g < groups; g++) v128.store(s + (<usize>g << 6) + (k << 4), v128.load(scratch + k * sb + (<usize>g << 4)));
+  }
+}
+
 /** In place: rows x cols q4_0 quants (cols / 2 bytes per row) and their f32 scales from ggml's layout to q4_0x4. */
 export function repackQ4x4(w: usize, ws: usize, rows: i32, cols: i32, scratch: usize): void {
   const rb = <usize>(cols >> 1), sb = rb >> 2;
@@ -59,16 +67,13 @@ export function repackQ4x4(w: usize, ws: usize, rows: i32, cols: i32, scratch: u
     const q = w + <usize>r * rb, s = ws + <usize>r * sb;
     memory.copy(scratch, q, rb << 2);
     for (let k: usize = 0; k < 4; k++) {
-      for (let g = 0; g < groups; g++) transposeWords(scratch + k * rb + (<usize>g << 6), q + (<usize>g << 8) + (k << 6), 16);
+      for (let g = 0; g < groups; g++) transposeWords(scratch + k * rb + (<usize>g << 6), 16, q + (<usize>g << 8) + (k << 6), 16);
     }
-    memory.copy(scratch, s, sb << 2);
-    for (let k: usize = 0; k < 4; k++) {
-      for (let g = 0; g < groups; g++) v128.store(s + (<usize>g << 6) + (k << 4), v128.load(scratch + k * sb + (<usize>g << 4)));
-    }
+    interleaveQuadScales(s, sb, groups, scratch);
   }
   for (let r = quads; r < rows; r++) { // rows apart: the transpose in place
     let p = w + <usize>r * rb;
-    for (let g = 0; g < groups; g++, p += 64) transposeWords(p, p, 16);
+    for (let g = 0; g < groups; g++, p += 64) transposeWords(p, 16, p, 16);
   }
 }
 
@@ -81,8 +86,8 @@ export function arrangeQ4x4(a: usize, cols: i32): void {
   const groups = (cols / QK) >> 2;
   let p = a, e = a + extOff(cols);
   for (let g = 0; g < groups; g++, p += 128, e += 128) {
-    transposeWords(p, e, 32); // the low halves (elements 0..15) of the four blocks
-    transposeWords(p + 16, e + 16, 32); // the high ones
+    transposeWords(p, 32, e, 32); // the low halves (elements 0..15) of the four blocks
+    transposeWords(p + 16, 32, e + 16, 32); // the high ones
   }
 }
 
@@ -135,7 +140,7 @@ function blocksQ4x4Scalar(w: usize, ws: usize, gstride: usize, a: usize, cols: i
   const nb = cols / QK;
   const groups = nb >> 2;
   const xs = a + xsOff(cols);
-  let l0 = f32x4.extract_lane(acc, 0), l1 = f32x4.extract_lane(acc, 1), l2 = f32x4.extract_lane(acc, 2), l3 = f32x4.extract_lane(acc, 3);
+  lanesFrom(acc);
   for (; b < nb; b++) {
     const o = a + <usize>(b * QK);
     let s = 0; // dotQ4Scalar's exact block sum, each byte where the packed layout keeps it
@@ -143,11 +148,9 @@ function blocksQ4x4Scalar(w: usize, ws: usize, gstride: usize, a: usize, cols: i
       const byte = packedByte(w, gstride, b, j, groups);
       s += ((byte & 0x0f) - 8) * <i32>load<i8>(o + j) + ((byte >> 4) - 8) * <i32>load<i8>(o + 16 + j);
     }
-    const v = <f32>s * (packedScale(ws, gstride, b) * load<f32>(xs + (<usize>b << 2)));
-    const lane = b & 3;
-    if (lane == 0) l0 += v; else if (lane == 1) l1 += v; else if (lane == 2) l2 += v; else l3 += v;
+    laneAdd(b, <f32>s * (packedScale(ws, gstride, b) * load<f32>(xs + (<usize>b << 2))));
   }
-  return (l0 + l2) + (l1 + l3);
+  return lanesSum();
 }
 
 /** One packed row (groups gstride apart) . one prepared activation (arranged by arrangeQ4x4). */

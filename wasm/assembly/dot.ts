@@ -2,7 +2,7 @@
 // The quantized dots live in dot-q8.ts and dot-q4.ts. Every SIMD kernel has a scalar twin with the same float
 // order, so the two agree bit for bit: element i goes to lane i % 4 of an f32 accumulator, tail elements are
 // added sequentially after, and the lanes are combined as (l0 + l2) + (l1 + l3).
-import { DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
+import { DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, DT_Q8_0X4, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
 import { hsumF32 } from './simd-util';
 import { dotQ8Simd, dotQ8Scalar, dot2Q8Simd } from './dot-q8';
 import { dotQ4Simd, dotQ4Scalar, dot2Q4Simd } from './dot-q4';
@@ -61,12 +61,12 @@ export function dotF16Scalar(w: usize, x: usize, n: i32): f32 {
   return s;
 }
 
-/** Row `w` (scales `ws`) of dtype `dt` . prepared activation `a`. Never packed q4_0: a packed row is its matrix's (dotRowQ4x4). */
+/** Row `w` (scales `ws`) of dtype `dt` . prepared activation `a`. Never packed weights: a packed row is its matrix's (dotRowQ4x4, dotRowQ8x4). */
 export function dotRow(dt: i32, w: usize, ws: usize, a: usize, cols: i32, simd: bool): f32 {
   if (dt == DT_Q8_0) return simd ? dotQ8Simd(w, ws, a, cols) : dotQ8Scalar(w, ws, a, cols);
   if (dt == DT_F32) return simd ? dotF32Simd(w, a, cols) : dotF32Scalar(w, a, cols);
   if (dt == DT_F16) return simd ? dotF16Simd(w, a, cols) : dotF16Scalar(w, a, cols);
-  if (dt == DT_Q4_0X4) unreachable();
+  if (dt == DT_Q4_0X4 || dt == DT_Q8_0X4) unreachable();
   return simd ? dotQ4Simd(w, ws, a, cols) : dotQ4Scalar(w, ws, a, cols);
 }
 
@@ -76,7 +76,7 @@ export function dotRow(dt: i32, w: usize, ws: usize, a: usize, cols: i32, simd: 
  */
 export function dotRows2(dt: i32, wA: usize, wsA: usize, wB: usize, wsB: usize, a: usize, cols: i32, yA: usize, yB: usize, simd: bool): void {
   if (simd && dt == DT_Q8_0) { dot2Q8Simd(wA, wB, wsA, wsB, a, cols, yA, yB); return; }
-  if (simd && dt != DT_F32 && dt != DT_F16 && dt != DT_Q4_0X4) { dot2Q4Simd(wA, wB, wsA, wsB, a, cols, yA, yB); return; }
+  if (simd && dt == DT_Q4_0) { dot2Q4Simd(wA, wB, wsA, wsB, a, cols, yA, yB); return; }
   store<f32>(yA, dotRow(dt, wA, wsA, a, cols, simd));
   store<f32>(yB, dotRow(dt, wB, wsB, a, cols, simd));
 }

@@ -1,8 +1,9 @@
 // O(n) kernels with a single version: embedding row lookup (SIMD where the values cannot differ from the scalar
 // definition: it dequantizes every V row attention reads), RMSNorm, RoPE, softmax, top-k, add-scaled. Their cost is
 // small next to the matmuls, so they have no SIMD twin.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, rowBytes, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, DT_Q8_0X4, rowBytes, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
 import { packedByte, packedScale, rowOffQ4x4, groupStrideQ4x4 } from './dot-q4x4';
+import { packedByteQ8 } from './dot-q8x4';
 import { eightI8, nibbleMask } from './simd-util';
 
 /** dst (f32) = the first n - n % 8 f16 values at src, widened exactly (f16x4ToF32x4); returns that count. */
@@ -23,7 +24,7 @@ function widenF16x8(src: usize, dst: usize, n: i32): i32 {
  * f16 widened exactly, so the SIMD loops below give the scalar definition's values. Attention reads V through it.
  */
 export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32, out: usize): void {
-  if (dt == DT_Q4_0X4) unreachable(); // a packed row is its matrix's: getRowQ4x4
+  if (dt == DT_Q4_0X4 || dt == DT_Q8_0X4) unreachable(); // a packed row is its matrix's: getRowQ4x4, getRowQ8x4
   const w = data + <usize>row * <usize>rowBytes(dt, cols);
   if (dt == DT_F32) { memory.copy(out, w, <usize>cols << 2); return; }
   if (dt == DT_F16) {
@@ -64,6 +65,17 @@ export function getRowQ4x4(data: usize, scales: usize, rows: i32, cols: i32, row
       store<f32>(p + (<usize>j << 2), <f32>((byte & 0x0f) - 8) * ds);
       store<f32>(p + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * ds);
     }
+  }
+}
+
+/** getRow for a packed q8_0 matrix (dot-q8x4.ts): the same values, each byte where the packing put it. */
+export function getRowQ8x4(data: usize, scales: usize, cols: i32, row: i32, out: usize): void {
+  const w = data + <usize>row * <usize>cols, s = scales + (<usize>row * <usize>cols >> 3);
+  const nb = cols / QK, groups = nb >> 2;
+  for (let b = 0; b < nb; b++) {
+    const ds = load<f32>(s + (<usize>b << 2));
+    const p = out + (<usize>(b * QK) << 2);
+    for (let j = 0; j < QK; j++) store<f32>(p + (<usize>j << 2), <f32>packedByteQ8(w, b, j, groups) * ds);
   }
 }
 

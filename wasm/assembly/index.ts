@@ -1,15 +1,16 @@
 // Entry of kernels-simd.wasm and kernels-relaxed.wasm: the exported ABI. Every pointer is a byte offset into the
 // imported memory (owned by JS, managed by src/kernels/heap.ts); every SIMD kernel `name` has its scalar twin
-// `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0, 4 q4_0x4 (q4_0 repacked, dot-q4x4.ts).
+// `name_scalar` in the same module. dtype codes: 0 f32, 1 f16, 2 q8_0, 3 q4_0, 4 q4_0x4 (q4_0 repacked, dot-q4x4.ts), 5 q8_0x4 (dot-q8x4.ts).
 import { QK as QK_, Q8_0_BLOCK_QUANT_BYTES as Q8B, Q4_0_BLOCK_QUANT_BYTES as Q4B, SCALE_BYTES as SB, RELAXED as REL } from './common';
-import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4, DT_Q4_0X4 as Q4X4 } from './common';
+import { DT_F32 as F32, DT_F16 as F16, DT_Q8_0 as Q8, DT_Q4_0 as Q4, DT_Q4_0X4 as Q4X4, DT_Q8_0X4 as Q8X4 } from './common';
 import { setFusedDot } from './common';
 import { repackQ4x4, repackScratchQ4x4 } from './dot-q4x4';
+import { repackQ8x4 } from './dot-q8x4';
 import { expF32, expF32x4 } from './exp';
 import { matmul, matmulScratch, ffnSwiglu, ffnSwigluQ8, ffnScratch } from './matmul';
 import { attention as attn, attentionScratch, attentionKv, attentionKvScratch } from './attention';
 import { storeRows } from './kv-store';
-import { getRow, getRowQ4x4, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
+import { getRow, getRowQ4x4, getRowQ8x4, rmsNorm, rope as ropeImpl, softmax as softmaxImpl, topK, addScaled } from './elementwise';
 
 export const QK: i32 = QK_;
 export const Q8_0_BLOCK_QUANT_BYTES: i32 = Q8B;
@@ -22,6 +23,7 @@ export const DT_F16: i32 = F16;
 export const DT_Q8_0: i32 = Q8;
 export const DT_Q4_0: i32 = Q4;
 export const DT_Q4_0X4: i32 = Q4X4;
+export const DT_Q8_0X4: i32 = Q8X4;
 
 /**
  * Relaxed build: the integer dots' path: i16 + widening (0), fused (1), or fused with q4_0's high nibbles multiplied
@@ -66,6 +68,10 @@ export function matmul_q4_0x4_scalar(wq: usize, ws: usize, rows: i32, cols: i32,
 /** In place, rows x cols q4_0 quants and their f32 scales from ggml's layout to q4_0x4; scratch >= repack_q4_0x4_scratch(cols). */
 export function repack_q4_0x4(wq: usize, ws: usize, rows: i32, cols: i32, scratch: usize): void { repackQ4x4(wq, ws, rows, cols, scratch); }
 export function repack_q4_0x4_scratch(cols: i32): i32 { return repackScratchQ4x4(cols); }
+export function matmul_q8_0x4(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(Q8X4, wq, ws, rows, cols, x, y, nTok, scratch, true); }
+export function matmul_q8_0x4_scalar(wq: usize, ws: usize, rows: i32, cols: i32, x: usize, y: usize, nTok: i32, scratch: usize): void { matmul(Q8X4, wq, ws, rows, cols, x, y, nTok, scratch, false); }
+/** In place, rows x cols q8_0 quants from ggml's layout to q8_0x4 (their scales stay as they are). */
+export function repack_q8_0x4(wq: usize, rows: i32, cols: i32): void { repackQ8x4(wq, rows, cols); }
 
 // ---- fused SwiGLU FFN: Y (nTok, hidden) = down(silu(gate X) * up X); gate and up share one dtype ----
 export function ffn_swiglu(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD: i32, dq: usize, ds: usize,
@@ -109,7 +115,9 @@ export function attention_kv_scalar(q: usize, dtK: i32, k: usize, ks: usize, dtV
 /** KV cache rows row0..row0+nRows-1 (dtype dt, quants data, f32 scales) = x (nRows, cols) f32, as ggml writes its cache. */
 export function store_rows(dt: i32, x: usize, data: usize, scales: usize, cols: i32, row0: i32, nRows: i32): void { storeRows(dt, x, data, scales, cols, row0, nRows); }
 export function get_row(dt: i32, data: usize, scales: usize, rows: i32, cols: i32, row: i32, out: usize): void {
-  if (dt == Q4X4) getRowQ4x4(data, scales, rows, cols, row, out); else getRow(dt, data, scales, cols, row, out);
+  if (dt == Q4X4) getRowQ4x4(data, scales, rows, cols, row, out);
+  else if (dt == Q8X4) getRowQ8x4(data, scales, cols, row, out);
+  else getRow(dt, data, scales, cols, row, out);
 }
 export function rms_norm(x: usize, w: usize, out: usize, n: i32, nTok: i32, eps: f32): void { rmsNorm(x, w, out, n, nTok, eps); }
 export function rope(x: usize, nTok: i32, nHeads: i32, headDim: i32, rotDims: i32, pos0: i32, base: f64, layout: i32): void { ropeImpl(x, nTok, nHeads, headDim, rotDims, pos0, base, layout); }

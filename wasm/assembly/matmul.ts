@@ -1,19 +1,20 @@
 // Matmul and the fused SwiGLU expert FFN over prepared activations. Mat-vec (nTok = 1) streams each weight row
 // once; mat-mat walks the tokens in tiles whose prepared activations stay in L2, and reuses each weight row
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, rowBytes, align64 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, DT_Q8_0X4, rowBytes, align64 } from './common';
 import { actBytes, prepare, prepareQ8 } from './activation';
 import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
 import { matvecQ4x4, dotRow4TokQ4x4, dotRowQ4x4 } from './dot-q4x4';
+import { matvecQ8x4, dotRow4TokQ8x4, dotRowQ8x4 } from './dot-q8x4';
 import { siluMul, siluMulF32x4 } from './exp';
 
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 
 @inline function tileTokens(stride: i32, nTok: i32): i32 {
   let t = TILE_BYTES / stride;
-  if (t >= 8) t &= ~3; // whole four-token passes (dotRow4TokQ4x4)
+  if (t >= 8) t &= ~3; // whole four-token passes (dotRow4TokQ4x4, dotRow4TokQ8x4)
   return t < 1 ? 1 : t > nTok ? nTok : t;
 }
 
@@ -25,11 +26,11 @@ const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
 export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: usize, stride: i32, y: usize, nTok: i32, simd: bool): void {
   const rb = <usize>rowBytes(dt, cols);
   const sb = <usize>scaleRowBytes(dt, cols);
-  if (simd && nTok == 1 && rows >= 4 && (dt == DT_Q8_0 || dt == DT_Q4_0 || dt == DT_Q4_0X4)) {
+  if (isPacked(dt)) { matmulPacked(dt, wq, ws, rows, cols, act, stride, y, nTok, simd); return; }
+  if (simd && nTok == 1 && rows >= 4 && (dt == DT_Q8_0 || dt == DT_Q4_0)) {
     matvecQuant(dt, wq, ws, rows, cols, act, y);
     return;
   }
-  if (dt == DT_Q4_0X4) { matmulQ4x4(wq, ws, rows, cols, act, stride, y, nTok, simd); return; }
   const tile = tileTokens(stride, nTok);
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
@@ -57,23 +58,23 @@ export function matmulPrepared(dt: i32, wq: usize, ws: usize, rows: i32, cols: i
   }
 }
 
-/** h (inter) = silu(gate a) * up a for one prepared token, packed q4_0: gate into h, up FFN_CHUNK rows at a time. */
-function ffnMatvecQ4x4(gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, inter: i32, a: usize, h: usize): void {
-  const rb = <usize>rowBytes(DT_Q4_0X4, hidden), sb = <usize>scaleRowBytes(DT_Q4_0X4, hidden);
-  matvecQ4x4(gq, gs, inter, hidden, a, h, true);
+/** h (inter) = silu(gate a) * up a for one prepared token, packed weights: gate into h, up FFN_CHUNK rows at a time. */
+function ffnMatvecPacked(dt: i32, gq: usize, gs: usize, uq: usize, us: usize, hidden: i32, inter: i32, a: usize, h: usize): void {
+  const rb = <usize>rowBytes(dt, hidden), sb = <usize>scaleRowBytes(dt, hidden);
+  matvecPacked(dt, gq, gs, inter, hidden, a, h, true);
   for (let r0 = 0; r0 < inter; r0 += FFN_CHUNK) { // r0 a multiple of four: the chunk's quads are the matrix's
     const n = min(FFN_CHUNK, inter - r0);
-    matvecQ4x4(uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U, true);
+    matvecPacked(dt, uq + <usize>r0 * rb, us + <usize>r0 * sb, n, hidden, a, FFN_U, true);
     siluMulInto(h + (<usize>r0 << 2), FFN_U, n, h + (<usize>r0 << 2), 4, true);
   }
 }
 
 /**
- * Quantized mat-vec (SIMD), y (rows) = W (rows, cols) of dtype dt (q8_0, q4_0 or packed q4_0) @ one prepared
+ * Quantized mat-vec (SIMD), y (rows) = W (rows, cols) of dtype dt (q8_0, q4_0 or packed) @ one prepared
  * activation: four rows a quarter apart per pass (matvec4*Simd), the last rows % 4 one by one.
  */
 function matvecQuant(dt: i32, w: usize, ws: usize, rows: i32, cols: i32, act: usize, y: usize): void {
-  if (dt == DT_Q4_0X4) { matvecQ4x4(w, ws, rows, cols, act, y, true); return; }
+  if (isPacked(dt)) { matvecPacked(dt, w, ws, rows, cols, act, y, true); return; }
   const q = rows >> 2;
   if (q > 0) {
     if (dt == DT_Q8_0) matvec4Q8Simd(w, ws, q, cols, act, y);
@@ -83,24 +84,41 @@ function matvecQuant(dt: i32, w: usize, ws: usize, rows: i32, cols: i32, act: us
   for (let r = q << 2; r < rows; r++) store<f32>(y + (<usize>r << 2), dotRow(dt, w + <usize>r * rb, ws + <usize>r * sb, act, cols, true));
 }
 
+/** Weights the relaxed build's executor repacked at load (dot-q4x4.ts, dot-q8x4.ts): read through their own kernels. */
+@inline function isPacked(dt: i32): bool {
+  return dt == DT_Q4_0X4 || dt == DT_Q8_0X4;
+}
+
+@inline function matvecPacked(dt: i32, w: usize, ws: usize, rows: i32, cols: i32, a: usize, y: usize, simd: bool): void {
+  if (dt == DT_Q4_0X4) matvecQ4x4(w, ws, rows, cols, a, y, simd);
+  else matvecQ8x4(w, ws, rows, cols, a, y, simd);
+}
+
+@inline function dotRowPacked(dt: i32, wq: usize, ws: usize, r: i32, rows: i32, cols: i32, a: usize, simd: bool): f32 {
+  return dt == DT_Q4_0X4 ? dotRowQ4x4(wq, ws, r, rows, cols, a, simd) : dotRowQ8x4(wq, ws, r, cols, a, simd);
+}
+
 /**
- * Y (nTok, rows) = prepared act @ W^T, W packed q4_0 (dot-q4x4.ts). SIMD: each weight row (hot in L1) against the
- * token tile's tokens four at a time, each block unpacked once per four; the tile's last (t1 - t0) % 4 tokens one
+ * Y (nTok, rows) = prepared act @ W^T, W packed. SIMD: each weight row (hot in L1) against the token tile's tokens
+ * four at a time, each weight vector loaded (and unpacked) once per four; the tile's last (t1 - t0) % 4 tokens one
  * mat-vec each. The scalar twin: one mat-vec per token.
  */
-function matmulQ4x4(wq: usize, ws: usize, rows: i32, cols: i32, act: usize, stride: i32, y: usize, nTok: i32, simd: bool): void {
+function matmulPacked(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: usize, stride: i32, y: usize, nTok: i32, simd: bool): void {
   const tile = simd ? tileTokens(stride, nTok) : nTok;
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
     const tq = simd ? t0 + ((t1 - t0) & ~3) : t0;
-    if (tq > t0) for (let r = 0; r < rows; r++) rowTokensQ4x4(wq, ws, r, rows, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
-    for (let t = tq; t < t1; t++) matvecQ4x4(wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2), simd);
+    if (tq > t0) for (let r = 0; r < rows; r++) rowTokensPacked(dt, wq, ws, r, rows, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
+    for (let t = tq; t < t1; t++) matvecPacked(dt, wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2), simd);
   }
 }
 
+// (Reading a q4_0x4 quad's lines in address order before its first row's four-token passes, as attention's
+// warmLines, ran granite's expert FFN 1.05-1.09x at 4-16 tokens but granite-shaped prefill 0.965x end to end.)
 /** y[(t - t0) * ystep] = packed row r . token t's prepared activation, t = t0..t1-1 (t1 - t0 a multiple of 4), four at a time. */
-function rowTokensQ4x4(wq: usize, ws: usize, r: i32, rows: i32, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
-  for (let t = t0; t < t1; t += 4) dotRow4TokQ4x4(wq, ws, r, rows, cols, act + <usize>(t * stride), stride, y + <usize>(t - t0) * ystep, ystep);
+function rowTokensPacked(dt: i32, wq: usize, ws: usize, r: i32, rows: i32, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
+  if (dt == DT_Q4_0X4) for (let t = t0; t < t1; t += 4) dotRow4TokQ4x4(wq, ws, r, rows, cols, act + <usize>(t * stride), stride, y + <usize>(t - t0) * ystep, ystep);
+  else for (let t = t0; t < t1; t += 4) dotRow4TokQ8x4(wq, ws, r, cols, act + <usize>(t * stride), stride, y + <usize>(t - t0) * ystep, ystep);
 }
 
 /** Scratch bytes matmul() needs. */
@@ -144,9 +162,9 @@ function siluMulInto(g: usize, u: usize, n: i32, out: usize, ostep: usize, simd:
 
 /** *yG, *yU = row r of gate and of up (inter x hidden, dtype dt) . prepared activation a. */
 @inline function gateUpRow(dt: i32, gq: usize, gs: usize, uq: usize, us: usize, r: i32, inter: i32, hidden: i32, a: usize, yG: usize, yU: usize, simd: bool): void {
-  if (dt == DT_Q4_0X4) { // the scalar twin of the packed path (its SIMD FFN takes the four-token kernels)
-    store<f32>(yG, dotRowQ4x4(gq, gs, r, inter, hidden, a, simd));
-    store<f32>(yU, dotRowQ4x4(uq, us, r, inter, hidden, a, simd));
+  if (isPacked(dt)) { // the scalar twin of the packed path (its SIMD FFN takes the four-token kernels)
+    store<f32>(yG, dotRowPacked(dt, gq, gs, r, inter, hidden, a, simd));
+    store<f32>(yU, dotRowPacked(dt, uq, us, r, inter, hidden, a, simd));
     return;
   }
   const rb = <usize>rowBytes(dt, hidden) * <usize>r, sb = <usize>scaleRowBytes(dt, hidden) * <usize>r;
@@ -186,19 +204,19 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
   const rb = <usize>rowBytes(dtGU, hidden);
   const sb = <usize>scaleRowBytes(dtGU, hidden);
   const tile = tileTokens(strideX, nTok);
-  if (simd && dtGU == DT_Q4_0X4) {
-    // packed q4_0: per tile, the gate row, then the up row, against up to FFN_CHUNK of its tokens four at a time;
+  if (simd && isPacked(dtGU)) {
+    // packed weights: per tile, the gate row, then the up row, against up to FFN_CHUNK of its tokens four at a time;
     // the tile's last nTok % 4 tokens (and a lone token: decode) one at a time, four rows per pass (mat-vec)
     for (let t0 = 0; t0 < nTok; t0 += tile) {
       const t1 = min(t0 + tile, nTok);
       const tq = t0 + ((t1 - t0) & ~3);
-      for (let t = tq; t < t1; t++) ffnMatvecQ4x4(gq, gs, uq, us, hidden, inter, actX + <usize>(t * strideX), h + (<usize>(t * inter) << 2));
+      for (let t = tq; t < t1; t++) ffnMatvecPacked(dtGU, gq, gs, uq, us, hidden, inter, actX + <usize>(t * strideX), h + (<usize>(t * inter) << 2));
       if (tq == t0) continue;
       for (let r = 0; r < inter; r++) {
         for (let c0 = t0; c0 < tq; c0 += FFN_CHUNK) {
           const c1 = min(c0 + FFN_CHUNK, tq);
-          rowTokensQ4x4(gq, gs, r, inter, hidden, actX, strideX, c0, c1, FFN_G, 4);
-          rowTokensQ4x4(uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_U, 4);
+          rowTokensPacked(dtGU, gq, gs, r, inter, hidden, actX, strideX, c0, c1, FFN_G, 4);
+          rowTokensPacked(dtGU, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_U, 4);
           siluMulInto(FFN_G, FFN_U, c1 - c0, h + (<usize>(c0 * inter + r) << 2), <usize>inter << 2, true);
         }
       }

@@ -1,7 +1,7 @@
-// Packed q4_0 weights (Kernels.packWeights, wasm/assembly/dot-q4x4.ts): an executor that packs gives results bit
-// for bit equal to the same executor on ggml's layout, for mat-vec, every token count of mat-mat, the FFN on f32
-// and on q8_0 activations and row lookups, with rows interleaved in quads or not (cols % 128) and rows left over
-// (rows % 4); a packed matrix is not packed again; an executor that does not pack leaves the bytes alone.
+// Packed q4_0 and q8_0 weights (Kernels.packWeights, wasm/assembly/dot-q4x4.ts, dot-q8x4.ts): an executor that packs
+// gives results bit for bit equal to the same executor on ggml's layout, for mat-vec, every token count of mat-mat,
+// the FFN on f32 and on q8_0 activations and row lookups, with q4_0 rows interleaved in quads or not (cols % 128) and rows left
+// over (rows % 4); a packed matrix is not packed again; an executor that does not pack leaves the bytes alone.
 import { describe, expect, it } from 'vitest';
 import { f16ToF32, quantize, quantizeQ8_0 } from '../../../src/format/quant';
 import { loadNodeKernels } from '../../../src/kernels/load-node';
@@ -10,12 +10,12 @@ import type { Kernels, Mat } from '../../../src/kernels/types';
 import { relaxedDotPaths } from './relaxed-paths';
 import { Rng } from './rng';
 
-function place(k: Kernels, rows: number, cols: number, values: Float32Array): Mat {
-  const q = quantize('q4_0', values);
+function place(k: Kernels, rows: number, cols: number, values: Float32Array, dtype: 'q4_0' | 'q8_0'): Mat {
+  const q = quantize(dtype, values);
   const data = k.heap.alloc(q.qs.length + q.d.length * 4);
   k.heap.u8(data, q.qs.length).set(q.qs);
   k.heap.f32(data + q.qs.length, q.d.length).set(Float32Array.from(q.d, f16ToF32));
-  return { dtype: 'q4_0', rows, cols, data, scales: data + q.qs.length };
+  return { dtype, rows, cols, data, scales: data + q.qs.length };
 }
 
 function put(k: Kernels, v: ArrayBufferView): number {
@@ -26,7 +26,7 @@ function put(k: Kernels, v: ArrayBufferView): number {
 
 const read = (k: Kernels, p: number, n: number) => k.heap.f32(p, n).slice();
 
-/** Every weight kernel on a q4_0 matrix pair (gate, up: I x H; down: H x I) and one input, as f32 arrays. */
+/** Every weight kernel on a quantized matrix pair (gate, up: I x H; down: H x I) and one input, as f32 arrays. */
 function runAll(k: Kernels, gate: Mat, up: Mat, down: Mat, x: Float32Array, nTok: number): Float32Array[] {
   const [H, I] = [gate.cols, gate.rows];
   const xp = put(k, x);
@@ -51,7 +51,8 @@ function runAll(k: Kernels, gate: Mat, up: Mat, down: Mat, x: Float32Array, nTok
 const packing: [string, WasmVariant, WasmKernelOptions?][] = [['wasm-scalar', 'scalar'],
   ...(await relaxedDotPaths()).map(([suffix, opts]): [string, WasmVariant, WasmKernelOptions] => [`wasm-relaxed${suffix}`, 'relaxed', opts])];
 
-describe('packed q4_0 weights', () => {
+for (const dtype of ['q4_0', 'q8_0'] as const) describe(`packed ${dtype} weights`, () => {
+  const qBytes = (n: number) => (dtype === 'q4_0' ? n / 2 : n);
   for (const [name, variant, opts] of packing) {
     // H x I: whole block groups (1024 x 512, granite's expert: every matrix in quads), a partial last group (224 = 7
     // blocks: no quads), and gate/up in quads with down not (256 x 96)
@@ -60,11 +61,11 @@ describe('packed q4_0 weights', () => {
         const rng = new Rng(H + I);
         const g = rng.floats(I * H, 0.5), u = rng.floats(I * H, 0.5), d = rng.floats(H * I, 0.5);
         const k = await loadNodeKernels(variant, opts);
-        const flat = [place(k, I, H, g), place(k, I, H, u), place(k, H, I, d)];
-        const packed = [place(k, I, H, g), place(k, I, H, u), place(k, H, I, d)];
+        const flat = [place(k, I, H, g, dtype), place(k, I, H, u, dtype), place(k, H, I, d, dtype)];
+        const packed = [place(k, I, H, g, dtype), place(k, I, H, u, dtype), place(k, H, I, d, dtype)];
         for (const m of packed) k.packWeights!(m);
         expect(packed.every((m) => m.packed)).toBe(true);
-        expect(k.heap.u8(packed[0].data, I * H / 2)).not.toEqual(k.heap.u8(flat[0].data, I * H / 2)); // really rearranged
+        expect(k.heap.u8(packed[0].data, qBytes(I * H))).not.toEqual(k.heap.u8(flat[0].data, qBytes(I * H))); // really rearranged
         for (const nTok of [1, 4, 5, 9]) {
           const x = rng.floats(nTok * H, 1);
           const want = runAll(k, flat[0], flat[1], flat[2], x, nTok);
@@ -80,7 +81,7 @@ describe('packed q4_0 weights', () => {
         const rng = new Rng(rows * cols);
         const v = rng.floats(rows * cols, 0.5);
         const k = await loadNodeKernels(variant, opts);
-        const flat = place(k, rows, cols, v), packed = place(k, rows, cols, v);
+        const flat = place(k, rows, cols, v, dtype), packed = place(k, rows, cols, v, dtype);
         k.packWeights!(packed);
         const y = k.heap.alloc(9 * rows * 4);
         for (const nTok of [1, 4, 5, 9]) {
@@ -99,14 +100,16 @@ describe('packed q4_0 weights', () => {
       });
     }
 
-    it(`${name}: packing moves quants and scales; a packed matrix is not packed again`, async () => {
+    it(`${name}: packing rearranges the bytes (q4_0 its scales too); a packed matrix is not packed again`, async () => {
       const k = await loadNodeKernels(variant, opts);
-      const m = place(k, 8, 256, new Rng(5).floats(8 * 256, 1));
-      const bytes = 8 * 128 + 8 * 8 * 4; // quants, then the f32 scales right after them (place)
+      const m = place(k, 8, 256, new Rng(5).floats(8 * 256, 1), dtype);
+      const bytes = qBytes(8 * 256) + 8 * 8 * 4; // quants, then the f32 scales right after them (place)
       const before = k.heap.u8(m.data, bytes).slice();
       k.packWeights!(m);
       const once = k.heap.u8(m.data, bytes).slice();
-      expect(k.heap.u8(m.scales, 8 * 8 * 4)).not.toEqual(before.subarray(8 * 128)); // the scales follow their rows
+      const scales = k.heap.u8(m.scales, 8 * 8 * 4), scalesBefore = before.subarray(qBytes(8 * 256));
+      if (dtype === 'q4_0') expect(scales).not.toEqual(scalesBefore); // q4_0x4's quads: the scales follow their rows
+      else expect(scales).toEqual(scalesBefore); // q8_0x4 keeps rows apart: its scales stay
       expect([...once].sort()).toEqual([...before].sort()); // rearranged, nothing lost or made up
       k.packWeights!(m); // already packed: nothing happens
       expect(k.heap.u8(m.data, bytes)).toEqual(once);
@@ -115,10 +118,10 @@ describe('packed q4_0 weights', () => {
 
   it('wasm-simd has no packed kernels: its weights stay in ggml\'s layout', async () => {
     const k = await loadNodeKernels('simd');
-    const m = place(k, 4, 128, new Rng(6).floats(512, 1));
-    const before = k.heap.u8(m.data, 256).slice();
+    const m = place(k, 4, 128, new Rng(6).floats(512, 1), dtype);
+    const before = k.heap.u8(m.data, qBytes(512)).slice();
     k.packWeights!(m);
     expect(m.packed).toBeUndefined();
-    expect(k.heap.u8(m.data, 256)).toEqual(before);
+    expect(k.heap.u8(m.data, qBytes(512))).toEqual(before);
   });
 });
