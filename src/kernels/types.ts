@@ -19,8 +19,9 @@ export interface Mat {
   readonly data: Ptr;
   readonly scales: Ptr;
   /**
-   * Set by `Kernels.packWeights` once it has rearranged the quants in place into that executor's faster layout
-   * (same bytes, same scales, same results); only the executor that packed a matrix may read it.
+   * Set by `Kernels.packWeights` once it has rearranged the quants (and maybe the scales) in place into that
+   * executor's faster layout (the same bytes moved, one way; same results); only the executor that packed a matrix
+   * may read it.
    */
   packed?: boolean;
 }
@@ -51,7 +52,7 @@ export interface Kernels {
   readonly name: string;
   /** wasm-relaxed only: its integer dots accumulate with fused dot-adds (src/kernels/fused-dot.ts) */
   readonly fusedDot?: boolean;
-  /** wasm-relaxed on fused dot-adds that read bytes unsigned: the packed q4_0 mat-vec's high nibbles stay in place */
+  /** wasm-relaxed on fused dot-adds that read bytes unsigned: packed q4_0's high nibbles are multiplied in place */
   readonly unsignedDots?: boolean;
   /** The heap every pointer refers to; executors take their own scratch from it too. */
   readonly heap: Heap;

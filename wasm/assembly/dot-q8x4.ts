@@ -10,7 +10,7 @@
 // four rows a quarter of the matrix apart; the four-token kernel one row, contiguous.
 // Every value equals dotQ8Simd's on the unpacked row bit for bit: the block sums are exact integers and the f32
 // order is the same (lane b % 4). The packing is one way.
-import { QK, RELAXED, FUSED_DOT, I16Dots, FusedDots } from './common';
+import { QK, RELAXED, FUSED_DOT, UNSIGNED_DOTS, I16Dots, FusedDots, UnsignedDots } from './common';
 import { extOff, xsOff } from './activation';
 import { hsumF32, fence, fence2, onesI16, lanesFrom, laneAdd, lanesSum } from './simd-util';
 import { transposeWords } from './dot-q4x4';
@@ -42,6 +42,16 @@ const ARRANGE: usize = memory.data(256, 16);
 export function arrangeQ8x4(a: usize, cols: i32): void {
   const groups = (cols / QK) >> 2;
   let e = a + extOff(cols);
+  if (UNSIGNED_DOTS) { // [xu = qx + 128 as u8, transposed (128)][0x01 bytes (128)]: see UnsignedDots below
+    const flip = i8x16.splat(-128), one = i8x16.splat(1);
+    for (let g = 0; g < groups; g++, e += 256) {
+      const q = a + <usize>(g * 4 * QK);
+      transposeWords(q, 32, ARRANGE, 32);
+      transposeWords(q + 16, 32, ARRANGE + 16, 32);
+      for (let v: usize = 0; v < 128; v += 16) { v128.store(e + v, v128.xor(v128.load(ARRANGE + v), flip)); v128.store(e + v, one, 128); }
+    }
+    return;
+  }
   for (let g = 0; g < groups; g++, e += 256) {
     transposeWords(e, 64, ARRANGE, 32); // xp, elements 0..15 of the four blocks
     transposeWords(e + 16, 64, ARRANGE + 16, 32); // xp, 16..31
@@ -86,22 +96,29 @@ export function dotQ8x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
 // the xp dot-adds and n of the xn ones, joined as p - n per group; the i16 path widens each vector's difference
 // (|pair| <= 2 * 128 * 127, exact in i16) into p at once and leaves n at zero.
 @inline function stepP<P>(p: v128, w: v128, xp: v128, xn: v128, ones: v128): v128 {
-  if (sizeof<P>() == 4) return i32x4.relaxed_dot_i8x16_i7x16_add_s(w, xp, p);
+  if (sizeof<P>() >= 4) return i32x4.relaxed_dot_i8x16_i7x16_add_s(w, xp, p);
   return i32x4.add(p, i32x4.dot_i16x8_s(i16x8.sub(i16x8.relaxed_dot_i8x16_i7x16_s(w, xp), i16x8.relaxed_dot_i8x16_i7x16_s(w, xn)), ones));
 }
 
 @inline function stepN<P>(n: v128, w: v128, xn: v128): v128 {
-  return sizeof<P>() == 4 ? i32x4.relaxed_dot_i8x16_i7x16_add_s(w, xn, n) : n;
+  return sizeof<P>() >= 4 ? i32x4.relaxed_dot_i8x16_i7x16_add_s(w, xn, n) : n;
 }
 
-/** acc + (p - n) * (wsv * xsv): a (row, token) group's four block sums, scaled, into the lanes of acc. */
-@inline function scaleGroup(acc: v128, p: v128, n: v128, wsv: v128, xsv: v128): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(p, n)), f32x4.mul(wsv, xsv)));
+/**
+ * acc + (p - n) * (wsv * xsv): a (row, token) group's four block sums, scaled, into the lanes of acc. P =
+ * UnsignedDots (UNSIGNED_DOTS engines): p holds the dot-adds of xu = x + 128 (read unsigned, exactly) and n those of
+ * 0x01 bytes, the weights' block sums, so w . x = p - 128 n: one dot-add per token and vector where xp and xn take
+ * two, and the weight sums are the tokens' in common (row4TokQ8x4 computes them once for four tokens).
+ */
+@inline function scaleGroup<P>(acc: v128, p: v128, n: v128, wsv: v128, xsv: v128): v128 {
+  const s = sizeof<P>() == 8 ? i32x4.sub(p, i32x4.shl(n, 7)) : i32x4.sub(p, n);
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, xsv)));
 }
 
 /** One packed row . one prepared activation (arranged by arrangeQ8x4). */
 export function dotQ8x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   if (!RELAXED) return dotQ8x4Scalar(w, ws, a, cols); // the packed layout is the relaxed build's
+  if (UNSIGNED_DOTS) return dotQ8x4<UnsignedDots>(w, ws, a, cols);
   return FUSED_DOT ? dotQ8x4<FusedDots>(w, ws, a, cols) : dotQ8x4<I16Dots>(w, ws, a, cols);
 }
 
@@ -117,7 +134,7 @@ export function dotQ8x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
       p = stepP<P>(p, wv, v128.load(px + v), v128.load(px + v, 128), ones);
       n = stepN<P>(n, wv, v128.load(px + v, 128));
     }
-    acc = scaleGroup(acc, p, n, v128.load(pws), v128.load(pxs));
+    acc = scaleGroup<P>(acc, p, n, v128.load(pws), v128.load(pxs));
     fence(acc);
     pw += GROUP; px += 256; pws += 16; pxs += 16;
   }
@@ -139,7 +156,8 @@ export function matvecQ8x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
       const off = <usize>q * <usize>cols;
       for (let r = 0; r < q; r++) {
         const o = <usize>r * <usize>cols;
-        if (FUSED_DOT) dot4RowsQ8x4<FusedDots>(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
+        if (UNSIGNED_DOTS) dot4RowsQ8x4<UnsignedDots>(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
+        else if (FUSED_DOT) dot4RowsQ8x4<FusedDots>(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
         else dot4RowsQ8x4<I16Dots>(w + o, ws + (o >> 3), off, off >> 3, a, cols, y + (<usize>r << 2), <usize>q << 2);
       }
       done = q << 2;
@@ -171,10 +189,10 @@ export function matvecQ8x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
       fence2(pA, pC);
     }
     const xsv = v128.load(pxs);
-    aA = scaleGroup(aA, pA, nA, v128.load(pws), xsv);
-    aB = scaleGroup(aB, pB, nB, v128.load(pws + soff), xsv);
-    aC = scaleGroup(aC, pC, nC, v128.load(pws + 2 * soff), xsv);
-    aD = scaleGroup(aD, pD, nD, v128.load(pws + 3 * soff), xsv);
+    aA = scaleGroup<P>(aA, pA, nA, v128.load(pws), xsv);
+    aB = scaleGroup<P>(aB, pB, nB, v128.load(pws + soff), xsv);
+    aC = scaleGroup<P>(aC, pC, nC, v128.load(pws + 2 * soff), xsv);
+    aD = scaleGroup<P>(aD, pD, nD, v128.load(pws + 3 * soff), xsv);
     fence2(aA, aC);
     pw += GROUP; px += 256; pws += 16; pxs += 16;
   }
@@ -191,7 +209,8 @@ export function matvecQ8x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
  */
 export function dotRow4TokQ8x4(wq: usize, ws: usize, r: i32, cols: i32, a: usize, stride: i32, y: usize, ystep: usize): void {
   const w = wq + <usize>r * <usize>cols, s = ws + (<usize>r * <usize>cols >> 3);
-  if (RELAXED && FUSED_DOT) row4TokQ8x4<FusedDots>(w, s, a, stride, cols, y, ystep);
+  if (RELAXED && UNSIGNED_DOTS) row4TokQ8x4<UnsignedDots>(w, s, a, stride, cols, y, ystep);
+  else if (RELAXED && FUSED_DOT) row4TokQ8x4<FusedDots>(w, s, a, stride, cols, y, ystep);
   else if (RELAXED) row4TokQ8x4<I16Dots>(w, s, a, stride, cols, y, ystep);
   else for (let t = 0; t < 4; t++) store<f32>(y + <usize>t * ystep, dotQ8x4Scalar(w, s, a + <usize>(t * stride), cols));
 }
@@ -208,17 +227,23 @@ export function dotRow4TokQ8x4(wq: usize, ws: usize, r: i32, cols: i32, a: usize
     for (let v: usize = 0; v < 128; v += 16) {
       const wv = v128.load(pw + v);
       const x0 = px + v, x1 = x0 + st, x2 = x0 + 2 * st, x3 = x0 + 3 * st;
-      p0 = stepP<P>(p0, wv, v128.load(x0), v128.load(x0, 128), ones); n0 = stepN<P>(n0, wv, v128.load(x0, 128));
-      p1 = stepP<P>(p1, wv, v128.load(x1), v128.load(x1, 128), ones); n1 = stepN<P>(n1, wv, v128.load(x1, 128));
-      p2 = stepP<P>(p2, wv, v128.load(x2), v128.load(x2, 128), ones); n2 = stepN<P>(n2, wv, v128.load(x2, 128));
-      p3 = stepP<P>(p3, wv, v128.load(x3), v128.load(x3, 128), ones); n3 = stepN<P>(n3, wv, v128.load(x3, 128));
+      if (sizeof<P>() == 8) { // the weights' block sums (n0) once for the four tokens
+        n0 = stepN<P>(n0, wv, v128.load(x0, 128));
+        p0 = stepP<P>(p0, wv, v128.load(x0), ones, ones); p1 = stepP<P>(p1, wv, v128.load(x1), ones, ones);
+        p2 = stepP<P>(p2, wv, v128.load(x2), ones, ones); p3 = stepP<P>(p3, wv, v128.load(x3), ones, ones);
+      } else {
+        p0 = stepP<P>(p0, wv, v128.load(x0), v128.load(x0, 128), ones); n0 = stepN<P>(n0, wv, v128.load(x0, 128));
+        p1 = stepP<P>(p1, wv, v128.load(x1), v128.load(x1, 128), ones); n1 = stepN<P>(n1, wv, v128.load(x1, 128));
+        p2 = stepP<P>(p2, wv, v128.load(x2), v128.load(x2, 128), ones); n2 = stepN<P>(n2, wv, v128.load(x2, 128));
+        p3 = stepP<P>(p3, wv, v128.load(x3), v128.load(x3, 128), ones); n3 = stepN<P>(n3, wv, v128.load(x3, 128));
+      }
       fence2(p0, p2);
     }
     const wsv = v128.load(pws);
-    a0 = scaleGroup(a0, p0, n0, wsv, v128.load(pxs));
-    a1 = scaleGroup(a1, p1, n1, wsv, v128.load(pxs + st));
-    a2 = scaleGroup(a2, p2, n2, wsv, v128.load(pxs + 2 * st));
-    a3 = scaleGroup(a3, p3, n3, wsv, v128.load(pxs + 3 * st));
+    a0 = scaleGroup<P>(a0, p0, n0, wsv, v128.load(pxs));
+    a1 = scaleGroup<P>(a1, p1, sizeof<P>() == 8 ? n0 : n1, wsv, v128.load(pxs + st));
+    a2 = scaleGroup<P>(a2, p2, sizeof<P>() == 8 ? n0 : n2, wsv, v128.load(pxs + 2 * st));
+    a3 = scaleGroup<P>(a3, p3, sizeof<P>() == 8 ? n0 : n3, wsv, v128.load(pxs + 3 * st));
     fence2(a0, a2);
     pw += GROUP; pws += 16; px += 256; pxs += 16;
   }

@@ -1,11 +1,11 @@
 // The relaxed build's integer-dot paths a kernel test runs (src/kernels/fused-dot.ts): the i16 dots, fused dot-adds,
-// and fused dot-adds with q4_0 nibbles read unsigned where this engine's dot-add reads bytes unsigned.
+// and fused dot-adds reading bytes unsigned (UNSIGNED_DOTS) where this engine's dot-add does so exactly.
 import { engineDotsUnsigned } from '../../../src/kernels/fused-dot';
 import { loadNodeKernelModules } from '../../../src/kernels/load-node';
 import { instantiateKernels, type WasmKernelOptions } from '../../../src/kernels/wasm';
 import { supportsRelaxedSimd } from '../../../src/kernels/wasm-features';
 
-/** Why the unsigned-nibble path cannot run here, or undefined where it can. */
+/** Why the unsigned-dots path cannot run here, or undefined where it can. */
 export async function unsignedDotsSkip(): Promise<string | undefined> {
   if (!supportsRelaxedSimd()) return `relaxed SIMD is not supported by this runtime (Node ${process.versions.node})`;
   const { relaxed } = await loadNodeKernelModules();

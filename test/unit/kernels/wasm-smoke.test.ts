@@ -86,7 +86,7 @@ describe('wasm kernels', () => {
     expect([FUSED_UNSIGNED, FUSED_SIGNED, EMULATED_SATURATED]).toContain(answer);
     expect((await loadNodeKernels('relaxed')).fusedDot).toBe(answer !== EMULATED_SATURATED);
     expect((await loadNodeKernels('relaxed', { fusedDot: true })).fusedDot).toBe(true);
-    // unsigned nibbles by default exactly where the dot-add reads bytes unsigned, refused where it does not
+    // the unsigned-dots path by default exactly where the dot-add reads bytes unsigned, refused where it does not
     expect((await loadNodeKernels('relaxed')).unsignedDots).toBe(answer === FUSED_UNSIGNED);
     expect((await loadNodeKernels('relaxed', { fusedDot: false })).unsignedDots).toBe(false);
     await expect(loadNodeKernels('relaxed', { fusedDot: false, unsignedDots: true })).rejects.toThrow(/unsignedDots needs fused dot-adds that read bytes unsigned/);
