@@ -26,8 +26,8 @@ export const DT_Q4_0X4: i32 = Q4X4;
 export const DT_Q8_0X4: i32 = Q8X4;
 
 /**
- * Relaxed build: the integer dots' path: i16 + widening (0), fused (1), or fused with q4_0's high nibbles multiplied
- * unsigned where they lie (2); see FUSED_DOT and UNSIGNED_DOTS in common.ts.
+ * Relaxed build: the integer dots' path: i16 + widening (0), fused (1), or fused reading bytes unsigned (2: q4_0's
+ * high nibbles in place, q8_0's activations + 128); see FUSED_DOT and UNSIGNED_DOTS in common.ts.
  */
 export function set_fused_dot(mode: i32): void {
   setFusedDot(mode != 0, mode == 2);
