@@ -15,9 +15,10 @@ export interface WasmKernelOptions {
   /** relaxed variant: fused dot-adds (true) or the i16 dots (false); default what the engine runs fast (fused-dot.ts) */
   fusedDot?: boolean;
   /**
-   * relaxed variant on fused dot-adds: q4_0 high nibbles multiplied unsigned where they lie (fused-dot.ts,
-   * engineDotsUnsigned); default where the engine's dot-add is exact so. True where it is not is refused (the results
-   * would be wrong); false keeps the shift (the conformance suite runs both).
+   * relaxed variant on fused dot-adds: bytes read unsigned (q4_0 high nibbles multiplied where they lie, q8_0
+   * activations offset to x + 128; fused-dot.ts, engineDotsUnsigned); default where the engine's dot-add is exact so.
+   * True where it is not is refused (the results would be wrong); false keeps the signed paths (the conformance
+   * suite runs both).
    */
   unsignedDots?: boolean;
 }

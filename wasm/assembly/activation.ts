@@ -13,7 +13,7 @@
 //   relaxed build, q4_0: unused (qx is the signed operand, the nibbles the 7-bit one)
 //   relaxed build, q4_0x4 (packed weights, dot-q4x4.ts): qx re-laid per group of four blocks, arrangeQ4x4
 //   relaxed build, q8_0x4 (packed weights, dot-q8x4.ts): xp, xn re-laid per group of four blocks, arrangeQ8x4
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, DT_Q8_0X4, RELAXED, align64, f32ToF16, f16ToF32, roundF16 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, DT_Q8_0X4, RELAXED, UNSIGNED_DOTS, align64, f32ToF16, f16ToF32, roundF16 } from './common';
 import { arrangeQ4x4 } from './dot-q4x4';
 import { arrangeQ8x4 } from './dot-q8x4';
 
@@ -36,7 +36,7 @@ export function prepare(dt: i32, x: usize, nTok: i32, cols: i32, act: usize, str
     } else if (dt == DT_F16) {
       for (let i = 0; i < cols; i++) store<f32>(dst + (<usize>i << 2), roundF16(load<f32>(src + (<usize>i << 2))));
     } else if (simd) {
-      quantizeRowQ8Simd(src, dst, cols, dt == DT_Q8_0 || dt == DT_Q8_0X4);
+      quantizeRowQ8Simd(src, dst, cols, extForQ8(dt));
       arrangePacked(dt, dst, cols);
     } else {
       quantizeRowQ8Scalar(src, dst, cols);
@@ -122,7 +122,7 @@ export function prepareQ8(dt: i32, xq: usize, xd: usize, nTok: i32, cols: i32, a
         const h2 = i16x8.extend_low_i8x16_s(q1), h3 = i16x8.extend_high_i8x16_s(q1); // 16..23, 24..31
         const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(h0, h1), i16x8.add(h2, h3))); // |lane| <= 512
         sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
-        storeExt(dst, cols, b, q0, q1, h0, h1, h2, h3, dt == DT_Q8_0 || dt == DT_Q8_0X4);
+        storeExt(dst, cols, b, q0, q1, h0, h1, h2, h3, extForQ8(dt));
       } else {
         for (let j = 0; j < QK; j++) sum += <i32>load<i8>(qo + j);
       }
@@ -131,6 +131,14 @@ export function prepareQ8(dt: i32, xq: usize, xd: usize, nTok: i32, cols: i32, a
     }
     if (simd) arrangePacked(dt, dst, cols);
   }
+}
+
+/**
+ * Whether `ext` holds q8_0's operands (xp/xn, or i16 in the SIMD build) for dtype dt: q8_0's, and q8_0x4's unless the
+ * engine reads bytes unsigned (arrangeQ8x4 then writes its ext from qx alone).
+ */
+@inline function extForQ8(dt: i32): bool {
+  return dt == DT_Q8_0 || (dt == DT_Q8_0X4 && !UNSIGNED_DOTS);
 }
 
 /** The relaxed build's packed weights read `ext` re-laid per group of four blocks (dot-q4x4.ts, dot-q8x4.ts). */

@@ -7,7 +7,7 @@ import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, align64, rowBytes } from './commo
 import { actBytes, prepare } from './activation';
 import { dotF32Simd, dotF32Scalar, dotRow } from './dot';
 import { getRow } from './elementwise';
-import { hsumF32, warmLines } from './simd-util';
+import { hsumF32 } from './simd-util';
 import { expF32, expF32x4 } from './exp';
 import { dot4RowsQ8Simd } from './dot-q8';
 import { dot4RowsQ4Simd } from './dot-q4';
@@ -156,7 +156,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
       if (simd && (headDim & 3) == 0) {
         for (; j + 8 <= n; j += 8) {
           const kj = k + <usize>j * rowBytes;
-          if (t == 0 && (j & (WARM_ROWS - 1)) == 0) warmLines(kj, <usize>min(WARM_ROWS, n - j) * rowBytes);
+          if (t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(kj, <usize>min(WARM_ROWS, n - j) * rowBytes);
           for (let h = h0; h < h1; h++) {
             dot8Simd(qt + <usize>h * headBytes, kj + <usize>(h / group) * headBytes, rowBytes, headDim, scale, scores + <usize>(h - h0) * sb + (<usize>j << 2));
           }
@@ -181,7 +181,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
       memory.fill(ot + <usize>h0 * headBytes, 0, <usize>(h1 - h0) * headBytes); // after the q rows were read: out may alias q
       for (j = 0; j + 8 <= n; j += 8) {
         const vj = v + <usize>j * rowBytes;
-        if (simd && t == 0 && (j & (WARM_ROWS - 1)) == 0) warmLines(vj, <usize>min(WARM_ROWS, n - j) * rowBytes);
+        if (simd && t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(vj, <usize>min(WARM_ROWS, n - j) * rowBytes);
         for (let h = h0; h < h1; h++) {
           axpy8(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, rowBytes, scores + <usize>(h - h0) * sb + (<usize>j << 2), headDim, simd);
         }
@@ -207,7 +207,19 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
 // out of cache a decode step waited on memory (1,024 positions of granite's f32 cache: 1.3x per layer with the reads,
 // the eight rows then coming from L1/L2). Later queries of a prefill block find the rows in cache.
 const WARM_ROWS: i32 = 32; // a power of two: 64 KB of granite's f32 rows
+const WARM_SINK: usize = memory.data(16, 16);
 
+/** Loads `bytes` at p, every cache line once, in address order; the result is stored where nothing reads it. */
+function warmRows(p: usize, bytes: usize): void {
+  let a = i32x4.splat(0), b = i32x4.splat(0);
+  let o: usize = 0;
+  for (; o + 256 <= bytes; o += 256) { // one load per 64-byte line, four lines a step
+    a = v128.xor(a, v128.xor(v128.load(p + o), v128.load(p + o, 64)));
+    b = v128.xor(b, v128.xor(v128.load(p + o, 128), v128.load(p + o, 192)));
+  }
+  for (; o + 16 <= bytes; o += 64) a = v128.xor(a, v128.load(p + o));
+  v128.store(WARM_SINK, v128.xor(a, b));
+}
 
 /** scores (n) <- softmax(scores): the max subtracted, the sum in f64 (ggml's soft_max). */
 function softmaxScores(scores: usize, n: i32): void {
@@ -288,8 +300,8 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
   const vrows = act + <usize>align64(headActBytes(headDim, group));
   const headBytes = <usize>headDim << 2;
   if (simd) { // each kv head's pass below reads a slice of every row: the rows in address order first (warmRows)
-    warmLines(k, <usize>rowBytes(dtK, nCtx * kvStride));
-    if (dtK != DT_F16 && dtK != DT_F32) warmLines(ks, <usize>(nCtx * kvStride / QK) << 2);
+    warmRows(k, <usize>rowBytes(dtK, nCtx * kvStride));
+    if (dtK != DT_F16 && dtK != DT_F32) warmRows(ks, <usize>(nCtx * kvStride / QK) << 2);
   }
   for (let t0 = 0; t0 < nTok; t0 += tb) {
     const t1 = min(t0 + tb, nTok);
@@ -312,8 +324,8 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
         memory.fill(out + (<usize>(t * qStride + kh * group * headDim) << 2), 0, <usize>group * headBytes);
       }
       if (simd && kh == 0 && t0 == 0) {
-        warmLines(v, <usize>rowBytes(dtV, nCtx * kvStride));
-        if (dtV != DT_F16 && dtV != DT_F32) warmLines(vs, <usize>(nCtx * kvStride / QK) << 2);
+        warmRows(v, <usize>rowBytes(dtV, nCtx * kvStride));
+        if (dtV != DT_F16 && dtV != DT_F32) warmRows(vs, <usize>(nCtx * kvStride / QK) << 2);
       }
       for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
         const j1 = min(j0 + V_BLOCK, pos0 + t1);

@@ -51,7 +51,7 @@ export function repackScratchQ4x4(cols: i32): i32 {
 }
 
 /** In place: one quad's f32 scales (4 rows of sb bytes at s) interleaved, 16 bytes per row and group (scratch >= 4 * sb). */
-export function interleaveQuadScales(s: usize, sb: usize, groups: i32, scratch: usize): void {
+function interleaveQuadScales(s: usize, sb: usize, groups: i32, scratch: usize): void {
   memory.copy(scratch, s, sb << 2);
   for (let k: usize = 0; k < 4; k++) {
     for (let g = 0; g < groups; g++) v128.store(s + (<usize>g << 6) + (k << 4), v128.load(scratch + k * sb + (<usize>g << 4)));
@@ -186,13 +186,11 @@ export function matvecQ4x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
     const n = quads > 0 ? quads >> 2 : rows >> 2;
     const off = quads > 0 ? <usize>64 : <usize>n * rb, gstride = quads > 0 ? <usize>256 : <usize>64;
     const rstep = quads > 0 ? <usize>(rb << 2) : rb, ystep = quads > 0 ? <usize>4 : <usize>n << 2, ynext = quads > 0 ? <usize>16 : <usize>4;
-    if (simd && UNSIGNED_DOTS) {
-      for (let i = 0; i < n; i++) dot4RowsQ4x4U(w + <usize>i * rstep, ws + ((<usize>i * rstep) >> 2), off, off >> 2, gstride, a, cols, y + <usize>i * ynext, ystep);
-      done = n << 2;
-    } else if (simd) {
+    if (simd) {
+      if (UNSIGNED_DOTS) for (let i = 0; i < n; i++) dot4RowsQ4x4U(w + <usize>i * rstep, ws + ((<usize>i * rstep) >> 2), off, off >> 2, gstride, a, cols, y + <usize>i * ynext, ystep);
       // the i16 dots where fused dot-adds read bytes signed: fused, this mat-vec ran 0.92-0.99x even where they are
       // one instruction (Node 24-26, workerd; their zero start and add cost what the widening saved)
-      for (let i = 0; i < n; i++) dot4RowsQ4x4(w + <usize>i * rstep, ws + ((<usize>i * rstep) >> 2), off, off >> 2, gstride, a, cols, y + <usize>i * ynext, ystep);
+      else for (let i = 0; i < n; i++) dot4RowsQ4x4(w + <usize>i * rstep, ws + ((<usize>i * rstep) >> 2), off, off >> 2, gstride, a, cols, y + <usize>i * ynext, ystep);
       done = n << 2;
     }
   }

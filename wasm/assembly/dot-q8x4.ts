@@ -45,9 +45,7 @@ export function arrangeQ8x4(a: usize, cols: i32): void {
   if (UNSIGNED_DOTS) { // [xu = qx + 128 as u8, transposed (128)][0x01 bytes (128)]: see UnsignedDots below
     const flip = i8x16.splat(-128), one = i8x16.splat(1);
     for (let g = 0; g < groups; g++, e += 256) {
-      const q = a + <usize>(g * 4 * QK);
-      transposeWords(q, 32, ARRANGE, 32);
-      transposeWords(q + 16, 32, ARRANGE + 16, 32);
+      transposeGroup(a + <usize>(g * 4 * QK), ARRANGE);
       for (let v: usize = 0; v < 128; v += 16) { v128.store(e + v, v128.xor(v128.load(ARRANGE + v), flip)); v128.store(e + v, one, 128); }
     }
     return;
@@ -130,9 +128,9 @@ export function dotQ8x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   for (let g = 0; g < groups; g++) {
     let p = i32x4.splat(0), n = i32x4.splat(0);
     for (let v: usize = 0; v < 128; v += 16) {
-      const wv = v128.load(pw + v);
-      p = stepP<P>(p, wv, v128.load(px + v), v128.load(px + v, 128), ones);
-      n = stepN<P>(n, wv, v128.load(px + v, 128));
+      const wv = v128.load(pw + v), xn = v128.load(px + v, 128);
+      p = stepP<P>(p, wv, v128.load(px + v), xn, ones);
+      n = stepN<P>(n, wv, xn);
     }
     acc = scaleGroup<P>(acc, p, n, v128.load(pws), v128.load(pxs));
     fence(acc);
@@ -232,10 +230,11 @@ export function dotRow4TokQ8x4(wq: usize, ws: usize, r: i32, cols: i32, a: usize
         p0 = stepP<P>(p0, wv, v128.load(x0), ones, ones); p1 = stepP<P>(p1, wv, v128.load(x1), ones, ones);
         p2 = stepP<P>(p2, wv, v128.load(x2), ones, ones); p3 = stepP<P>(p3, wv, v128.load(x3), ones, ones);
       } else {
-        p0 = stepP<P>(p0, wv, v128.load(x0), v128.load(x0, 128), ones); n0 = stepN<P>(n0, wv, v128.load(x0, 128));
-        p1 = stepP<P>(p1, wv, v128.load(x1), v128.load(x1, 128), ones); n1 = stepN<P>(n1, wv, v128.load(x1, 128));
-        p2 = stepP<P>(p2, wv, v128.load(x2), v128.load(x2, 128), ones); n2 = stepN<P>(n2, wv, v128.load(x2, 128));
-        p3 = stepP<P>(p3, wv, v128.load(x3), v128.load(x3, 128), ones); n3 = stepN<P>(n3, wv, v128.load(x3, 128));
+        const xn0 = v128.load(x0, 128), xn1 = v128.load(x1, 128), xn2 = v128.load(x2, 128), xn3 = v128.load(x3, 128);
+        p0 = stepP<P>(p0, wv, v128.load(x0), xn0, ones); n0 = stepN<P>(n0, wv, xn0);
+        p1 = stepP<P>(p1, wv, v128.load(x1), xn1, ones); n1 = stepN<P>(n1, wv, xn1);
+        p2 = stepP<P>(p2, wv, v128.load(x2), xn2, ones); n2 = stepN<P>(n2, wv, xn2);
+        p3 = stepP<P>(p3, wv, v128.load(x3), xn3, ones); n3 = stepN<P>(n3, wv, xn3);
       }
       fence2(p0, p2);
     }

@@ -114,7 +114,7 @@ function matmulPacked(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: 
 }
 
 // (Reading a q4_0x4 quad's lines in address order before its first row's four-token passes, as attention's
-// warmLines, ran granite's expert FFN 1.05-1.09x at 4-16 tokens but granite-shaped prefill 0.965x end to end.)
+// warmRows, ran granite's expert FFN 1.05-1.09x at 4-16 tokens but granite-shaped prefill 0.965x end to end.)
 /** y[(t - t0) * ystep] = packed row r . token t's prepared activation, t = t0..t1-1 (t1 - t0 a multiple of 4), four at a time. */
 function rowTokensPacked(dt: i32, wq: usize, ws: usize, r: i32, rows: i32, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
   if (dt == DT_Q4_0X4) for (let t = t0; t < t1; t += 4) dotRow4TokQ4x4(wq, ws, r, rows, cols, act + <usize>(t * stride), stride, y + <usize>(t - t0) * ystep, ystep);

@@ -55,24 +55,6 @@ const SPLATS: usize = memory.data<u8>([
 /** i8x16.splat(8), q4_0's offset, loaded (see SPLATS). */
 @inline export function eightI8(): v128 { return v128.load(SPLATS, 48); }
 
-const WARM_SINK: usize = memory.data(16, 16);
-
-/**
- * Loads `bytes` at p, every cache line once, in address order; the result is stored where nothing reads it. For
- * kernels whose own order of reads the hardware prefetchers follow badly (attention's strided row steps, a packed
- * quad's rows one at a time): one sequential pass first, and their reads then hit L1/L2.
- */
-export function warmLines(p: usize, bytes: usize): void {
-  let a = i32x4.splat(0), b = i32x4.splat(0);
-  let o: usize = 0;
-  for (; o + 256 <= bytes; o += 256) { // one load per 64-byte line, four lines a step
-    a = v128.xor(a, v128.xor(v128.load(p + o), v128.load(p + o, 64)));
-    b = v128.xor(b, v128.xor(v128.load(p + o, 128), v128.load(p + o, 192)));
-  }
-  for (; o + 16 <= bytes; o += 64) a = v128.xor(a, v128.load(p + o));
-  v128.store(WARM_SINK, v128.xor(a, b));
-}
-
 const LANES: usize = memory.data(16, 16);
 
 // The scalar twins' f32 lane accumulators (block b's value to lane b % 4, as the SIMD kernels' f32x4), in memory so
