@@ -30,7 +30,7 @@ export let FUSED_DOT: bool = false;
  * Fused dot-adds that read their second operand as unsigned bytes, exactly (AVX-VNNI vpdpbusd; the executor knows
  * from fused_dot_probe): the packed q4_0 mat-vec then multiplies the high nibbles where they lie (v & 0xf0 = 16 q,
  * 0..240, out of the spec's deterministic 0..127) into a sum of their own, divided by 16 once per group, and skips
- * the shift that moves them down; packed q8_0 dots x + 128 (dot-q8x4.ts, UnsignedDots). Same exact integers; set
+ * the shift that moves them down; packed q8_0 stores its weights as w + 128 (dot-q8x4.ts, UnsignedDots). Same exact integers; set
  * only where the engine's lowering makes it so.
  */
 export let UNSIGNED_DOTS: bool = false;
@@ -40,7 +40,7 @@ export let UNSIGNED_DOTS: bool = false;
 // folded the two inlined copies before it propagated the constant), which ran 0.7x.
 export type I16Dots = i16;
 export type FusedDots = i32;
-// q8_0x4 on UNSIGNED_DOTS engines: fused dot-adds of x + 128 (dot-q8x4.ts), tested with sizeof<P>() == 8
+// q8_0x4 on UNSIGNED_DOTS engines: weights stored as w + 128, one fused dot-add each (dot-q8x4.ts), tested with sizeof<P>() == 8
 export type UnsignedDots = i64;
 
 export function setFusedDot(on: bool, unsignedDots: bool): void {

@@ -3,15 +3,17 @@
 //    holds bytes 4k..4k+3 of block 0, 1, 2, 3 and the vector at 32k + 16 bytes 16 + 4k.. of each (k = 0..3); a row's
 //    last nb % 4 blocks stay as ggml stores them. A dot-add of such a vector sums four bytes of one block into each
 //    i32 lane, so a group's eight vectors add up to the four block sums in lanes 0..3, where ggml's layout needs a
-//    horizontal reduction per block (pairSum/finishSum in dot-q8.ts). The activation's xp/xn are arranged the same
-//    way once per token (arrangeQ8x4).
+//    horizontal reduction per block (pairSum/finishSum in dot-q8.ts). The activation's xp/xn (or qx, UnsignedDots)
+//    are arranged the same way once per token (arrangeQ8x4).
+// 2. On UNSIGNED_DOTS engines the grouped bytes are stored as w + 128 (the dot-add's unsigned operand): the kernel
+//    whose mode is fixed when its weights are packed reads them; the scalar twins and getRowQ8x4 subtract 128 back.
 // Rows stay apart (no quads as in q4_0x4): interleaved, granite-shaped q8_0 decoded 0.90x and prefilled 1.05x
 // against ggml's layout end to end, rows apart 1.03x and 1.09x (wasm/dev/ab-e2e-checkouts.mts). The mat-vec reads
 // four rows a quarter of the matrix apart; the four-token kernel one row, contiguous.
 // Every value equals dotQ8Simd's on the unpacked row bit for bit: the block sums are exact integers and the f32
 // order is the same (lane b % 4). The packing is one way.
 import { QK, RELAXED, FUSED_DOT, UNSIGNED_DOTS, I16Dots, FusedDots, UnsignedDots } from './common';
-import { extOff, xsOff } from './activation';
+import { extOff, xsOff, xsumOff } from './activation';
 import { hsumF32, fence, fence2, onesI16, lanesFrom, laneAdd, lanesSum } from './simd-util';
 import { transposeWords } from './dot-q4x4';
 
@@ -24,12 +26,19 @@ const GROUP: usize = 128;
   transposeWords(src + 16, 32, dst + 16, 32);
 }
 
-/** In place: rows x cols q8_0 quants from ggml's layout to q8_0x4 (the scales stay as they are). */
+/**
+ * In place: rows x cols q8_0 quants from ggml's layout to q8_0x4 (the scales stay as they are). On UNSIGNED_DOTS
+ * engines the grouped bytes are also stored as w + 128 (w ^ 0x80), the dot-add's unsigned operand (UnsignedDots below).
+ */
 export function repackQ8x4(w: usize, rows: i32, cols: i32): void {
   const groups = (cols / QK) >> 2;
+  const flip = i8x16.splat(-128);
   for (let r = 0; r < rows; r++) {
     let p = w + <usize>r * <usize>cols;
-    for (let g = 0; g < groups; g++, p += GROUP) transposeGroup(p, p);
+    for (let g = 0; g < groups; g++, p += GROUP) {
+      transposeGroup(p, p);
+      if (UNSIGNED_DOTS) for (let v: usize = 0; v < GROUP; v += 16) v128.store(p + v, v128.xor(v128.load(p + v), flip));
+    }
   }
 }
 
@@ -42,11 +51,11 @@ const ARRANGE: usize = memory.data(256, 16);
 export function arrangeQ8x4(a: usize, cols: i32): void {
   const groups = (cols / QK) >> 2;
   let e = a + extOff(cols);
-  if (UNSIGNED_DOTS) { // [xu = qx + 128 as u8, transposed (128)][0x01 bytes (128)]: see UnsignedDots below
-    const flip = i8x16.splat(-128), one = i8x16.splat(1);
+  if (UNSIGNED_DOTS) { // [qx, transposed (128)][-128 x the four block sums of qx, i32 (16)]: see UnsignedDots below
+    const sums = a + xsumOff(cols);
     for (let g = 0; g < groups; g++, e += 256) {
-      transposeGroup(a + <usize>(g * 4 * QK), ARRANGE);
-      for (let v: usize = 0; v < 128; v += 16) { v128.store(e + v, v128.xor(v128.load(ARRANGE + v), flip)); v128.store(e + v, one, 128); }
+      transposeGroup(a + <usize>(g * 4 * QK), e);
+      v128.store(e, i32x4.mul(v128.load(sums + (<usize>g << 4)), i32x4.splat(-128)), 128);
     }
     return;
   }
@@ -62,7 +71,8 @@ export function arrangeQ8x4(a: usize, cols: i32): void {
 /** Weight byte j of block b of a q8_0x4 row `w` (blocks past the last whole group are ggml's). */
 @inline export function packedByteQ8(w: usize, b: i32, j: i32, groups: i32): i32 {
   if ((b >> 2) >= groups) return <i32>load<i8>(w + <usize>(b * QK + j));
-  return <i32>load<i8>(w + <usize>(b >> 2) * GROUP + <usize>(((j & 15) >> 2) * 32 + (j >> 4) * 16 + (b & 3) * 4 + (j & 3)));
+  const p = w + <usize>(b >> 2) * GROUP + <usize>(((j & 15) >> 2) * 32 + (j >> 4) * 16 + (b & 3) * 4 + (j & 3));
+  return UNSIGNED_DOTS ? <i32>load<u8>(p) - 128 : <i32>load<i8>(p); // stored as w + 128 there (repackQ8x4)
 }
 
 /** Blocks b..nb-1 of a packed row, one at a time in scalar code, added to the lanes of acc (lane b % 4); the lane sum. */
@@ -103,13 +113,18 @@ export function dotQ8x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
 }
 
 /**
- * acc + (p - n) * (wsv * xsv): a (row, token) group's four block sums, scaled, into the lanes of acc. P =
- * UnsignedDots (UNSIGNED_DOTS engines): p holds the dot-adds of xu = x + 128 (read unsigned, exactly) and n those of
- * 0x01 bytes, the weights' block sums, so w . x = p - 128 n: one dot-add per token and vector where xp and xn take
- * two, and the weight sums are the tokens' in common (row4TokQ8x4 computes them once for four tokens).
+ * P = UnsignedDots (UNSIGNED_DOTS engines): the weights are stored as wu = w + 128 (repackQ8x4), the dot-add's
+ * unsigned operand, against qx itself: dot(qx, wu) = w . x + 128 sum(qx), and a group's sums start from
+ * -128 sum(qx) per block (arrangeQ8x4 stores them beside qx), so each weight vector takes one dot-add per token where
+ * xp and xn took two, and nothing depends on the row but the weights.
  */
+@inline function stepU(p: v128, x: v128, wu: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, wu, p);
+}
+
+/** acc + (p - n) * (wsv * xsv): a (row, token) group's four block sums, scaled, into the lanes of acc (n: zero for UnsignedDots). */
 @inline function scaleGroup<P>(acc: v128, p: v128, n: v128, wsv: v128, xsv: v128): v128 {
-  const s = sizeof<P>() == 8 ? i32x4.sub(p, i32x4.shl(n, 7)) : i32x4.sub(p, n);
+  const s = sizeof<P>() == 8 ? p : i32x4.sub(p, n);
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, xsv)));
 }
 
@@ -127,10 +142,15 @@ export function dotQ8x4Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
   let pw = w, px = a + extOff(cols), pws = ws, pxs = a + xsOff(cols);
   for (let g = 0; g < groups; g++) {
     let p = i32x4.splat(0), n = i32x4.splat(0);
-    for (let v: usize = 0; v < 128; v += 16) {
-      const wv = v128.load(pw + v), xn = v128.load(px + v, 128);
-      p = stepP<P>(p, wv, v128.load(px + v), xn, ones);
-      n = stepN<P>(n, wv, xn);
+    if (sizeof<P>() == 8) {
+      p = v128.load(px, 128);
+      for (let v: usize = 0; v < 128; v += 16) p = stepU(p, v128.load(px + v), v128.load(pw + v));
+    } else {
+      for (let v: usize = 0; v < 128; v += 16) {
+        const wv = v128.load(pw + v), xn = v128.load(px + v, 128);
+        p = stepP<P>(p, wv, v128.load(px + v), xn, ones);
+        n = stepN<P>(n, wv, xn);
+      }
     }
     acc = scaleGroup<P>(acc, p, n, v128.load(pws), v128.load(pxs));
     fence(acc);
@@ -174,7 +194,15 @@ export function matvecQ8x4(w: usize, ws: usize, rows: i32, cols: i32, a: usize, 
   for (let g = 0; g < groups; g++) {
     let pA = i32x4.splat(0), pB = i32x4.splat(0), pC = i32x4.splat(0), pD = i32x4.splat(0);
     let nA = i32x4.splat(0), nB = i32x4.splat(0), nC = i32x4.splat(0), nD = i32x4.splat(0);
-    for (let v: usize = 0; v < 128; v += 16) { // one activation vector pair serves the four rows
+    if (sizeof<P>() == 8) {
+      pA = v128.load(px, 128); pB = pA; pC = pA; pD = pA;
+      for (let v: usize = 0; v < 128; v += 16) { // one activation vector serves the four rows
+        const x = v128.load(px + v);
+        pA = stepU(pA, x, v128.load(pw + v)); pB = stepU(pB, x, v128.load(pw + off + v));
+        pC = stepU(pC, x, v128.load(pw + off2 + v)); pD = stepU(pD, x, v128.load(pw + off3 + v));
+        fence2(pA, pC);
+      }
+    } else for (let v: usize = 0; v < 128; v += 16) { // one activation vector pair serves the four rows
       const xp = v128.load(px + v), xn = v128.load(px + v, 128);
       let wv = v128.load(pw + v);
       pA = stepP<P>(pA, wv, xp, xn, ones); nA = stepN<P>(nA, wv, xn);
@@ -222,13 +250,13 @@ export function dotRow4TokQ8x4(wq: usize, ws: usize, r: i32, cols: i32, a: usize
   for (let g = 0; g < groups; g++) {
     let p0 = i32x4.splat(0), p1 = i32x4.splat(0), p2 = i32x4.splat(0), p3 = i32x4.splat(0);
     let n0 = i32x4.splat(0), n1 = i32x4.splat(0), n2 = i32x4.splat(0), n3 = i32x4.splat(0);
+    if (sizeof<P>() == 8) { p0 = v128.load(px, 128); p1 = v128.load(px + st, 128); p2 = v128.load(px + 2 * st, 128); p3 = v128.load(px + 3 * st, 128); }
     for (let v: usize = 0; v < 128; v += 16) {
       const wv = v128.load(pw + v);
       const x0 = px + v, x1 = x0 + st, x2 = x0 + 2 * st, x3 = x0 + 3 * st;
-      if (sizeof<P>() == 8) { // the weights' block sums (n0) once for the four tokens
-        n0 = stepN<P>(n0, wv, v128.load(x0, 128));
-        p0 = stepP<P>(p0, wv, v128.load(x0), ones, ones); p1 = stepP<P>(p1, wv, v128.load(x1), ones, ones);
-        p2 = stepP<P>(p2, wv, v128.load(x2), ones, ones); p3 = stepP<P>(p3, wv, v128.load(x3), ones, ones);
+      if (sizeof<P>() == 8) {
+        p0 = stepU(p0, v128.load(x0), wv); p1 = stepU(p1, v128.load(x1), wv);
+        p2 = stepU(p2, v128.load(x2), wv); p3 = stepU(p3, v128.load(x3), wv);
       } else {
         const xn0 = v128.load(x0, 128), xn1 = v128.load(x1, 128), xn2 = v128.load(x2, 128), xn3 = v128.load(x3, 128);
         p0 = stepP<P>(p0, wv, v128.load(x0), xn0, ones); n0 = stepN<P>(n0, wv, xn0);
@@ -240,9 +268,9 @@ export function dotRow4TokQ8x4(wq: usize, ws: usize, r: i32, cols: i32, a: usize
     }
     const wsv = v128.load(pws);
     a0 = scaleGroup<P>(a0, p0, n0, wsv, v128.load(pxs));
-    a1 = scaleGroup<P>(a1, p1, sizeof<P>() == 8 ? n0 : n1, wsv, v128.load(pxs + st));
-    a2 = scaleGroup<P>(a2, p2, sizeof<P>() == 8 ? n0 : n2, wsv, v128.load(pxs + 2 * st));
-    a3 = scaleGroup<P>(a3, p3, sizeof<P>() == 8 ? n0 : n3, wsv, v128.load(pxs + 3 * st));
+    a1 = scaleGroup<P>(a1, p1, n1, wsv, v128.load(pxs + st));
+    a2 = scaleGroup<P>(a2, p2, n2, wsv, v128.load(pxs + 2 * st));
+    a3 = scaleGroup<P>(a3, p3, n3, wsv, v128.load(pxs + 3 * st));
     fence2(a0, a2);
     pw += GROUP; pws += 16; px += 256; pxs += 16;
   }

@@ -27,7 +27,7 @@ export const DT_Q8_0X4: i32 = Q8X4;
 
 /**
  * Relaxed build: the integer dots' path: i16 + widening (0), fused (1), or fused reading bytes unsigned (2: q4_0's
- * high nibbles in place, q8_0's activations + 128); see FUSED_DOT and UNSIGNED_DOTS in common.ts.
+ * high nibbles in place, q8_0's weights stored + 128: set it before weights are packed); see FUSED_DOT and UNSIGNED_DOTS in common.ts.
  */
 export function set_fused_dot(mode: i32): void {
   setFusedDot(mode != 0, mode == 2);
