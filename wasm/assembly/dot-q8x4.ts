@@ -280,3 +280,58 @@ export function dotRow4TokQ8x4(wq: usize, ws: usize, r: i32, cols: i32, a: usize
   store<f32>(y + 2 * ystep, tailQ8x4(w, ws, a + 2 * st, cols, b, a2));
   store<f32>(y + 3 * ystep, tailQ8x4(w, ws, a + 3 * st, cols, b, a3));
 }
+
+// The f32 accumulators of rows2Tok4Q8x4's eight (row, token) pairs, kept in memory: with its eight i32 group sums
+// they would not fit the sixteen registers V8 allocates, and a constant address is also a load without a bounds check
+// in engines that check every other one (workerd; wasm/README.md).
+const ACC8: usize = memory.data(128, 16);
+
+/**
+ * UNSIGNED_DOTS engines: two packed rows, A (wa, sa) and B (wb, sb), against four prepared tokens a + t*stride:
+ * ya[t * ystep] and yb[t * ystep]. Each activation vector serves both rows, so a vector of weights and tokens takes
+ * six loads for eight dot-adds (row4TokQ8x4: five for four) and eight independent sums run at once. The rows should
+ * be two sequential streams (a gate row and its up row, or rows half a matrix apart): adjacent rows interleave two
+ * streams in one page, which the hardware prefetchers follow badly. Same values as dotRow4TokQ8x4 per row, bit for bit.
+ */
+export function dotRows2Tok4Q8x4(wa: usize, sa: usize, wb: usize, sb: usize, cols: i32, a: usize, stride: i32, ya: usize, yb: usize, ystep: usize): void {
+  if (!RELAXED) return; // (a constant: the plain SIMD build compiles none of this; matmul calls it only on UNSIGNED_DOTS)
+  const groups = (cols / QK) >> 2;
+  const st = <usize>stride;
+  for (let k: usize = 0; k < 128; k += 16) v128.store(ACC8 + k, f32x4.splat(0));
+  const w1 = wb - wa, s1 = sb - sa; // row B from row A's pointers (one pointer each, fewer registers in the loop)
+  let pw = wa, pws = sa, px = a + extOff(cols), pxs = a + xsOff(cols); // token 0's; the others st apart
+  for (let g = 0; g < groups; g++) {
+    let p0 = v128.load(px, 128), p1 = v128.load(px + st, 128), p2 = v128.load(px + 2 * st, 128), p3 = v128.load(px + 3 * st, 128);
+    let q0 = p0, q1 = p1, q2 = p2, q3 = p3;
+    for (let v: usize = 0; v < 128; v += 16) {
+      const ua = v128.load(pw + v), ub = v128.load(pw + w1 + v);
+      let x = v128.load(px + v);
+      p0 = stepU(p0, x, ua); q0 = stepU(q0, x, ub);
+      x = v128.load(px + st + v);
+      p1 = stepU(p1, x, ua); q1 = stepU(q1, x, ub);
+      x = v128.load(px + 2 * st + v);
+      p2 = stepU(p2, x, ua); q2 = stepU(q2, x, ub);
+      x = v128.load(px + 3 * st + v);
+      p3 = stepU(p3, x, ua); q3 = stepU(q3, x, ub);
+    }
+    const va = v128.load(pws), vb = v128.load(pws + s1);
+    let xs = v128.load(pxs);
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8), p0, p0, va, xs));
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8, 64), q0, q0, vb, xs), 64);
+    xs = v128.load(pxs + st);
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8, 16), p1, p1, va, xs), 16);
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8, 80), q1, q1, vb, xs), 80);
+    xs = v128.load(pxs + 2 * st);
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8, 32), p2, p2, va, xs), 32);
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8, 96), q2, q2, vb, xs), 96);
+    xs = v128.load(pxs + 3 * st);
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8, 48), p3, p3, va, xs), 48);
+    v128.store(ACC8, scaleGroup<UnsignedDots>(v128.load(ACC8, 112), q3, q3, vb, xs), 112);
+    pw += GROUP; pws += 16; px += 256; pxs += 16;
+  }
+  const b = groups << 2;
+  for (let t: usize = 0; t < 4; t++) {
+    store<f32>(ya + t * ystep, tailQ8x4(wa, sa, a + t * st, cols, b, v128.load(ACC8 + (t << 4))));
+    store<f32>(yb + t * ystep, tailQ8x4(wb, sb, a + t * st, cols, b, v128.load(ACC8 + 64 + (t << 4))));
+  }
+}

@@ -1,13 +1,13 @@
 // Matmul and the fused SwiGLU expert FFN over prepared activations. Mat-vec (nTok = 1) streams each weight row
 // once; mat-mat walks the tokens in tiles whose prepared activations stay in L2, and reuses each weight row
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, DT_Q8_0X4, rowBytes, align64 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, DT_Q8_0X4, RELAXED, UNSIGNED_DOTS, rowBytes, align64 } from './common';
 import { actBytes, prepare, prepareQ8 } from './activation';
 import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
 import { matvecQ4x4, dotRow4TokQ4x4, dotRowQ4x4 } from './dot-q4x4';
-import { matvecQ8x4, dotRow4TokQ8x4, dotRowQ8x4 } from './dot-q8x4';
+import { matvecQ8x4, dotRow4TokQ8x4, dotRowQ8x4, dotRows2Tok4Q8x4 } from './dot-q8x4';
 import { siluMul, siluMulF32x4 } from './exp';
 
 const TILE_BYTES: i32 = 96 * 1024; // prepared activations per token tile
@@ -108,7 +108,22 @@ function matmulPacked(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: 
   for (let t0 = 0; t0 < nTok; t0 += tile) {
     const t1 = min(t0 + tile, nTok);
     const tq = simd ? t0 + ((t1 - t0) & ~3) : t0;
-    if (tq > t0) for (let r = 0; r < rows; r++) rowTokensPacked(dt, wq, ws, r, rows, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
+    if (tq > t0) {
+      let r = 0;
+      if (RELAXED && UNSIGNED_DOTS && dt == DT_Q8_0X4) { // rows r and r + half together (dotRows2Tok4Q8x4)
+        const half = rows >> 1, rb = <usize>cols, sb = <usize>cols >> 3;
+        const offB = <usize>half * rb, soffB = <usize>half * sb;
+        for (; r < half; r++) {
+          const w = wq + <usize>r * rb, s = ws + <usize>r * sb;
+          for (let t = t0; t < tq; t += 4) {
+            const yr = y + (<usize>(t * rows + r) << 2);
+            dotRows2Tok4Q8x4(w, s, w + offB, s + soffB, cols, act + <usize>(t * stride), stride, yr, yr + (<usize>half << 2), <usize>rows << 2);
+          }
+        }
+        r = half << 1;
+      }
+      for (; r < rows; r++) rowTokensPacked(dt, wq, ws, r, rows, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
+    }
     for (let t = tq; t < t1; t++) matvecPacked(dt, wq, ws, rows, cols, act + <usize>(t * stride), y + (<usize>(t * rows) << 2), simd);
   }
 }
@@ -215,8 +230,16 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
       for (let r = 0; r < inter; r++) {
         for (let c0 = t0; c0 < tq; c0 += FFN_CHUNK) {
           const c1 = min(c0 + FFN_CHUNK, tq);
-          rowTokensPacked(dtGU, gq, gs, r, inter, hidden, actX, strideX, c0, c1, FFN_G, 4);
-          rowTokensPacked(dtGU, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_U, 4);
+          if (RELAXED && UNSIGNED_DOTS && dtGU == DT_Q8_0X4) { // the gate row and the up row together
+            const o = <usize>r * rb, so = <usize>r * sb;
+            for (let t = c0; t < c1; t += 4) {
+              const i = <usize>(t - c0) << 2;
+              dotRows2Tok4Q8x4(gq + o, gs + so, uq + o, us + so, hidden, actX + <usize>(t * strideX), strideX, FFN_G + i, FFN_U + i, 4);
+            }
+          } else {
+            rowTokensPacked(dtGU, gq, gs, r, inter, hidden, actX, strideX, c0, c1, FFN_G, 4);
+            rowTokensPacked(dtGU, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_U, 4);
+          }
           siluMulInto(FFN_G, FFN_U, c1 - c0, h + (<usize>(c0 * inter + r) << 2), <usize>inter << 2, true);
         }
       }
