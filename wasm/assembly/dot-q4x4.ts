@@ -16,7 +16,7 @@
 // order is the same (lane b % 4). The packing is one way: nothing reads ggml's layout back out of a packed matrix.
 import { QK, RELAXED, FUSED_DOT, UNSIGNED_DOTS, I16Dots, FusedDots } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
-import { hsumF32, fence, fence2, nibbleMask, lanesFrom, laneAdd, lanesSum } from './simd-util';
+import { hsumF32, fence, fence2, nibbleMask, lanesFrom, laneAdd, lanesSum, ACC8 } from './simd-util';
 
 /** The 4x4 transpose of 32-bit words: vectors at src + k*sstep (k = 0..3) -> dst + k*dstep, vector k = word k of each. */
 @inline export function transposeWords(src: usize, sstep: usize, dst: usize, dstep: usize): void {
@@ -388,4 +388,59 @@ export function dotRow4TokQ4x4(wq: usize, ws: usize, r: i32, rows: i32, cols: i3
 @inline function tokStep<P>(s: v128, xl: v128, xh: v128, lo: v128, hi: v128): v128 {
   if (sizeof<P>() == 4) return i32x4.relaxed_dot_i8x16_i7x16_add_s(xh, hi, i32x4.relaxed_dot_i8x16_i7x16_add_s(xl, lo, s));
   return i16x8.add(s, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xh, hi)));
+}
+
+/**
+ * Fused dot-adds (FUSED_DOT): two packed rows, A (wa, sa) and B (wb, sb), both with group stride gstride, against four
+ * prepared tokens a + t*stride: ya[t * ystep] and yb[t * ystep]. Each activation pair serves both rows' nibbles: a
+ * weight vector of each row and the four tokens take ten loads for sixteen dot-adds (dotRow4TokRelaxed: nine for
+ * eight), in eight independent chains. As dotRows2Tok4Q8x4, the rows should be two sequential streams (a gate row and
+ * its up row, or rows half a matrix apart). Same values as dotRow4TokQ4x4 per row, bit for bit.
+ */
+export function dotRows2Tok4Q4x4(wa: usize, sa: usize, wb: usize, sb: usize, gstride: usize, cols: i32, a: usize, stride: i32, ya: usize, yb: usize, ystep: usize): void {
+  if (!RELAXED) return; // (a constant: the plain SIMD build compiles none of this; matmul calls it only on FUSED_DOT)
+  const groups = (cols / QK) >> 2;
+  const m = nibbleMask();
+  const sstride = gstride >> 2;
+  const st = <usize>stride;
+  for (let k: usize = 0; k < 128; k += 16) v128.store(ACC8 + k, f32x4.splat(0));
+  const w1 = wb - wa, s1 = sb - sa; // row B from row A's pointers
+  let pw = wa, pws = sa;
+  let px = a + extOff(cols), pxsum = a + xsumOff(cols), pxs = a + xsOff(cols); // token 0's; the others st apart
+  for (let g = 0; g < groups; g++) {
+    let p0 = i32x4.splat(0), p1 = p0, p2 = p0, p3 = p0, q0 = p0, q1 = p0, q2 = p0, q3 = p0;
+    for (let k: usize = 0; k < 64; k += 16) {
+      const va = v128.load(pw + k), vb = v128.load(pw + w1 + k);
+      const la = v128.and(va, m), ha = v128.and(i16x8.shr_u(va, 4), m);
+      const lb = v128.and(vb, m), hb = v128.and(i16x8.shr_u(vb, 4), m);
+      let x = px + (k << 1);
+      let xl = v128.load(x), xh = v128.load(x, 16);
+      p0 = tokStep<FusedDots>(p0, xl, xh, la, ha); q0 = tokStep<FusedDots>(q0, xl, xh, lb, hb);
+      x += st; xl = v128.load(x); xh = v128.load(x, 16);
+      p1 = tokStep<FusedDots>(p1, xl, xh, la, ha); q1 = tokStep<FusedDots>(q1, xl, xh, lb, hb);
+      x += st; xl = v128.load(x); xh = v128.load(x, 16);
+      p2 = tokStep<FusedDots>(p2, xl, xh, la, ha); q2 = tokStep<FusedDots>(q2, xl, xh, lb, hb);
+      x += st; xl = v128.load(x); xh = v128.load(x, 16);
+      p3 = tokStep<FusedDots>(p3, xl, xh, la, ha); q3 = tokStep<FusedDots>(q3, xl, xh, lb, hb);
+    }
+    const va = v128.load(pws), vb = v128.load(pws + s1);
+    let xo = i32x4.shl(v128.load(pxsum), 3), xs = v128.load(pxs);
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8), p0, xo, va, xs));
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8, 64), q0, xo, vb, xs), 64);
+    xo = i32x4.shl(v128.load(pxsum + st), 3); xs = v128.load(pxs + st);
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8, 16), p1, xo, va, xs), 16);
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8, 80), q1, xo, vb, xs), 80);
+    xo = i32x4.shl(v128.load(pxsum + 2 * st), 3); xs = v128.load(pxs + 2 * st);
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8, 32), p2, xo, va, xs), 32);
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8, 96), q2, xo, vb, xs), 96);
+    xo = i32x4.shl(v128.load(pxsum + 3 * st), 3); xs = v128.load(pxs + 3 * st);
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8, 48), p3, xo, va, xs), 48);
+    v128.store(ACC8, scaleRow<FusedDots>(v128.load(ACC8, 112), q3, xo, vb, xs), 112);
+    pw += gstride; pws += sstride; px += 128; pxsum += 16; pxs += 16;
+  }
+  const b = groups << 2;
+  for (let t: usize = 0; t < 4; t++) {
+    store<f32>(ya + t * ystep, tailQ4x4(wa, sa, gstride, a + t * st, cols, b, v128.load(ACC8 + (t << 4))));
+    store<f32>(yb + t * ystep, tailQ4x4(wb, sb, gstride, a + t * st, cols, b, v128.load(ACC8 + 64 + (t << 4))));
+  }
 }

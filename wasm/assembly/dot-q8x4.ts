@@ -14,7 +14,7 @@
 // order is the same (lane b % 4). The packing is one way.
 import { QK, RELAXED, FUSED_DOT, UNSIGNED_DOTS, I16Dots, FusedDots, UnsignedDots } from './common';
 import { extOff, xsOff, xsumOff } from './activation';
-import { hsumF32, fence, fence2, onesI16, lanesFrom, laneAdd, lanesSum } from './simd-util';
+import { hsumF32, fence, fence2, onesI16, lanesFrom, laneAdd, lanesSum, ACC8 } from './simd-util';
 import { transposeWords } from './dot-q4x4';
 
 // A row's groups are GROUP bytes apart, its scales GROUP / 8 (16 bytes: four f32).
@@ -280,11 +280,6 @@ export function dotRow4TokQ8x4(wq: usize, ws: usize, r: i32, cols: i32, a: usize
   store<f32>(y + 2 * ystep, tailQ8x4(w, ws, a + 2 * st, cols, b, a2));
   store<f32>(y + 3 * ystep, tailQ8x4(w, ws, a + 3 * st, cols, b, a3));
 }
-
-// The f32 accumulators of rows2Tok4Q8x4's eight (row, token) pairs, kept in memory: with its eight i32 group sums
-// they would not fit the sixteen registers V8 allocates, and a constant address is also a load without a bounds check
-// in engines that check every other one (workerd; wasm/README.md).
-const ACC8: usize = memory.data(128, 16);
 
 /**
  * UNSIGNED_DOTS engines: two packed rows, A (wa, sa) and B (wb, sb), against four prepared tokens a + t*stride:

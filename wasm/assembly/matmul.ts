@@ -1,12 +1,12 @@
 // Matmul and the fused SwiGLU expert FFN over prepared activations. Mat-vec (nTok = 1) streams each weight row
 // once; mat-mat walks the tokens in tiles whose prepared activations stay in L2, and reuses each weight row
 // (hot in L1) across the tile, so the weights are read from memory ceil(nTok / tile) times.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, DT_Q8_0X4, RELAXED, UNSIGNED_DOTS, rowBytes, align64 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, DT_Q4_0X4, DT_Q8_0X4, RELAXED, FUSED_DOT, UNSIGNED_DOTS, rowBytes, align64 } from './common';
 import { actBytes, prepare, prepareQ8 } from './activation';
 import { dotRow, dotRows2 } from './dot';
 import { matvec4Q8Simd } from './dot-q8';
 import { matvec4Q4Simd } from './dot-q4';
-import { matvecQ4x4, dotRow4TokQ4x4, dotRowQ4x4 } from './dot-q4x4';
+import { matvecQ4x4, dotRow4TokQ4x4, dotRowQ4x4, dotRows2Tok4Q4x4, rowOffQ4x4, groupStrideQ4x4 } from './dot-q4x4';
 import { matvecQ8x4, dotRow4TokQ8x4, dotRowQ8x4, dotRows2Tok4Q8x4 } from './dot-q8x4';
 import { siluMul, siluMulF32x4 } from './exp';
 
@@ -110,17 +110,18 @@ function matmulPacked(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: 
     const tq = simd ? t0 + ((t1 - t0) & ~3) : t0;
     if (tq > t0) {
       let r = 0;
-      if (RELAXED && UNSIGNED_DOTS && dt == DT_Q8_0X4) { // rows r and r + half together (dotRows2Tok4Q8x4)
-        const half = rows >> 1, rb = <usize>cols, sb = <usize>cols >> 3;
-        const offB = <usize>half * rb, soffB = <usize>half * sb;
+      if (twoRowsPacked(dt) && dt == DT_Q8_0X4) { // rows r and r + half together: two sequential streams
+        const half = rows >> 1;
         for (; r < half; r++) {
-          const w = wq + <usize>r * rb, s = ws + <usize>r * sb;
-          for (let t = t0; t < tq; t += 4) {
-            const yr = y + (<usize>(t * rows + r) << 2);
-            dotRows2Tok4Q8x4(w, s, w + offB, s + soffB, cols, act + <usize>(t * stride), stride, yr, yr + (<usize>half << 2), <usize>rows << 2);
-          }
+          const yr = y + (<usize>(t0 * rows + r) << 2);
+          rows2TokensPacked(dt, wq, ws, r, wq, ws, r + half, rows, cols, act, stride, t0, tq, yr, yr + (<usize>half << 2), <usize>rows << 2);
         }
         r = half << 1;
+      } else if (twoRowsPacked(dt)) { // q4_0x4: rows r, r + 1 of a quad, one stream
+        for (; r + 1 < rows; r += 2) {
+          const yr = y + (<usize>(t0 * rows + r) << 2);
+          rows2TokensPacked(dt, wq, ws, r, wq, ws, r + 1, rows, cols, act, stride, t0, tq, yr, yr + 4, <usize>rows << 2);
+        }
       }
       for (; r < rows; r++) rowTokensPacked(dt, wq, ws, r, rows, cols, act, stride, t0, tq, y + (<usize>(t0 * rows + r) << 2), <usize>rows << 2);
     }
@@ -134,6 +135,38 @@ function matmulPacked(dt: i32, wq: usize, ws: usize, rows: i32, cols: i32, act: 
 function rowTokensPacked(dt: i32, wq: usize, ws: usize, r: i32, rows: i32, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, y: usize, ystep: usize): void {
   if (dt == DT_Q4_0X4) for (let t = t0; t < t1; t += 4) dotRow4TokQ4x4(wq, ws, r, rows, cols, act + <usize>(t * stride), stride, y + <usize>(t - t0) * ystep, ystep);
   else for (let t = t0; t < t1; t += 4) dotRow4TokQ8x4(wq, ws, r, cols, act + <usize>(t * stride), stride, y + <usize>(t - t0) * ystep, ystep);
+}
+
+/** Whether the packed dtype has a two-row four-token kernel on this engine (dotRows2Tok4Q8x4, dotRows2Tok4Q4x4). */
+@inline function twoRowsPacked(dt: i32): bool {
+  return RELAXED && ((dt == DT_Q8_0X4 && UNSIGNED_DOTS) || (dt == DT_Q4_0X4 && FUSED_DOT));
+}
+
+/**
+ * Row ra of matrix A and row rb of matrix B (same shape, packed, dtype dt) against tokens t0..t1-1 (a multiple of 4),
+ * four at a time: ya / yb[(t - t0) * ystep]. Where twoRowsPacked(dt); q4_0x4 rows whose group strides differ (one in
+ * a quad, one apart) go one at a time.
+ */
+function rows2TokensPacked(dt: i32, aq: usize, as: usize, ra: i32, bq: usize, bs: usize, rb: i32, rows: i32, cols: i32, act: usize, stride: i32, t0: i32, t1: i32, ya: usize, yb: usize, ystep: usize): void {
+  if (dt == DT_Q8_0X4) {
+    const oa = <usize>ra * <usize>cols, ob = <usize>rb * <usize>cols;
+    for (let t = t0; t < t1; t += 4) {
+      const dy = <usize>(t - t0) * ystep;
+      dotRows2Tok4Q8x4(aq + oa, as + (oa >> 3), bq + ob, bs + (ob >> 3), cols, act + <usize>(t * stride), stride, ya + dy, yb + dy, ystep);
+    }
+    return;
+  }
+  const gs = groupStrideQ4x4(ra, rows, cols);
+  if (gs != groupStrideQ4x4(rb, rows, cols)) {
+    rowTokensPacked(dt, aq, as, ra, rows, cols, act, stride, t0, t1, ya, ystep);
+    rowTokensPacked(dt, bq, bs, rb, rows, cols, act, stride, t0, t1, yb, ystep);
+    return;
+  }
+  const oa = rowOffQ4x4(ra, rows, cols), ob = rowOffQ4x4(rb, rows, cols);
+  for (let t = t0; t < t1; t += 4) {
+    const dy = <usize>(t - t0) * ystep;
+    dotRows2Tok4Q4x4(aq + oa, as + (oa >> 2), bq + ob, bs + (ob >> 2), gs, cols, act + <usize>(t * stride), stride, ya + dy, yb + dy, ystep);
+  }
 }
 
 /** Scratch bytes matmul() needs. */
@@ -156,6 +189,8 @@ export function ffnScratch(dtGateUp: i32, dtDown: i32, hidden: i32, inter: i32, 
 const FFN_CHUNK: i32 = 64; // what FFN_G / FFN_U hold: one row's gate and up dots of that many tokens, or rows of one token
 const FFN_G: usize = memory.data(FFN_CHUNK * 4, 16);
 const FFN_U: usize = memory.data(FFN_CHUNK * 4, 16);
+const FFN_G2: usize = memory.data(FFN_CHUNK * 4, 16); // the second row's, where two rows go together (rows2TokensPacked)
+const FFN_U2: usize = memory.data(FFN_CHUNK * 4, 16);
 
 /**
  * out[i * ostep] = siluMul(g[i], u[i]) for i < n: four at a time (siluMulF32x4) when simd, the rest one by one; the
@@ -227,21 +262,25 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
       const tq = t0 + ((t1 - t0) & ~3);
       for (let t = tq; t < t1; t++) ffnMatvecPacked(dtGU, gq, gs, uq, us, hidden, inter, actX + <usize>(t * strideX), h + (<usize>(t * inter) << 2));
       if (tq == t0) continue;
+      // q4_0x4: rows r, r + 1 of a quad are one stream: the gate pair, then the up pair; q8_0x4: gate row with up row
+      const pairQ4 = twoRowsPacked(dtGU) && dtGU == DT_Q4_0X4;
       for (let r = 0; r < inter; r++) {
+        const pair = pairQ4 && r + 1 < inter;
         for (let c0 = t0; c0 < tq; c0 += FFN_CHUNK) {
           const c1 = min(c0 + FFN_CHUNK, tq);
-          if (RELAXED && UNSIGNED_DOTS && dtGU == DT_Q8_0X4) { // the gate row and the up row together
-            const o = <usize>r * rb, so = <usize>r * sb;
-            for (let t = c0; t < c1; t += 4) {
-              const i = <usize>(t - c0) << 2;
-              dotRows2Tok4Q8x4(gq + o, gs + so, uq + o, us + so, hidden, actX + <usize>(t * strideX), strideX, FFN_G + i, FFN_U + i, 4);
-            }
-          } else {
+          const hr = h + (<usize>(c0 * inter + r) << 2);
+          if (pair) {
+            rows2TokensPacked(dtGU, gq, gs, r, gq, gs, r + 1, inter, hidden, actX, strideX, c0, c1, FFN_G, FFN_G2, 4);
+            rows2TokensPacked(dtGU, uq, us, r, uq, us, r + 1, inter, hidden, actX, strideX, c0, c1, FFN_U, FFN_U2, 4);
+            siluMulInto(FFN_G2, FFN_U2, c1 - c0, hr + 4, <usize>inter << 2, true);
+          } else if (twoRowsPacked(dtGU) && !pairQ4) rows2TokensPacked(dtGU, gq, gs, r, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_G, FFN_U, 4);
+          else {
             rowTokensPacked(dtGU, gq, gs, r, inter, hidden, actX, strideX, c0, c1, FFN_G, 4);
             rowTokensPacked(dtGU, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_U, 4);
           }
-          siluMulInto(FFN_G, FFN_U, c1 - c0, h + (<usize>(c0 * inter + r) << 2), <usize>inter << 2, true);
+          siluMulInto(FFN_G, FFN_U, c1 - c0, hr, <usize>inter << 2, true);
         }
+        if (pair) r++;
       }
     }
   } else for (let t0 = 0; t0 < nTok; t0 += tile) {

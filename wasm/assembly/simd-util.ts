@@ -55,6 +55,11 @@ const SPLATS: usize = memory.data<u8>([
 /** i8x16.splat(8), q4_0's offset, loaded (see SPLATS). */
 @inline export function eightI8(): v128 { return v128.load(SPLATS, 48); }
 
+// The f32 accumulators of the two-row four-token kernels' eight (row, token) pairs, kept in memory: with their eight
+// i32 group sums they would not fit the fifteen vector registers V8 allocates, and a constant address is also a load
+// without a bounds check in engines that check every other one (workerd; wasm/README.md).
+export const ACC8: usize = memory.data(128, 16);
+
 const LANES: usize = memory.data(16, 16);
 
 // The scalar twins' f32 lane accumulators (block b's value to lane b % 4, as the SIMD kernels' f32x4), in memory so
