@@ -102,6 +102,51 @@ function axpy8(o: usize, v0: usize, vs: usize, p: usize, n: i32, simd: bool): vo
   }
 }
 
+/**
+ * Two query heads of one KV head (GQA): dot4Simd's scores for both, s0 and s1, from one pass over the four keys
+ * (each key vector loaded once for the two heads); each dot in dotF32Simd's order. n a multiple of 4.
+ */
+function dot4x2Simd(q0: usize, q1: usize, k0: usize, ks: usize, n: i32, scale: f32, s0: usize, s1: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  const k1 = k0 + ks, k2 = k1 + ks, k3 = k2 + ks;
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2;
+    const qa = v128.load(q0 + o), qb = v128.load(q1 + o);
+    let kv = v128.load(k0 + o);
+    a0 = f32x4.add(a0, f32x4.mul(qa, kv)); b0 = f32x4.add(b0, f32x4.mul(qb, kv));
+    kv = v128.load(k1 + o);
+    a1 = f32x4.add(a1, f32x4.mul(qa, kv)); b1 = f32x4.add(b1, f32x4.mul(qb, kv));
+    kv = v128.load(k2 + o);
+    a2 = f32x4.add(a2, f32x4.mul(qa, kv)); b2 = f32x4.add(b2, f32x4.mul(qb, kv));
+    kv = v128.load(k3 + o);
+    a3 = f32x4.add(a3, f32x4.mul(qa, kv)); b3 = f32x4.add(b3, f32x4.mul(qb, kv));
+  }
+  store<f32>(s0, hsumF32(a0) * scale); store<f32>(s0, hsumF32(a1) * scale, 4); store<f32>(s0, hsumF32(a2) * scale, 8); store<f32>(s0, hsumF32(a3) * scale, 12);
+  store<f32>(s1, hsumF32(b0) * scale); store<f32>(s1, hsumF32(b1) * scale, 4); store<f32>(s1, hsumF32(b2) * scale, 8); store<f32>(s1, hsumF32(b3) * scale, 12);
+}
+
+/**
+ * axpy4 (SIMD) for two query heads of one KV head: o0 and o1 each get their four weighted value rows, each element
+ * in axpy4's order, from one load of each value vector. n a multiple of 4.
+ */
+function axpy4x2(o0: usize, o1: usize, v0: usize, vs: usize, p: usize, q: usize, n: i32): void {
+  const p0 = f32x4.splat(load<f32>(p)), p1 = f32x4.splat(load<f32>(p, 4)), p2 = f32x4.splat(load<f32>(p, 8)), p3 = f32x4.splat(load<f32>(p, 12));
+  const q0 = f32x4.splat(load<f32>(q)), q1 = f32x4.splat(load<f32>(q, 4)), q2 = f32x4.splat(load<f32>(q, 8)), q3 = f32x4.splat(load<f32>(q, 12));
+  const v1 = v0 + vs, v2 = v1 + vs, v3 = v2 + vs;
+  for (let i = 0; i < n; i += 4) {
+    const at = <usize>i << 2;
+    let x = v128.load(v0 + at);
+    let a = f32x4.add(v128.load(o0 + at), f32x4.mul(p0, x)), b = f32x4.add(v128.load(o1 + at), f32x4.mul(q0, x));
+    x = v128.load(v1 + at);
+    a = f32x4.add(a, f32x4.mul(p1, x)); b = f32x4.add(b, f32x4.mul(q1, x));
+    x = v128.load(v2 + at);
+    a = f32x4.add(a, f32x4.mul(p2, x)); b = f32x4.add(b, f32x4.mul(q2, x));
+    x = v128.load(v3 + at);
+    v128.store(o0 + at, f32x4.add(a, f32x4.mul(p3, x))); v128.store(o1 + at, f32x4.add(b, f32x4.mul(q3, x)));
+  }
+}
+
 /** o (n) += p * v (n). */
 function axpy(o: usize, v: usize, p: f32, n: i32, simd: bool): void {
   let i = 0;
@@ -146,6 +191,8 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
   const headBytes = <usize>headDim << 2;
   const hb = attentionHeadBlock(pos0 + nTok, nHead);
   const sb = <usize>(scoreStride(pos0 + nTok) << 2); // head h - h0's scores at scores + (h - h0) * sb
+  // GQA with an even group: heads h, h + 1 (h even) share a KV head, and go together (dot4x2Simd, axpy4x2)
+  const pairs = simd && (group & 1) == 0 && (headDim & 3) == 0;
   for (let t = 0; t < nTok; t++) {
     const n = pos0 + t + 1;
     const qt = q + (<usize>(t * qStride) << 2);
@@ -158,7 +205,15 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
           const kj = k + <usize>j * rowBytes;
           if (t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(kj, <usize>min(WARM_ROWS, n - j) * rowBytes);
           for (let h = h0; h < h1; h++) {
-            dot8Simd(qt + <usize>h * headBytes, kj + <usize>(h / group) * headBytes, rowBytes, headDim, scale, scores + <usize>(h - h0) * sb + (<usize>j << 2));
+            const sh = scores + <usize>(h - h0) * sb + (<usize>j << 2), kh = kj + <usize>(h / group) * headBytes;
+            if (pairs && (h & 1) == 0 && h + 1 < h1) { // h, h + 1: one KV head (group even)
+              const qh = qt + <usize>h * headBytes;
+              dot4x2Simd(qh, qh + headBytes, kh, rowBytes, headDim, scale, sh, sh + sb);
+              dot4x2Simd(qh, qh + headBytes, kh + (rowBytes << 2), rowBytes, headDim, scale, sh + 16, sh + sb + 16);
+              h++;
+              continue;
+            }
+            dot8Simd(qt + <usize>h * headBytes, kh, rowBytes, headDim, scale, sh);
           }
         }
       }
@@ -166,7 +221,13 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
         for (; j + 4 <= n; j += 4) {
           const kj = k + <usize>j * rowBytes;
           for (let h = h0; h < h1; h++) {
-            dot4Simd(qt + <usize>h * headBytes, kj + <usize>(h / group) * headBytes, rowBytes, headDim, scale, scores + <usize>(h - h0) * sb + (<usize>j << 2));
+            const sh = scores + <usize>(h - h0) * sb + (<usize>j << 2), kh = kj + <usize>(h / group) * headBytes;
+            if (pairs && (h & 1) == 0 && h + 1 < h1) {
+              dot4x2Simd(qt + <usize>h * headBytes, qt + <usize>(h + 1) * headBytes, kh, rowBytes, headDim, scale, sh, sh + sb);
+              h++;
+              continue;
+            }
+            dot4Simd(qt + <usize>h * headBytes, kh, rowBytes, headDim, scale, sh);
           }
         }
       }
@@ -183,13 +244,26 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
         const vj = v + <usize>j * rowBytes;
         if (simd && t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(vj, <usize>min(WARM_ROWS, n - j) * rowBytes);
         for (let h = h0; h < h1; h++) {
-          axpy8(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, rowBytes, scores + <usize>(h - h0) * sb + (<usize>j << 2), headDim, simd);
+          const oh = ot + <usize>h * headBytes, vh = vj + <usize>(h / group) * headBytes, ph = scores + <usize>(h - h0) * sb + (<usize>j << 2);
+          if (pairs && (h & 1) == 0 && h + 1 < h1) { // axpy8's order: rows j..j+3, then j+4..j+7
+            axpy4x2(oh, oh + headBytes, vh, rowBytes, ph, ph + sb, headDim);
+            axpy4x2(oh, oh + headBytes, vh + (rowBytes << 2), rowBytes, ph + 16, ph + sb + 16, headDim);
+            h++;
+            continue;
+          }
+          axpy8(oh, vh, rowBytes, ph, headDim, simd);
         }
       }
       for (; j + 4 <= n; j += 4) {
         const vj = v + <usize>j * rowBytes;
         for (let h = h0; h < h1; h++) {
-          axpy4(ot + <usize>h * headBytes, vj + <usize>(h / group) * headBytes, rowBytes, scores + <usize>(h - h0) * sb + (<usize>j << 2), headDim, simd);
+          const oh = ot + <usize>h * headBytes, vh = vj + <usize>(h / group) * headBytes, ph = scores + <usize>(h - h0) * sb + (<usize>j << 2);
+          if (pairs && (h & 1) == 0 && h + 1 < h1) {
+            axpy4x2(oh, oh + headBytes, vh, rowBytes, ph, ph + sb, headDim);
+            h++;
+            continue;
+          }
+          axpy4(oh, vh, rowBytes, ph, headDim, simd);
         }
       }
       for (; j < n; j++) {
@@ -335,9 +409,18 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
           for (let g = 0; g < group; g++) {
             const o = out + (<usize>(t * qStride + (kh * group + g) * headDim) << 2);
             const p = scratch + <usize>((t - t0) * group + g) * scoreBytes;
+            const pair = simd && (headDim & 3) == 0 && g + 1 < group; // heads g, g + 1 from one load of each value vector
             let j = j0;
-            for (; j + 4 <= end; j += 4) axpy4(o, vrows + <usize>(j - j0) * headBytes, headBytes, p + (<usize>j << 2), headDim, simd);
-            for (; j < end; j++) axpy(o, vrows + <usize>(j - j0) * headBytes, load<f32>(p + (<usize>j << 2)), headDim, simd);
+            for (; j + 4 <= end; j += 4) {
+              const vr = vrows + <usize>(j - j0) * headBytes;
+              if (pair) axpy4x2(o, o + headBytes, vr, headBytes, p + (<usize>j << 2), p + scoreBytes + (<usize>j << 2), headDim);
+              else axpy4(o, vr, headBytes, p + (<usize>j << 2), headDim, simd);
+            }
+            for (; j < end; j++) {
+              axpy(o, vrows + <usize>(j - j0) * headBytes, load<f32>(p + (<usize>j << 2)), headDim, simd);
+              if (pair) axpy(o + headBytes, vrows + <usize>(j - j0) * headBytes, load<f32>(p + scoreBytes + (<usize>j << 2)), headDim, simd);
+            }
+            if (pair) g++;
           }
         }
       }
