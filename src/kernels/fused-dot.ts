@@ -29,10 +29,11 @@ export function engineFusesDots(probe: (a: number, b: number) => number): boolea
 
 /**
  * True when the fused dot-add reads its second operand as unsigned bytes, exactly (vpdpbusd): the packed q4_0
- * mat-vec may then multiply high nibbles in place, 16 q in 0..240, and packed q8_0 dot activations offset to
- * x + 128 in 1..255 (UNSIGNED_DOTS in wasm/assembly/common.ts), values the spec leaves to the engine. Liftoff and TurboFan lower the op through one V8 macro-assembler routine, so
+ * mat-vec may then multiply high nibbles in place, 16 q in 0..240, and packed q8_0 stores its weights as
+ * w + 128 in 0..255 (UNSIGNED_DOTS in wasm/assembly/common.ts), values the spec leaves to the engine. Liftoff and TurboFan lower the op through one V8 macro-assembler routine, so
  * the probe's answer holds for the optimized kernels too; the conformance suite runs that path wherever it is true.
- * Granite's q4_0 expert FFN at batch 1 1.2x, q8_0's at 4-64 tokens 1.22-1.31x (wasm/README.md).
+ * Granite's q4_0 expert FFN at batch 1 1.2x; q8_0's at 4-64 tokens 1.22-1.31x with activations + 128, then
+ * 1.01-1.06x more with the weights + 128 instead (wasm/README.md).
  */
 export function engineDotsUnsigned(probe: (a: number, b: number) => number): boolean {
   return probe(127, 0xff) === FUSED_UNSIGNED;

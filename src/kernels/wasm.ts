@@ -16,7 +16,7 @@ export interface WasmKernelOptions {
   fusedDot?: boolean;
   /**
    * relaxed variant on fused dot-adds: bytes read unsigned (q4_0 high nibbles multiplied where they lie, q8_0
-   * activations offset to x + 128; fused-dot.ts, engineDotsUnsigned); default where the engine's dot-add is exact so.
+   * weights stored as w + 128 when packed; fused-dot.ts, engineDotsUnsigned); default where the engine's dot-add is exact so.
    * True where it is not is refused (the results would be wrong); false keeps the signed paths (the conformance
    * suite runs both).
    */
