@@ -12,7 +12,8 @@
 //   relaxed build, q8_0: per block [xp: 32 u8 = max(qx,0)][xn: 32 u8 = max(-qx,0)], 7-bit operands for relaxed dot
 //   relaxed build, q4_0: unused (qx is the signed operand, the nibbles the 7-bit one)
 //   relaxed build, q4_0x4 (packed weights, dot-q4x4.ts): qx re-laid per group of four blocks, arrangeQ4x4
-//   relaxed build, q8_0x4 (packed weights, dot-q8x4.ts): xp, xn re-laid per group of four blocks, arrangeQ8x4
+//   relaxed build, q8_0x4 (packed weights, dot-q8x4.ts): xp, xn re-laid per group of four blocks, or on UNSIGNED_DOTS
+//   engines qx re-laid so beside -128 x its block sums (nothing in ext before that), arrangeQ8x4
 import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, DT_Q8_0X4, RELAXED, UNSIGNED_DOTS, align64, f32ToF16, f16ToF32, roundF16 } from './common';
 import { arrangeQ4x4 } from './dot-q4x4';
 import { arrangeQ8x4 } from './dot-q8x4';

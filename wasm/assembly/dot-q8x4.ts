@@ -45,8 +45,9 @@ export function repackQ8x4(w: usize, rows: i32, cols: i32): void {
 const ARRANGE: usize = memory.data(256, 16);
 
 /**
- * The q8_0x4 activation operands of one prepared token (its ext area: xp, xn per block, activation.ts) re-laid per
- * group of four blocks as [xp of the group, transposed as the weights (128)][xn likewise (128)].
+ * The q8_0x4 activation operands of one prepared token into its ext area, 256 bytes per group of four blocks:
+ * [xp of the group, transposed as the weights (128)][xn likewise (128)] from the xp, xn per block already there
+ * (activation.ts), or on UNSIGNED_DOTS engines [qx transposed (128)][-128 x the four block sums (16)].
  */
 export function arrangeQ8x4(a: usize, cols: i32): void {
   const groups = (cols / QK) >> 2;
@@ -122,7 +123,7 @@ export function dotQ8x4Scalar(w: usize, ws: usize, a: usize, cols: i32): f32 {
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, wu, p);
 }
 
-/** acc + (p - n) * (wsv * xsv): a (row, token) group's four block sums, scaled, into the lanes of acc (n: zero for UnsignedDots). */
+/** acc + (p - n) * (wsv * xsv): a (row, token) group's four block sums, scaled, into the lanes of acc (n unused for UnsignedDots, whose p starts corrected). */
 @inline function scaleGroup<P>(acc: v128, p: v128, n: v128, wsv: v128, xsv: v128): v128 {
   const s = sizeof<P>() == 8 ? p : i32x4.sub(p, n);
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.mul(wsv, xsv)));

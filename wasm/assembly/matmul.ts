@@ -262,8 +262,9 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
       const tq = t0 + ((t1 - t0) & ~3);
       for (let t = tq; t < t1; t++) ffnMatvecPacked(dtGU, gq, gs, uq, us, hidden, inter, actX + <usize>(t * strideX), h + (<usize>(t * inter) << 2));
       if (tq == t0) continue;
-      // q4_0x4: rows r, r + 1 of a quad are one stream: the gate pair, then the up pair; q8_0x4: gate row with up row
-      const pairQ4 = twoRowsPacked(dtGU) && dtGU == DT_Q4_0X4;
+      // two rows per four-token pass (twoRowsPacked) as sequential streams: q4_0x4 rows r, r + 1 of a quad (the gate
+      // pair, then the up pair); q8_0x4 the gate row with its up row
+      const pairQ4 = twoRowsPacked(dtGU) && dtGU == DT_Q4_0X4, gateWithUp = twoRowsPacked(dtGU) && dtGU == DT_Q8_0X4;
       for (let r = 0; r < inter; r++) {
         const pair = pairQ4 && r + 1 < inter;
         for (let c0 = t0; c0 < tq; c0 += FFN_CHUNK) {
@@ -273,7 +274,7 @@ function ffnPrepared(dtGU: i32, gq: usize, gs: usize, uq: usize, us: usize, dtD:
             rows2TokensPacked(dtGU, gq, gs, r, gq, gs, r + 1, inter, hidden, actX, strideX, c0, c1, FFN_G, FFN_G2, 4);
             rows2TokensPacked(dtGU, uq, us, r, uq, us, r + 1, inter, hidden, actX, strideX, c0, c1, FFN_U, FFN_U2, 4);
             siluMulInto(FFN_G2, FFN_U2, c1 - c0, hr + 4, <usize>inter << 2, true);
-          } else if (twoRowsPacked(dtGU) && !pairQ4) rows2TokensPacked(dtGU, gq, gs, r, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_G, FFN_U, 4);
+          } else if (gateWithUp) rows2TokensPacked(dtGU, gq, gs, r, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_G, FFN_U, 4);
           else {
             rowTokensPacked(dtGU, gq, gs, r, inter, hidden, actX, strideX, c0, c1, FFN_G, 4);
             rowTokensPacked(dtGU, uq, us, r, inter, hidden, actX, strideX, c0, c1, FFN_U, 4);

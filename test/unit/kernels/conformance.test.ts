@@ -1,6 +1,6 @@
 // The one kernel conformance suite, run over every executor: the TypeScript reference and the three WASM
 // builds (scalar, SIMD, relaxed SIMD), the last on each of its integer-dot paths (i16 dots, fused dot-adds, fused
-// dot-adds reading bytes unsigned: q4_0 nibbles in place, q8_0 activations + 128; src/kernels/fused-dot.ts),
+// dot-adds reading bytes unsigned: q4_0 nibbles in place, q8_0 weights + 128; src/kernels/fused-dot.ts),
 // whichever this engine would pick; the unsigned one only where the engine's dot-add reads bytes unsigned. A missing .wasm build fails; only an unsupported
 // runtime skips.
 import { createReferenceKernels } from '../../../src/kernels/reference';
