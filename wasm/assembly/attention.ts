@@ -11,6 +11,7 @@ import { hsumF32 } from './simd-util';
 import { expF32, expF32x4 } from './exp';
 import { dot4RowsQ8Simd } from './dot-q8';
 import { dot4RowsQ4Simd } from './dot-q4';
+import { keys4x2Q8, values4x2Q8 } from './attention-q8';
 
 /** s[0..3] = q . k_j * scale for keys k0, k0 + ks, k0 + 2ks, k0 + 3ks; each dot in dotF32Simd's order. */
 function dot4Simd(q: usize, k0: usize, ks: usize, n: i32, scale: f32, s: usize): void {
@@ -318,7 +319,10 @@ function softmaxScores(scores: usize, n: i32): void {
   for (let j = 0; j < n; j++) store<f32>(scores + (<usize>j << 2), load<f32>(scores + (<usize>j << 2)) * inv);
 }
 
-/** Bytes of the prepared queries: one query head as q8_0 dot input, or a GQA group's heads as f16 dot input. */
+/**
+ * Bytes of the prepared queries: one query head as q8_0 dot input, or a GQA group's heads as f16 dot input (which
+ * also holds the two q8_0 heads of q8KeyScores2: actBytes(DT_F16) >= actBytes(DT_Q8_0) wherever group >= 2).
+ */
 function headActBytes(headDim: i32, group: i32): i32 {
   return max<i32>(actBytes(DT_Q8_0, headDim), group * actBytes(DT_F16, headDim));
 }
@@ -389,7 +393,15 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
         }
         for (let g = 0; g < group; g++) {
           const scores = scratch + <usize>((t - t0) * group + g) * scoreBytes;
-          prepare(dtK, q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2), 1, headDim, act, 0, simd);
+          const qg = q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2);
+          if (simd && dtK == DT_Q8_0 && g + 1 < group) { // heads g, g + 1 from one load of each key vector
+            const qBytes = <usize>actBytes(DT_Q8_0, headDim);
+            prepare(dtK, qg, 2, headDim, act, <i32>qBytes, simd);
+            q8KeyScores2(k, ks, kvStride, col, act, act + qBytes, headDim, pos0 + t + 1, scale, scores, scores + scoreBytes);
+            g++;
+            continue;
+          }
+          prepare(dtK, qg, 1, headDim, act, 0, simd);
           keyScores(dtK, k, ks, kvStride, col, act, headDim, pos0 + t + 1, scale, scores, simd);
         }
       }
@@ -400,6 +412,10 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
       if (simd && kh == 0 && t0 == 0) {
         warmRows(v, <usize>rowBytes(dtV, nCtx * kvStride));
         if (dtV != DT_F16 && dtV != DT_F32) warmRows(vs, <usize>(nCtx * kvStride / QK) << 2);
+      }
+      if (simd && dtV == DT_Q8_0 && t1 - t0 == 1 && (group & 1) == 0) { // one query: each value row read for a head pair
+        q8Values2(v, vs, kvStride, col, out + (<usize>(t0 * qStride + kh * group * headDim) << 2), scratch, scoreBytes, vrows, headDim, group, pos0 + t0 + 1);
+        continue;
       }
       for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
         const j1 = min(j0 + V_BLOCK, pos0 + t1);
@@ -448,6 +464,48 @@ function keyScores(dtK: i32, k: usize, ks: usize, kvStride: i32, col: i32, act: 
     store<f32>(scores + (<usize>j << 2), s * scale);
   }
   softmaxScores(scores, n);
+}
+
+/**
+ * keyScores for two query heads of one KV head over a q8_0 cache, their queries prepared at actA, actB: four keys
+ * a step (keys4x2Q8), the last n % 4 by dotRow; the same values as keyScores for each head.
+ */
+function q8KeyScores2(k: usize, ks: usize, kvStride: i32, col: i32, actA: usize, actB: usize, headDim: i32, n: i32, scale: f32, sA: usize, sB: usize): void {
+  const off = <usize>kvStride, soff = <usize>(kvStride / QK) << 2;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const at = j * kvStride + col;
+    keys4x2Q8(k + <usize>at, ks + (<usize>(at / QK) << 2), off, soff, actA, actB, headDim, scale, sA + (<usize>j << 2), sB + (<usize>j << 2));
+  }
+  for (; j < n; j++) {
+    const at = j * kvStride + col;
+    store<f32>(sA + (<usize>j << 2), dotRow(DT_Q8_0, k + <usize>at, ks + (<usize>(at / QK) << 2), actA, headDim, true) * scale);
+    store<f32>(sB + (<usize>j << 2), dotRow(DT_Q8_0, k + <usize>at, ks + (<usize>(at / QK) << 2), actB, headDim, true) * scale);
+  }
+  softmaxScores(sA, n);
+  softmaxScores(sB, n);
+}
+
+/**
+ * One query token's value sums over a q8_0 cache for the `group` heads of one KV head (group even, their outputs
+ * adjacent at o, zeroed; head g's probabilities at p + g * scoreBytes): two heads per pass, four positions a step
+ * dequantized in registers (values4x2Q8), the last n % 4 through `rows` as the generic loop does (vHead, axpy).
+ */
+function q8Values2(v: usize, vs: usize, kvStride: i32, col: i32, o: usize, p: usize, scoreBytes: usize, rows: usize, headDim: i32, group: i32, n: i32): void {
+  const off = <usize>kvStride, soff = <usize>(kvStride / QK) << 2, headBytes = <usize>headDim << 2;
+  for (let g = 0; g < group; g += 2) {
+    const oA = o + <usize>g * headBytes, pA = p + <usize>g * scoreBytes;
+    let j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const at = j * kvStride + col;
+      values4x2Q8(oA, oA + headBytes, v + <usize>at, vs + (<usize>(at / QK) << 2), off, soff, pA + (<usize>j << 2), pA + scoreBytes + (<usize>j << 2), headDim);
+    }
+    for (; j < n; j++) {
+      vHead(DT_Q8_0, v, vs, j * kvStride + col, headDim, rows);
+      axpy(oA, rows, load<f32>(pA + (<usize>j << 2)), headDim, true);
+      axpy(oA + headBytes, rows, load<f32>(pA + scoreBytes + (<usize>j << 2)), headDim, true);
+    }
+  }
 }
 
 /**

@@ -55,7 +55,7 @@ export function dotQ8Simd(w: usize, ws: usize, a: usize, cols: i32): f32 {
  * Block w . x from the block's weight vectors w0, w1 (see blockQ8). P = FusedDots (relaxed build): the xp and xn dots
  * accumulate in i32 with dot-adds and are subtracted once (each sum < 2^31), same integers as the i16 path's.
  */
-@inline function blockQ8v<P>(w0: v128, w1: v128, x0: v128, x1: v128, x2: v128, x3: v128, ones: v128): v128 {
+@inline export function blockQ8v<P>(w0: v128, w1: v128, x0: v128, x1: v128, x2: v128, x3: v128, ones: v128): v128 {
   if (RELAXED && sizeof<P>() == 4) {
     const z = i32x4.splat(0);
     return i32x4.sub(i32x4.relaxed_dot_i8x16_i7x16_add_s(w1, x1, i32x4.relaxed_dot_i8x16_i7x16_add_s(w0, x0, z)),

@@ -177,6 +177,36 @@ describe('wasm kernels', () => {
     for (const o of outs.slice(1)) o.forEach((a, i) => expect(a).toEqual(outs[0][i]));
   });
 
+  it('attention over a q8_0 / q4_0 KV cache: every SIMD path equals the scalar twin bit for bit (GQA pairs, tails, odd groups)', async () => {
+    // decode and prefill over caches whose position counts leave every remainder of 4; head dims of 2, 3 and 5
+    // blocks (lanes of the per-block sums wrap at 4); a GQA group of 3 leaves one head unpaired
+    const shapes = [{ nHead: 4, nKvHead: 2, headDim: 64 }, { nHead: 4, nKvHead: 2, headDim: 96 }, { nHead: 2, nKvHead: 1, headDim: 160 }, { nHead: 6, nKvHead: 2, headDim: 32 }];
+    const calls: [number, number][] = [[1, 13], [1, 64], [1, 2], [3, 6]]; // [nTok, pos0]
+    const outs: Float32Array[][] = [];
+    for (const [variant, opts] of executors) {
+      const k = await loadNodeKernels(variant, opts);
+      const got: Float32Array[] = [];
+      for (const dtype of ['q8_0', 'q4_0'] as const) {
+        for (const [si, s] of shapes.entries()) {
+          const shape = { ...s, scale: 1 / Math.sqrt(s.headDim) }, kv = s.nKvHead * s.headDim, q = s.nHead * s.headDim, ctx = 70;
+          const cache = (seed: number): Mat => { // ggml's layout, as the KV store writes it (putQuant would pack it as weights)
+            const c = quantize(dtype, rand(ctx * kv, seed)), data = k.heap.alloc(c.qs.length);
+            k.heap.u8(data, c.qs.length).set(c.qs);
+            return { dtype, rows: ctx, cols: kv, data, scales: put(k, Float32Array.from(c.d, f16ToF32)) };
+          };
+          const kc = cache(30 + si), vc = cache(40 + si);
+          for (const [nTok, pos0] of calls) {
+            const x = put(k, rand(nTok * q, 50 + si + pos0)), out = k.heap.alloc(nTok * q * 4);
+            k.attention(x, kc, vc, out, nTok, pos0, shape);
+            got.push(k.heap.f32(out, nTok * q).slice());
+          }
+        }
+      }
+      outs.push(got);
+    }
+    for (const [i, o] of outs.slice(1).entries()) o.forEach((a, j) => expect(a, `executor ${i + 1}, case ${j}`).toEqual(outs[0][j]));
+  });
+
   it('exp (silu, attention softmax): scalar and SIMD forms agree bit for bit and stay within 2 ulp of e^x', async () => {
     const m = await loadNodeKernelModules();
     const { ex, heap } = instantiateKernels(m.simd);
