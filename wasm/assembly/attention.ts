@@ -296,20 +296,25 @@ function warmRows(p: usize, bytes: usize): void {
   v128.store(WARM_SINK, v128.xor(a, b));
 }
 
-/** scores (n) <- softmax(scores): the max subtracted, the sum in f64 (ggml's soft_max). */
+/**
+ * scores (n) <- softmax(scores): the max subtracted, the sum in f64 (as ggml's soft_max), in two f64x2 pairs of
+ * lanes (positions 4i, 4i + 1 and 4i + 2, 4i + 3) added up at the end: one chain of four f64 adds per step was the
+ * loop's critical path (decode attention per layer 1.02-1.04x, dev/ab-attention-kv.mts). Every twin calls this.
+ */
 function softmaxScores(scores: usize, n: i32): void {
   let mx = -Infinity as f32;
   for (let j = 0; j < n; j++) mx = max<f32>(mx, load<f32>(scores + (<usize>j << 2)));
-  let sum: f64 = 0;
+  let lo2 = f64x2.splat(0), hi2 = f64x2.splat(0);
   let j = 0;
   const mv = f32x4.splat(mx);
-  for (; j + 4 <= n; j += 4) { // the exponentials four at a time (expF32x4 = expF32 lane by lane), summed in order
+  for (; j + 4 <= n; j += 4) { // the exponentials four at a time (expF32x4 = expF32 lane by lane)
     const at = scores + (<usize>j << 2);
     const e = expF32x4(f32x4.sub(v128.load(at), mv));
     v128.store(at, e);
-    sum += <f64>f32x4.extract_lane(e, 0); sum += <f64>f32x4.extract_lane(e, 1);
-    sum += <f64>f32x4.extract_lane(e, 2); sum += <f64>f32x4.extract_lane(e, 3);
+    lo2 = f64x2.add(lo2, f64x2.promote_low_f32x4(e));
+    hi2 = f64x2.add(hi2, f64x2.promote_low_f32x4(v128.shuffle<f32>(e, e, 2, 3, 0, 1)));
   }
+  let sum = (f64x2.extract_lane(lo2, 0) + f64x2.extract_lane(lo2, 1)) + (f64x2.extract_lane(hi2, 0) + f64x2.extract_lane(hi2, 1));
   for (; j < n; j++) {
     const e = expF32(load<f32>(scores + (<usize>j << 2)) - mx);
     store<f32>(scores + (<usize>j << 2), e);
