@@ -45,7 +45,7 @@ const doc: LatestDoc = {
   peers: k.peers,
   e2e: e?.records ?? [],
   notes: [
-    'llama.cpp kernel numbers come by difference of two synthetic GGUFs (one vs two experts per token, every token running every expert) through node-llama-cpp, which has no op-level API: they include its mul_mat_id and graph overhead per expert.',
+    'llama.cpp kernel numbers come by difference of two synthetic GGUFs (one vs four experts per token for native llama.cpp, one vs two for wllama; every token running every expert) through node-llama-cpp, which has no op-level API: they include its mul_mat_id and graph overhead per expert.',
     'llama.cpp\'s WASM build is wllama; it needs a Web Worker (and JSPI and memory64), which Node lacks, so it runs single-threaded in headless Chromium (Debian\'s chromium via playwright-core), timed by llama.cpp\'s own counters.',
     ...(e?.notes ?? []),
     'onnxruntime-web runs its wasm backend single-threaded on our FFN as an ONNX graph (MatMul/MatMulNBits/DynamicQuantizeMatMul, Sigmoid, Mul) with one session per weight copy rotated out of cache.',

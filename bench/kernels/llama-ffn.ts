@@ -1,7 +1,9 @@
 // llama.cpp's expert FFN at our shapes, measured through node-llama-cpp (which has no op-level API) by
-// difference: two synthetic GGUFs that differ only in running one or two experts per token (expert_count =
-// expert_used_count = 1 or 2; every token runs every expert, so a batch of B tokens is a batch-B expert FFN),
-// with a near-empty trunk (1 head of 32, vocab 260). (t2 - t1) / layers = one expert FFN, mul_mat_id included.
+// difference: two synthetic GGUFs that differ only in running one or 1 + extra experts per token (expert_count =
+// expert_used_count; every token runs every expert, so a batch of B tokens is a batch-B expert FFN), with a
+// near-empty trunk (1 head of 32, vocab 260). (t_more - t_one) / (layers * extra) = one expert FFN, mul_mat_id
+// included. extra = 3 for the native peer: with one extra expert, a granite-shaped q4_0 expert's share (~0.08 of
+// the one-expert model's ~1.5 ms a layer at 16 tokens) drowned in the rounds' noise (per-round figures 1.4-210 GB/s).
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { f32ToF16, type DType } from '../../src/format/quant';
@@ -83,38 +85,43 @@ export function syntheticMoe(s: FfnShape, quant: 'q8_0' | 'q4_0', layers: number
 /** One expert (gate + up + down) in ggml's layout: what llama.cpp reads per expert and token batch. */
 export const llamaExpertBytes = (s: FfnShape, quant: 'q8_0' | 'q4_0') => 3 * ggmlBytes(quant, s.hidden * s.inter);
 
-/** Writes the one- and two-expert GGUFs; layers chosen so the one-expert model's experts exceed poolBytes. */
-export async function writeSyntheticPair(dir: string, s: FfnShape, quant: 'q8_0' | 'q4_0', poolBytes: number): Promise<{ layers: number; paths: [string, string]; remove(): Promise<void> }> {
+/** Extra experts per token of the second model for the native peer (see the header). */
+export const LLAMA_EXTRA_EXPERTS = 3;
+
+/** Writes the one- and (1 + extra)-expert GGUFs; layers chosen so the one-expert model's experts exceed poolBytes. */
+export async function writeSyntheticPair(dir: string, s: FfnShape, quant: 'q8_0' | 'q4_0', poolBytes: number, extra = 1): Promise<{ layers: number; paths: [string, string]; remove(): Promise<void> }> {
   const layers = Math.min(256, Math.max(4, Math.ceil(poolBytes / llamaExpertBytes(s, quant))));
   await mkdir(dir, { recursive: true });
-  const paths = [1, 2].map((e) => join(dir, `ffn-${s.model}-${quant}-e${e}.gguf`)) as [string, string];
-  for (const [i, p] of paths.entries()) await writeFile(p, syntheticMoe(s, quant, layers, i + 1));
+  const counts = [1, 1 + extra];
+  const paths = counts.map((e) => join(dir, `ffn-${s.model}-${quant}-e${e}.gguf`)) as [string, string];
+  for (const [i, p] of paths.entries()) await writeFile(p, syntheticMoe(s, quant, layers, counts[i]));
   return { layers, paths, remove: async () => { await Promise.all(paths.map((p) => rm(p, { force: true }))); } };
 }
 
 export interface LlamaFfnPair {
   layers: number;
+  extra: number; // experts per layer that `two` runs beyond `one`'s
   one: LlamaSession; // 1 expert per layer
-  two: LlamaSession; // 2 experts per layer
+  two: LlamaSession; // 1 + extra experts per layer
   release(): Promise<void>;
 }
 
 /** Writes and opens the pair (see writeSyntheticPair); release() closes them and deletes the files. */
-export async function prepareLlamaPair(dir: string, s: FfnShape, quant: 'q8_0' | 'q4_0', poolBytes: number): Promise<LlamaFfnPair> {
-  const files = await writeSyntheticPair(dir, s, quant, poolBytes);
+export async function prepareLlamaPair(dir: string, s: FfnShape, quant: 'q8_0' | 'q4_0', poolBytes: number, extra = LLAMA_EXTRA_EXPERTS): Promise<LlamaFfnPair> {
+  const files = await writeSyntheticPair(dir, s, quant, poolBytes, extra);
   const one = await openLlama(files.paths[0], { contextSize: CTX, batchSize: 64 });
   const two = await openLlama(files.paths[1], { contextSize: CTX, batchSize: 64 });
   const release = async () => {
     await one.dispose();
     await two.dispose();
-    await files.remove(); // up to ~200 MB each
+    await files.remove(); // up to ~260 MB each
   };
-  return { layers: files.layers, one, two, release };
+  return { layers: files.layers, extra, one, two, release };
 }
 
 /**
  * Rounds of alternating slices of the two models evaluating `batch` tokens per call (batch 1 = decode);
- * per round: ms per call of each, and GB/s = layers x expert bytes / (t_two - t_one); the caller takes
+ * per round: ms per call of each, and GB/s = layers x extra x expert bytes / (t_two - t_one); the caller takes
  * medians of the two times, since a tiny expert's share can drown in the noise of one round.
  */
 export async function measureLlamaFfn(p: LlamaFfnPair, s: FfnShape, quant: 'q8_0' | 'q4_0', batch: number, opts: { rounds: number; minMs: number; slices: number }, now: Clock): Promise<{ gbps: number[]; msOne: number[]; msTwo: number[] }> {
@@ -139,7 +146,7 @@ export async function measureLlamaFfn(p: LlamaFfnPair, s: FfnShape, quant: 'q8_0
     const [a, b] = tally.map((t) => t.ms / t.n);
     out.msOne.push(a);
     out.msTwo.push(b);
-    out.gbps.push(b > a ? (p.layers * llamaExpertBytes(s, quant)) / (b - a) / 1e6 : NaN); // NaN: below the noise
+    out.gbps.push(b > a ? (p.layers * p.extra * llamaExpertBytes(s, quant)) / (b - a) / 1e6 : NaN); // NaN: below the noise
   }
   return out;
 }

@@ -101,11 +101,11 @@ export async function runKernels(shapes: readonly FfnShape[], opts: KernelOption
           const r = await measureLlamaFfn(pair, s, quant, batch, opts, now);
           // medians of each model's time, then the difference; null when the expert's share is below the noise
           const diffMs = median(r.msTwo) - median(r.msOne);
-          const us = diffMs > 0 ? (diffMs * 1e3) / pair.layers : NaN;
+          const us = diffMs > 0 ? (diffMs * 1e3) / (pair.layers * pair.extra) : NaN;
           const gbps = llamaExpertBytes(s, quant) / us / 1e3;
           const ours = best.get(keyOf(s, quant, batch))!;
           peers.push({ name: 'llama.cpp (node-llama-cpp, native, 1 thread)', quant, shape, batch, gbps: nullable(gbps), us_per_call: nullable(us), ratio_to_stream: null, moe_edge_speedup: nullable(us / ours) });
-          log(`peers ${s.model} llama.cpp ${quant} B=${batch}: ${r3(gbps)} GB/s, ${r3(us)} us (moe-edge ${r3(us / ours)}x), ${pair.layers} layers, ms one/two ${r3(median(r.msOne))}/${r3(median(r.msTwo))}, per-round GB/s ${r.gbps.map(r3).join(' ')}`);
+          log(`peers ${s.model} llama.cpp ${quant} B=${batch}: ${r3(gbps)} GB/s, ${r3(us)} us (moe-edge ${r3(us / ours)}x), ${pair.layers} layers, ms one/${1 + pair.extra} experts ${r3(median(r.msOne))}/${r3(median(r.msTwo))}, per-round GB/s ${r.gbps.map(r3).join(' ')}`);
         }
       } finally {
         await pair.release();
