@@ -164,6 +164,11 @@ function axpy(o: usize, v: usize, p: f32, n: i32, simd: bool): void {
   }
 }
 
+/** Whether heads h, h + 1 go together in attention(): `pairs` (an even GQA group), h even, and h + 1 in the block. */
+@inline function pairAt(pairs: bool, h: i32, h1: i32): bool {
+  return pairs && (h & 1) == 0 && h + 1 < h1;
+}
+
 /** Scratch of the f32 kernel at a context of nCtx positions: the scores of a block of query heads (attentionHeadBlock). */
 export function attentionScratch(nCtx: i32, nHead: i32): i32 {
   return attentionHeadBlock(nCtx, nHead) * (scoreStride(nCtx) << 2);
@@ -207,7 +212,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
           if (t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(kj, <usize>min(WARM_ROWS, n - j) * rowBytes);
           for (let h = h0; h < h1; h++) {
             const sh = scores + <usize>(h - h0) * sb + (<usize>j << 2), kh = kj + <usize>(h / group) * headBytes;
-            if (pairs && (h & 1) == 0 && h + 1 < h1) { // h, h + 1: one KV head (group even)
+            if (pairAt(pairs, h, h1)) { // h, h + 1: one KV head (group even)
               const qh = qt + <usize>h * headBytes;
               dot4x2Simd(qh, qh + headBytes, kh, rowBytes, headDim, scale, sh, sh + sb);
               dot4x2Simd(qh, qh + headBytes, kh + (rowBytes << 2), rowBytes, headDim, scale, sh + 16, sh + sb + 16);
@@ -223,7 +228,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
           const kj = k + <usize>j * rowBytes;
           for (let h = h0; h < h1; h++) {
             const sh = scores + <usize>(h - h0) * sb + (<usize>j << 2), kh = kj + <usize>(h / group) * headBytes;
-            if (pairs && (h & 1) == 0 && h + 1 < h1) {
+            if (pairAt(pairs, h, h1)) {
               dot4x2Simd(qt + <usize>h * headBytes, qt + <usize>(h + 1) * headBytes, kh, rowBytes, headDim, scale, sh, sh + sb);
               h++;
               continue;
@@ -246,7 +251,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
         if (simd && t == 0 && (j & (WARM_ROWS - 1)) == 0) warmRows(vj, <usize>min(WARM_ROWS, n - j) * rowBytes);
         for (let h = h0; h < h1; h++) {
           const oh = ot + <usize>h * headBytes, vh = vj + <usize>(h / group) * headBytes, ph = scores + <usize>(h - h0) * sb + (<usize>j << 2);
-          if (pairs && (h & 1) == 0 && h + 1 < h1) { // axpy8's order: rows j..j+3, then j+4..j+7
+          if (pairAt(pairs, h, h1)) { // axpy8's order: rows j..j+3, then j+4..j+7
             axpy4x2(oh, oh + headBytes, vh, rowBytes, ph, ph + sb, headDim);
             axpy4x2(oh, oh + headBytes, vh + (rowBytes << 2), rowBytes, ph + 16, ph + sb + 16, headDim);
             h++;
@@ -259,7 +264,7 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, p
         const vj = v + <usize>j * rowBytes;
         for (let h = h0; h < h1; h++) {
           const oh = ot + <usize>h * headBytes, vh = vj + <usize>(h / group) * headBytes, ph = scores + <usize>(h - h0) * sb + (<usize>j << 2);
-          if (pairs && (h & 1) == 0 && h + 1 < h1) {
+          if (pairAt(pairs, h, h1)) {
             axpy4x2(oh, oh + headBytes, vh, rowBytes, ph, ph + sb, headDim);
             h++;
             continue;

@@ -394,8 +394,8 @@ export function dotRow4TokQ4x4(wq: usize, ws: usize, r: i32, rows: i32, cols: i3
  * Fused dot-adds (FUSED_DOT): two packed rows, A (wa, sa) and B (wb, sb), both with group stride gstride, against four
  * prepared tokens a + t*stride: ya[t * ystep] and yb[t * ystep]. Each activation pair serves both rows' nibbles: a
  * weight vector of each row and the four tokens take ten loads for sixteen dot-adds (dotRow4TokRelaxed: nine for
- * eight), in eight independent chains. As dotRows2Tok4Q8x4, the rows should be two sequential streams (a gate row and
- * its up row, or rows half a matrix apart). Same values as dotRow4TokQ4x4 per row, bit for bit.
+ * eight), in eight independent chains. The rows should be one sequential stream: rows r, r + 1 of a quad (a gate row
+ * with its up row stalled on the weight loads, wasm/README.md). Same values as dotRow4TokQ4x4 per row, bit for bit.
  */
 export function dotRows2Tok4Q4x4(wa: usize, sa: usize, wb: usize, sb: usize, gstride: usize, cols: i32, a: usize, stride: i32, ya: usize, yb: usize, ystep: usize): void {
   if (!RELAXED) return; // (a constant: the plain SIMD build compiles none of this; matmul calls it only on FUSED_DOT)

@@ -10,7 +10,7 @@ const kv = (process.env.KV ?? 'f32') as KvCacheType;
 const [dir, P = '128', D = '128', R = '10'] = process.argv.slice(2);
 const models = await Promise.all(['OLD', 'NEW'].map((e) => loadTextModel(fsSource(dir), createWasmKernels(new WebAssembly.Module(readFileSync(`${process.env[e]}/kernels-relaxed.wasm`)), 'relaxed'))));
 const prompt = Array.from({ length: +P }, (_, i) => 3 + ((i * 37) % 1000));
-for (const m of models) await engineRound(m, prompt, 8, () => performance.now());
+for (const m of models) await engineRound(m, prompt, 8, () => performance.now(), kv);
 const ratio = { p: [] as number[], d: [] as number[] };
 for (let r = 0; r < +R; r++) {
   const x = await engineRound(models[0], prompt, +D, () => performance.now(), kv);
