@@ -112,6 +112,25 @@ const F16_CONSTS: usize = memory.data<u32>([0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7c
   return v128.or(v, i32x4.shl(v128.and(h, c3), 16));
 }
 
+// The finite f16 widening's constants as vectors (loaded once before a loop, as F16_CONSTS): the magnitude mask and
+// the largest finite magnitude (0x7bff: above it the exponent is all ones) in i16 lanes, and 0x8fffffff in i32 lanes
+const F16X8_CONSTS: usize = memory.data<u32>([0x7fff7fff, 0x7fff7fff, 0x7fff7fff, 0x7fff7fff, 0x7bff7bff, 0x7bff7bff,
+  0x7bff7bff, 0x7bff7bff, 0x8fffffff, 0x8fffffff, 0x8fffffff, 0x8fffffff], 16);
+
+/** Constant k of the finite f16 widening (0: magnitude mask, 1: largest finite magnitude, 2: sign and magnitude bits). */
+@inline export function f16x8Const(k: i32): v128 { return v128.load(F16X8_CONSTS + (<usize>k << 4)); }
+
+/**
+ * Four finite f16 values, sign-extended into the i32 lanes of `e`, to f32x4 with f16x4ToF32x4's bits: shifted left 13
+ * the sign-extension leaves copies of the sign in bits 28..31, the mask (c2 = f16x8Const(2)) keeps bit 31 and the
+ * magnitude, and the product with 2^112 (magic = f16Const(4)) rebiases the exponent, subnormals included. Four
+ * operations where f16x4ToF32x4 takes ten; inf and nan (an all-ones exponent) come out wrong, so callers test their
+ * values first (i16x8.gt_s(h & c0, c1): any lane set) and take f16x4ToF32x4 where one is.
+ */
+@inline export function finiteF16x4ToF32x4(e: v128, c2: v128, magic: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(e, 13), c2), magic);
+}
+
 /** Round-trip through f16 (what ggml's F16 matmul does to its f32 input). */
 @inline export function roundF16(x: f32): f32 {
   return f16ToF32(f32ToF16(x));

@@ -1,22 +1,40 @@
 // O(n) kernels with a single version: embedding row lookup (SIMD where the values cannot differ from the scalar
 // definition: it dequantizes every V row attention reads), RMSNorm, RoPE, softmax, top-k, add-scaled. Their cost is
 // small next to the matmuls, so they have no SIMD twin.
-import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, DT_Q8_0X4, rowBytes, f16Const, f16ToF32, f16x4ToF32x4 } from './common';
+import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0X4, DT_Q8_0X4, rowBytes, f16Const, f16ToF32, f16x4ToF32x4, f16x8Const, finiteF16x4ToF32x4 } from './common';
 import { packedByte, packedScale, rowOffQ4x4, groupStrideQ4x4 } from './dot-q4x4';
 import { packedByteQ8 } from './dot-q8x4';
 import { eightI8, nibbleMask } from './simd-util';
 
-/** dst (f32) = the first n - n % 8 f16 values at src, widened exactly (f16x4ToF32x4); returns that count. */
+/**
+ * dst (f32) = the first n - n % 8 f16 values at src, widened exactly; returns that count. Finite values (all of them,
+ * unless a cache row overflowed f16) take finiteF16x4ToF32x4, checked eight at a time; if any value was inf or nan the
+ * row is widened again with f16x4ToF32x4. Attention's f16 K and V rows: decode attention over an f16 cache 1.2x.
+ */
 function widenF16x8(src: usize, dst: usize, n: i32): i32 {
-  const c0 = f16Const(0), c1 = f16Const(1), c2 = f16Const(2), c3 = f16Const(3), c4 = f16Const(4);
+  const c0 = f16x8Const(0), c1 = f16x8Const(1), c2 = f16x8Const(2), magic = f16Const(4);
+  let special = i16x8.splat(0);
   let i = 0;
   for (; i + 8 <= n; i += 8) {
+    const h8 = v128.load(src + (<usize>i << 1));
+    special = v128.or(special, i16x8.gt_s(v128.and(h8, c0), c1));
+    const o = dst + (<usize>i << 2);
+    v128.store(o, finiteF16x4ToF32x4(i32x4.extend_low_i16x8_s(h8), c2, magic));
+    v128.store(o, finiteF16x4ToF32x4(i32x4.extend_high_i16x8_s(h8), c2, magic), 16);
+  }
+  if (v128.any_true(special)) widenF16x8Special(src, dst, i);
+  return i;
+}
+
+/** widenF16x8 of a row that holds inf or nan: every value through f16x4ToF32x4. */
+function widenF16x8Special(src: usize, dst: usize, n: i32): void {
+  const c0 = f16Const(0), c1 = f16Const(1), c2 = f16Const(2), c3 = f16Const(3), c4 = f16Const(4);
+  for (let i = 0; i < n; i += 8) {
     const h8 = v128.load(src + (<usize>i << 1));
     const o = dst + (<usize>i << 2);
     v128.store(o, f16x4ToF32x4(i32x4.extend_low_i16x8_u(h8), c0, c1, c2, c3, c4));
     v128.store(o, f16x4ToF32x4(i32x4.extend_high_i16x8_u(h8), c0, c1, c2, c3, c4), 16);
   }
-  return i;
 }
 
 /**

@@ -228,6 +228,28 @@ describe('wasm kernels', () => {
     });
   });
 
+  it('f16 rows widen exactly: all 65,536 f16 values, in a row with inf / nan and in one without (getRow, which attention reads f16 K and V through)', async () => {
+    // the definition, bit by bit: subnormals m * 2^-24, inf / nan keep their payload, zero keeps its sign
+    const f32Bits = (h: number) => {
+      const s = (h >> 15) << 31, e = (h >> 10) & 31, m = h & 0x3ff;
+      if (e === 0) return (new Uint32Array(Float32Array.of(m * 2 ** -24).buffer)[0] | s) >>> 0;
+      return (s | (e === 31 ? 0x7f800000 : (e + 112) << 23) | (m << 13)) >>> 0;
+    };
+    const all = Array.from({ length: 65536 }, (_, h) => h);
+    const finite = all.filter((h) => ((h >> 10) & 31) !== 31); // 63,488: a multiple of the kernel's eight lanes
+    for (const [variant, opts] of executors) {
+      const k = await loadNodeKernels(variant, opts);
+      for (const row of [finite, all]) {
+        const data = k.heap.alloc(row.length * 2), out = k.heap.alloc(row.length * 4);
+        new Uint16Array(k.heap.memory.buffer, data, row.length).set(row);
+        k.getRow({ dtype: 'f16', rows: 1, cols: row.length, data, scales: 0 }, 0, out);
+        const got = new Uint32Array(k.heap.memory.buffer, out, row.length);
+        const wrong = row.filter((h, i) => got[i] !== f32Bits(h));
+        expect(wrong.map((h) => h.toString(16)), `${variant} ${row.length} values`).toEqual([]);
+      }
+    }
+  });
+
   it('attention of one query over one position returns that position\'s value', async () => {
     const k = await loadNodeKernels();
     const shape = { nHead: 4, nKvHead: 2, headDim: 8, scale: 1 / Math.sqrt(8) };
