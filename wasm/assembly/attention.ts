@@ -395,12 +395,8 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
     const t1 = min(t0 + tb, nTok);
     for (let kh = 0; kh < nKvHead; kh++) {
       const col = kh * headDim; // first column of this kv head in a cache row
-      for (let t = t0; t < t1; t++) {
-        if (simd && dtK == DT_F16) {
-          f16KeyScores(q + (<usize>(t * qStride + kh * group * headDim) << 2), k, kvStride, col, act, vrows, headDim, group,
-            pos0 + t + 1, scale, scratch + <usize>((t - t0) * group) * scoreBytes, scoreBytes);
-          continue;
-        }
+      if (simd && dtK == DT_F16) f16KeyScores(q, out, k, kvStride, kh, t0, t1, pos0, qStride, vrows, headDim, group, scale, scratch, scoreBytes);
+      else for (let t = t0; t < t1; t++) {
         for (let g = 0; g < group; g++) {
           const scores = scratch + <usize>((t - t0) * group + g) * scoreBytes;
           const qg = q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2);
@@ -519,31 +515,42 @@ function q8Values2(v: usize, vs: usize, kvStride: i32, col: i32, o: usize, p: us
 }
 
 /**
- * keyScores for an f16 K and one query token's GQA group (its `group` heads adjacent at q): the keys widened to f32
- * V_BLOCK rows at a time (at `rows`), once for the group, then dotted four at a time as the f32 kernel does
- * (dot4Simd): the values of dotF16Simd (f16 widening is exact, the products and their order are the same), where
- * one key at a time, widened again for every head of the group, ran 7x slower than an f32 cache. The group's queries
- * are prepared (rounded through f16) side by side at act; head g's scores at scores + g * scoreBytes.
+ * Scores of a token block's queries t0..t1 - 1 for kv head kh over an f16 cache (softmaxed): each V_BLOCK of key rows is
+ * widened exactly once (to `rows`) for every query of the block that sees it, where widening them per query made a
+ * long prompt's prefill widen O(n^2) rows (1,024 tokens: 0.89x llama.cpp's prefill with f16 caches against 1.12x with
+ * f32). The queries, rounded to f16 as ggml's F16 matmul rounds its input, are prepared into their own rows of `out`
+ * (the V pass clears them after), so the block needs no scratch of its own. Each score is dot4Simd's (dotF32Simd's for
+ * the last n % 4 positions), as one query at a time.
  */
-function f16KeyScores(q: usize, k: usize, kvStride: i32, col: i32, act: usize, rows: usize, headDim: i32, group: i32,
-  n: i32, scale: f32, scores: usize, scoreBytes: usize): void {
-  const headBytes = <usize>headDim << 2;
-  const qBytes = <usize>actBytes(DT_F16, headDim);
-  for (let g = 0; g < group; g++) prepare(DT_F16, q + <usize>g * headBytes, 1, headDim, act + <usize>g * qBytes, 0, true);
-  for (let j0 = 0; j0 < n; j0 += V_BLOCK) {
-    const j1 = min(j0 + V_BLOCK, n);
+function f16KeyScores(q: usize, out: usize, k: usize, kvStride: i32, kh: i32, t0: i32, t1: i32, pos0: i32, qStride: i32,
+  rows: usize, headDim: i32, group: i32, scale: f32, scratch: usize, scoreBytes: usize): void {
+  const headBytes = <usize>headDim << 2, col = kh * headDim;
+  for (let t = t0; t < t1; t++) for (let g = 0; g < group; g++) {
+    const at = headAt(t, qStride, kh * group + g, headDim);
+    prepare(DT_F16, q + at, 1, headDim, out + at, 0, true);
+  }
+  for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
+    const j1 = min(j0 + V_BLOCK, pos0 + t1);
     for (let j = j0; j < j1; j++) vHead(DT_F16, k, 0, j * kvStride + col, headDim, rows + <usize>(j - j0) * headBytes);
-    for (let g = 0; g < group; g++) {
-      const qa = act + <usize>g * qBytes, sg = scores + <usize>g * scoreBytes;
-      let j = j0;
-      for (; j + 4 <= j1; j += 4) dot4Simd(qa, rows + <usize>(j - j0) * headBytes, headBytes, headDim, scale, sg + (<usize>j << 2));
-      for (; j < j1; j++) store<f32>(sg + (<usize>j << 2), dotF32Simd(qa, rows + <usize>(j - j0) * headBytes, headDim) * scale);
+    for (let t = max(t0, j0 - pos0); t < t1; t++) { // the queries that see position j0
+      const end = min(j1, pos0 + t + 1);
+      for (let g = 0; g < group; g++) {
+        const qa = out + headAt(t, qStride, kh * group + g, headDim), sg = scratch + <usize>((t - t0) * group + g) * scoreBytes;
+        let j = j0;
+        for (; j + 4 <= end; j += 4) dot4Simd(qa, rows + <usize>(j - j0) * headBytes, headBytes, headDim, scale, sg + (<usize>j << 2));
+        for (; j < end; j++) store<f32>(sg + (<usize>j << 2), dotF32Simd(qa, rows + <usize>(j - j0) * headBytes, headDim) * scale);
+      }
     }
   }
-  for (let g = 0; g < group; g++) softmaxScores(scores + <usize>g * scoreBytes, n);
+  for (let t = t0; t < t1; t++) for (let g = 0; g < group; g++) softmaxScores(scratch + <usize>((t - t0) * group + g) * scoreBytes, pos0 + t + 1);
 }
 
 /** out (headDim) f32 = the cache's elements at..at+headDim-1 (one head of one position), dequantized exactly. */
+/** Byte offset of query head h of token t in a (nTok, nHead * headDim) f32 matrix of qStride columns. */
+@inline function headAt(t: i32, qStride: i32, h: i32, headDim: i32): usize {
+  return <usize>(t * qStride + h * headDim) << 2;
+}
+
 @inline function vHead(dt: i32, v: usize, vs: usize, at: i32, headDim: i32, out: usize): void {
   getRow(dt, v + <usize>rowBytes(dt, at), vs + (<usize>(at / QK) << 2), headDim, 0, out);
 }

@@ -177,7 +177,7 @@ describe('wasm kernels', () => {
     for (const o of outs.slice(1)) o.forEach((a, i) => expect(a).toEqual(outs[0][i]));
   });
 
-  it('attention over a q8_0 / q4_0 KV cache: every SIMD path equals the scalar twin bit for bit (GQA pairs, tails, odd groups)', async () => {
+  it('attention over an f16 / q8_0 / q4_0 KV cache: every SIMD path equals the scalar twin bit for bit (GQA pairs, tails, odd groups), out aliasing q or not', async () => {
     // decode and prefill over caches whose position counts leave every remainder of 4; head dims of 2, 3 and 5
     // blocks (lanes of the per-block sums wrap at 4); a GQA group of 3 leaves one head unpaired
     const shapes = [{ nHead: 4, nKvHead: 2, headDim: 64 }, { nHead: 4, nKvHead: 2, headDim: 96 }, { nHead: 2, nKvHead: 1, headDim: 160 }, { nHead: 6, nKvHead: 2, headDim: 32 }];
@@ -186,10 +186,15 @@ describe('wasm kernels', () => {
     for (const [variant, opts] of executors) {
       const k = await loadNodeKernels(variant, opts);
       const got: Float32Array[] = [];
-      for (const dtype of ['q8_0', 'q4_0'] as const) {
+      for (const dtype of ['f16', 'q8_0', 'q4_0'] as const) {
         for (const [si, s] of shapes.entries()) {
           const shape = { ...s, scale: 1 / Math.sqrt(s.headDim) }, kv = s.nKvHead * s.headDim, q = s.nHead * s.headDim, ctx = 70;
           const cache = (seed: number): Mat => { // ggml's layout, as the KV store writes it (putQuant would pack it as weights)
+            if (dtype === 'f16') {
+              const data = k.heap.alloc(ctx * kv * 2);
+              new Uint16Array(k.heap.memory.buffer, data, ctx * kv).set(Array.from(rand(ctx * kv, seed), (v) => f32ToF16(v)));
+              return { dtype, rows: ctx, cols: kv, data, scales: 0 };
+            }
             const c = quantize(dtype, rand(ctx * kv, seed)), data = k.heap.alloc(c.qs.length);
             k.heap.u8(data, c.qs.length).set(c.qs);
             return { dtype, rows: ctx, cols: kv, data, scales: put(k, Float32Array.from(c.d, f16ToF32)) };
@@ -199,6 +204,8 @@ describe('wasm kernels', () => {
             const x = put(k, rand(nTok * q, 50 + si + pos0)), out = k.heap.alloc(nTok * q * 4);
             k.attention(x, kc, vc, out, nTok, pos0, shape);
             got.push(k.heap.f32(out, nTok * q).slice());
+            k.attention(x, kc, vc, x, nTok, pos0, shape); // out aliasing q: the engine's in-place call
+            expect(k.heap.f32(x, nTok * q).slice(), `${dtype} shape ${si} nTok ${nTok}: in place`).toEqual(got[got.length - 1]);
           }
         }
       }
