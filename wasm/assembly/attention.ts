@@ -536,9 +536,19 @@ function f16KeyScores(q: usize, out: usize, k: usize, kvStride: i32, kh: i32, t0
       const end = min(j1, pos0 + t + 1);
       for (let g = 0; g < group; g++) {
         const qa = out + headAt(t, qStride, kh * group + g, headDim), sg = scratch + <usize>((t - t0) * group + g) * scoreBytes;
+        const pair = (headDim & 3) == 0 && g + 1 < group; // heads g, g + 1 from one load of each key vector
         let j = j0;
-        for (; j + 4 <= end; j += 4) dot4Simd(qa, rows + <usize>(j - j0) * headBytes, headBytes, headDim, scale, sg + (<usize>j << 2));
-        for (; j < end; j++) store<f32>(sg + (<usize>j << 2), dotF32Simd(qa, rows + <usize>(j - j0) * headBytes, headDim) * scale);
+        for (; j + 4 <= end; j += 4) {
+          const kr = rows + <usize>(j - j0) * headBytes, s = sg + (<usize>j << 2);
+          if (pair) dot4x2Simd(qa, qa + headBytes, kr, headBytes, headDim, scale, s, s + scoreBytes);
+          else dot4Simd(qa, kr, headBytes, headDim, scale, s);
+        }
+        for (; j < end; j++) {
+          const kr = rows + <usize>(j - j0) * headBytes;
+          store<f32>(sg + (<usize>j << 2), dotF32Simd(qa, kr, headDim) * scale);
+          if (pair) store<f32>(sg + scoreBytes + (<usize>j << 2), dotF32Simd(qa + headBytes, kr, headDim) * scale);
+        }
+        if (pair) g++;
       }
     }
   }
