@@ -6,7 +6,7 @@
 import { QK, DT_F32, DT_F16, DT_Q8_0, DT_Q4_0, align64, rowBytes } from './common';
 import { actBytes, prepare } from './activation';
 import { dotF32Simd, dotF32Scalar, dotRow } from './dot';
-import { getRow } from './elementwise';
+import { getRow, widenRowsF16 } from './elementwise';
 import { hsumF32 } from './simd-util';
 import { expF32, expF32x4 } from './exp';
 import { dot4RowsQ8Simd } from './dot-q8';
@@ -425,7 +425,7 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
       }
       for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
         const j1 = min(j0 + V_BLOCK, pos0 + t1);
-        for (let j = j0; j < j1; j++) vHead(dtV, v, vs, j * kvStride + col, headDim, vrows + <usize>(j - j0) * headBytes);
+        vRows(dtV, v, vs, j0, j1, kvStride, col, headDim, vrows);
         for (let t = max(t0, j0 - pos0); t < t1; t++) { // the queries that see position j0
           const end = min(j1, pos0 + t + 1);
           for (let g = 0; g < group; g++) {
@@ -531,7 +531,7 @@ function f16KeyScores(q: usize, out: usize, k: usize, kvStride: i32, kh: i32, t0
   }
   for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
     const j1 = min(j0 + V_BLOCK, pos0 + t1);
-    for (let j = j0; j < j1; j++) vHead(DT_F16, k, 0, j * kvStride + col, headDim, rows + <usize>(j - j0) * headBytes);
+    vRows(DT_F16, k, 0, j0, j1, kvStride, col, headDim, rows);
     for (let t = max(t0, j0 - pos0); t < t1; t++) { // the queries that see position j0
       const end = min(j1, pos0 + t + 1);
       for (let g = 0; g < group; g++) {
@@ -559,6 +559,12 @@ function f16KeyScores(q: usize, out: usize, k: usize, kvStride: i32, kh: i32, t0
 /** Byte offset of query head h of token t in a (nTok, nHead * headDim) f32 matrix of qStride columns. */
 @inline function headAt(t: i32, qStride: i32, h: i32, headDim: i32): usize {
   return <usize>(t * qStride + h * headDim) << 2;
+}
+
+/** Positions j0..j1 - 1 of the KV head at column col, dequantized (vHead) into rows of headDim f32 at out. */
+@inline function vRows(dt: i32, v: usize, vs: usize, j0: i32, j1: i32, kvStride: i32, col: i32, headDim: i32, out: usize): void {
+  if (dt == DT_F16) widenRowsF16(v + (<usize>(j0 * kvStride + col) << 1), <usize>kvStride << 1, out, j1 - j0, headDim);
+  else for (let j = j0; j < j1; j++) vHead(dt, v, vs, j * kvStride + col, headDim, out + (<usize>((j - j0) * headDim) << 2));
 }
 
 @inline function vHead(dt: i32, v: usize, vs: usize, at: i32, headDim: i32, out: usize): void {
