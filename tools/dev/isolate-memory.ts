@@ -71,6 +71,10 @@ export function gaugeOf(text: string, name: string, model: string): number {
   return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+// Longest wait for one inspector answer but a heap snapshot's (heapSnapshot takes its own): the others come in
+// milliseconds; within the process tests' 60 s timeout, so a lost answer fails with its method's name.
+const CALL_TIMEOUT_MS = 30_000;
+
 export class IsolateMemory {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -134,10 +138,19 @@ export class IsolateMemory {
     }
   }
 
-  private call<T>(method: string, params: object = {}): Promise<T> {
+  /**
+   * One inspector command. An answer that never comes (seen once in CI: a heap snapshot over workerd's direct session,
+   * the test then hung until vitest's timeout said nothing of why) rejects after CALL_TIMEOUT_MS with the method's name.
+   */
+  private call<T>(method: string, params: object = {}, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`inspector ${method}: no answer in ${timeoutMs / 1000} s (the session may have been taken over: wrangler's proxy and a direct socket share one)`));
+      }, timeoutMs);
+      const settle = <V>(f: (v: V) => void) => (v: V) => { clearTimeout(timer); f(v); };
+      this.pending.set(id, { resolve: settle(resolve as (v: unknown) => void), reject: settle(reject) });
       this.socket.send(JSON.stringify({ id, method, params }));
     });
   }
@@ -167,13 +180,14 @@ export class IsolateMemory {
 
   /**
    * A heap snapshot (HeapProfiler.takeHeapSnapshot: V8 collects garbage first, so it holds live objects only), as
-   * the .heapsnapshot JSON text DevTools reads. heap-summary.ts summarizes it.
+   * the .heapsnapshot JSON text DevTools reads. heap-summary.ts summarizes it. timeoutMs: how long its answer may take
+   * (10 min unless told: the time grows with the heap).
    */
-  async heapSnapshot(): Promise<string> {
+  async heapSnapshot(timeoutMs = 600_000): Promise<string> {
     if (this.snapshotChunks) throw new Error('a heap snapshot is already being taken');
     this.snapshotChunks = [];
     try {
-      await this.call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      await this.call('HeapProfiler.takeHeapSnapshot', { reportProgress: false }, timeoutMs);
       return this.snapshotChunks.join('');
     } finally {
       this.snapshotChunks = null;

@@ -52,7 +52,7 @@ describe('isolate memory sampler', () => {
     const mem = await IsolateMemory.connect(probe, { direct: true });
     try {
       const before = await mem.sample();
-      const summary = summarizeSnapshot(await mem.heapSnapshot());
+      const summary = summarizeSnapshot(await mem.heapSnapshot(30_000)); // ~1.5 s here: a lost answer fails by name
       const after = await mem.sample();
       // the snapshot collects garbage first, so the heap in use cannot have grown across it
       expect(after.jsUsedBytes).toBeLessThanOrEqual(before.jsUsedBytes);
