@@ -555,7 +555,6 @@ function f16KeyScores(q: usize, out: usize, k: usize, kvStride: i32, kh: i32, t0
   for (let t = t0; t < t1; t++) for (let g = 0; g < group; g++) softmaxScores(scratch + <usize>((t - t0) * group + g) * scoreBytes, pos0 + t + 1);
 }
 
-/** out (headDim) f32 = the cache's elements at..at+headDim-1 (one head of one position), dequantized exactly. */
 /** Byte offset of query head h of token t in a (nTok, nHead * headDim) f32 matrix of qStride columns. */
 @inline function headAt(t: i32, qStride: i32, h: i32, headDim: i32): usize {
   return <usize>(t * qStride + h * headDim) << 2;
@@ -567,6 +566,7 @@ function f16KeyScores(q: usize, out: usize, k: usize, kvStride: i32, kh: i32, t0
   else for (let j = j0; j < j1; j++) vHead(dt, v, vs, j * kvStride + col, headDim, out + (<usize>((j - j0) * headDim) << 2));
 }
 
+/** out (headDim) f32 = the cache's elements at..at+headDim-1 (one head of one position), dequantized exactly. */
 @inline function vHead(dt: i32, v: usize, vs: usize, at: i32, headDim: i32, out: usize): void {
   getRow(dt, v + <usize>rowBytes(dt, at), vs + (<usize>(at / QK) << 2), headDim, 0, out);
 }

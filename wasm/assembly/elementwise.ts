@@ -58,11 +58,7 @@ export function getRow(dt: i32, data: usize, scales: usize, cols: i32, row: i32,
   if (dt == DT_Q4_0X4 || dt == DT_Q8_0X4) unreachable(); // a packed row is its matrix's: getRowQ4x4, getRowQ8x4
   const w = data + <usize>row * <usize>rowBytes(dt, cols);
   if (dt == DT_F32) { memory.copy(out, w, <usize>cols << 2); return; }
-  if (dt == DT_F16) {
-    const i = widenF16x8(w, out, cols);
-    for (let j = i; j < cols; j++) store<f32>(out + (<usize>j << 2), f16ToF32(load<u16>(w + (<usize>j << 1))));
-    return;
-  }
+  if (dt == DT_F16) { widenRowsF16(w, 0, out, 1, cols); return; }
   const nb = cols / QK;
   const s = scales + (<usize>(row * nb) << 2);
   for (let b = 0; b < nb; b++) {
