@@ -128,8 +128,9 @@ function positiveInt(name: keyof typeof DEFAULT_LIMITS, value: string | undefine
   return n;
 }
 /**
- * REMOTE_PREFILL_MIN_TOKENS when unset: the prompt length from which a backend prefill plus the KV stream beats
- * prefilling in the isolate (bench/results/prefill.md measures the crossover; wrangler.toml ships the same value).
+ * REMOTE_PREFILL_MIN_TOKENS when unset: a conservative prompt length from which a backend prefill plus the KV stream
+ * beats prefilling in the isolate (an earlier bench:prefill crossover on the CPU stand-in; a real GPU crosses over far
+ * sooner: docs/remote-prefill.md says where each figure came from; wrangler.toml ships the same value).
  */
 export const DEFAULT_REMOTE_PREFILL_MIN_TOKENS = 256;
 /** SPECULATIVE_MAX_TOKENS when unset (wrangler.toml ships the same): see bench/results/split.md's speculative rows. */
