@@ -308,9 +308,18 @@ function warmRows(p: usize, bytes: usize): void {
  */
 function softmaxScores(scores: usize, n: i32): void {
   let mx = -Infinity as f32;
-  for (let j = 0; j < n; j++) mx = max<f32>(mx, load<f32>(scores + (<usize>j << 2)));
-  let lo2 = f64x2.splat(0), hi2 = f64x2.splat(0);
   let j = 0;
+  // the max in four lanes of pmax (one maxps; f32.max's NaN checks cost ~8 instructions an element). pmax may drop a
+  // NaN where max keeps it, and max(-0, +0) may differ in sign: the output is the same (a NaN score makes every
+  // output NaN through the sum either way; s - (+-0) is s, and exp(+-0) is 1)
+  if (n >= 8) {
+    let m4 = v128.load(scores);
+    for (j = 4; j + 4 <= n; j += 4) m4 = f32x4.pmax(m4, v128.load(scores + (<usize>j << 2)));
+    mx = max<f32>(max<f32>(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max<f32>(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+  }
+  for (; j < n; j++) mx = max<f32>(mx, load<f32>(scores + (<usize>j << 2)));
+  let lo2 = f64x2.splat(0), hi2 = f64x2.splat(0);
+  j = 0;
   const mv = f32x4.splat(mx);
   for (; j + 4 <= n; j += 4) { // the exponentials four at a time (expF32x4 = expF32 lane by lane)
     const at = scores + (<usize>j << 2);
@@ -326,7 +335,9 @@ function softmaxScores(scores: usize, n: i32): void {
     sum += <f64>e;
   }
   const inv = <f32>(1.0 / sum);
-  for (let j = 0; j < n; j++) store<f32>(scores + (<usize>j << 2), load<f32>(scores + (<usize>j << 2)) * inv);
+  const iv = f32x4.splat(inv);
+  for (j = 0; j + 4 <= n; j += 4) v128.store(scores + (<usize>j << 2), f32x4.mul(v128.load(scores + (<usize>j << 2)), iv));
+  for (; j < n; j++) store<f32>(scores + (<usize>j << 2), load<f32>(scores + (<usize>j << 2)) * inv);
 }
 
 /**
