@@ -410,7 +410,7 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
       else for (let t = t0; t < t1; t++) {
         for (let g = 0; g < group; g++) {
           const scores = scratch + <usize>((t - t0) * group + g) * scoreBytes;
-          const qg = q + (<usize>(t * qStride + (kh * group + g) * headDim) << 2);
+          const qg = q + headAt(t, qStride, kh * group + g, headDim);
           if (simd && dtK == DT_Q8_0 && g + 1 < group) { // heads g, g + 1 from one load of each key vector
             const qBytes = <usize>actBytes(DT_Q8_0, headDim);
             prepare(dtK, qg, 2, headDim, act, <i32>qBytes, simd);
@@ -424,14 +424,14 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
       }
       for (let t = t0; t < t1; t++) {
         // after the block's q rows of this kv head were prepared: out may alias q (the group's heads are adjacent)
-        memory.fill(out + (<usize>(t * qStride + kh * group * headDim) << 2), 0, <usize>group * headBytes);
+        memory.fill(out + headAt(t, qStride, kh * group, headDim), 0, <usize>group * headBytes);
       }
       if (simd && kh == 0 && t0 == 0) {
         warmRows(v, <usize>rowBytes(dtV, nCtx * kvStride));
         if (dtV != DT_F16 && dtV != DT_F32) warmRows(vs, <usize>(nCtx * kvStride / QK) << 2);
       }
       if (simd && dtV == DT_Q8_0 && t1 - t0 == 1 && (group & 1) == 0) { // one query: each value row read for a head pair
-        q8Values2(v, vs, kvStride, col, out + (<usize>(t0 * qStride + kh * group * headDim) << 2), scratch, scoreBytes, vrows, headDim, group, pos0 + t0 + 1);
+        q8Values2(v, vs, kvStride, col, out + headAt(t0, qStride, kh * group, headDim), scratch, scoreBytes, vrows, headDim, group, pos0 + t0 + 1);
         continue;
       }
       for (let j0 = 0; j0 < pos0 + t1; j0 += V_BLOCK) {
@@ -440,7 +440,7 @@ export function attentionKv(q: usize, dtK: i32, k: usize, ks: usize, dtV: i32, v
         for (let t = max(t0, j0 - pos0); t < t1; t++) { // the queries that see position j0
           const end = min(j1, pos0 + t + 1);
           for (let g = 0; g < group; g++) {
-            const o = out + (<usize>(t * qStride + (kh * group + g) * headDim) << 2);
+            const o = out + headAt(t, qStride, kh * group + g, headDim);
             const p = scratch + <usize>((t - t0) * group + g) * scoreBytes;
             const pair = simd && (headDim & 3) == 0 && g + 1 < group; // heads g, g + 1 from one load of each value vector
             let j = j0;
